@@ -1,0 +1,3 @@
+from docsort.cli import main
+
+main()

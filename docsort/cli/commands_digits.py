@@ -1,0 +1,1 @@
+"""``docsort train digits`` and ``docsort evaluate digits``."""

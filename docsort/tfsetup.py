@@ -1,0 +1,34 @@
+"""Lazy TensorFlow import with bounded threads.
+
+TensorFlow takes seconds to import, so only commands that need a model import it. Each worker
+process limits TensorFlow's thread pools so workers x threads stays within the machine's cores.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+
+@functools.lru_cache(maxsize=1)
+def tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+
+    threads = int(os.environ.get("DOCSORT_TF_THREADS", "0"))
+    if threads > 0:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:
+            pass  # already initialised in this process
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def keras():
+    tensorflow()
+    import keras
+
+    return keras
