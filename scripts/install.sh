@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install docsort and what it needs on a fresh Debian/Ubuntu machine:
+# Tesseract and fonts from apt, then a virtual environment in .venv with the package and its test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv python3-pip
+  tesseract-ocr tesseract-ocr-eng
+  fonts-dejavu fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
+)
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing with apt-get: ${missing[*]}" >&2
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "docsort installed in .venv ($(.venv/bin/docsort --version); $(tesseract --version 2>&1 | head -n1))" >&2
