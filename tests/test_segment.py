@@ -1,0 +1,37 @@
+"""The Tesseract wrapper on real printed scans."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from docsort import segment
+from docsort.errors import InputError
+
+
+def test_version_and_languages():
+    assert segment.check_tesseract().startswith(("4.", "5."))
+
+
+def test_words_of_a_real_scan_come_with_boxes_and_lines(tesseract_pages):
+    page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
+    found = segment.words(page)
+    text = " ".join(w.text for w in found)
+    assert "quick brown dog" in text
+    h, w = page.shape
+    for word in found:
+        x, y, bw, bh = word.bbox
+        assert 0 <= x < w and 0 <= y < h and bw > 0 and bh > 0
+    first_line = {wd.text for wd in found if wd.line_key == found[0].line_key}
+    assert {"This", "is"} <= first_line
+
+
+def test_blank_page_has_no_words():
+    assert segment.words(np.full((300, 400), 255, np.uint8)) == []
+
+
+def test_a_page_that_takes_too_long_is_an_input_error(tesseract_pages):
+    page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
+    with pytest.raises(InputError, match="longer than"):
+        segment.words(page, timeout=0.01)
