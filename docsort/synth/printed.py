@@ -1,0 +1,331 @@
+"""Printed text the project renders itself: fonts from the system, random address-like text.
+
+Mail carries printed words in every typeface: labels, franking, letterheads, window envelopes.
+The writing-type classifier and the pipeline's samples need many of them, so text is rendered
+with the installed font packages (fonts-dejavu, fonts-liberation, fonts-freefont-ttf,
+fonts-noto-core, fonts-urw-base35) and split by font family, so a model is measured on
+typefaces it never saw in training.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
+# Characters every usable font must draw: German/French letters, digits and address punctuation.
+_REQUIRED_GLYPHS = "AaZzÄäÖöÜüßéèçà0123456789-,./"
+_HELD_OUT_FRACTION = 0.3
+
+
+@dataclass(frozen=True)
+class Font:
+    path: str
+    family: str
+    style: str
+
+
+def _glyph_signature(font, ch: str) -> bytes:
+    mask = font.getmask(ch)
+    return bytes(mask.size) + bytes(mask)
+
+
+def _draws_latin(path: Path) -> Optional[Font]:
+    """The font, when it draws every required Latin glyph (not its missing-glyph box)."""
+    from PIL import ImageFont
+
+    try:
+        font = ImageFont.truetype(str(path), 32)
+        family, style = font.getname()
+    except OSError:
+        return None
+    missing = {_glyph_signature(font, ch) for ch in ("\ue000", "\U0010fffd")}
+    for ch in _REQUIRED_GLYPHS:
+        sig = _glyph_signature(font, ch)
+        if sig in missing or font.getmask(ch).getbbox() is None:
+            return None
+    # Symbol and music fonts map Latin code points to pictures: require distinct letter shapes.
+    if _glyph_signature(font, "a") == _glyph_signature(font, "b"):
+        return None
+    return Font(path=str(path), family=family or path.stem, style=style or "Regular")
+
+
+_NON_TEXT_FAMILIES = ("math", "symbol", "music", "dingbat", "d050000l")
+
+
+@functools.lru_cache(maxsize=None)
+def _scan_fonts(dirs: tuple[Path, ...]) -> tuple[Font, ...]:
+    fonts = []
+    for root in dirs:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if path.suffix.lower() not in (".ttf", ".otf"):
+                continue
+            font = _draws_latin(path)
+            if font and not any(word in font.family.lower() for word in _NON_TEXT_FAMILIES):
+                fonts.append(font)
+    return tuple(fonts)
+
+
+def available_fonts(dirs: Sequence[Path] = FONT_DIRS) -> list[Font]:
+    """Installed TrueType/OpenType fonts that draw German, French and English text."""
+    return list(_scan_fonts(tuple(Path(d) for d in dirs)))
+
+
+def font_category(family: str) -> str:
+    """Rough typeface class, so both sides of the split get sans, serif and mono faces."""
+    name = family.lower()
+    if any(k in name for k in ("z003", "chancery", "script")):
+        return "script"
+    if "mono" in name:
+        return "mono"
+    if any(k in name for k in ("serif", "roman", "c059", "p052", "bookman")) and "sans" not in name:
+        return "serif"
+    return "sans"
+
+
+@dataclass(frozen=True)
+class FontSplit:
+    train: tuple[Font, ...]
+    held_out: tuple[Font, ...]
+    seed: int
+
+    def families(self) -> dict:
+        return {
+            "train": sorted({f.family for f in self.train}),
+            "held_out": sorted({f.family for f in self.held_out}),
+            "seed": self.seed,
+        }
+
+
+def font_split(seed: int = 0, fonts: Optional[Sequence[Font]] = None) -> FontSplit:
+    """Split fonts by family (all styles of a family on one side), stratified by typeface class.
+
+    About 30 % of the families of each class are held out; a class with a single family (the
+    calligraphic Z003) stays in training, since holding it out would leave its class unseen.
+    """
+    fonts = list(fonts) if fonts is not None else available_fonts()
+    rng = np.random.default_rng(seed)
+    by_category: dict[str, list[str]] = {}
+    for family in sorted({f.family for f in fonts}):
+        by_category.setdefault(font_category(family), []).append(family)
+    held_out: set[str] = set()
+    for category in sorted(by_category):
+        families = by_category[category]
+        order = rng.permutation(len(families))
+        n_held = int(round(len(families) * _HELD_OUT_FRACTION)) if len(families) > 1 else 0
+        held_out.update(families[i] for i in order[:max(1, n_held) if len(families) > 2 else n_held])
+    return FontSplit(
+        train=tuple(f for f in fonts if f.family not in held_out),
+        held_out=tuple(f for f in fonts if f.family in held_out),
+        seed=seed,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _load_font(path: str, size_px: int):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(path, size_px)
+
+
+def render_text(
+    text: str,
+    font_path: str,
+    size_px: int,
+    rng: Optional[np.random.Generator] = None,
+    *,
+    ink: int = 0,
+    paper: int = 255,
+    embolden: int = 0,
+    condense: float = 1.0,
+    shear: float = 0.0,
+    margin: Optional[float] = None,
+) -> np.ndarray:
+    """Render one line of text as a uint8 grey image, dark ink on light paper.
+
+    ``size_px`` is the font size in pixels (about the height of an 'H' plus ascender room);
+    ``embolden`` thickens strokes by that many pixels (fake bold), ``condense`` squeezes or
+    widens the line horizontally, ``shear`` slants it (fake oblique). The margin around the
+    text is ``margin`` times the size, random in [0.05, 0.4] when None and ``rng`` is given.
+    """
+    from PIL import Image, ImageDraw
+
+    font = _load_font(font_path, int(max(4, size_px)))
+    left, top, right, bottom = font.getbbox(text, stroke_width=embolden)
+    if margin is None:
+        margin = float(rng.uniform(0.05, 0.4)) if rng is not None else 0.2
+    pad = int(round(margin * size_px)) + 1 + embolden
+    w = max(1, right - left) + 2 * pad
+    h = max(1, bottom - top) + 2 * pad
+    canvas = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(canvas).text((pad - left, pad - top), text, font=font, fill=255,
+                                stroke_width=embolden, stroke_fill=255)
+    coverage = np.asarray(canvas, dtype=np.float32) / 255.0
+    if abs(condense - 1.0) > 1e-3 or abs(shear) > 1e-3:
+        import cv2
+
+        nw = max(1, int(round(w * condense)))
+        extra = int(np.ceil(abs(shear) * h))
+        m = np.float32([[condense, -shear, shear * h if shear > 0 else 0.0], [0, 1, 0]])
+        coverage = cv2.warpAffine(coverage, m, (nw + extra, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    image = paper - coverage * (float(paper) - float(ink))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+# --- Random text like the text on mail -------------------------------------------------------
+
+GERMAN_STREETS = (
+    "Hauptstraße", "Bahnhofstraße", "Schulstraße", "Gartenstraße", "Dorfstraße", "Lindenallee",
+    "Am Marktplatz", "Kirchweg", "Bergstraße", "Goethestraße", "Schillerplatz", "Mühlenweg",
+    "Friedrich-Ebert-Str.", "Rosenweg", "Waldstraße", "Ringstraße", "Birkenweg", "Kastanienallee",
+    "Am Sportplatz", "Industriestraße", "Königsallee", "Uhlandstr.", "Wilhelmstraße", "Feldweg",
+    "Brückenstraße", "Am Rathaus", "Hafenstraße", "Tannenweg", "Jägerstraße", "Schloßallee",
+)
+ENGLISH_STREETS = (
+    "High Street", "Station Road", "Church Lane", "Main Street", "Park Avenue", "Victoria Road",
+    "Green Lane", "Manor Road", "Kings Road", "Queen Street", "Mill Lane", "Oak Drive",
+    "Elm Street", "Maple Avenue", "Broadway", "Sunset Blvd", "Baker Street", "London Road",
+    "Chestnut Close", "Riverside Walk", "Market Square", "Orchard Way",
+)
+FRENCH_STREETS = (
+    "Rue de la Paix", "Avenue des Champs-Élysées", "Boulevard Voltaire", "Rue Victor Hugo",
+    "Place de la République", "Rue du Moulin", "Chemin des Vignes", "Rue de l'Église",
+    "Allée des Tilleuls", "Quai de la Loire", "Rue Jean Jaurès", "Impasse des Lilas",
+    "Route de Lyon", "Rue Pasteur", "Cours Mirabeau", "Rue Gambetta",
+)
+GERMAN_CITIES = (
+    "Berlin", "Hamburg", "München", "Köln", "Frankfurt am Main", "Stuttgart", "Düsseldorf",
+    "Leipzig", "Dortmund", "Essen", "Bremen", "Dresden", "Hannover", "Nürnberg", "Kaiserslautern",
+    "Saarbrücken", "Würzburg", "Göttingen", "Lübeck", "Regensburg", "Oberhausen", "Gießen",
+    "Bad Homburg", "Neustadt a. d. Weinstraße", "Freiburg im Breisgau", "Mönchengladbach",
+)
+ENGLISH_CITIES = (
+    "London", "Manchester", "Birmingham", "Leeds", "Glasgow", "Edinburgh", "Bristol", "Cardiff",
+    "Oxford", "Cambridge", "Springfield", "Boston", "Chicago", "New York", "Seattle", "Portland",
+)
+FRENCH_CITIES = (
+    "Paris", "Lyon", "Marseille", "Toulouse", "Nice", "Nantes", "Strasbourg", "Montpellier",
+    "Bordeaux", "Lille", "Rennes", "Reims", "Saint-Étienne", "Le Havre", "Grenoble", "Besançon",
+)
+NAMES = (
+    "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann",
+    "Schäfer", "Koch", "Bauer", "Richter", "Klein", "Wolf", "Schröder", "Neumann", "Smith",
+    "Johnson", "Williams", "Brown", "Taylor", "Martin", "Bernard", "Dubois", "Thomas", "Robert",
+    "Petit", "Durand", "Lefèvre", "Anna", "Peter", "Claire", "James", "Sophie", "Jürgen", "Élise",
+)
+MAIL_WORDS = (
+    "Herrn", "Frau", "Firma", "z. Hd.", "GmbH", "AG", "KG", "e.V.", "Postfach", "Absender",
+    "Deutsche Post", "Entgelt bezahlt", "Einschreiben", "Rückschein", "Büchersendung", "Infopost",
+    "Mr", "Mrs", "Ms", "Dr.", "Attn:", "Ltd", "Inc.", "PO Box", "Priority", "Airmail", "Par avion",
+    "Madame", "Monsieur", "SARL", "Cedex", "BP", "Tel.", "Fax", "E-Mail", "Germany", "Deutschland",
+    "France", "United Kingdom", "Rechnung", "Kundennummer", "Datum", "Betreff", "Seite", "Invoice",
+)
+
+
+def random_postal_code(rng: np.random.Generator) -> str:
+    """A postal code as printed on mail: German, French, US or UK style."""
+    kind = rng.integers(0, 6)
+    if kind == 0:
+        return f"D-{rng.integers(1000, 99999):05d}"
+    if kind == 1:
+        return f"F-{rng.integers(1000, 99999):05d}"
+    if kind == 2:
+        return f"{rng.integers(10000, 99999)}-{rng.integers(0, 9999):04d}"
+    if kind == 3:
+        letters = "ABCDEFGHJKLMNPRSTUWYZ"
+        a = "".join(rng.choice(list(letters), 2))
+        b = "".join(rng.choice(list(letters), 2))
+        return f"{a}{rng.integers(1, 20)} {rng.integers(1, 9)}{b}"
+    return f"{rng.integers(1000, 99999):05d}"
+
+
+def random_number(rng: np.random.Generator) -> str:
+    """Numbers found on mail: house numbers, amounts, dates, reference and phone numbers."""
+    kind = rng.integers(0, 8)
+    if kind == 0:
+        return str(rng.integers(1, 200)) + ("" if rng.random() < 0.7 else str(rng.choice(list("abc"))))
+    if kind == 1:
+        return f"{rng.integers(0, 9999)},{rng.integers(0, 99):02d} €"
+    if kind == 2:
+        return f"{rng.integers(1, 29):02d}.{rng.integers(1, 13):02d}.{rng.integers(1990, 2030)}"
+    if kind == 3:
+        return f"+49 {rng.integers(30, 999)} {rng.integers(100000, 9999999)}"
+    if kind == 4:
+        return f"0{rng.integers(30, 9999)}/{rng.integers(1000, 999999)}"
+    if kind == 5:
+        return f"Postfach {rng.integers(1, 99)} {rng.integers(0, 99):02d}"
+    if kind == 6:
+        return f"Nr. {rng.integers(1000, 9999999)}"
+    return str(rng.integers(0, 10 ** int(rng.integers(1, 10))))
+
+
+def random_street_line(rng: np.random.Generator) -> str:
+    lang = rng.integers(0, 3)
+    if lang == 0:
+        return f"{rng.choice(GERMAN_STREETS)} {rng.integers(1, 200)}"
+    if lang == 1:
+        return f"{rng.integers(1, 300)} {rng.choice(ENGLISH_STREETS)}"
+    return f"{rng.integers(1, 120)}, {rng.choice(FRENCH_STREETS)}"
+
+
+def random_city_line(rng: np.random.Generator) -> str:
+    lang = rng.integers(0, 3)
+    if lang == 0:
+        return f"{rng.choice(['', 'D-'])}{rng.integers(1000, 99999):05d} {rng.choice(GERMAN_CITIES)}"
+    if lang == 1:
+        return f"{rng.choice(ENGLISH_CITIES)} {random_postal_code(rng)}"
+    return f"{rng.integers(1000, 99999):05d} {rng.choice(FRENCH_CITIES)}" + (" Cedex" if rng.random() < 0.2 else "")
+
+
+def random_address_line(rng: np.random.Generator) -> str:
+    """One line of an address block: name, street, postal code and city, PO box or phone."""
+    kind = rng.integers(0, 6)
+    if kind == 0:
+        return f"{rng.choice(['Herrn', 'Frau', 'Mr', 'Mme', 'Dr.', ''])} {rng.choice(NAMES)} {rng.choice(NAMES)}".strip()
+    if kind == 1:
+        return random_street_line(rng)
+    if kind == 2:
+        return random_city_line(rng)
+    if kind == 3:
+        return f"{rng.choice(['Postfach', 'PO Box', 'BP'])} {rng.integers(1, 99)} {rng.integers(0, 99):02d}"
+    if kind == 4:
+        return f"Tel. {random_number(rng) if rng.random() < 0.3 else '+49 30 ' + str(rng.integers(100000, 9999999))}"
+    return f"{rng.choice(NAMES)} {rng.choice(['GmbH', 'AG', 'KG', 'Ltd', 'SARL', '& Co.'])}"
+
+
+def random_word(rng: np.random.Generator) -> str:
+    """One word as Tesseract would cut it from a printed page."""
+    pool = rng.integers(0, 5)
+    if pool == 0:
+        phrase = str(rng.choice(GERMAN_STREETS + ENGLISH_STREETS + FRENCH_STREETS))
+    elif pool == 1:
+        phrase = str(rng.choice(GERMAN_CITIES + ENGLISH_CITIES + FRENCH_CITIES))
+    elif pool == 2:
+        phrase = str(rng.choice(NAMES))
+    elif pool == 3:
+        phrase = str(rng.choice(MAIL_WORDS))
+    else:
+        phrase = random_number(rng)
+    words = phrase.split()
+    word = words[int(rng.integers(0, len(words)))]
+    if rng.random() < 0.1:
+        word = word.upper()
+    return word
+
+
+def random_printed_text(rng: np.random.Generator) -> str:
+    """A mix of what printed crops on mail contain: words, numbers, postal codes, whole lines."""
+    kind = rng.random()
+    if kind < 0.45:
+        return random_word(rng)
+    if kind < 0.6:
+        return random_number(rng)
+    if kind < 0.72:
+        return random_postal_code(rng)
+    return random_address_line(rng)
