@@ -1,0 +1,181 @@
+"""Turn any cut-out digit image into the 28x28 MNIST format the digit reader was trained on.
+
+A digit cut from a scanned page differs from an MNIST sample in every way that matters to a
+network: dark ink on light paper, arbitrary size and aspect, speckles, JPEG blocking, faint or
+heavy strokes. ``to_mnist`` repeats the recipe NIST/MNIST used for its own samples so the reader
+sees what it learnt from: ink high on a zero background, the ink bounding box scaled so its
+longer side is 20 px (aspect kept, anti-aliased), placed in 28x28 by its centre of mass.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+SIZE = 28
+BOX = 20
+# Mean centre of mass (row, col) of the MNIST training digits in pixel-index coordinates.
+MNIST_CENTRE = (14.0, 14.0)
+# Ink contrast below this (on a 0..1 scale) means the image holds no digit.
+MIN_CONTRAST = 0.12
+# Components smaller than this share of the largest one are speckle, not strokes.
+SPECKLE_SHARE = 0.06
+# MNIST strokes are about this wide in the 20 px box; much thinner or thicker ink is brought closer.
+MNIST_STROKE = 2.6
+
+
+def to_mnist(image: np.ndarray) -> np.ndarray:
+    """One digit image (grey, colour, bool; either polarity; any size) -> 28x28 float32 in [0, 1]."""
+    grey = _as_grey(image)
+    if grey.size == 0 or min(grey.shape) < 1:
+        return blank()
+    ink = _ink_high(grey)
+    if float(ink.max()) < MIN_CONTRAST:
+        return blank()
+    mask = _stroke_mask(ink)
+    if mask is None:
+        return blank()
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    # Keep the anti-aliased rim of the kept strokes; everything else (speckle, paper) goes to zero.
+    rim = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    digit = np.where(rim, ink, 0.0)[y0:y1, x0:x1]
+    digit = _normalise_stroke(digit, mask[y0:y1, x0:x1])
+    return _place(_fit_box(digit))
+
+
+def to_mnist_batch(images: Iterable[np.ndarray]) -> np.ndarray:
+    """Many digit images -> (n, 28, 28) float32, ready for ``DigitReader.predict_proba``."""
+    out = [to_mnist(img) for img in images]
+    if not out:
+        return np.zeros((0, SIZE, SIZE), np.float32)
+    return np.stack(out)
+
+
+def blank() -> np.ndarray:
+    return np.zeros((SIZE, SIZE), np.float32)
+
+
+def _as_grey(image: np.ndarray) -> np.ndarray:
+    """Any array a page or a file can give -> 2-D float32 in [0, 1] (paper colour unknown yet)."""
+    img = np.asarray(image)
+    if img.dtype == bool:
+        img = img.astype(np.float32)
+    elif img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    elif np.issubdtype(img.dtype, np.integer):
+        img = img.astype(np.float32) / max(float(np.iinfo(img.dtype).max), 1.0)
+    else:
+        img = img.astype(np.float32)
+        if img.size and float(np.nanmax(img)) > 1.0:
+            img = img / 255.0
+        img = np.nan_to_num(img)
+    if img.ndim == 3:
+        if img.shape[2] == 4:
+            # Transparent pixels are paper: composite over white, as a viewer shows the crop.
+            alpha = img[..., 3:4]
+            img = img[..., :3] * alpha + (1.0 - alpha)
+        if img.shape[2] >= 3:
+            img = img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        else:
+            img = img[..., 0]
+    if img.ndim != 2:
+        return np.zeros((0, 0), np.float32)
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
+def _ink_high(grey: np.ndarray) -> np.ndarray:
+    """Paper to 0 and the darkest/brightest ink to 1, whichever polarity the scan has.
+
+    The paper is what fills the border of a cut-out digit; if the border is ambiguous (the digit
+    touches it everywhere) the paper is the majority of the image.
+    """
+    border = np.concatenate([grey[0, :], grey[-1, :], grey[:, 0], grey[:, -1]])
+    paper = float(np.median(border))
+    middle = float(np.median(grey))
+    if abs(paper - middle) > 0.25:
+        paper = middle
+    light_paper = paper >= 0.5 if abs(paper - 0.5) > 0.05 else float(grey.mean()) >= 0.5
+    ink = (paper - grey) if light_paper else (grey - paper)
+    ink = np.clip(ink, 0.0, None)
+    top = float(np.percentile(ink, 99.5))
+    if top < MIN_CONTRAST:
+        top = float(ink.max())
+    if top <= 0:
+        return np.zeros_like(grey)
+    return np.clip(ink / top, 0.0, 1.0)
+
+
+def _stroke_mask(ink: np.ndarray) -> np.ndarray | None:
+    """Otsu mask of the strokes with speckle components dropped; None if nothing is left."""
+    ink8 = (ink * 255).astype(np.uint8)
+    level, mask = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if level < 255 * MIN_CONTRAST * 0.5:
+        _, mask = cv2.threshold(ink8, int(255 * MIN_CONTRAST), 255, cv2.THRESH_BINARY)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= max(2.0, SPECKLE_SHARE * float(areas.max()))) + 1
+    return np.isin(labels, keep)
+
+
+def _normalise_stroke(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Thin very heavy or thicken very faint strokes towards MNIST's pen width.
+
+    The stroke width is twice the median distance-to-paper along the stroke middles; it is
+    judged at the scale the digit will have in the 20 px box.
+    """
+    longer = max(digit.shape)
+    if longer < 8:
+        return digit
+    scale = BOX / longer
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    ridge = dist[(dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-6)]
+    if ridge.size == 0:
+        return digit
+    width = 2.0 * float(np.median(ridge)) * scale
+    if width > 2.0 * MNIST_STROKE:
+        steps = int(round((width - 1.4 * MNIST_STROKE) / 2.0 / scale))
+        op = cv2.erode
+    elif width < 0.45 * MNIST_STROKE:
+        steps = int(round((MNIST_STROKE * 0.8 - width) / 2.0 / scale))
+        op = cv2.dilate
+    else:
+        return digit
+    if steps <= 0:
+        return digit
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * steps + 1, 2 * steps + 1))
+    changed = op(digit, kernel)
+    # Never erase a digit entirely by thinning it.
+    return changed if float(changed.max()) > 0.5 else digit
+
+
+def _fit_box(digit: np.ndarray) -> np.ndarray:
+    """Scale so the longer side is 20 px, aspect kept, with area averaging (MNIST's anti-aliasing)."""
+    h, w = digit.shape
+    scale = BOX / max(h, w)
+    nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    box = cv2.resize(digit, (nw, nh), interpolation=interp)
+    top = float(box.max())
+    return np.clip(box / top, 0.0, 1.0) if top > 0 else box
+
+
+def _place(box: np.ndarray) -> np.ndarray:
+    """Put the 20 px box in 28x28 so its centre of mass lands on MNIST's centre."""
+    h, w = box.shape
+    total = float(box.sum())
+    if total <= 0:
+        return blank()
+    rows, cols = np.indices(box.shape)
+    cy, cx = float((rows * box).sum() / total), float((cols * box).sum() / total)
+    top = int(round(MNIST_CENTRE[0] - cy))
+    left = int(round(MNIST_CENTRE[1] - cx))
+    top = min(max(top, 0), SIZE - h)
+    left = min(max(left, 0), SIZE - w)
+    out = blank()
+    out[top:top + h, left:left + w] = box
+    return out
