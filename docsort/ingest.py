@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ MIN_PAGE_SIDE = 16  # smaller than this cannot hold a line of text
 _PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")  # JPEG also opens MPO (camera JPEGs)
 _EXIF_ORIENTATION = 0x0112
 _WHITE = 255
+_PDF_SCAN_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,13 +353,8 @@ def _pdf_pages(path: Path, limits: _Limits) -> Iterator[Page]:
 
     try:
         document = pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError as exc:
-        message = _first_line(exc)
-        if "password" in message.lower():
-            raise InputError("PDF is encrypted (password protected)") from None
-        raise InputError(f"not a readable PDF ({message})") from None
-    except Exception as exc:
-        raise InputError(f"not a readable PDF ({_first_line(exc)})") from None
+    except Exception:
+        raise InputError(_pdf_load_failure(path)) from None
     try:
         count = len(document)
     except Exception as exc:
@@ -367,6 +364,18 @@ def _pdf_pages(path: Path, limits: _Limits) -> Iterator[Page]:
         document.close()
         raise InputError("PDF has no pages")
     return _render_pdf(document, count, limits)
+
+
+def _pdf_load_failure(path: Path) -> str:
+    """Why PDFium refused a file, from the file itself (PDFium's last-error code can be stale)."""
+    with open(path, "rb") as fh:
+        content = fh.read(_PDF_SCAN_BYTES)
+    if b"/Encrypt" in content:
+        return "PDF is encrypted (password protected)"
+    if len(content) < _PDF_SCAN_BYTES and re.search(rb"/Type\s*/Page(?![A-Za-z])", content) is None \
+            and re.search(rb"/Count\s+0(?![0-9])", content) is not None:
+        return "PDF has no pages"
+    return "not a readable PDF (damaged or incomplete file)"
 
 
 def _render_pdf(document, count: int, limits: _Limits) -> Iterator[Page]:
