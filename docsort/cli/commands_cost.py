@@ -1,1 +1,156 @@
-"""Commands of the cost area."""
+"""Commands of the cost area: ``docsort cost`` and ``docsort evaluate tradeoff``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from docsort import cost as cost_model
+from docsort.cli import app, evaluate_app, handles_errors, print_json, stdout
+from docsort.errors import UsageError
+
+
+@app.command("cost")
+@handles_errors
+def cost_command(
+    accuracy: Optional[float] = typer.Option(
+        None, "--accuracy", help="Per-digit accuracy P in (0, 1], e.g. 0.9903. Default: the digit model's measured accuracy."),
+    metrics: Optional[Path] = typer.Option(
+        None, "--metrics", help="A model's metrics JSON (key test_accuracy). Default: the shipped digit model's."),
+    results: Optional[Path] = typer.Option(
+        None, "--results", help="A folder written by `docsort process` (reads its results.json)."),
+    code_length: int = typer.Option(cost_model.DEFAULT_CODE_LENGTH, "--code-length", help="Digits per postal code."),
+    volume: float = typer.Option(cost_model.DEFAULT_VOLUME, "--volume", help="Letters sorted per year."),
+    manual_cost: float = typer.Option(cost_model.DEFAULT_MANUAL_COST, "--manual-cost",
+                                      help="Cost of sorting one letter by hand."),
+    missort_cost: float = typer.Option(cost_model.DEFAULT_MISSORT_COST, "--missort-cost",
+                                       help="Cost of one missorted letter (re-handling, forwarding, delay)."),
+    accuracy_delta: float = typer.Option(cost_model.DEFAULT_ACCURACY_DELTA, "--accuracy-delta",
+                                         help="Per-digit accuracy gain to price (0.001 = +0.1 point)."),
+    keying_rate: Optional[float] = typer.Option(None, "--keying-rate",
+                                                help="Letters per hour one person sorts by hand; adds manual hours."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: cost vs threshold, accept vs error, cost vs accuracy."),
+) -> None:
+    """The mail-sorting cost estimate: P(code correct) = P^k, manual sorts and their yearly cost."""
+    if sum(x is not None for x in (accuracy, metrics, results)) > 1:
+        raise UsageError("give at most one of --accuracy, --metrics and --results")
+    options = dict(code_length=code_length, volume=volume, manual_cost=manual_cost, missort_cost=missort_cost,
+                   accuracy_delta=accuracy_delta, keying_rate=keying_rate)
+    if accuracy is not None:
+        report = cost_model.estimate_from_accuracy(accuracy, **options)
+    elif results is not None:
+        report = cost_model.estimate_from_results(results, **options)
+    else:
+        report = cost_model.estimate_from_metrics(metrics, **options)
+    if plot is not None:
+        from docsort.cost_plot import plot_cost
+
+        plot_cost(report, plot, curve=cost_model.curve_of(report))
+    if as_json:
+        print_json(report)
+    else:
+        stdout.print(_cost_table(report))
+        if plot is not None:
+            stdout.print(f"plot written to {plot}", highlight=False)
+
+
+def _money(value) -> str:
+    return "n/a" if value is None else f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
+
+
+def _count(value) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _pct(value, places: int = 3) -> str:
+    return "n/a" if value is None else f"{100 * value:.{places}f} %"
+
+
+def _cost_table(report: dict):
+    from rich.table import Table
+
+    source = report.get("source", {})
+    title = {"accuracy": "Sorting cost (given accuracy)",
+             "metrics": f"Sorting cost (digit model, {source.get('file')})",
+             "results": f"Sorting cost (batch {source.get('file')})"}.get(source.get("kind"), "Sorting cost")
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    k = report["code_length"]
+    table.add_row("per-digit accuracy P", _pct(report["per_digit_accuracy"]))
+    table.add_row(f"P(code correct) = P^{k}", _pct(report["p_code_correct"]))
+    table.add_row("letters per year", _count(report["volume"]))
+    if "batch" in report:
+        b = report["batch"]
+        table.add_row("batch: pieces / auto / manual / no code / unreadable",
+                      f"{b['pieces']} / {b['auto']} / {b['manual']} / {b['no_code']} / {b['unreadable']}")
+    table.add_row("manual sorts per year", _count(report["manual_sorts"]))
+    table.add_row(f"manual sorting cost per year (at {_money(report['manual_cost'])})", _money(report["annual_cost"]))
+    if "manual_hours" in report:
+        table.add_row(f"manual hours per year (at {report['keying_rate']:,.0f} letters/h)",
+                      _count(report["manual_hours"]))
+    imp = report.get("improvement")
+    if imp:
+        table.add_row(f"with +{100 * imp['accuracy_delta']:g} point per digit: P(code correct)",
+                      _pct(imp["p_code_correct"]))
+        table.add_row("   manual sorting cost per year", _money(imp["annual_cost"]))
+        table.add_row("   saving per year", _money(imp["savings"]))
+        if "manual_hours_saved" in imp:
+            table.add_row("   manual hours saved per year", _count(imp["manual_hours_saved"]))
+    if report.get("threshold") is not None or "batch" in report:
+        label = "accept threshold" if "batch" in report else "cost-optimal accept threshold (measured)"
+        table.add_row(label, "n/a" if report.get("threshold") is None else f"{report['threshold']:.4g}")
+        table.add_row("   accepted automatically", _pct(report["accept_rate"], 2))
+        table.add_row("   accepted with a wrong code", _pct(report["error_rate"]))
+        table.add_row(f"   missorts per year (at {_money(report['missort_cost'])})", _count(report["expected_missorts"]))
+        table.add_row("   expected cost per year (manual + missorts)", _money(report["expected_cost"]))
+    return table
+
+
+@evaluate_app.command("tradeoff")
+@handles_errors
+def evaluate_tradeoff_command(
+    count: int = typer.Option(2000, "--count", help="Composed 5-digit strings per set (fit and check)."),
+    missort_cost: float = typer.Option(cost_model.DEFAULT_MISSORT_COST, "--missort-cost",
+                                       help="Cost of one missorted letter."),
+    manual_cost: float = typer.Option(cost_model.DEFAULT_MANUAL_COST, "--manual-cost",
+                                      help="Cost of sorting one letter by hand."),
+    volume: float = typer.Option(cost_model.DEFAULT_VOLUME, "--volume", help="Letters sorted per year."),
+    data: Optional[Path] = typer.Option(None, "--data", help="MNIST folder (default: the usual places)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Digit model (default: the shipped one)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the composed strings."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the trade-off JSON "
+                                       "(default: models/digits.tradeoff.json beside the model)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the trade-off JSON to stdout."),
+) -> None:
+    """Measure the accept/error trade-off of the digit reader and its cost-optimal threshold.
+
+    Fits on strings composed from held-out MNIST training digits, then checks the promised
+    error rate on fresh strings composed from MNIST test digits.
+    """
+    from docsort.evaluation import tradeoff
+
+    if count < 50:
+        raise UsageError(f"--count must be at least 50 strings (got {count})")
+    cost_model.check_non_negative(missort_cost, "--missort-cost")
+    cost_model.check_non_negative(manual_cost, "--manual-cost")
+    cost_model.check_non_negative(volume, "--volume")
+    result = tradeoff.measure_tradeoff(count=count, manual_cost=manual_cost, missort_cost=missort_cost,
+                                       volume=volume, data_dir=data, model_path=model, seed=seed)
+    target = out if out is not None else cost_model.tradeoff_path()
+    tradeoff.write_tradeoff(result, target)
+    if as_json:
+        print_json(result)
+        return
+    opt, check = result["optimal"], result["check"]
+    stdout.print(f"cost-optimal threshold {opt['threshold']:.4g}: accepts {_pct(opt['accept_rate'], 2)}, "
+                 f"wrong codes {_pct(opt['error_rate'])} of letters, expected cost {_money(opt['expected_cost'])} "
+                 f"per {_count(volume)} letters", highlight=False)
+    lo, hi = check["error_rate_ci95"]
+    stdout.print(f"check on fresh MNIST-test strings (n={check['n']}): wrong codes {_pct(check['error_rate'])} "
+                 f"(95 % CI {_pct(lo)} to {_pct(hi)}), accepts {_pct(check['accept_rate'], 2)}; "
+                 f"{'consistent with' if check['consistent'] else 'DIFFERS from'} the fitted curve", highlight=False)
+    stdout.print(f"written to {target}", highlight=False)

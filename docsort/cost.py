@@ -1,0 +1,473 @@
+"""The mail-sorting cost model: what reading errors and manual sorting cost a sorting centre a year.
+
+Two views of the same money:
+
+* The classic estimate. A k-digit postal code is read correctly with probability P^k when each
+  digit is read correctly with probability P; every letter whose code is not read correctly is
+  assumed to be caught and sorted by hand. Small gains in per-digit accuracy are worth a lot
+  because they are raised to the k-th power and multiplied by the annual volume.
+* The measured trade-off. A real reader cannot catch every error: it accepts a code when its
+  calibrated confidence reaches the accept threshold and sends the rest to manual sorting.
+  Raising the threshold trades missorted letters (accepted but wrong) for manual sorts, so the
+  threshold that minimises ``volume x (reject x manual_cost + error x missort_cost)`` is the
+  one a sorting line should run at. The curve is measured by ``docsort evaluate tradeoff`` and
+  shipped as ``models/digits.tradeoff.json`` next to the digit model.
+
+All arithmetic is exact floating point; rounding happens only when a report is produced
+(``round_report``): probabilities and rates to 6 decimal places, letter counts to whole letters,
+money to the cent, hours to a tenth. This module stays free of heavy imports so ``docsort cost``
+answers instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from docsort import modelstore
+from docsort.errors import MissingDependencyError, UsageError
+
+DEFAULT_CODE_LENGTH = 5
+DEFAULT_VOLUME = 100_000_000
+DEFAULT_MANUAL_COST = 0.10
+DEFAULT_ACCURACY_DELTA = 0.001
+
+# A missorted letter is not just sorted again: it travels to the wrong delivery office, is
+# noticed there by a carrier, sent back, sorted by hand and delivered a day or more late (with
+# the customer complaints and service-level penalties that brings). That is several handlings
+# plus transport and delay, so we price it at ten manual sorts. Users set their own figure
+# with ``--missort-cost``.
+DEFAULT_MISSORT_COST = 1.00
+
+# When no measured trade-off is shipped, use the rule that is optimal for calibrated
+# confidences: accepting a code of confidence c costs (1 - c) x missort_cost on average and
+# rejecting it costs manual_cost, so accept when c >= 1 - manual_cost / missort_cost
+# (0.9 for the default costs).
+FALLBACK_ACCEPT_THRESHOLD = 0.9
+
+TRADEOFF_SUFFIX = ".tradeoff.json"
+
+
+# --------------------------------------------------------------------------- validation
+
+def check_accuracy(value: float, option: str = "--accuracy") -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 1.0):
+        raise UsageError(f"{option} must be a per-digit accuracy in (0, 1], e.g. 0.9903 (got {value})")
+    return float(value)
+
+
+def check_non_negative(value: float, option: str) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise UsageError(f"{option} must be a non-negative number (got {value})")
+    return float(value)
+
+
+def check_code_length(value: int) -> int:
+    if not (isinstance(value, int) and value >= 1):
+        raise UsageError(f"--code-length must be a positive number of digits (got {value})")
+    return value
+
+
+def check_keying_rate(value: Optional[float]) -> Optional[float]:
+    if value is None:
+        return None
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--keying-rate must be a positive number of letters per hour (got {value})")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- basic maths
+
+def p_code_correct(per_digit_accuracy: float, code_length: int) -> float:
+    """P(all k digits read correctly), digits read independently."""
+    return per_digit_accuracy ** code_length
+
+
+def threshold_cost(accept_rate: float, error_rate: float, volume: float,
+                   manual_cost: float, missort_cost: float) -> float:
+    """Annual cost at one accept threshold: rejected letters are keyed, accepted wrong ones missorted.
+
+    ``error_rate`` is the share of *all* letters that are accepted with a wrong code.
+    """
+    return volume * ((1.0 - accept_rate) * manual_cost + error_rate * missort_cost)
+
+
+def bayes_threshold(manual_cost: float, missort_cost: float) -> float:
+    """The cost-optimal threshold for perfectly calibrated confidences: 1 - manual/missort."""
+    if missort_cost <= manual_cost:
+        return 0.0  # a missort costs no more than keying: accept everything
+    return 1.0 - manual_cost / missort_cost
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95 % by default); good for rare events."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def difference_interval(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
+    """Newcombe's 95 % interval for p2 - p1 from two independent samples (Wilson bounds)."""
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson_interval(x1, n1)
+    l2, u2 = wilson_interval(x2, n2)
+    d = p2 - p1
+    return (d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2),
+            d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
+
+
+# --------------------------------------------------------------------------- classic estimate
+
+@dataclass
+class ClassicEstimate:
+    """The classic P^k estimate and what a small accuracy gain is worth."""
+
+    per_digit_accuracy: float
+    code_length: int
+    volume: float
+    manual_cost: float
+    accuracy_delta: float = DEFAULT_ACCURACY_DELTA
+    keying_rate: Optional[float] = None
+
+    @property
+    def p_code_correct(self) -> float:
+        return p_code_correct(self.per_digit_accuracy, self.code_length)
+
+    @property
+    def manual_sorts(self) -> float:
+        return self.volume * (1.0 - self.p_code_correct)
+
+    @property
+    def annual_cost(self) -> float:
+        return self.manual_sorts * self.manual_cost
+
+    @property
+    def improved(self) -> "ClassicEstimate":
+        better = min(1.0, self.per_digit_accuracy + self.accuracy_delta)
+        return ClassicEstimate(better, self.code_length, self.volume, self.manual_cost,
+                               self.accuracy_delta, self.keying_rate)
+
+    def to_dict(self) -> dict:
+        better = self.improved
+        out = {
+            "per_digit_accuracy": self.per_digit_accuracy,
+            "code_length": self.code_length,
+            "p_code_correct": self.p_code_correct,
+            "volume": self.volume,
+            "manual_cost": self.manual_cost,
+            "manual_share": 1.0 - self.p_code_correct,
+            "manual_sorts": self.manual_sorts,
+            "annual_cost": self.annual_cost,
+            "improvement": {
+                "accuracy_delta": self.accuracy_delta,
+                "per_digit_accuracy": better.per_digit_accuracy,
+                "p_code_correct": better.p_code_correct,
+                "manual_sorts": better.manual_sorts,
+                "annual_cost": better.annual_cost,
+                "savings": self.annual_cost - better.annual_cost,
+            },
+        }
+        if self.keying_rate:
+            out["keying_rate"] = self.keying_rate
+            out["manual_hours"] = self.manual_sorts / self.keying_rate
+            out["improvement"]["manual_hours_saved"] = (self.manual_sorts - better.manual_sorts) / self.keying_rate
+        return out
+
+
+# --------------------------------------------------------------------------- measured trade-off
+
+def tradeoff_path_for(metrics_file: Path) -> Path:
+    """``digits.metrics.json`` -> ``digits.tradeoff.json`` beside it."""
+    name = metrics_file.name
+    stem = name[: -len(".metrics.json")] if name.endswith(".metrics.json") else metrics_file.stem
+    return metrics_file.with_name(stem + TRADEOFF_SUFFIX)
+
+
+def tradeoff_path(name: str = modelstore.DIGITS) -> Path:
+    return modelstore.models_dir() / f"{name}{TRADEOFF_SUFFIX}"
+
+
+def load_tradeoff(path: Optional[Path] = None) -> Optional[dict]:
+    """The measured trade-off curve, or None when none is shipped."""
+    path = Path(path) if path is not None else tradeoff_path()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise MissingDependencyError(f"trade-off file {path} cannot be read: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("curve"), list):
+        raise MissingDependencyError(f"trade-off file {path} has no curve")
+    return data
+
+
+def default_accept_threshold() -> float:
+    """The accept threshold ``process`` runs at: the measured cost optimum of the shipped model.
+
+    Falls back to ``FALLBACK_ACCEPT_THRESHOLD`` (the calibrated-confidence optimum for the
+    default costs) when no trade-off file is shipped or it cannot be read.
+    """
+    try:
+        data = load_tradeoff()
+    except MissingDependencyError:
+        data = None
+    if data:
+        threshold = data.get("optimal", {}).get("threshold")
+        if isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0:
+            return float(threshold)
+    return FALLBACK_ACCEPT_THRESHOLD
+
+
+def best_point(curve: Sequence[Mapping[str, float]], volume: float, manual_cost: float,
+               missort_cost: float) -> dict:
+    """The curve point of least annual cost (ties: the lower threshold, which accepts more)."""
+    if not curve:
+        raise ValueError("empty trade-off curve")
+    best = None
+    for point in curve:
+        cost = threshold_cost(point["accept_rate"], point["error_rate"], volume, manual_cost, missort_cost)
+        if best is None or cost < best[0] - 1e-9 * max(1.0, abs(best[0])):
+            best = (cost, point)
+    cost, point = best
+    return {"threshold": point["threshold"], "accept_rate": point["accept_rate"],
+            "error_rate": point["error_rate"], "expected_cost": cost}
+
+
+def tradeoff_fields(tradeoff: Optional[Mapping], code_length: int, volume: float,
+                    manual_cost: float, missort_cost: float) -> dict:
+    """Cost-optimal operating point of a measured curve, re-optimised for these costs."""
+    empty = {"threshold": None, "accept_rate": None, "error_rate": None,
+             "expected_missorts": None, "expected_cost": None}
+    if not tradeoff or tradeoff.get("code_length", code_length) != code_length:
+        return empty
+    point = best_point(tradeoff["curve"], volume, manual_cost, missort_cost)
+    point["expected_missorts"] = volume * point["error_rate"]
+    point["tradeoff"] = {
+        "file": tradeoff.get("_file"),
+        "measured_on": tradeoff.get("fit", {}).get("data"),
+        "n": tradeoff.get("fit", {}).get("n"),
+        "check": tradeoff.get("check"),
+    }
+    return point
+
+
+def curve_of(report: Mapping) -> Optional[list]:
+    """The measured curve a report's operating point came from (for plotting), if any."""
+    file = (report.get("tradeoff") or {}).get("file")
+    data = load_tradeoff(Path(file)) if file else None
+    return data["curve"] if data else None
+
+
+# --------------------------------------------------------------------------- the three estimates
+
+def estimate_from_accuracy(per_digit_accuracy: float, *, code_length: int = DEFAULT_CODE_LENGTH,
+                           volume: float = DEFAULT_VOLUME, manual_cost: float = DEFAULT_MANUAL_COST,
+                           missort_cost: float = DEFAULT_MISSORT_COST,
+                           accuracy_delta: float = DEFAULT_ACCURACY_DELTA,
+                           keying_rate: Optional[float] = None,
+                           tradeoff: Optional[Mapping] = None) -> dict:
+    """The classic estimate for a given per-digit accuracy, plus a measured trade-off if given."""
+    check_accuracy(per_digit_accuracy)
+    _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta, keying_rate)
+    report = ClassicEstimate(per_digit_accuracy, code_length, volume, manual_cost,
+                             accuracy_delta, keying_rate).to_dict()
+    report["missort_cost"] = missort_cost
+    report.update(tradeoff_fields(tradeoff, code_length, volume, manual_cost, missort_cost))
+    report["source"] = {"kind": "accuracy"}
+    return round_report(report)
+
+
+def estimate_from_metrics(metrics_file: Optional[Path] = None, **options) -> dict:
+    """The classic estimate from a model's measured ``test_accuracy`` and its measured trade-off."""
+    path = Path(metrics_file) if metrics_file is not None else modelstore.metrics_path(modelstore.DIGITS)
+    try:
+        metrics = json.loads(path.read_text())
+    except FileNotFoundError:
+        if metrics_file is None:
+            raise MissingDependencyError(
+                f"no digit model metrics installed at {path}; pass --accuracy or --metrics") from None
+        raise UsageError(f"metrics file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"metrics file {path} cannot be read: {exc}") from None
+    accuracy = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
+    if not isinstance(accuracy, (int, float)):
+        raise UsageError(f"metrics file {path} has no numeric test_accuracy")
+    check_accuracy(float(accuracy), option=f"test_accuracy in {path}")
+    tradeoff_file = tradeoff_path_for(path)
+    tradeoff = load_tradeoff(tradeoff_file)
+    if tradeoff is not None:
+        tradeoff["_file"] = str(tradeoff_file)
+    report = estimate_from_accuracy(float(accuracy), tradeoff=tradeoff, **options)
+    report["source"] = {"kind": "metrics", "file": str(path)}
+    return report
+
+
+def estimate_from_results(results_dir: Path, **options) -> dict:
+    """A processed batch's observed manual share and expected missorts, scaled to the volume."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise UsageError(f"results folder does not exist: {results_dir}")
+    results_file = results_dir / "results.json"
+    if not results_file.is_file():
+        raise UsageError(f"no results.json in {results_dir} (run `docsort process ... --out {results_dir}` first)")
+    try:
+        results = json.loads(results_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{results_file} cannot be read: {exc}") from None
+    report = batch_projection(results, **options)
+    report["source"] = {"kind": "results", "file": str(results_file)}
+    return report
+
+
+# --------------------------------------------------------------------------- batch projection
+
+def _as_dict(item: Any) -> Mapping:
+    return item.to_dict() if hasattr(item, "to_dict") else item
+
+
+def _pieces(results: Any) -> tuple[list[Mapping], int, Optional[float]]:
+    """Pages (one mail piece each) and the number of unreadable documents, from any results form."""
+    threshold = None
+    if isinstance(results, Mapping) and "documents" in results:
+        settings = results.get("settings") or {}
+        threshold = settings.get("accept_threshold", results.get("accept_threshold"))
+        items: Iterable = results["documents"]
+    elif isinstance(results, Mapping):
+        items = [results]
+    else:
+        items = results
+    pages: list[Mapping] = []
+    failed = 0
+    for item in items:
+        item = _as_dict(item)
+        if "pages" in item:
+            if item.get("status") == "error":
+                failed += 1
+            pages.extend(_as_dict(p) for p in item.get("pages") or [])
+        else:
+            pages.append(item)
+    return pages, failed, threshold if isinstance(threshold, (int, float)) else None
+
+
+def batch_projection(results: Any, volume: float = DEFAULT_VOLUME, manual_cost: float = DEFAULT_MANUAL_COST,
+                     missort_cost: float = DEFAULT_MISSORT_COST, *, code_length: int = DEFAULT_CODE_LENGTH,
+                     accuracy_delta: float = DEFAULT_ACCURACY_DELTA, keying_rate: Optional[float] = None,
+                     accept_threshold: Optional[float] = None) -> dict:
+    """Project a processed batch to a year's volume (``summary.cost`` of results.json).
+
+    ``results`` is a results.json dict, or a list of documents or of pages (dicts or records).
+    Every page is one mail piece. A piece goes to manual sorting when its code was decided
+    ``manual``, when no code was found, or when its document could not be read. Auto-sorted
+    pieces are missorted with probability 1 - confidence (the code confidence is calibrated), so
+    their sum is the expected number of missorts. The per-digit accuracy is estimated as the mean
+    calibrated digit confidence; the improvement is the classic P^k gain on that estimate.
+    """
+    _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta, keying_rate)
+    pages, failed, stored_threshold = _pieces(results)
+    pieces = len(pages) + failed
+    auto = manual = no_code = 0
+    expected_errors = 0.0
+    digit_conf: list[float] = []
+    code_conf: list[float] = []
+    for page in pages:
+        code = page.get("postal_code")
+        if not code:
+            no_code += 1
+            continue
+        confidence = float(code.get("confidence") or 0.0)
+        code_conf.append(confidence)
+        digit_conf.extend(float(c) for c in code.get("digit_confidences") or [])
+        if code.get("decision") == "auto":
+            auto += 1
+            expected_errors += 1.0 - confidence
+        else:
+            manual += 1
+    manual_pieces = manual + no_code + failed
+    accept_rate = auto / pieces if pieces else 0.0
+    manual_share = manual_pieces / pieces if pieces else 0.0
+    error_rate = expected_errors / pieces if pieces else 0.0
+    per_digit = sum(digit_conf) / len(digit_conf) if digit_conf else None
+    mean_code_conf = sum(code_conf) / len(code_conf) if code_conf else None
+
+    manual_sorts = volume * manual_share
+    annual_cost = manual_sorts * manual_cost
+    improvement = None
+    if per_digit is not None and per_digit > 0:
+        # A per-digit gain moves letters from manual to automatic sorting as in the classic model.
+        now = ClassicEstimate(per_digit, code_length, volume, manual_cost, accuracy_delta)
+        better = now.improved
+        moved = min(manual_sorts, now.manual_sorts - better.manual_sorts)
+        improvement = {
+            "accuracy_delta": accuracy_delta,
+            "per_digit_accuracy": better.per_digit_accuracy,
+            "p_code_correct": better.p_code_correct,
+            "manual_sorts": manual_sorts - moved,
+            "annual_cost": (manual_sorts - moved) * manual_cost,
+            "savings": moved * manual_cost,
+        }
+    report = {
+        "per_digit_accuracy": per_digit,
+        "code_length": code_length,
+        "p_code_correct": p_code_correct(per_digit, code_length) if per_digit is not None else None,
+        "volume": volume,
+        "manual_cost": manual_cost,
+        "missort_cost": missort_cost,
+        "manual_share": manual_share,
+        "manual_sorts": manual_sorts,
+        "annual_cost": annual_cost,
+        "improvement": improvement,
+        "threshold": accept_threshold if accept_threshold is not None else stored_threshold,
+        "accept_rate": accept_rate,
+        "error_rate": error_rate,
+        "expected_missorts": volume * error_rate,
+        "expected_cost": annual_cost + volume * error_rate * missort_cost,
+        "batch": {"pieces": pieces, "auto": auto, "manual": manual, "no_code": no_code,
+                  "unreadable": failed, "expected_errors": expected_errors,
+                  "mean_code_confidence": mean_code_conf},
+    }
+    if keying_rate:
+        report["keying_rate"] = keying_rate
+        report["manual_hours"] = manual_sorts / keying_rate
+        if improvement:
+            improvement["manual_hours_saved"] = (manual_sorts - improvement["manual_sorts"]) / keying_rate
+    return round_report(report)
+
+
+def _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta, keying_rate) -> None:
+    check_code_length(code_length)
+    check_non_negative(volume, "--volume")
+    check_non_negative(manual_cost, "--manual-cost")
+    check_non_negative(missort_cost, "--missort-cost")
+    check_non_negative(accuracy_delta, "--accuracy-delta")
+    check_keying_rate(keying_rate)
+
+
+# --------------------------------------------------------------------------- reporting
+
+_MONEY = {"manual_cost", "missort_cost", "annual_cost", "savings", "expected_cost"}
+_COUNTS = {"manual_sorts", "expected_missorts", "volume"}
+_HOURS = {"manual_hours", "manual_hours_saved"}
+
+
+def round_report(obj: Any, key: str = "") -> Any:
+    """Round for reporting: letters to whole letters, money to cents, hours to 0.1, rates to 1e-6."""
+    if isinstance(obj, Mapping):
+        return {k: round_report(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [round_report(v, key) for v in obj]
+    if isinstance(obj, bool) or not isinstance(obj, float):
+        return obj
+    if key in _COUNTS:
+        return int(round(obj))
+    if key in _MONEY:
+        return round(obj, 2)
+    if key in _HOURS:
+        return round(obj, 1)
+    return round(obj, 6)

@@ -1,0 +1,76 @@
+"""The sorting-cost picture: where the money goes as the threshold and the accuracy move.
+
+Three panels a person reads left to right: annual cost against the accept threshold (with the
+cost-optimal point), the accept rate against the error rate it buys, and the classic annual
+manual-sorting cost against per-digit accuracy. Panels that need a measured trade-off say so
+when there is none. matplotlib is imported here only, with the Agg backend (no display).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from docsort import cost as cost_model
+from docsort.errors import OutputNotWritableError
+
+
+def plot_cost(report: Mapping, path: Path, curve: Optional[Sequence[Mapping]] = None) -> Path:
+    """Write the three-panel PNG for a ``docsort cost`` report; ``curve`` is the measured trade-off."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    volume, manual, missort = report["volume"], report["manual_cost"], report["missort_cost"]
+    fig, (ax_cost, ax_roc, ax_acc) = plt.subplots(1, 3, figsize=(15, 4.5))
+
+    if curve:
+        thresholds = [p["threshold"] for p in curve]
+        costs = [cost_model.threshold_cost(p["accept_rate"], p["error_rate"], volume, manual, missort)
+                 for p in curve]
+        keyed = [volume * (1 - p["accept_rate"]) * manual for p in curve]
+        missorted = [volume * p["error_rate"] * missort for p in curve]
+        ax_cost.plot(thresholds, costs, label="total", color="black")
+        ax_cost.plot(thresholds, keyed, label="manual sorting", linestyle="--")
+        ax_cost.plot(thresholds, missorted, label="missorts", linestyle=":")
+        if report.get("threshold") is not None:
+            ax_cost.plot([report["threshold"]], [report["expected_cost"]], "o", color="red",
+                         label=f"optimum t={report['threshold']:.3g}")
+        ax_cost.set_ylim(0, max(costs) * 1.05 if max(costs) > 0 else 1)
+        ax_cost.legend(fontsize=8)
+        ax_roc.plot([100 * p["error_rate"] for p in curve], [100 * p["accept_rate"] for p in curve], color="black")
+        if report.get("threshold") is not None:
+            ax_roc.plot([100 * report["error_rate"]], [100 * report["accept_rate"]], "o", color="red")
+    else:
+        for ax in (ax_cost, ax_roc):
+            ax.text(0.5, 0.5, "no measured trade-off", ha="center", va="center", transform=ax.transAxes)
+    ax_cost.set_xlabel("accept threshold (code confidence)")
+    ax_cost.set_ylabel(f"cost per year for {volume:,.0f} letters ($)")
+    ax_cost.set_title("Cost vs accept threshold")
+    ax_roc.set_xlabel("accepted with a wrong code (% of letters)")
+    ax_roc.set_ylabel("accepted automatically (% of letters)")
+    ax_roc.set_title("Accept rate vs error rate")
+
+    p = report.get("per_digit_accuracy")
+    k = report["code_length"]
+    if p:
+        lo, hi = max(0.0, p - 0.03), min(1.0, p + 0.01)
+        grid = [lo + (hi - lo) * i / 200 for i in range(201)]
+        ax_acc.plot([100 * g for g in grid], [volume * (1 - g ** k) * manual for g in grid], color="black")
+        ax_acc.plot([100 * p], [volume * (1 - p ** k) * manual], "o", color="red", label=f"P={100 * p:.2f} %")
+        ax_acc.legend(fontsize=8)
+    ax_acc.set_xlabel("per-digit accuracy (%)")
+    ax_acc.set_ylabel("manual sorting cost per year ($)")
+    ax_acc.set_title(f"Classic estimate, {k}-digit codes")
+
+    fig.tight_layout()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, format="png")
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return path
