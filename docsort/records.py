@@ -57,11 +57,14 @@ class PostalCode:
 
 @dataclass
 class PageResult:
+    """One page's findings; ``error`` is set (and nothing else found) when that page alone failed."""
+
     page: int  # 1-based
     width: int
     height: int
     crops: list[Crop] = field(default_factory=list)
     postal_code: Optional[PostalCode] = None
+    error: Optional[str] = None
 
     def to_dict(self) -> dict:
         return {
@@ -70,6 +73,7 @@ class PageResult:
             "height": int(self.height),
             "crops": [c.to_dict() for c in self.crops],
             "postal_code": self.postal_code.to_dict() if self.postal_code else None,
+            "error": self.error,
         }
 
 
