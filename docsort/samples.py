@@ -1,0 +1,410 @@
+"""Synthetic envelope scans with ground truth, for demos, tests and benchmarks.
+
+An envelope here is laid out like real mail: the sender's printed return address top-left
+(often with its own postal code, the classic trap for a code reader), a stamp and postmark
+top-right, and the destination block near the centre — name, street, postal code and city,
+handwritten or printed. The page is then tilted, unevenly lit, blurred, noised and saved as
+JPEG or PNG like a scan. ``truth.json`` records, per file, the destination code and its source,
+the sender's code, and the box and kind of every text element.
+
+Handwriting comes from one of two hands:
+- the project's own pen strokes (``docsort.synth.pen``): no dataset pixels, used for the
+  committed ``sample_docs/`` and the default mode;
+- real handwriting (``--handwriting DIR``): digits from the MNIST *test* set and words from
+  DHSD writers held out of training, so measurements see hands no model was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from docsort.errors import DatasetError, UsageError
+from docsort.synth import degrade, pen
+
+PAGE_W, PAGE_H = 1800, 900  # an envelope of about 9 x 4.5 inches at 200 dpi
+TRUTH_FILE = "truth.json"
+
+BBox = tuple[int, int, int, int]
+
+
+@dataclass
+class TextElement:
+    """One word on the envelope as it was drawn: where, what kind, what it says, what it is."""
+
+    bbox: BBox
+    kind: str  # printed | handwritten
+    text: str
+    role: str  # sender_name, sender_street, sender_code, sender_city, destination_*, stamp
+
+
+@dataclass
+class EnvelopeTruth:
+    file: str
+    destination_code: str
+    destination_source: str
+    sender_code: Optional[str]
+    tilt_degrees: float
+    elements: list[TextElement] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["elements"] = [dict(asdict(e), bbox=[int(v) for v in e.bbox]) for e in self.elements]
+        return d
+
+
+# --- hands ----------------------------------------------------------------------------------
+
+
+class PenHand:
+    """The project's own stroke handwriting (block capitals and digits)."""
+
+    name = "pen"
+
+    def __init__(self, rng: np.random.Generator, height: float):
+        self.rng = rng
+        self.height = height
+        self.writer = pen.Writer.random(rng, height)
+
+    def word(self, text: str) -> tuple[np.ndarray, str]:
+        image, _ = pen.write(text, self.height * 0.8, self.rng, self.writer)
+        return image, pen.supported(text)
+
+    def digits(self, text: str) -> np.ndarray:
+        image, _ = pen.write(text, self.height * 0.8, self.rng, self.writer)
+        return image
+
+
+class DatasetHand:
+    """Real handwriting: MNIST test digits and DHSD words by writers no model trained on."""
+
+    name = "datasets"
+
+    def __init__(self, rng: np.random.Generator, height: float, corpus: "HandwritingCorpus"):
+        self.rng = rng
+        self.height = height
+        self.corpus = corpus
+        self.writer = corpus.writers[int(rng.integers(0, len(corpus.writers)))]
+        self.stroke = int(rng.integers(0, 2))
+        self.slant = float(rng.uniform(-0.2, 0.2))
+
+    def word(self, text: str = "") -> tuple[np.ndarray, str]:
+        """A real word by this envelope's writer (its own text: DHSD words are street/city names)."""
+        words = self.corpus.words_by_writer[self.writer]
+        image, label = words[int(self.rng.integers(0, len(words)))]
+        # DHSD scans are pale and squeezed to 256x64: darken the ink to a pen's and size the word
+        # by its ink height so it stands as tall as the digits beside it.
+        ink = (255.0 - image.astype(np.float32))
+        ink = np.clip(ink / max(1.0, float(ink.max())), 0, 1)
+        ink[:, :4] = ink[:, -4:] = 0  # some scans carry the frame of the writing box at the edges
+        ink[:3, :] = ink[-3:, :] = 0
+        ys, xs = np.nonzero(ink > 0.3)
+        if len(xs):
+            ink = ink[max(0, ys.min() - 3):ys.max() + 4, max(0, xs.min() - 3):xs.max() + 4]
+            ink_h = ys.max() - ys.min() + 1
+        else:
+            ink_h = ink.shape[0]
+        scale = self.height * float(self.rng.uniform(1.0, 1.25)) / max(12, ink_h)
+        ink = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        image = (255.0 * (1.0 - np.clip(ink * 1.2, 0, 1))).astype(np.uint8)
+        return image, label
+
+    def digits(self, text: str) -> np.ndarray:
+        from docsort.synth.handwriting import compose_digit_string
+
+        pool = self.corpus.digit_indices
+        picks = [self.corpus.mnist_images[pool[int(c)][int(self.rng.integers(0, len(pool[int(c)])))]]
+                 for c in text]
+        image, _ = compose_digit_string(
+            picks, self.rng, gap=(-0.1, 0.6), height=self.height * 0.8, stroke=self.stroke,
+            slant=(self.slant - 0.05, self.slant + 0.05),
+        )
+        return image
+
+
+@dataclass
+class HandwritingCorpus:
+    mnist_images: np.ndarray
+    digit_indices: dict[int, np.ndarray]
+    words_by_writer: dict[int, list[tuple[np.ndarray, str]]]
+    writers: list[int]
+
+    @classmethod
+    def load(cls, folder: Path) -> "HandwritingCorpus":
+        """MNIST test IDX files and DHSD ``data.csv`` found in ``folder`` or its sub-folders."""
+        from docsort.mnist import read_idx_images, read_idx_labels
+        from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
+
+        folder = Path(folder)
+        images_file = _find_one(folder, "t10k-images-idx3-ubyte")
+        labels_file = _find_one(folder, "t10k-labels-idx1-ubyte")
+        dhsd_index = next(iter(sorted(folder.rglob("data.csv"))), None)
+        if images_file is None or labels_file is None:
+            raise DatasetError(f"no MNIST test set (t10k-images-idx3-ubyte[.gz]) under {folder}")
+        if dhsd_index is None:
+            raise DatasetError(f"no DHSD data.csv under {folder}")
+        images = read_idx_images(images_file)
+        labels = read_idx_labels(labels_file)
+        held_out = dhsd_writer_split().validation
+        words: dict[int, list[tuple[np.ndarray, str]]] = {}
+        for image, text, writer in load_dhsd(dhsd_index.parent, writers=held_out):
+            if len(text) <= 14:  # longer names are squeezed to illegibility in DHSD's 256 px
+                words.setdefault(writer, []).append((image, text))
+        return cls(
+            mnist_images=images,
+            digit_indices={d: np.flatnonzero(labels == d) for d in range(10)},
+            words_by_writer=words,
+            writers=sorted(words),
+        )
+
+
+def _find_one(folder: Path, stem: str) -> Optional[Path]:
+    for name in (stem, stem + ".gz"):
+        hits = sorted(folder.rglob(name))
+        if hits:
+            return hits[0]
+    return None
+
+
+# --- printed text and page furniture --------------------------------------------------------
+
+
+def _fonts(rng: np.random.Generator):
+    from docsort.synth.printed import available_fonts
+
+    fonts = [f for f in available_fonts() if "mono" not in f.family.lower() and "z003" not in f.family.lower()]
+    if not fonts:
+        raise UsageError("no usable TrueType fonts installed (install fonts-dejavu or fonts-liberation)")
+    return fonts
+
+
+def _printed(text: str, font_path: str, size: int) -> np.ndarray:
+    from docsort.synth.printed import render_text
+
+    return render_text(text, font_path, size, margin=0.1)
+
+
+def _paste(page: np.ndarray, piece: np.ndarray, x: int, y: int, colour: tuple[int, int, int]) -> BBox:
+    """Lay dark ink of ``piece`` (grey, dark on light) onto the colour page; return the ink box."""
+    h, w = piece.shape
+    x, y = max(0, x), max(0, y)
+    h, w = min(h, page.shape[0] - y), min(w, page.shape[1] - x)
+    if h <= 0 or w <= 0:
+        return (x, y, 0, 0)
+    alpha = (255.0 - piece[:h, :w].astype(np.float32)) / 255.0
+    region = page[y:y + h, x:x + w].astype(np.float32)
+    ink = np.asarray(colour, np.float32)[None, None, :]
+    page[y:y + h, x:x + w] = np.clip(region * (1 - alpha[..., None]) + ink * alpha[..., None], 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(alpha > 0.25)
+    if len(xs) == 0:
+        return (x, y, 0, 0)
+    return (int(x + xs.min()), int(y + ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+
+
+def _stamp(page: np.ndarray, rng: np.random.Generator) -> None:
+    """A coloured stamp with a picture, and a postmark of rings and wavy cancel lines over it."""
+    sw, sh = int(rng.uniform(130, 170)), int(rng.uniform(150, 200))
+    x, y = PAGE_W - sw - int(rng.uniform(50, 110)), int(rng.uniform(40, 80))
+    colour = tuple(int(c) for c in rng.uniform(60, 220, 3))
+    cv2.rectangle(page, (x, y), (x + sw, y + sh), (245, 245, 245), -1)
+    cv2.rectangle(page, (x + 8, y + 8), (x + sw - 8, y + sh - 8), colour, -1)
+    for _ in range(int(rng.integers(3, 7))):
+        c = tuple(int(v) for v in rng.uniform(20, 250, 3))
+        cx, cy = int(rng.uniform(x + 20, x + sw - 20)), int(rng.uniform(y + 20, y + sh - 20))
+        cv2.circle(page, (cx, cy), int(rng.uniform(8, 35)), c, -1, cv2.LINE_AA)
+    for k in range(0, sw, 10):  # perforation
+        cv2.circle(page, (x + k, y), 3, (255, 255, 255), -1)
+        cv2.circle(page, (x + k, y + sh), 3, (255, 255, 255), -1)
+    ink = (60, 60, 60) if rng.random() < 0.5 else (90, 40, 30)
+    cx, cy = x - int(rng.uniform(10, 60)), y + sh // 2 + int(rng.uniform(-20, 40))
+    r = int(rng.uniform(45, 65))
+    cv2.circle(page, (cx, cy), r, ink, 3, cv2.LINE_AA)
+    cv2.circle(page, (cx, cy), r - 14, ink, 2, cv2.LINE_AA)
+    xs = np.arange(cx + r, min(PAGE_W - 20, cx + r + 330))
+    for k in range(int(rng.integers(3, 6))):
+        ys = cy - 40 + 20 * k + 8 * np.sin((xs - xs[0]) / 18.0 + rng.uniform(0, 6))
+        cv2.polylines(page, [np.stack([xs, ys], 1).astype(np.int32)], False, ink, 3, cv2.LINE_AA)
+
+
+# --- one envelope ---------------------------------------------------------------------------
+
+
+def _code(rng: np.random.Generator, length: int) -> str:
+    return "".join(str(int(d)) for d in rng.integers(0, 10, length))
+
+
+def make_envelope(
+    rng: np.random.Generator,
+    *,
+    corpus: Optional[HandwritingCorpus] = None,
+    handwritten_share: float = 0.7,
+    code_length: int = 5,
+    max_tilt: float = 6.0,
+) -> tuple[np.ndarray, EnvelopeTruth]:
+    """One envelope scan (BGR uint8) and its truth (file name left empty for the caller)."""
+    from docsort.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
+
+    fonts = _fonts(rng)
+    paper = np.array([rng.uniform(225, 252)] * 3) + rng.uniform(-8, 4, 3)
+    page = np.empty((PAGE_H, PAGE_W, 3), np.uint8)
+    page[:] = np.clip(paper, 0, 255).astype(np.uint8)
+    elements: list[TextElement] = []
+
+    # Sender: printed, small, top-left; usually with a code of its own.
+    font = fonts[int(rng.integers(0, len(fonts)))].path
+    size = int(rng.uniform(22, 30))
+    x0, y = int(rng.uniform(50, 110)), int(rng.uniform(40, 80))
+    sender_code = _code(rng, code_length) if rng.random() < 0.85 else None
+    lines = [
+        [(str(rng.choice(NAMES)), "sender_name"), (str(rng.choice(NAMES)), "sender_name")],
+        [(str(rng.choice(GERMAN_STREETS)).split()[0], "sender_street"), (str(rng.integers(1, 150)), "sender_street")],
+        ([(sender_code, "sender_code")] if sender_code else []) + [(str(rng.choice(GERMAN_CITIES)).split()[0], "sender_city")],
+    ]
+    for line in lines:
+        x = x0
+        for text, role in line:
+            box = _paste(page, _printed(text, font, size), x, y, (30, 30, 30))
+            elements.append(TextElement(box, "printed", text, role))
+            x = box[0] + box[2] + int(size * 0.45)
+        y += int(size * 1.45)
+    _stamp(page, rng)
+
+    # Destination: near the centre, handwritten or printed.
+    dest_code = _code(rng, code_length)
+    while dest_code == sender_code:
+        dest_code = _code(rng, code_length)
+    handwritten = rng.random() < handwritten_share
+    x0, y = int(rng.uniform(0.36, 0.5) * PAGE_W), int(rng.uniform(0.4, 0.5) * PAGE_H)
+    if handwritten:
+        height = float(rng.uniform(40, 58))
+        hand = DatasetHand(rng, height, corpus) if corpus is not None else PenHand(rng, height)
+        colour = (30, 30, 30) if rng.random() < 0.5 else (140, 50, 25)
+        name_text = str(rng.choice(NAMES))
+        street_text = str(rng.choice(GERMAN_STREETS)).split()[0]
+        city_text = str(rng.choice(GERMAN_CITIES)).split()[0]
+        house = str(rng.integers(1, 150))
+        line_pieces = [
+            [("word", name_text, "destination_name")],
+            [("word", street_text, "destination_street"), ("digits", house, "destination_street")],
+            [("digits", dest_code, "destination_code"), ("word", city_text, "destination_city")],
+        ]
+        for line in line_pieces:
+            x = x0 + int(rng.uniform(-20, 20))
+            line_h = 0
+            for what, text, role in line:
+                if what == "digits":
+                    image, label = hand.digits(text), text
+                else:
+                    image, label = hand.word(text)
+                top = y + int(rng.uniform(-4, 4))
+                box = _paste(page, image, x, top, colour)
+                elements.append(TextElement(box, "handwritten", label, role))
+                x = box[0] + box[2] + int(height * rng.uniform(0.6, 1.1))
+                line_h = max(line_h, image.shape[0])
+            y += int(max(line_h, height * 1.3) * rng.uniform(0.95, 1.15))
+    else:
+        font = fonts[int(rng.integers(0, len(fonts)))].path
+        size = int(rng.uniform(30, 42))
+        lines = [
+            [(str(rng.choice(NAMES)), "destination_name"), (str(rng.choice(NAMES)), "destination_name")],
+            [(str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
+             (str(rng.integers(1, 150)), "destination_street")],
+            [(dest_code, "destination_code"), (str(rng.choice(GERMAN_CITIES)).split()[0], "destination_city")],
+        ]
+        for line in lines:
+            x = x0
+            for text, role in line:
+                box = _paste(page, _printed(text, font, size), x, y, (20, 20, 20))
+                elements.append(TextElement(box, "printed", text, role))
+                x = box[0] + box[2] + int(size * 0.45)
+            y += int(size * 1.5)
+
+    page, tilt = _scan(page, rng, max_tilt, elements)
+    truth = EnvelopeTruth(
+        file="", destination_code=dest_code,
+        destination_source="handwritten" if handwritten else "printed",
+        sender_code=sender_code, tilt_degrees=round(tilt, 3), elements=elements,
+    )
+    return page, truth
+
+
+def _scan(page: np.ndarray, rng: np.random.Generator, max_tilt: float,
+          elements: list[TextElement]) -> tuple[np.ndarray, float]:
+    """Tilt, light unevenly, blur and noise the page; move the element boxes with the tilt."""
+    tilt = float(rng.uniform(-max_tilt, max_tilt))
+    h, w = page.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), tilt, 1.0)
+    fill = tuple(int(v) for v in np.median(page.reshape(-1, 3), axis=0))
+    page = cv2.warpAffine(page, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=fill)
+    for e in elements:
+        x, y, bw, bh = e.bbox
+        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64)
+        moved = corners @ m.T
+        x0, y0 = np.floor(moved.min(0)).astype(int)
+        x1, y1 = np.ceil(moved.max(0)).astype(int)
+        e.bbox = (int(max(0, x0)), int(max(0, y0)), int(min(w, x1) - max(0, x0)), int(min(h, y1) - max(0, y0)))
+    # Uneven light: a smooth gradient across the sheet.
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a, b = rng.uniform(-1, 1, 2)
+    light = 1.0 - rng.uniform(0.0, 0.25) * (0.5 + 0.5 * np.tanh(a * (xx / w - 0.5) * 3 + b * (yy / h - 0.5) * 3))
+    page = np.clip(page.astype(np.float32) * light[..., None], 0, 255).astype(np.uint8)
+    page = degrade.blur(page, float(rng.uniform(0.0, 1.1)))
+    page = degrade.gaussian_noise(page, rng, float(rng.uniform(1.0, 8.0)))
+    return page, tilt
+
+
+# --- a folder of envelopes ------------------------------------------------------------------
+
+
+def write_samples(
+    out_dir: str | Path,
+    count: int = 10,
+    seed: int = 0,
+    handwriting: Optional[str | Path] = None,
+    handwritten_share: float = 0.7,
+    code_length: int = 5,
+) -> list[EnvelopeTruth]:
+    """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths."""
+    if count < 1:
+        raise UsageError("--count must be at least 1")
+    if not 1 <= code_length <= 12:
+        raise UsageError("--code-length must be between 1 and 12")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    corpus = HandwritingCorpus.load(Path(handwriting)) if handwriting else None
+    truths = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
+                                    code_length=code_length)
+        if rng.random() < 0.7:
+            name = f"envelope_{i + 1:04d}.jpg"
+            ok = cv2.imwrite(str(out / name), page, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 93))])
+        else:
+            name = f"envelope_{i + 1:04d}.png"
+            ok = cv2.imwrite(str(out / name), page)
+        if not ok:
+            raise UsageError(f"cannot write {out / name}")
+        truth.file = name
+        truths.append(truth)
+    payload = {
+        "generator": {"seed": seed, "count": count, "code_length": code_length,
+                      "handwriting": "datasets" if corpus else "pen", "width": PAGE_W, "height": PAGE_H},
+        "envelopes": [t.to_dict() for t in truths],
+    }
+    (out / TRUTH_FILE).write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return truths
+
+
+def load_truth(folder: str | Path) -> dict[str, dict]:
+    """``truth.json`` of a samples folder as {file name: envelope truth}."""
+    data = json.loads((Path(folder) / TRUTH_FILE).read_text(encoding="utf-8"))
+    return {e["file"]: e for e in data["envelopes"]}
