@@ -14,9 +14,9 @@ Two views of the same money:
   shipped as ``models/digits.tradeoff.json`` next to the digit model.
 
 All arithmetic is exact floating point; rounding happens only when a report is produced
-(``round_report``): probabilities and rates to 6 decimal places, letter counts to whole letters,
-money to the cent, hours to a tenth. This module stays free of heavy imports so ``docsort cost``
-answers instantly.
+(``round_report``): probabilities and rates to 6 decimal places, thresholds to 10, letter counts
+to whole letters, money to the cent, hours to a tenth. This module stays free of heavy imports so
+``docsort cost`` answers instantly.
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def difference_interval(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
@@ -454,6 +456,7 @@ def _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta
 _MONEY = {"manual_cost", "missort_cost", "annual_cost", "savings", "expected_cost"}
 _COUNTS = {"manual_sorts", "expected_missorts", "volume"}
 _HOURS = {"manual_hours", "manual_hours_saved"}
+_THRESHOLDS = {"threshold"}  # thresholds live close to 1: keep them exact enough to re-apply
 
 
 def round_report(obj: Any, key: str = "") -> Any:
@@ -470,4 +473,6 @@ def round_report(obj: Any, key: str = "") -> Any:
         return round(obj, 2)
     if key in _HOURS:
         return round(obj, 1)
+    if key in _THRESHOLDS:
+        return round(obj, 10)
     return round(obj, 6)

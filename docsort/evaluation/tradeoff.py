@@ -1,0 +1,234 @@
+"""Measuring the accept/error trade-off of the digit reader and its cost-optimal accept threshold.
+
+There are no labelled handwritten postal codes in the data, so codes are composed from real
+MNIST digits the model never trained on, rendered at envelope sizes and passed through random
+scanner degradations, then read by the same reader ``process`` uses. For every accept threshold
+t the share of letters accepted automatically and the share accepted with a wrong code give the
+annual cost ``volume x (reject(t) x manual_cost + error(t) x missort_cost)``.
+
+The threshold is *fitted* on strings composed from the validation digits held out of MNIST
+training, and *checked* on fresh strings composed from MNIST test digits, each test digit used
+once so the strings are independent: the error rate the curve promised must agree with the one
+measured on the fresh set within sampling error (Wilson / Newcombe 95 % intervals).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from docsort import cost as cost_model
+from docsort import modelstore
+from docsort.errors import OutputNotWritableError
+
+CODE_LENGTH = 5
+FIT_SEED_OFFSET = 0
+CHECK_SEED_OFFSET = 1
+
+
+# --------------------------------------------------------------------------- the curve (pure maths)
+
+def curve_thresholds(extra: Sequence[float] = ()) -> np.ndarray:
+    """Thresholds the stored curve is sampled at: coarse up to 0.9, then log-spaced towards 1."""
+    coarse = np.linspace(0.0, 0.9, 19)
+    fine = 1.0 - np.logspace(-1, -6, 51)
+    return np.unique(np.concatenate([coarse, fine, [1.0], np.asarray(extra, float)]))
+
+
+def tradeoff_curve(confidences: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[dict]:
+    """Accept rate and error rate (wrong and accepted, as a share of all letters) at each threshold."""
+    conf = np.asarray(confidences, float)
+    wrong = ~np.asarray(correct, bool)
+    n = len(conf)
+    curve = []
+    for t in thresholds:
+        accepted = conf >= t
+        curve.append({"threshold": float(t), "accept_rate": float(accepted.sum() / n),
+                      "error_rate": float((accepted & wrong).sum() / n)})
+    return curve
+
+
+def fit_threshold(confidences: np.ndarray, correct: np.ndarray, manual_cost: float, missort_cost: float) -> float:
+    """The accept threshold of least cost on labelled reads.
+
+    Every distinct confidence is a candidate (accept it and everything above). The returned
+    threshold lies half-way between the chosen confidence and the next lower one, so a new
+    sample's confidence is not decided by a hair's breadth on the fitted set.
+    """
+    conf = np.asarray(confidences, float)
+    wrong = ~np.asarray(correct, bool)
+    order = np.argsort(-conf, kind="stable")
+    conf_sorted, wrong_sorted = conf[order], wrong[order]
+    # Accepting the top j reads: j reads accepted, errors = wrong among them.
+    errors = np.concatenate([[0], np.cumsum(wrong_sorted)])
+    accepted = np.arange(len(conf) + 1)
+    # Only cut between different confidences: ties are accepted or rejected together.
+    valid = np.ones(len(conf) + 1, bool)
+    valid[1:-1] = conf_sorted[1:] < conf_sorted[:-1]
+    costs = (len(conf) - accepted) * manual_cost + errors * missort_cost
+    costs = np.where(valid, costs, np.inf)
+    j = len(costs) - 1 - int(np.argmin(costs[::-1]))  # of equal costs, accept the most letters
+    if j == 0:  # rejecting everything is cheapest: a threshold above every confidence
+        return float(np.nextafter(conf_sorted[0], 2.0)) if len(conf) else 1.0
+    lowest_accepted = conf_sorted[j - 1]
+    below = conf_sorted[j] if j < len(conf) else 0.0
+    return float((lowest_accepted + below) / 2)
+
+
+def check_threshold(threshold: float, fit: tuple[np.ndarray, np.ndarray],
+                    fresh: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Compare what the fitted set promised at ``threshold`` with a fresh set, with 95 % intervals."""
+    def counts(conf, correct):
+        accepted = np.asarray(conf) >= threshold
+        return int(len(conf)), int(accepted.sum()), int((accepted & ~np.asarray(correct, bool)).sum())
+
+    n_fit, acc_fit, err_fit = counts(*fit)
+    n, acc, err = counts(*fresh)
+    diff_lo, diff_hi = cost_model.difference_interval(err_fit, n_fit, err, n)
+    conf = np.asarray(fresh[0], float)
+    accepted = conf >= threshold
+    return {
+        "threshold": threshold,
+        "n": n,
+        "accepted": acc,
+        "errors": err,
+        "accept_rate": acc / n,
+        "accept_rate_ci95": list(cost_model.wilson_interval(acc, n)),
+        "error_rate": err / n,
+        "error_rate_ci95": list(cost_model.wilson_interval(err, n)),
+        "promised_error_rate": err_fit / n_fit,
+        "promised_accept_rate": acc_fit / n_fit,
+        "difference_ci95": [diff_lo, diff_hi],
+        "consistent": bool(diff_lo <= 0.0 <= diff_hi),
+        # Calibration: the errors a batch projection would expect from the confidences alone.
+        "expected_errors_from_confidence": float((1.0 - conf[accepted]).sum()),
+        "code_accuracy": float(np.mean(fresh[1])),
+    }
+
+
+# --------------------------------------------------------------------------- labelled strings
+
+def compose_strings(images: np.ndarray, labels: np.ndarray, count: int, seed: int,
+                    code_length: int = CODE_LENGTH) -> tuple[list[np.ndarray], list[str]]:
+    """``count`` scanned handwritten codes made of the given MNIST digits, with their truth.
+
+    Digits are drawn without replacement (a fresh permutation when the pool runs out), so with
+    enough digits every string is made of digits no other string uses.
+    """
+    from docsort.synth import degrade
+    from docsort.synth.handwriting import compose_digit_string
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    pos = 0
+    strings, truths = [], []
+    for _ in range(count):
+        if pos + code_length > len(order):
+            order, pos = rng.permutation(len(labels)), 0
+        idx = order[pos:pos + code_length]
+        pos += code_length
+        # Envelope scans at 200-300 dpi: handwritten digits 4-7 mm tall are 30-80 px.
+        height = float(rng.uniform(30, 80))
+        stroke = int(rng.integers(0, 1 + int(height // 25)))
+        image, _ = compose_digit_string([images[i] for i in idx], rng, height=height, stroke=stroke)
+        strings.append(degrade.random_scan(image, rng, strength=0.6))
+        truths.append("".join(str(int(labels[i])) for i in idx))
+    return strings, truths
+
+
+def read_strings(strings: list[np.ndarray], code_length: int = CODE_LENGTH,
+                 model_path: Optional[Path] = None) -> tuple[list[str], np.ndarray]:
+    """Read each number field with the pipeline's digit reader: the digits and the code confidence."""
+    from docsort import digit_reader
+
+    reads = digit_reader.read_fields(strings, code_length=code_length, model_path=model_path)
+    return [r.digits for r in reads], np.array([r.confidence for r in reads], float)
+
+
+# --------------------------------------------------------------------------- the measurement
+
+def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_MANUAL_COST,
+                     missort_cost: float = cost_model.DEFAULT_MISSORT_COST,
+                     volume: float = cost_model.DEFAULT_VOLUME, data_dir: Optional[Path] = None,
+                     model_path: Optional[Path] = None, seed: int = 0) -> dict:
+    """Fit the cost-optimal threshold on held-out training digits and check it on test digits."""
+    from docsort import mnist
+
+    data = mnist.load(data_dir)
+    _, validation = mnist.train_validation_split(data.train)
+    model_file = Path(model_path) if model_path is not None else modelstore.model_path(modelstore.DIGITS)
+
+    sets = {}
+    for name, split, offset in (("fit", validation, FIT_SEED_OFFSET), ("check", data.test, CHECK_SEED_OFFSET)):
+        strings, truths = compose_strings(split.images, split.labels, count, seed * 2 + offset)
+        reads, confidences = read_strings(strings, CODE_LENGTH, model_file)
+        correct = np.array([r == t for r, t in zip(reads, truths)], bool)
+        sets[name] = (confidences, correct)
+
+    fit_conf, fit_correct = sets["fit"]
+    threshold = fit_threshold(fit_conf, fit_correct, manual_cost, missort_cost)
+    curve = tradeoff_curve(fit_conf, fit_correct, curve_thresholds([threshold]))
+    at_opt = tradeoff_curve(fit_conf, fit_correct, [threshold])[0]
+    check = check_threshold(threshold, sets["fit"], sets["check"])
+    check["expected_cost"] = cost_model.threshold_cost(check["accept_rate"], check["error_rate"],
+                                                       volume, manual_cost, missort_cost)
+    bayes = cost_model.bayes_threshold(manual_cost, missort_cost)
+    bayes_point = tradeoff_curve(*sets["check"], [bayes])[0]
+    metrics = modelstore.load_metrics(modelstore.DIGITS) if model_path is None else {}
+
+    return cost_model.round_report({
+        "description": "Accept/error trade-off of the digit reader on composed handwritten "
+                       f"{CODE_LENGTH}-digit codes; error_rate = share of all letters accepted with a wrong code.",
+        "code_length": CODE_LENGTH,
+        "costs": {"volume": volume, "manual_cost": manual_cost, "missort_cost": missort_cost},
+        "model": {"file": model_file.name, "sha256": modelstore.file_sha256(str(model_file.resolve())),
+                  "test_accuracy": metrics.get("test_accuracy")},
+        "optimal": {**at_opt, "expected_cost": cost_model.threshold_cost(
+            at_opt["accept_rate"], at_opt["error_rate"], volume, manual_cost, missort_cost)},
+        "fit": {"data": "MNIST training digits held out for validation "
+                        f"({len(validation)} digits, mnist.train_validation_split)",
+                "n": count, "seed": seed * 2 + FIT_SEED_OFFSET, "code_accuracy": float(np.mean(fit_correct))},
+        "check": {"data": "MNIST test digits, each used at most once per "
+                          f"{len(data.test.labels) // CODE_LENGTH} strings",
+                  "seed": seed * 2 + CHECK_SEED_OFFSET, **check},
+        "calibrated_rule": {"threshold": bayes, **{k: v for k, v in bayes_point.items() if k != "threshold"},
+                            "expected_cost": cost_model.threshold_cost(
+                                bayes_point["accept_rate"], bayes_point["error_rate"], volume,
+                                manual_cost, missort_cost),
+                            "note": "1 - manual_cost/missort_cost, measured on the check set"},
+        "curve": curve,
+        "command": "docsort evaluate tradeoff " + " ".join(_command_args(count, manual_cost, missort_cost, seed)),
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "environment": {"python": platform.python_version(), "platform": sys.platform,
+                        "tf_threads": os.environ.get("DOCSORT_TF_THREADS")},
+    })
+
+
+def _command_args(count: int, manual_cost: float, missort_cost: float, seed: int) -> list[str]:
+    args = [f"--count {count}"]
+    if manual_cost != cost_model.DEFAULT_MANUAL_COST:
+        args.append(f"--manual-cost {manual_cost:g}")
+    if missort_cost != cost_model.DEFAULT_MISSORT_COST:
+        args.append(f"--missort-cost {missort_cost:g}")
+    if seed:
+        args.append(f"--seed {seed}")
+    return args
+
+
+def write_tradeoff(result: dict, path: Path) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

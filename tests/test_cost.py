@@ -1,0 +1,214 @@
+"""The sorting-cost model: the classic numbers, the measured trade-off and the batch projection."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from docsort import cost
+from docsort.evaluation import tradeoff
+
+CLASSIC = ("cost", "--accuracy", "0.9903", "--code-length", "5", "--volume", "100000000", "--manual-cost", "0.10")
+
+
+def _json(result):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_classic_numbers_through_the_cli():
+    report = _json(run_cli(*CLASSIC, "--json"))
+    assert round(report["p_code_correct"], 5) == 0.95243
+    assert report["manual_sorts"] == 4_756_818
+    assert round(report["annual_cost"]) == 475_682
+    assert round(report["improvement"]["savings"]) == 48_185
+    assert report["improvement"]["accuracy_delta"] == 0.001
+    for key in ("per_digit_accuracy", "code_length", "p_code_correct", "volume", "manual_cost", "manual_sorts",
+                "annual_cost", "improvement", "threshold", "accept_rate", "error_rate", "expected_cost"):
+        assert key in report
+    assert set(report["improvement"]) >= {"accuracy_delta", "p_code_correct", "annual_cost", "savings"}
+
+
+def test_table_for_people_and_keying_hours():
+    result = run_cli(*CLASSIC, "--keying-rate", "1100", "--accuracy-delta", "0.002")
+    assert result.returncode == 0, result.stderr
+    assert "$475,682" in result.stdout and "4,756,818" in result.stdout
+    report = _json(run_cli(*CLASSIC, "--keying-rate", "1100", "--json"))
+    assert report["manual_hours"] == pytest.approx(4_756_818 / 1100, abs=0.1)
+
+
+def test_plot_is_a_png(tmp_path):
+    target = tmp_path / "cost.png"
+    result = run_cli(*CLASSIC, "--plot", target)
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, word", [
+    (("--accuracy", "1.5"), "--accuracy"),
+    (("--accuracy", "0"), "--accuracy"),
+    (("--accuracy", "99.03"), "--accuracy"),
+    (("--accuracy", "0.99", "--volume", "-5"), "--volume"),
+    (("--accuracy", "0.99", "--manual-cost", "-0.1"), "--manual-cost"),
+    (("--accuracy", "0.99", "--missort-cost", "-1"), "--missort-cost"),
+    (("--accuracy", "0.99", "--results", "."), "at most one"),
+    (("--results", "no/such/folder"), "does not exist"),
+    (("--metrics", "no/such/digits.metrics.json"), "not found"),
+])
+def test_bad_input_is_a_one_line_usage_error(args, word):
+    result = run_cli("cost", *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0], result.stderr
+
+
+def test_results_folder_without_results_json(tmp_path):
+    result = run_cli("cost", "--results", tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "results.json" in result.stderr
+
+
+# --------------------------------------------------------------------------- the trade-off maths
+
+def _synthetic_reads(n=20000, seed=3):
+    """Perfectly calibrated reads: a code of confidence c is right with probability c."""
+    rng = np.random.default_rng(seed)
+    confidences = 1.0 - rng.beta(0.3, 6.0, size=n)
+    correct = rng.random(n) < confidences
+    return confidences, correct
+
+
+def test_curve_is_monotone_and_counts_errors_among_all_letters():
+    conf = np.array([0.99, 0.95, 0.9, 0.6, 0.3])
+    correct = np.array([True, False, True, False, True])
+    curve = tradeoff.tradeoff_curve(conf, correct, [0.0, 0.5, 0.92, 0.95, 1.0])
+    assert [p["accept_rate"] for p in curve] == [1.0, 0.8, 0.4, 0.4, 0.0]
+    assert [p["error_rate"] for p in curve] == [0.4, 0.4, 0.2, 0.2, 0.0]
+
+
+def test_fitted_threshold_minimises_cost_on_a_small_set():
+    conf = np.array([0.99, 0.95, 0.9, 0.6, 0.3])
+    correct = np.array([True, False, True, False, True])
+    # missort 10x manual: accepting the 0.95 error costs 1.0 but saves 0.1, so reject from there down.
+    t = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)
+    assert 0.95 < t <= 0.99
+    # missorts as cheap as manual sorting: accepting everything is no worse, so accept all.
+    assert tradeoff.fit_threshold(conf, correct, manual_cost=1.0, missort_cost=1.0) <= 0.3
+
+
+def test_calibrated_confidences_put_the_optimum_at_one_minus_cost_ratio():
+    conf, correct = _synthetic_reads()
+    t = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)
+    assert abs(t - cost.bayes_threshold(0.1, 1.0)) < 0.04
+    curve = tradeoff.tradeoff_curve(conf, correct, tradeoff.curve_thresholds([t]))
+    best = cost.best_point(curve, volume=1e6, manual_cost=0.1, missort_cost=1.0)
+    assert abs(best["threshold"] - 0.9) < 0.05
+    assert best["expected_cost"] == pytest.approx(
+        cost.threshold_cost(best["accept_rate"], best["error_rate"], 1e6, 0.1, 1.0))
+
+
+def test_check_on_a_fresh_sample_agrees_within_sampling_error():
+    fit, fresh = _synthetic_reads(seed=1), _synthetic_reads(seed=2)
+    t = tradeoff.fit_threshold(*fit, manual_cost=0.1, missort_cost=1.0)
+    check = tradeoff.check_threshold(t, fit, fresh)
+    lo, hi = check["error_rate_ci95"]
+    assert lo <= check["error_rate"] <= hi
+    assert check["consistent"]
+    assert check["expected_errors_from_confidence"] == pytest.approx(check["errors"], rel=0.15)
+
+
+def test_wilson_interval_covers_rare_events():
+    lo, hi = cost.wilson_interval(0, 1000)
+    assert lo == 0.0 and 0.0 < hi < 0.005
+    lo, hi = cost.wilson_interval(30, 1000)
+    assert lo < 0.03 < hi
+
+
+def test_measured_tradeoff_is_reoptimised_for_the_users_costs(tmp_path):
+    conf, correct = _synthetic_reads()
+    curve = tradeoff.tradeoff_curve(conf, correct, tradeoff.curve_thresholds())
+    (tmp_path / "digits.metrics.json").write_text(json.dumps({"test_accuracy": 0.99}))
+    (tmp_path / "digits.tradeoff.json").write_text(json.dumps(
+        {"code_length": 5, "curve": curve, "optimal": {"threshold": 0.9}}))
+    cheap = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--json"))
+    dear = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--missort-cost", "10", "--json"))
+    assert cheap["per_digit_accuracy"] == 0.99
+    assert dear["threshold"] > cheap["threshold"] and dear["accept_rate"] < cheap["accept_rate"]
+    assert cheap["expected_cost"] == pytest.approx(
+        cost.threshold_cost(cheap["accept_rate"], cheap["error_rate"], 1e8, 0.1, 1.0), rel=1e-6)
+    other_length = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--code-length", "4",
+                                 "--json"))
+    assert other_length["threshold"] is None  # the curve was measured on 5-digit codes
+
+
+# --------------------------------------------------------------------------- batch projection
+
+def _page(value, confidence, decision):
+    code = None if value is None else {"value": value, "source": "handwritten", "confidence": confidence,
+                                       "digit_confidences": [confidence ** 0.2] * 5, "bbox": [0, 0, 1, 1],
+                                       "decision": decision}
+    return {"page": 1, "width": 10, "height": 10, "crops": [], "postal_code": code}
+
+
+RESULTS = {"settings": {"accept_threshold": 0.9}, "documents": [
+    {"file": "a.png", "sha256": "x", "status": "ok", "error": None, "pages": [_page("12345", 0.99, "auto")]},
+    {"file": "b.png", "sha256": "x", "status": "ok", "error": None, "pages": [_page("54321", 0.95, "auto")]},
+    {"file": "c.png", "sha256": "x", "status": "ok", "error": None, "pages": [_page("11111", 0.5, "manual")]},
+    {"file": "d.png", "sha256": "x", "status": "ok", "error": None, "pages": [_page(None, None, None)]},
+    {"file": "e.pdf", "sha256": None, "status": "error", "error": "unreadable", "pages": []},
+]}
+
+
+def test_batch_projection_scales_observed_shares_to_the_volume():
+    report = cost.batch_projection(RESULTS, volume=1000, manual_cost=0.1, missort_cost=1.0)
+    assert report["batch"] == {"pieces": 5, "auto": 2, "manual": 1, "no_code": 1, "unreadable": 1,
+                               "expected_errors": pytest.approx(0.06), "mean_code_confidence": pytest.approx(0.8133333)}
+    assert report["accept_rate"] == 0.4
+    assert report["manual_sorts"] == 600 and report["annual_cost"] == 60.0
+    assert report["error_rate"] == pytest.approx(0.012)
+    assert report["expected_missorts"] == 12
+    assert report["expected_cost"] == pytest.approx(60.0 + 12.0)
+    assert report["threshold"] == 0.9
+    assert report["improvement"]["savings"] > 0
+
+
+def test_batch_projection_accepts_pages_and_records():
+    from docsort.records import PageResult, PostalCode
+
+    page = PageResult(1, 10, 10, postal_code=PostalCode("12345", "printed", 0.98, [0.996] * 5, (0, 0, 1, 1), "auto"))
+    report = cost.batch_projection([page, _page(None, None, None)], volume=100, manual_cost=0.1, missort_cost=1.0)
+    assert report["batch"]["pieces"] == 2 and report["accept_rate"] == 0.5
+    assert report["per_digit_accuracy"] == pytest.approx(0.996)
+
+
+def test_cost_from_a_processed_batch(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(RESULTS))
+    report = _json(run_cli("cost", "--results", tmp_path, "--volume", "1000", "--json"))
+    assert report["manual_sorts"] == 600 and report["accept_rate"] == 0.4
+    table = run_cli("cost", "--results", tmp_path)
+    assert table.returncode == 0 and "manual sorts per year" in table.stdout
+
+
+# --------------------------------------------------------------------------- the shipped trade-off
+
+def test_shipped_tradeoff_has_an_optimal_threshold_and_a_monotone_curve():
+    data = cost.load_tradeoff()
+    assert data is not None, f"no trade-off shipped at {cost.tradeoff_path()}"
+    optimal = data["optimal"]
+    assert 0.0 <= optimal["threshold"] <= 1.0
+    assert cost.default_accept_threshold() == optimal["threshold"]
+    curve = data["curve"]
+    thresholds = [p["threshold"] for p in curve]
+    assert thresholds == sorted(thresholds)
+    for a, b in zip(curve, curve[1:]):
+        assert b["accept_rate"] <= a["accept_rate"] and b["error_rate"] <= a["error_rate"]
+    check = data["check"]
+    lo, hi = check["error_rate_ci95"]
+    assert lo <= check["error_rate"] <= hi and check["n"] >= 1000
+    # The measured optimum is no dearer than the calibrated-confidence rule on fresh data, give or
+    # take sampling error.
+    assert check["expected_cost"] <= data["calibrated_rule"]["expected_cost"] * 1.25
