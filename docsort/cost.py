@@ -366,20 +366,23 @@ def batch_projection(results: Any, volume: float = DEFAULT_VOLUME, manual_cost: 
 
     ``results`` is a results.json dict, or a list of documents or of pages (dicts or records).
     Every page is one mail piece. A piece goes to manual sorting when its code was decided
-    ``manual``, when no code was found, or when its document could not be read. Auto-sorted
+    ``manual``, when no code was found, or when its page or document could not be read. Auto-sorted
     pieces are missorted with probability 1 - confidence (the code confidence is calibrated), so
     their sum is the expected number of missorts. The per-digit accuracy is estimated as the mean
     calibrated digit confidence; the improvement is the classic P^k gain on that estimate.
     """
     _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta, keying_rate)
     pages, failed, stored_threshold = _pieces(results)
-    pieces = len(pages) + failed
+    pieces = len(pages) + failed  # every page, plus one piece per unreadable document
     auto = manual = no_code = 0
     expected_errors = 0.0
     digit_conf: list[float] = []
     code_conf: list[float] = []
     for page in pages:
         code = page.get("postal_code")
+        if page.get("error"):
+            failed += 1
+            continue
         if not code:
             no_code += 1
             continue

@@ -180,8 +180,11 @@ def test_batch_projection_accepts_pages_and_records():
     from docsort.records import PageResult, PostalCode
 
     page = PageResult(1, 10, 10, postal_code=PostalCode("12345", "printed", 0.98, [0.996] * 5, (0, 0, 1, 1), "auto"))
-    report = cost.batch_projection([page, _page(None, None, None)], volume=100, manual_cost=0.1, missort_cost=1.0)
-    assert report["batch"]["pieces"] == 2 and report["accept_rate"] == 0.5
+    failed = PageResult(2, 10, 10, error="page cannot be rasterised")
+    report = cost.batch_projection([page, _page(None, None, None), failed], volume=300, manual_cost=0.1,
+                                   missort_cost=1.0)
+    assert report["batch"]["pieces"] == 3 and report["batch"]["unreadable"] == 1
+    assert report["accept_rate"] == pytest.approx(1 / 3) and report["manual_sorts"] == 200
     assert report["per_digit_accuracy"] == pytest.approx(0.996)
 
 
