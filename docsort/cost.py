@@ -260,8 +260,32 @@ def tradeoff_fields(tradeoff: Optional[Mapping], code_length: int, volume: float
     return point
 
 
+def curve_grid() -> list[float]:
+    """Thresholds a curve is sampled at: coarse up to 0.9, then log-spaced towards 1."""
+    coarse = [i * 0.05 for i in range(19)]
+    fine = [1.0 - 10 ** (-1 - 5 * i / 50) for i in range(51)]
+    return sorted(set(round(t, 12) for t in coarse + fine + [1.0]))
+
+
+def expected_curve(results: Any, thresholds: Optional[Sequence[float]] = None) -> list[dict]:
+    """A batch's trade-off as its calibrated confidences predict it (no truth needed)."""
+    pages, failed, _ = _pieces(results)
+    pieces = len(pages) + failed
+    confidences = [float(p["postal_code"].get("confidence") or 0.0)
+                   for p in pages if p.get("postal_code") and not p.get("error")]
+    curve = []
+    for t in thresholds if thresholds is not None else curve_grid():
+        accepted = [c for c in confidences if c >= t]
+        curve.append({"threshold": t, "accept_rate": len(accepted) / pieces if pieces else 0.0,
+                      "error_rate": sum(1.0 - c for c in accepted) / pieces if pieces else 0.0})
+    return curve
+
+
 def curve_of(report: Mapping) -> Optional[list]:
-    """The measured curve a report's operating point came from (for plotting), if any."""
+    """The curve behind a report's operating point, for plotting: measured, or a batch's expected one."""
+    source = report.get("source") or {}
+    if source.get("kind") == "results":
+        return expected_curve(json.loads(Path(source["file"]).read_text()))
     file = (report.get("tradeoff") or {}).get("file")
     data = load_tradeoff(Path(file)) if file else None
     return data["curve"] if data else None

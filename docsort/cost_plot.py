@@ -2,8 +2,8 @@
 
 Three panels a person reads left to right: annual cost against the accept threshold (with the
 cost-optimal point), the accept rate against the error rate it buys, and the classic annual
-manual-sorting cost against per-digit accuracy. Panels that need a measured trade-off say so
-when there is none. matplotlib is imported here only, with the Agg backend (no display).
+manual-sorting cost against per-digit accuracy. For a processed batch the first two panels show
+the trade-off its calibrated confidences predict; without any curve they say so. matplotlib is imported here only, with the Agg backend (no display).
 """
 
 from __future__ import annotations
@@ -26,19 +26,26 @@ def plot_cost(report: Mapping, path: Path, curve: Optional[Sequence[Mapping]] = 
     volume, manual, missort = report["volume"], report["manual_cost"], report["missort_cost"]
     fig, (ax_cost, ax_roc, ax_acc) = plt.subplots(1, 3, figsize=(15, 4.5))
 
+    measured = (report.get("source") or {}).get("kind") != "results"
     if curve:
-        thresholds = [p["threshold"] for p in curve]
+        inner = [p for p in curve if 0.0 < p["threshold"] < 1.0]  # the logit axis excludes 0 and 1
+        thresholds = [p["threshold"] for p in inner]
         costs = [cost_model.threshold_cost(p["accept_rate"], p["error_rate"], volume, manual, missort)
-                 for p in curve]
-        keyed = [volume * (1 - p["accept_rate"]) * manual for p in curve]
-        missorted = [volume * p["error_rate"] * missort for p in curve]
+                 for p in inner]
+        keyed = [volume * (1 - p["accept_rate"]) * manual for p in inner]
+        missorted = [volume * p["error_rate"] * missort for p in inner]
         ax_cost.plot(thresholds, costs, label="total", color="black")
         ax_cost.plot(thresholds, keyed, label="manual sorting", linestyle="--")
         ax_cost.plot(thresholds, missorted, label="missorts", linestyle=":")
-        if report.get("threshold") is not None:
+        if report.get("threshold") is not None and 0.0 < report["threshold"] < 1.0:
+            label = "cost optimum" if measured else "batch threshold"
             ax_cost.plot([report["threshold"]], [report["expected_cost"]], "o", color="red",
-                         label=f"optimum t={report['threshold']:.3g}")
-        ax_cost.set_ylim(0, max(costs) * 1.05 if max(costs) > 0 else 1)
+                         label=f"{label} t={report['threshold']:.4g}")
+        ax_cost.set_xscale("logit")
+        ticks = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999]
+        ax_cost.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=35, fontsize=8)
+        ax_cost.minorticks_off()
+        ax_cost.set_ylim(0, max(costs) * 1.05 if costs and max(costs) > 0 else 1)
         ax_cost.legend(fontsize=8)
         ax_roc.plot([100 * p["error_rate"] for p in curve], [100 * p["accept_rate"] for p in curve], color="black")
         if report.get("threshold") is not None:
@@ -48,7 +55,7 @@ def plot_cost(report: Mapping, path: Path, curve: Optional[Sequence[Mapping]] = 
             ax.text(0.5, 0.5, "no measured trade-off", ha="center", va="center", transform=ax.transAxes)
     ax_cost.set_xlabel("accept threshold (code confidence)")
     ax_cost.set_ylabel(f"cost per year for {volume:,.0f} letters ($)")
-    ax_cost.set_title("Cost vs accept threshold")
+    ax_cost.set_title("Cost vs accept threshold" + ("" if measured else " (expected)"))
     ax_roc.set_xlabel("accepted with a wrong code (% of letters)")
     ax_roc.set_ylabel("accepted automatically (% of letters)")
     ax_roc.set_title("Accept rate vs error rate")

@@ -192,8 +192,9 @@ def test_cost_from_a_processed_batch(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(RESULTS))
     report = _json(run_cli("cost", "--results", tmp_path, "--volume", "1000", "--json"))
     assert report["manual_sorts"] == 600 and report["accept_rate"] == 0.4
-    table = run_cli("cost", "--results", tmp_path)
+    table = run_cli("cost", "--results", tmp_path, "--plot", tmp_path / "batch.png")
     assert table.returncode == 0 and "manual sorts per year" in table.stdout
+    assert (tmp_path / "batch.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # --------------------------------------------------------------------------- the shipped trade-off

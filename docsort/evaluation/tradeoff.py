@@ -36,10 +36,8 @@ CHECK_SEED_OFFSET = 1
 # --------------------------------------------------------------------------- the curve (pure maths)
 
 def curve_thresholds(extra: Sequence[float] = ()) -> np.ndarray:
-    """Thresholds the stored curve is sampled at: coarse up to 0.9, then log-spaced towards 1."""
-    coarse = np.linspace(0.0, 0.9, 19)
-    fine = 1.0 - np.logspace(-1, -6, 51)
-    return np.unique(np.concatenate([coarse, fine, [1.0], np.asarray(extra, float)]))
+    """Thresholds the stored curve is sampled at (``cost.curve_grid``) plus ``extra`` ones."""
+    return np.unique(np.concatenate([cost_model.curve_grid(), np.asarray(extra, float)]))
 
 
 def tradeoff_curve(confidences: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[dict]:
