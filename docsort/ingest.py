@@ -77,7 +77,7 @@ def iter_pages(
     """
     path = Path(path)
     limits = _Limits(max_megapixels, max(working_megapixels, 0.01), min_side)
-    _check_regular_file(path)
+    check_readable(path)
     if _is_pdf(path):
         return _pdf_pages(path, limits)
     return _raster_pages(path, limits)
@@ -106,8 +106,9 @@ class _Limits:
     min_side: int
 
 
-def _check_regular_file(path: Path) -> None:
-    """Refuse what is not a readable, non-empty regular file, before opening it."""
+def check_readable(path: str | os.PathLike) -> None:
+    """Refuse what is not a readable, non-empty regular file, before opening it (never blocks)."""
+    path = Path(path)
     try:
         info = path.stat()
     except FileNotFoundError:

@@ -1,1 +1,111 @@
-"""Commands of the process area."""
+"""The ``process`` command: a batch of scanned documents into results.json and results.csv."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from docsort.cli import app, fail, handles_errors, stderr
+from docsort.errors import ExitCode, UsageError
+
+DEFAULT_MAX_MEGAPIXELS = 150.0  # docsort.ingest.DEFAULT_MAX_MEGAPIXELS, kept here so --help stays light
+DEFAULT_PAGE_TIMEOUT_S = 60.0
+
+
+class _TerminalProgress:
+    """A progress bar on stderr, only used when stderr is a terminal."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[errors]} errors"), TimeRemainingColumn(),
+                             console=stderr, transient=True)
+        self._task = None
+        self._errors = 0
+
+    def start(self, total: int, done: int) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task("documents", total=total, completed=done, errors=0)
+
+    def advance(self, document: dict) -> None:
+        self._errors += document.get("status") != "ok"
+        self._bar.update(self._task, advance=1, errors=self._errors)
+
+    def finish(self) -> None:
+        self._bar.stop()
+
+
+def _interrupt_on_sigterm() -> None:
+    """A batch stopped by SIGTERM (cron timeouts, systemd) ends like Ctrl-C: cleanly, code 130."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command("process")
+@handles_errors
+def process_command(
+    inputs: List[Path] = typer.Argument(..., help="Files and folders (folders are walked recursively).",
+                                        show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for results.json, results.csv, overlays/."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local worker processes [default: all cores]."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                            help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786."),
+    code_length: int = typer.Option(5, "--code-length", help="Digits in a postal code."),
+    accept_threshold: Optional[float] = typer.Option(
+        None, "--accept-threshold",
+        help="Codes below this confidence go to manual sorting [default: the cost-optimal threshold]."),
+    overlays: bool = typer.Option(False, "--overlays", help="Write annotated page images to OUT/overlays/."),
+    force: bool = typer.Option(False, "--force", help="Redo documents already done in OUT."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first document that fails."),
+    wait: bool = typer.Option(False, "--wait", help="If another batch is writing to OUT, wait for it."),
+    max_megapixels: float = typer.Option(DEFAULT_MAX_MEGAPIXELS, "--max-megapixels",
+                                         help="Refuse pages larger than this (decompression bombs)."),
+    page_timeout: float = typer.Option(DEFAULT_PAGE_TIMEOUT_S, "--page-timeout",
+                                       help="Seconds Tesseract may spend on one page."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="One line per document on stderr."),
+    log_json: bool = typer.Option(False, "--log-json", help="Log as JSON lines on stderr."),
+) -> None:
+    """Read the destination postal code of every scanned document; write OUT/results.json and .csv."""
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose cannot be used together")
+    from docsort import log
+    from docsort.api import process
+    from docsort.batch import LogProgress
+
+    log.setup_logging(log.QUIET if quiet else log.VERBOSE if verbose else log.NORMAL, json_lines=log_json)
+    _interrupt_on_sigterm()
+    if quiet:
+        progress = _SilentProgress()
+    elif sys.stderr.isatty() and not log_json:
+        progress = _TerminalProgress()
+    else:
+        progress = LogProgress()
+    summary = process(
+        [str(p) for p in inputs], out, progress=progress, jobs=jobs, scheduler=scheduler,
+        code_length=code_length, accept_threshold=accept_threshold, overlays=overlays, force=force,
+        fail_fast=fail_fast, wait=wait, max_megapixels=max_megapixels, page_timeout=page_timeout,
+    )
+    if not summary.ok:
+        raise fail(f"{summary.errors} of {summary.documents} documents failed; see {summary.results_json}"
+                   if summary.errors else "stopped before every document was processed",
+                   ExitCode.INPUTS_FAILED)
+
+
+class _SilentProgress:
+    def start(self, total: int, done: int) -> None:
+        pass
+
+    def advance(self, document: dict) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass

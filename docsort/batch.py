@@ -1,0 +1,499 @@
+"""The batch runner behind ``docsort process``: inputs in, results.json/results.csv out.
+
+A run reads like this:
+
+1. check the options, prepare the output folder and lock it (one batch per folder);
+2. check the dependencies (Tesseract, model files) before any work starts;
+3. walk the inputs into a list of documents, hash each one;
+4. reuse the stored result of every document whose content, settings and models are unchanged;
+5. send the rest to the executor (local processes or Dask) and store each result atomically
+   the moment it comes back, so a killed run loses none of the documents it finished;
+6. assemble results.json and results.csv, atomically, from the stored results.
+
+Layout of the output folder: ``results.json``, ``results.csv``, ``overlays/`` (with
+``--overlays``) and ``.docsort/`` (the lock file and one stored result per document).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Protocol, Sequence
+
+from docsort import __version__
+from docsort.errors import (InputError, MissingDependencyError, OutputLockedError,
+                            OutputNotWritableError, UsageError)
+from docsort.executor import DEFAULT_DOCUMENT_TIMEOUT_S, DocumentProcessor, DocumentTask, make_executor
+from docsort.ingest import DEFAULT_MAX_MEGAPIXELS, SUPPORTED_SUFFIXES, check_readable
+from docsort.log import get_logger, one_line
+from docsort.records import DocumentResult
+from docsort.results import (TEMP_SUFFIX, BatchSummary, atomic_write_json, build_results, summarise,
+                             write_results)
+
+log = get_logger("batch")
+
+STATE_DIR = ".docsort"
+RECORDS_DIR = "docs"
+LOCK_FILE = "lock"
+OVERLAYS_DIR = "overlays"
+DEFAULT_CODE_LENGTH = 5
+DEFAULT_PAGE_TIMEOUT_S = 60.0
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass
+class BatchOptions:
+    """Options of a batch run, shared by the ``process`` command and ``docsort.api.process``."""
+
+    jobs: Optional[int] = None  # local worker processes; None = all cores
+    scheduler: Optional[str] = None  # Dask scheduler address; overrides jobs
+    code_length: int = DEFAULT_CODE_LENGTH
+    accept_threshold: Optional[float] = None  # None = the cost model's default
+    overlays: bool = False
+    force: bool = False
+    fail_fast: bool = False
+    wait: bool = False  # wait for another batch on the same output folder instead of failing
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    page_timeout: float = DEFAULT_PAGE_TIMEOUT_S  # Tesseract, per page
+    document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S  # a whole document, local workers
+    pipeline: str = "docsort.pipeline"  # module with Settings, process_document, warm_up
+
+    def check(self) -> None:
+        if self.jobs is not None and self.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1 (got {self.jobs})")
+        if not 1 <= self.code_length <= 20:
+            raise UsageError(f"--code-length must be between 1 and 20 (got {self.code_length})")
+        if self.accept_threshold is not None and not 0.0 <= self.accept_threshold <= 1.0:
+            raise UsageError(f"--accept-threshold must be between 0 and 1 (got {self.accept_threshold})")
+        if not self.max_megapixels > 0:
+            raise UsageError(f"--max-megapixels must be positive (got {self.max_megapixels})")
+        if not self.page_timeout > 0 or not self.document_timeout > 0:
+            raise UsageError("timeouts must be positive")
+
+
+class Progress(Protocol):
+    """Receives progress events; the CLI shows a bar on a terminal, plain lines otherwise."""
+
+    def start(self, total: int, done: int) -> None:
+        """``done`` of ``total`` documents need no processing (unchanged, or unreadable)."""
+
+    def advance(self, document: dict) -> None:
+        """One document finished (its results.json record)."""
+
+    def finish(self) -> None:
+        """The batch is over (also when it stops early)."""
+
+
+class LogProgress:
+    """Plain progress lines on the log, at most every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 10.0):
+        self.interval = interval
+        self.total = self.done = self.errors = 0
+        self._last = 0.0
+
+    def start(self, total: int, done: int) -> None:
+        self.total, self.done = total, done
+        self._last = time.monotonic()
+        if total:
+            log.info("%d documents, %d to process", total, total - done)
+
+    def advance(self, document: dict) -> None:
+        self.done += 1
+        self.errors += document.get("status") != "ok"
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            log.info("%d/%d documents done (%d errors)", self.done, self.total, self.errors)
+
+    def finish(self) -> None:
+        pass
+
+
+# Inputs ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputDocument:
+    """A document of this batch: ``file`` as results show it, ``path`` as workers open it."""
+
+    file: str
+    path: str
+    error: Optional[str] = None  # known unreadable before any worker sees it
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(self.file.encode("utf-8")).hexdigest()
+
+
+def display_name(path: str) -> str:
+    """The path as given, made valid text (undecodable bytes in names are escaped)."""
+    return os.path.normpath(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def collect_documents(inputs: Sequence[str | os.PathLike], exclude: Iterable[Path] = ()) -> tuple[list[InputDocument], int]:
+    """The documents named by ``inputs``, in order, each once; and the count of skipped files.
+
+    Folders are walked recursively in sorted order; hidden entries and ``exclude`` (the output
+    folder) are left out; files of other kinds are skipped and counted. A named file is always
+    a document, whatever its name, so that one that cannot be read gets its own error record.
+    """
+    excluded = {os.path.realpath(p) for p in exclude}
+    documents: list[InputDocument] = []
+    seen: set[str] = set()
+    skipped = 0
+
+    def add(path: str, error: Optional[str] = None) -> None:
+        real = os.path.realpath(path)
+        if real in seen:
+            return
+        seen.add(real)
+        documents.append(InputDocument(file=display_name(path), path=os.path.abspath(path), error=error))
+
+    for item in inputs:
+        item = os.fspath(item)
+        if not os.path.isdir(item):
+            add(item)
+            continue
+        if os.path.realpath(item) in excluded:
+            continue
+        for path, error in _walk(item, excluded):
+            if error is not None or Path(path).suffix.lower() in SUPPORTED_SUFFIXES:
+                add(path, error)
+            else:
+                skipped += 1
+    return documents, skipped
+
+
+def _walk(folder: str, excluded: set[str]) -> Iterable[tuple[str, Optional[str]]]:
+    """Files under ``folder`` in sorted order; an unreadable sub-folder is yielded with its error."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as exc:
+        yield folder, f"cannot read folder: {exc.strerror or exc}"
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = os.path.join(folder, entry.name)
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if os.path.realpath(path) not in excluded:
+                yield from _walk(path, excluded)
+        else:
+            yield path, None
+
+
+def content_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# The output folder -----------------------------------------------------------------------------
+
+
+class OutputFolder:
+    """The batch's output folder: its lock, its stored per-document results, its result files."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.state = self.root / STATE_DIR
+        self.records = self.state / RECORDS_DIR
+        self._lock_fd: Optional[int] = None
+
+    def prepare(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise OutputNotWritableError(f"output {self.root} exists and is not a folder")
+        try:
+            self.records.mkdir(parents=True, exist_ok=True)
+            probe = self.state / f".probe-{os.getpid()}{TEMP_SUFFIX}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise OutputNotWritableError(
+                f"cannot write to output folder {self.root}: {exc.strerror or exc}") from None
+
+    def lock(self, wait: bool) -> None:
+        """Take the folder's lock; the kernel releases it when this process ends, however it ends."""
+        path = self.state / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise OutputNotWritableError(f"cannot create lock file {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            if not wait:
+                os.close(fd)
+                raise OutputLockedError(
+                    f"output folder {self.root} is in use by another docsort batch (pid {holder}); "
+                    "use --wait to queue behind it") from None
+            log.info("waiting for the docsort batch (pid %s) using %s to finish", holder, self.root)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def remove_temp_files(self) -> None:
+        """Temporary files of a run that was killed mid-write (never complete results)."""
+        for folder in (self.root, self.records, self.root / OVERLAYS_DIR):
+            if folder.is_dir():
+                for leftover in folder.glob(f".*{TEMP_SUFFIX}"):
+                    leftover.unlink(missing_ok=True)
+
+    def record_path(self, key: str) -> Path:
+        return self.records / f"{key}.json"
+
+    def load_record(self, key: str) -> Optional[dict]:
+        try:
+            return json.loads(self.record_path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def save_record(self, key: str, fingerprint: str, document: dict) -> None:
+        try:
+            atomic_write_json(self.record_path(key), {"fingerprint": fingerprint, "document": document})
+        except OSError as exc:
+            raise OutputNotWritableError(
+                f"cannot write to output folder {self.root}: {exc.strerror or exc}") from None
+
+
+# Dependencies and run information --------------------------------------------------------------
+
+
+def _check_model_file(path: Path) -> str:
+    """A model file that is missing or damaged stops the batch before any work (exit code 4)."""
+    from docsort import modelstore
+
+    if not path.is_file():
+        raise MissingDependencyError(f"model file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise MissingDependencyError(f"model file {path} is corrupt or unreadable: {exc}") from None
+    if damaged is not None:
+        raise MissingDependencyError(f"model file {path} is corrupt ({damaged} fails its checksum)")
+    return modelstore.file_sha256(str(path))
+
+
+def run_information() -> dict:
+    """Versions and model hashes for results.json; raises MissingDependencyError if one is missing."""
+    from docsort import modelstore
+    from docsort.segment import check_tesseract
+
+    tesseract = check_tesseract()
+    models = {}
+    for name in (modelstore.DIGITS, modelstore.WRITING_TYPE):
+        path = modelstore.model_path(name)
+        sha = _check_model_file(path)
+        metrics = modelstore.load_metrics(name)
+        accuracy = metrics.get("test_accuracy", metrics.get("accuracy"))
+        models[name] = {"file": path.name, "sha256": sha, "test_accuracy": accuracy}
+    return {"docsort_version": __version__, "tesseract_version": tesseract, "models": models}
+
+
+def resolve_accept_threshold(options: BatchOptions) -> float:
+    if options.accept_threshold is not None:
+        return float(options.accept_threshold)
+    from docsort.cost import default_accept_threshold
+
+    return float(default_accept_threshold())
+
+
+def pipeline_settings(options: BatchOptions, out: OutputFolder, accept_threshold: float):
+    """The pipeline's own settings object, built from the batch options."""
+    pipeline = importlib.import_module(options.pipeline)
+    return pipeline.Settings(
+        code_length=options.code_length,
+        accept_threshold=accept_threshold,
+        max_megapixels=options.max_megapixels,
+        tesseract_timeout=options.page_timeout,
+        overlays_dir=str((out.root / OVERLAYS_DIR).resolve()) if options.overlays else None,
+    )
+
+
+def settings_fingerprint(info: dict, settings) -> str:
+    """Changes whenever a stored result could differ: versions, models or settings."""
+    if dataclasses.is_dataclass(settings):
+        described = dataclasses.asdict(settings)
+    else:
+        described = repr(settings)
+    blob = json.dumps({"run": info, "settings": described}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _worker_env(jobs: int) -> dict:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"DOCSORT_TF_THREADS": str(max(1, cores // max(1, jobs))), "OMP_THREAD_LIMIT": "1"}
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# The run ---------------------------------------------------------------------------------------
+
+
+def _consistent(result: DocumentResult) -> DocumentResult:
+    """A document with a failed page is not fully processed: its status says so."""
+    failed = [page for page in result.pages if page.error]
+    if result.status == "ok" and failed:
+        result.status = "error"
+        result.error = f"page {failed[0].page}: {failed[0].error}"
+        if len(failed) > 1:
+            result.error += f" (and {len(failed) - 1} more failed pages)"
+    if result.status == "error" and not result.error:
+        result.error = "could not be processed"
+    return result
+
+
+def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+              options: Optional[BatchOptions] = None, progress: Optional[Progress] = None) -> BatchSummary:
+    """Process ``inputs`` into ``out_dir``; see the module docstring for the steps."""
+    options = options or BatchOptions()
+    options.check()
+    if not inputs:
+        raise UsageError("no inputs given")
+    progress = progress or LogProgress()
+    out = OutputFolder(out_dir)
+    out.prepare()
+    out.lock(wait=options.wait)
+    try:
+        return _run_locked(inputs, out, options, progress)
+    finally:
+        out.unlock()
+
+
+def _run_locked(inputs, out: OutputFolder, options: BatchOptions, progress: Progress) -> BatchSummary:
+    out.remove_temp_files()
+    info = run_information()
+    accept_threshold = resolve_accept_threshold(options)
+    settings = pipeline_settings(options, out, accept_threshold)
+    fingerprint = settings_fingerprint(info, settings)
+
+    documents, skipped = collect_documents(inputs, exclude=[out.root])
+    finished: dict[str, dict] = {}
+    tasks: list[DocumentTask] = []
+    shas: dict[str, Optional[str]] = {}
+    for document in documents:
+        record, shas[document.key] = _known_result(document, out, fingerprint, options.force)
+        if isinstance(record, dict):
+            finished[document.key] = record
+        elif isinstance(record, DocumentResult):
+            _store(out, document.key, fingerprint, record, finished)
+        else:
+            tasks.append(DocumentTask(key=document.key, path=document.path, file=document.file))
+    reused = sum(1 for record in finished.values() if record.get("status") == "ok")
+    errors_before = len(finished) - reused
+    progress.start(len(documents), len(finished))
+    for record in finished.values():
+        if record.get("status") != "ok":
+            log.warning("%s: %s", one_line(record["file"]), one_line(record.get("error") or ""))
+
+    complete = True
+    if tasks and not (options.fail_fast and errors_before):
+        jobs = min(options.jobs or default_jobs(), len(tasks))
+        processor = DocumentProcessor(settings=settings, pipeline=options.pipeline, env=_worker_env(jobs))
+        with make_executor(processor, jobs, options.scheduler, options.document_timeout) as executor:
+            for task, result in executor.run(tasks):
+                result.sha256 = shas[task.key]
+                record = _store(out, task.key, fingerprint, _consistent(result), finished)
+                _log_document(record)
+                progress.advance(record)
+                if options.fail_fast and record["status"] != "ok":
+                    complete = len(finished) == len(documents)
+                    break
+    elif tasks:
+        complete = False
+    progress.finish()
+
+    ordered = [finished[d.key] for d in documents if d.key in finished]
+    summary = summarise(ordered, skipped=skipped, reused=reused)
+    summary.complete = complete
+    summary.cost = _cost(ordered, options, accept_threshold)
+    header = dict(info)
+    header["settings"] = {"code_length": options.code_length, "accept_threshold": accept_threshold,
+                          "max_megapixels": options.max_megapixels}
+    results = build_results(ordered, summary, header)
+    try:
+        json_path, csv_path = write_results(out.root, results)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write results to {out.root}: {exc.strerror or exc}") from None
+    summary.results_json, summary.results_csv = str(json_path), str(csv_path)
+    log.info("%d documents, %d pages, %d postal codes (%d auto, %d manual), %d errors, %d skipped files; "
+             "results in %s", summary.documents, summary.pages, summary.postal_codes, summary.auto,
+             summary.manual, summary.errors, summary.skipped, json_path)
+    return summary
+
+
+def _known_result(document: InputDocument, out: OutputFolder, fingerprint: str, force: bool):
+    """(what is known before processing, the content hash).
+
+    What is known: a stored result dict to reuse, an error DocumentResult for an input that
+    cannot be read at all, or None (the document has to be processed).
+    """
+    if document.error:
+        return DocumentResult(file=document.file, sha256=None, status="error", error=document.error), None
+    try:
+        check_readable(document.path)
+        sha = content_sha256(document.path)
+    except InputError as exc:
+        return DocumentResult(file=document.file, sha256=None, status="error", error=str(exc)), None
+    except OSError as exc:
+        message = f"cannot read file: {exc.strerror or exc}"
+        return DocumentResult(file=document.file, sha256=None, status="error", error=message), None
+    if force:
+        return None, sha
+    stored = out.load_record(document.key)
+    if not stored or stored.get("fingerprint") != fingerprint:
+        return None, sha
+    record = stored.get("document") or {}
+    if record.get("status") == "ok" and record.get("sha256") == sha and record.get("file") == document.file:
+        return record, sha
+    return None, sha
+
+
+def _store(out: OutputFolder, key: str, fingerprint: str, result: DocumentResult, finished: dict) -> dict:
+    record = result.to_dict()
+    out.save_record(key, fingerprint, record)
+    finished[key] = record
+    return record
+
+
+def _log_document(record: dict) -> None:
+    name = one_line(record["file"])
+    if record["status"] != "ok":
+        log.warning("%s: %s", name, one_line(record.get("error") or ""))
+        return
+    codes = [p["postal_code"] for p in record["pages"] if p.get("postal_code")]
+    described = ", ".join(f"{c['value']} ({c['decision']})" for c in codes) or "no postal code"
+    log.debug("%s: %d pages, %s", name, len(record["pages"]), described)
+
+
+def _cost(documents: list[dict], options: BatchOptions, accept_threshold: float) -> Optional[dict]:
+    from docsort.cost import batch_projection
+
+    if not documents:
+        return None
+    return batch_projection(documents, code_length=options.code_length, accept_threshold=accept_threshold)

@@ -1,0 +1,393 @@
+"""Where documents are processed: local worker processes or a Dask cluster.
+
+One task is one document. Both executors take the same ``DocumentProcessor`` (the pipeline
+settings, picklable and small) and yield ``(task, DocumentResult)`` as documents finish; the
+batch runner in the client process writes every result, so a local run and a cluster run leave
+identical output.
+
+Models are loaded once per worker process (``warm_up`` before the first document, kept in a
+module-level cache, never pickled). Each worker runs Tesseract single-threaded
+(``OMP_THREAD_LIMIT=1``) and limits TensorFlow's threads (``DOCSORT_TF_THREADS``) so that
+workers x threads stays within the cores.
+
+Local workers are managed here rather than by ``concurrent.futures``: a pool there is broken
+for good when one worker dies, while here the document that worker held fails with a message,
+a fresh worker takes its place and the other documents go on. A document that runs past
+``document_timeout`` has its worker killed the same way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import signal
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any, Iterable, Iterator, Optional
+
+from docsort.errors import DocsortError, InputError, MissingDependencyError
+from docsort.log import get_logger, one_line
+from docsort.records import DocumentResult
+
+log = get_logger("executor")
+
+DEFAULT_DOCUMENT_TIMEOUT_S = 1800.0
+_STARTUP_FAILURES_ALLOWED = 3
+_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class DocumentTask:
+    """One document to process: ``path`` is what workers open, ``file`` what results show."""
+
+    key: str
+    path: str
+    file: str
+
+
+@dataclass(frozen=True)
+class DocumentProcessor:
+    """Everything a worker needs to process documents, sent once to each worker.
+
+    ``pipeline`` names a module with ``process_document(path, settings) -> DocumentResult``
+    and ``warm_up(settings)``.
+    """
+
+    settings: Any
+    pipeline: str = "docsort.pipeline"
+    env: dict = field(default_factory=dict)
+
+    def prepare_worker(self) -> None:
+        """Thread limits and model loading, once per worker process."""
+        for name, value in self.env.items():
+            os.environ.setdefault(name, value)
+        os.environ["OMP_THREAD_LIMIT"] = "1"
+        key = (self.pipeline, repr(self.settings))
+        if key not in _warm:
+            importlib.import_module(self.pipeline).warm_up(self.settings)
+            _warm.add(key)
+
+    def process(self, task: DocumentTask) -> DocumentResult:
+        """Process one document; only a missing dependency escapes, anything else is its record."""
+        self.prepare_worker()
+        pipeline = importlib.import_module(self.pipeline)
+        try:
+            result = pipeline.process_document(task.path, self.settings)
+        except MissingDependencyError:
+            raise
+        except DocsortError as exc:
+            result = error_result(task, str(exc))
+        except Exception as exc:  # a bug must cost one document, not the batch
+            log.debug("unexpected error on %s", one_line(task.file), exc_info=True)
+            result = error_result(task, f"internal error: {type(exc).__name__}: {_first_line(exc)}")
+        result.file = task.file
+        return result
+
+
+_warm: set = set()
+
+
+def error_result(task: DocumentTask, message: str) -> DocumentResult:
+    return DocumentResult(file=task.file, sha256=None, status="error", error=message)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Executor:
+    """Runs document tasks somewhere and yields each result once, as it finishes."""
+
+    def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop all work now (also on Ctrl-C); safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+# Local worker processes ----------------------------------------------------------------------
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: die with the batch process, so a killed batch leaves no worker behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_main(conn, processor: DocumentProcessor) -> None:
+    """A local worker: warm up, then process one document per request until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch process's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _set_parent_death_signal()
+    try:
+        processor.prepare_worker()
+    except DocsortError as exc:
+        conn.send(("fatal", type(exc).__name__, str(exc)))
+        return
+    except Exception as exc:
+        conn.send(("fatal", "MissingDependencyError", f"worker cannot start: {_first_line(exc)}"))
+        return
+    conn.send(("ready",))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        task = request
+        try:
+            result = processor.process(task)
+        except MissingDependencyError as exc:
+            conn.send(("fatal", type(exc).__name__, str(exc)))
+            return
+        try:
+            conn.send(("done", task.key, result))
+        except (BrokenPipeError, OSError):
+            return
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    ready: bool = False
+    task: Optional[DocumentTask] = None
+    started_at: float = 0.0
+
+
+def _death_message(exitcode: Optional[int]) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the worker process died while reading this document (killed by {name})"
+    return f"the worker process died while reading this document (exit status {exitcode})"
+
+
+class LocalExecutor(Executor):
+    """``jobs`` worker processes on this machine, replaced when one dies."""
+
+    def __init__(self, processor: DocumentProcessor, jobs: int,
+                 document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S):
+        self.processor = processor
+        self.jobs = max(1, int(jobs))
+        self.document_timeout = document_timeout
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._startup_failures = 0
+
+    def _start_worker(self) -> _Worker:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_worker_main, args=(child_conn, self.processor),
+                                        name="docsort-worker", daemon=True)
+        process.start()
+        child_conn.close()
+        worker = _Worker(process=process, conn=parent_conn)
+        self._workers.append(worker)
+        return worker
+
+    def _stop_worker(self, worker: _Worker, kill: bool = False) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if kill and worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=5)
+        worker.conn.close()
+
+    def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        pending = deque(tasks)
+        if not pending:
+            return
+        for _ in range(min(self.jobs, len(pending))):
+            self._start_worker()
+        while pending or any(w.task is not None for w in self._workers):
+            if not self._workers:
+                self._start_worker()
+            sources = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
+            ready = wait(sources, timeout=_POLL_S)
+            for worker in list(self._workers):
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    yield from self._handle(worker, pending)
+            yield from self._enforce_timeout(pending)
+
+    def _handle(self, worker: _Worker, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        message = None
+        try:
+            if worker.conn.poll():
+                message = worker.conn.recv()
+        except (EOFError, OSError):
+            message = None
+        if message is None:
+            if worker.process.is_alive():
+                return
+            yield from self._worker_died(worker, pending)
+            return
+        kind = message[0]
+        if kind == "fatal":
+            _, name, text = message
+            raise (MissingDependencyError if name == "MissingDependencyError" else DocsortError)(text)
+        if kind == "done":
+            task = worker.task
+            worker.task = None
+            yield task, message[2]
+        worker.ready = True
+        self._assign(worker, pending)
+
+    def _assign(self, worker: _Worker, pending: deque) -> None:
+        if not pending:
+            worker.conn.send(None)
+            self._stop_worker(worker)
+            return
+        worker.task = pending.popleft()
+        worker.started_at = time.monotonic()
+        worker.conn.send(worker.task)
+
+    def _worker_died(self, worker: _Worker, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        self._stop_worker(worker)
+        exitcode = worker.process.exitcode
+        if worker.task is not None:
+            task = worker.task
+            yield task, error_result(task, _death_message(exitcode))
+        elif not worker.ready:
+            self._startup_failures += 1
+            if self._startup_failures > _STARTUP_FAILURES_ALLOWED:
+                raise DocsortError(f"worker processes die while starting (exit status {exitcode})")
+        if pending and len(self._workers) < self.jobs:
+            self._start_worker()
+
+    def _enforce_timeout(self, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if worker.task is not None and now - worker.started_at > self.document_timeout:
+                task = worker.task
+                self._stop_worker(worker, kill=True)
+                yield task, error_result(
+                    task, f"processing took longer than {self.document_timeout:g} s; stopped")
+                if pending and len(self._workers) < self.jobs:
+                    self._start_worker()
+
+    def close(self) -> None:
+        for worker in list(self._workers):
+            self._stop_worker(worker, kill=True)
+
+
+# Dask ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fatal:
+    message: str
+
+
+def _dask_task(task: DocumentTask, processor: DocumentProcessor):
+    try:
+        return processor.process(task)
+    except MissingDependencyError as exc:
+        return _Fatal(str(exc))
+
+
+def _dask_warm_up(processor: DocumentProcessor) -> Optional[str]:
+    try:
+        processor.prepare_worker()
+    except DocsortError as exc:
+        return str(exc)
+    return None
+
+
+class DaskExecutor(Executor):
+    """One task per document on an existing Dask cluster (``dask scheduler`` + ``dask worker``).
+
+    Workers read the documents themselves, so the input paths must be readable by every
+    worker under the same names (shared storage). A worker lost mid-task has its task
+    rescheduled by Dask (``retries`` more covers exceptions); a document that keeps killing
+    workers fails with a message once Dask gives up on it.
+    """
+
+    def __init__(self, processor: DocumentProcessor, address: str, retries: int = 2,
+                 connect_timeout: float = 30.0):
+        self.processor = processor
+        self.address = address
+        self.retries = retries
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise MissingDependencyError("dask.distributed is not installed") from exc
+        try:
+            self.client = Client(address, timeout=connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise MissingDependencyError(f"cannot connect to the Dask scheduler at {address}: "
+                                         f"{_first_line(exc)}") from exc
+        except ValueError as exc:
+            from docsort.errors import UsageError
+
+            raise UsageError(f"not a Dask scheduler address: {address} ({_first_line(exc)})") from exc
+        self._futures: list = []
+
+    def warm_up(self) -> None:
+        """Load models on every worker before any document is sent; fail early if one cannot."""
+        if not self.client.scheduler_info().get("workers"):
+            self.client.wait_for_workers(1, timeout=60)
+        failures = self.client.run(_dask_warm_up, self.processor)
+        for worker, message in sorted(failures.items()):
+            if message:
+                raise MissingDependencyError(f"Dask worker {worker}: {message}")
+
+    def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        from distributed import as_completed
+
+        tasks = list(tasks)
+        if not tasks:
+            return
+        self.warm_up()
+        run_id = uuid.uuid4().hex[:12]
+        by_key = {}
+        for task in tasks:
+            future = self.client.submit(_dask_task, task, self.processor, retries=self.retries,
+                                        key=f"docsort-{run_id}-{task.key[:24]}", pure=False)
+            by_key[future.key] = task
+            self._futures.append(future)
+        for future in as_completed(self._futures):
+            task = by_key[future.key]
+            try:
+                result = future.result()
+            except Exception as exc:  # KilledWorker, or an error after all retries
+                message = f"the Dask task failed: {type(exc).__name__}: {_first_line(exc)}"
+                result = error_result(task, message)
+            future.release()
+            if isinstance(result, _Fatal):
+                raise MissingDependencyError(result.message)
+            yield task, result
+
+    def close(self) -> None:
+        if self._futures:
+            self.client.cancel(self._futures)
+            self._futures = []
+        self.client.close()
+
+
+def make_executor(processor: DocumentProcessor, jobs: int, scheduler: Optional[str],
+                  document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S) -> Executor:
+    if scheduler:
+        return DaskExecutor(processor, scheduler)
+    return LocalExecutor(processor, jobs, document_timeout=document_timeout)

@@ -1,0 +1,68 @@
+"""Logging for batch runs: everything on stderr, plain lines or JSON lines.
+
+stdout is reserved for machine-readable output, so cron jobs can capture it cleanly; logs,
+warnings and progress all go to stderr. ``--log-json`` writes one JSON object a line (for log
+collectors); otherwise one plain line a message, with newlines in file names escaped so a line
+is always one event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+LOGGER_NAME = "docsort"
+
+QUIET = logging.WARNING
+NORMAL = logging.INFO
+VERBOSE = logging.DEBUG
+
+
+def get_logger(name: str = "") -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
+
+
+def one_line(text: str) -> str:
+    """A message (or file name) safe to print as a single log line."""
+    return str(text).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        line = f"docsort: {prefix}{one_line(record.getMessage())}"
+        if record.exc_info and record.levelno <= logging.DEBUG:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line; extra fields passed as ``extra={"fields": {...}}`` are merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: int = NORMAL, json_lines: bool = False, stream=None) -> logging.Logger:
+    """Configure the ``docsort`` logger once for this process (the CLI calls it)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger
