@@ -159,6 +159,14 @@ def _check_dimensions(width: int, height: int, limits: _Limits) -> None:
         )
 
 
+def _bomb_message(exc: BaseException, limits: _Limits) -> str:
+    """Pillow's own decompression-bomb refusal, worded like ours."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"page is {int(found.group(1)) / 1e6:.0f} megapixels" if found else "page is too large"
+    return (f"{size}, over the limit of {limits.max_megapixels:g} megapixels (--max-megapixels); "
+            "not decoded")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
@@ -194,7 +202,7 @@ def _decode_checked(image, limits: _Limits) -> tuple[np.ndarray, float]:
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InputError(f"refused as a decompression bomb: {_first_line(exc)}") from None
+        raise InputError(_bomb_message(exc, limits)) from None
     except Exception as exc:  # Pillow's decoders raise many types for corrupt data
         raise InputError(f"corrupt or truncated image data ({_first_line(exc)})") from None
 
@@ -209,7 +217,7 @@ def _open_image(path: Path, limits: _Limits):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path, formats=_PIL_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise InputError(f"refused as a decompression bomb: {_first_line(exc)}") from None
+        raise InputError(_bomb_message(exc, limits)) from None
     except Image.UnidentifiedImageError:
         raise InputError("not a readable image or PDF (unrecognised or corrupt content)") from None
     except PermissionError:
@@ -261,7 +269,7 @@ def _decode_frame(image, limits: _Limits) -> tuple[np.ndarray, float]:
     factor = _reduction(*image.size, limits.working_megapixels)
     if factor > 1 and image.format in ("JPEG", "MPO"):
         width, height = image.size
-        image.draft(image.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+        image.draft(image.mode, (width // factor, height // factor))
     image.load()
     frame = _normalise_mode(image)
     factor = _reduction(*frame.size, limits.working_megapixels)
