@@ -198,7 +198,9 @@ def _decode_checked(image, limits: _Limits) -> tuple[np.ndarray, float]:
 
     _check_dimensions(*image.size, limits)
     try:
-        return _decode_frame(image, limits)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about odd tags; the pixels decide
+            return _decode_frame(image, limits)
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
@@ -214,7 +216,7 @@ def _open_image(path: Path, limits: _Limits):
     Image.MAX_IMAGE_PIXELS = int(limits.max_megapixels * 1e6)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb warnings (our own limit decides) and odd tags
             image = Image.open(path, formats=_PIL_FORMATS)
     except Image.DecompressionBombError as exc:
         raise InputError(_bomb_message(exc, limits)) from None
@@ -229,7 +231,9 @@ def _open_image(path: Path, limits: _Limits):
 
 def _frame_count(image) -> int:
     try:
-        return max(1, int(getattr(image, "n_frames", 1)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return max(1, int(getattr(image, "n_frames", 1)))
     except Exception as exc:
         raise InputError(f"corrupt multi-page structure ({_first_line(exc)})") from None
 
@@ -240,7 +244,9 @@ def _tiff_frames(image, frames: int, limits: _Limits) -> Iterator[Page]:
         for index in range(frames):
             number = index + 1
             try:
-                image.seek(index)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    image.seek(index)
                 array, scale = _decode_checked(image, limits)
             except InputError as exc:
                 yield Page(number, None, error=str(exc))
