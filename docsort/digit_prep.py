@@ -119,7 +119,7 @@ def _stroke_mask(ink: np.ndarray) -> np.ndarray | None:
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(areas >= max(2.0, SPECKLE_SHARE * float(areas.max()))) + 1
-    return np.isin(labels, keep)
+    return np.isin(labels, keep) if keep.size else None
 
 
 def _normalise_stroke(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -1,1 +1,85 @@
 """``docsort train digits`` and ``docsort evaluate digits``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from docsort.cli import evaluate_app, handles_errors, print_json, stderr, stdout, train_app
+from docsort.errors import UsageError
+
+DATA_HELP = ("MNIST: a folder with the four IDX files (gzip or not) or keras' mnist.npz. "
+             "Default: $DOCSORT_MNIST, then ~/.keras/datasets/mnist.npz.")
+
+
+@train_app.command("digits")
+@handles_errors
+def train_digits(
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    arch: str = typer.Option("cnn", "--arch", help="cnn (the shipped reader) or mlp (flat 784-100-10 reference)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=10,
+                                        help="Train on only the first N training digits (evenly per digit)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1,
+                                         help="Epochs (default 18; 40 when --limit is under 20000)."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
+                                           help="Writer and scanner augmentation (default: on for cnn, off for mlp)."),
+    seed: int = typer.Option(1, "--seed", help="Seed for weights, augmentation and shuffling."),
+    out: Path = typer.Option(Path("runs/digits"), "--out",
+                             help="Folder for digits.keras, digits.metrics.json and digits.history.json."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
+) -> None:
+    """Train the handwritten digit reader on MNIST (reproduces models/digits.keras with --out models)."""
+    if arch not in ("cnn", "mlp"):
+        raise UsageError(f"--arch must be cnn or mlp, not {arch!r}")
+    from docsort.training.digits import TrainingConfig, train
+
+    config = TrainingConfig(data=str(data) if data else None, arch=arch, limit=limit, epochs=epochs,
+                            seed=seed, augment=augment, out=out)
+    progress = None if quiet else (lambda line: stderr.print(line, markup=False, highlight=False))
+    metrics = train(config, progress=progress)
+    stdout.print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% "
+                 f"(scanned look {100 * metrics['scanned_test_accuracy']:.2f}%), "
+                 f"ECE {100 * metrics['ece']:.2f}%, model written to {out / metrics['model_file']}",
+                 highlight=False)
+
+
+@evaluate_app.command("digits")
+@handles_errors
+def evaluate_digits(
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    model: Optional[Path] = typer.Option(None, "--model", help="A digits .keras file. Default: the shipped model."),
+    report: Optional[Path] = typer.Option(None, "--report",
+                                          help="Write metrics.json, confusion_matrix.png, failures.png, "
+                                               "learning_curve.png to this folder."),
+    scanned: bool = typer.Option(False, "--scanned",
+                                 help="Also read the test digits as scanned from paper (through to_mnist)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+) -> None:
+    """Accuracy, confusion matrix and calibration of the digit reader on the 10,000 MNIST test digits."""
+    from docsort.evaluation.digits import evaluate
+
+    result = evaluate(str(data) if data else None, str(model) if model else None,
+                      str(report) if report else None, scanned=scanned)
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(_summary(result), highlight=False)
+    if report is not None:
+        stdout.print(f"report written to {report}", highlight=False)
+
+
+def _summary(result: dict):
+    from rich.table import Table
+
+    table = Table(title=f"Digit reader on {result['n']:,} MNIST test digits", title_justify="left")
+    table.add_column("digit", justify="right")
+    table.add_column("accuracy", justify="right")
+    for digit, accuracy in result["per_class_accuracy"].items():
+        table.add_row(digit, f"{100 * accuracy:.2f} %")
+    table.add_row("all", f"{100 * result['accuracy']:.2f} %", style="bold")
+    table.caption = f"expected calibration error {100 * result['ece']:.2f} %"
+    if "scanned_test_accuracy" in result:
+        table.caption += f"; scanned look {100 * result['scanned_test_accuracy']:.2f} % on {result['scanned_n']:,}"
+    return table
