@@ -19,6 +19,7 @@ a fresh worker takes its place and the other documents go on. A document that ru
 from __future__ import annotations
 
 import importlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -315,6 +316,31 @@ def _dask_warm_up(processor: DocumentProcessor) -> Optional[str]:
     return None
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing listens at a tcp:// address (Dask itself would retry for long)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if "://" not in address:
+        address = f"tcp://{address}"
+    parts = urlsplit(address)
+    if parts.scheme != "tcp":
+        return
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        from docsort.errors import UsageError
+
+        raise UsageError(f"not a Dask scheduler address: {address} (expected tcp://HOST:PORT)")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise MissingDependencyError(
+            f"cannot connect to the Dask scheduler at {address}: {exc.strerror or exc}") from None
+
+
 class DaskExecutor(Executor):
     """One task per document on an existing Dask cluster (``dask scheduler`` + ``dask worker``).
 
@@ -325,7 +351,7 @@ class DaskExecutor(Executor):
     """
 
     def __init__(self, processor: DocumentProcessor, address: str, retries: int = 2,
-                 connect_timeout: float = 30.0):
+                 connect_timeout: float = 20.0):
         self.processor = processor
         self.address = address
         self.retries = retries
@@ -333,6 +359,9 @@ class DaskExecutor(Executor):
             from distributed import Client
         except ImportError as exc:
             raise MissingDependencyError("dask.distributed is not installed") from exc
+        _check_reachable(address)
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("distributed").setLevel(logging.ERROR)  # rescheduling notes are routine
         try:
             self.client = Client(address, timeout=connect_timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -367,12 +396,15 @@ class DaskExecutor(Executor):
                                         key=f"docsort-{run_id}-{task.key[:24]}", pure=False)
             by_key[future.key] = task
             self._futures.append(future)
-        for future in as_completed(self._futures):
+        for future in as_completed(self._futures, loop=self.client.loop):
             task = by_key[future.key]
             try:
                 result = future.result()
             except Exception as exc:  # KilledWorker, or an error after all retries
-                message = f"the Dask task failed: {type(exc).__name__}: {_first_line(exc)}"
+                if type(exc).__name__ == "KilledWorker":
+                    message = "the worker process died while reading this document (on every Dask worker tried)"
+                else:
+                    message = f"the Dask task failed: {type(exc).__name__}: {_first_line(exc)}"
                 result = error_result(task, message)
             future.release()
             if isinstance(result, _Fatal):
