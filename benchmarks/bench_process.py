@@ -1,0 +1,278 @@
+"""Throughput, memory and start-up of ``docsort process``, next to Tesseract alone.
+
+    python benchmarks/bench_process.py --count 200
+
+On N synthetic envelopes (``docsort.samples``) it measures, each on the same files:
+- Tesseract alone (``tesseract IMAGE stdout --psm 11 tsv``), 1 and 2 processes at a time;
+- ``docsort process --jobs 1`` and ``--jobs 2`` (wall time of the whole command);
+- ``docsort process --scheduler`` on a local Dask cluster of 2 single-threaded workers,
+  checking that its documents equal the ``--jobs 2`` run's;
+- peak RSS of every worker process (VmHWM, polled from /proc);
+- crops/s of the digit and writing-type models (whole batches, as the pipeline calls them);
+- cold start of ``docsort --help`` and of one ``process`` call on one envelope.
+
+It prints a table and writes ``benchmarks/RESULTS.md`` with the machine it ran on. Run it on an
+otherwise idle machine: every figure is wall-clock time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ENV = {**os.environ, "OMP_THREAD_LIMIT": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+DOCSORT = [sys.executable, "-m", "docsort"]
+
+
+class PeakMemory:
+    """Polls VmHWM (the kernel's own peak RSS) of every process below ``pid``."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.pid, self.interval = pid, interval
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                children = psutil.Process(self.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
+            for child in children:
+                try:
+                    with open(f"/proc/{child.pid}/status") as fh:
+                        fields = dict(line.split(":", 1) for line in fh)
+                    peak = int(fields["VmHWM"].split()[0]) * 1024
+                    name = " ".join(child.cmdline()[:3])
+                except (OSError, KeyError, ValueError, psutil.Error):
+                    continue
+                self.peaks[child.pid] = (name, max(peak, self.peaks.get(child.pid, ("", 0))[1]))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> dict[int, tuple[str, int]]:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks
+
+
+def timed(command: list[str], env=None) -> tuple[float, subprocess.CompletedProcess, dict]:
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or ENV)
+    memory = PeakMemory(process.pid)
+    stdout, stderr = process.communicate()
+    elapsed = time.perf_counter() - started
+    peaks = memory.stop()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    if process.returncode not in (0, 3):
+        raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}\n{stderr}")
+    return elapsed, result, peaks
+
+
+def worker_peak_mib(peaks: dict[int, tuple[str, int]]) -> float:
+    """Largest peak RSS among docsort's worker processes (not Tesseract, not the parent)."""
+    workers = [peak for name, peak in peaks.values() if "tesseract" not in name]
+    return max(workers, default=0) / 2**20
+
+
+def tesseract_alone(images: list[Path], processes: int) -> float:
+    def one(image: Path) -> None:
+        subprocess.run(["tesseract", str(image), "stdout", "--psm", "11", "tsv"], env=ENV,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(processes) as pool:
+        list(pool.map(one, images))
+    return time.perf_counter() - started
+
+
+def docsort_run(inputs: Path, out: Path, *options: str) -> tuple[float, float, dict]:
+    shutil.rmtree(out, ignore_errors=True)
+    elapsed, result, peaks = timed([*DOCSORT, "process", str(inputs), "--out", str(out), "-q", *options])
+    return elapsed, worker_peak_mib(peaks), json.loads((out / "results.json").read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dask_run(inputs: Path, out: Path, workers: int = 2) -> tuple[float, float, dict]:
+    dask = str(Path(sys.executable).with_name("dask"))
+    address = f"tcp://127.0.0.1:{free_port()}"
+    logs = open(os.devnull, "wb")
+    cluster = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                                 "--no-dashboard"], stdout=logs, stderr=logs, env=ENV, start_new_session=True)]
+    for _ in range(workers):
+        cluster.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-nanny",
+                                         "--no-dashboard", "--host", "127.0.0.1"],
+                                        stdout=logs, stderr=logs, env=ENV, start_new_session=True))
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        shutil.rmtree(out, ignore_errors=True)
+        elapsed, _, _ = timed([*DOCSORT, "process", str(inputs), "--out", str(out), "-q", "--scheduler", address])
+        peaks = {}
+        for process in cluster[1:]:
+            with open(f"/proc/{process.pid}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh)
+            peaks[process.pid] = ("dask worker", int(fields["VmHWM"].split()[0]) * 1024)
+    finally:
+        for process in cluster:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in cluster:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+    return elapsed, worker_peak_mib(peaks), json.loads((out / "results.json").read_text())
+
+
+def model_throughput(batch: int = 256, repeats: int = 20) -> dict[str, float]:
+    """Crops per second of each shipped model on whole batches (one thread per worker, as deployed)."""
+    code = f"""
+import json, os, time
+os.environ.setdefault("DOCSORT_TF_THREADS", "1")
+import numpy as np
+from docsort import modelstore
+out = {{}}
+for name in (modelstore.DIGITS, modelstore.WRITING_TYPE):
+    model = modelstore.load_keras_model(modelstore.model_path(name))
+    shape = [d if d else 1 for d in model.inputs[0].shape[1:]]
+    x = np.random.default_rng(0).random(({batch}, *shape), dtype=np.float32)
+    model(x, training=False)
+    started = time.perf_counter()
+    for _ in range({repeats}):
+        model(x, training=False)
+    out[name] = {batch} * {repeats} / (time.perf_counter() - started)
+print(json.dumps(out))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cold_starts(envelope: Path, work: Path) -> dict[str, float]:
+    helps = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([*DOCSORT, "--help"], stdout=subprocess.DEVNULL, env=ENV, check=True)
+        helps.append(time.perf_counter() - started)
+    single = work / "single"
+    single.mkdir(exist_ok=True)
+    shutil.copy(envelope, single / envelope.name)
+    processes, tesseracts = [], []
+    for _ in range(3):
+        elapsed, _, _ = docsort_run(single, work / "single-out", "--jobs", "1")
+        processes.append(elapsed)
+        tesseracts.append(tesseract_alone([envelope], 1))
+    return {"help_s": statistics.median(helps), "process_one_s": statistics.median(processes),
+            "tesseract_one_s": statistics.median(tesseracts)}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    tesseract = subprocess.run(["tesseract", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    return (f"{cpu}, {len(os.sched_getaffinity(0))} cores available, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, {tesseract}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="envelopes to generate (default 200)")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask measurement")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="docsort-bench-"))
+    envelopes = work / "envelopes"
+    if not envelopes.is_dir() or len(list(envelopes.glob("envelope_*"))) != args.count:
+        from docsort.samples import write_samples
+
+        shutil.rmtree(envelopes, ignore_errors=True)
+        write_samples(envelopes, count=args.count, seed=args.seed)
+    images = sorted(envelopes.glob("envelope_*"))
+    n = len(images)
+    print(f"{n} envelopes in {envelopes}", file=sys.stderr)
+
+    rows = []
+    t1 = tesseract_alone(images, 1)
+    rows.append(("Tesseract alone, 1 process", t1, None))
+    t2 = tesseract_alone(images, 2)
+    rows.append(("Tesseract alone, 2 processes", t2, None))
+    j1, j1_mem, _ = docsort_run(envelopes, work / "out-j1", "--jobs", "1")
+    rows.append(("docsort process --jobs 1", j1, j1_mem))
+    j2, j2_mem, j2_results = docsort_run(envelopes, work / "out-j2", "--jobs", "2")
+    rows.append(("docsort process --jobs 2", j2, j2_mem))
+    dask_same = None
+    if not args.no_dask:
+        d2, d2_mem, d2_results = dask_run(envelopes, work / "out-dask")
+        rows.append(("docsort process --scheduler (Dask, 2 workers)", d2, d2_mem))
+        dask_same = d2_results["documents"] == j2_results["documents"]
+    crops = model_throughput()
+    cold = cold_starts(images[0], work)
+
+    lines = [f"| run | wall s | envelopes/s | peak RSS per worker MiB |", "|---|---:|---:|---:|"]
+    for name, seconds, memory in rows:
+        lines.append(f"| {name} | {seconds:.1f} | {n / seconds:.2f} | {'' if memory is None else f'{memory:.0f}'} |")
+    checks = [
+        ("docsort --jobs 1 / Tesseract alone (target <= 1.25)", f"{j1 / t1:.2f}"),
+        ("--jobs 2 speed-up over --jobs 1 (target >= 1.4)", f"{j1 / j2:.2f}x"),
+    ]
+    if not args.no_dask:
+        checks.append(("Dask 2 workers vs --jobs 2 (target within 15%)", f"{(d2 - j2) / j2:+.1%}"))
+        checks.append(("Dask documents identical to --jobs 2", str(dask_same)))
+    checks += [
+        ("peak RSS per worker (target <= 700 MiB)", f"{max(r[2] or 0 for r in rows):.0f} MiB"),
+        ("digit model crops/s (batch 256, 1 thread)", f"{crops['digits']:.0f}"),
+        ("writing-type model crops/s (batch 256, 1 thread)", f"{crops['writing_type']:.0f}"),
+        ("cold `docsort --help`", f"{cold['help_s']:.2f} s"),
+        ("cold `docsort process` on one envelope", f"{cold['process_one_s']:.2f} s"),
+        ("Tesseract alone on that envelope", f"{cold['tesseract_one_s']:.2f} s"),
+        ("cold process - Tesseract (target <= 3 s)", f"{cold['process_one_s'] - cold['tesseract_one_s']:.2f} s"),
+    ]
+    lines += ["", "| measure | value |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in checks]
+    table = "\n".join(lines)
+    print(table)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    args.results.write_text(
+        f"# docsort process benchmark\n\n`python benchmarks/bench_process.py --count {args.count}"
+        f"{' --no-dask' if args.no_dask else ''}` on {stamp}.\n\nMachine: {machine()}.\n\n"
+        f"{n} synthetic envelopes (`docsort.samples`, seed {args.seed}); Tesseract runs with "
+        "`OMP_THREAD_LIMIT=1` and `--psm 11` as in the pipeline; wall times include start-up.\n\n"
+        f"{table}\n", encoding="utf-8")
+    print(f"written {args.results}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""A batch full of broken inputs and failing tools: each failure stays in its own record.
+
+The batch runs without root's power to read any file (its DAC capabilities dropped), so the
+unreadable file is unreadable as it would be for a user. Tesseract faults are injected with a
+``tesseract`` earlier on PATH that crashes its caller or hangs on marked pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from test_ingest import A3_600DPI, BAD_INPUTS, make_bad_input
+
+from docsort.errors import ExitCode
+from docsort.samples import write_samples
+
+UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def docsort(*args, env: dict | None = None, unprivileged: bool = False, timeout: float = 600):
+    command = [*(UNPRIVILEGED if unprivileged else []), sys.executable, "-m", "docsort", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def records_by_name(out: Path) -> dict[str, dict]:
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return {Path(d["file"]).name: d for d in results["documents"]}
+
+
+@pytest.fixture(scope="module")
+def envelopes(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("good")
+    write_samples(folder, count=3, seed=31)
+    return sorted(folder.glob("envelope_*"))
+
+
+def tiff_with_corrupt_middle_page(envelope: Path, path: Path) -> None:
+    page = Image.open(envelope).convert("L")
+    page.save(path, save_all=True, append_images=[page, page], compression="tiff_lzw")
+    with Image.open(path) as image:
+        image.seek(1)
+        offsets, counts = image.tag_v2[273], image.tag_v2[279]
+    data = bytearray(path.read_bytes())
+    for offset, count in zip(offsets, counts):
+        data[offset:offset + count] = b"\xff" * count
+    path.write_bytes(bytes(data))
+
+
+def test_every_bad_input_gets_its_record_and_the_good_ones_are_processed(envelopes, tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    for envelope in envelopes[:2]:
+        shutil.copy(envelope, good / envelope.name)
+    (good / "notes.txt").write_text("not a scan")
+    awkward = tmp_path / "awkward"
+    awkward.mkdir()
+    names = ["scan with spaces.jpg", "Übersee_東京.jpg", "two\nlines.jpg"]
+    for name in names:
+        shutil.copy(envelopes[2], awkward / name)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    bad_paths = {kind: make_bad_input(kind, bad) for kind in BAD_INPUTS}
+    private = bad / "private.png"
+    shutil.copy(envelopes[0], private)
+    private.chmod(0)
+    tiff = bad / "three_pages.tif"
+    tiff_with_corrupt_middle_page(envelopes[1], tiff)
+    cv2.imwrite(str(bad / "blank.png"), np.full((900, 1800), 255, np.uint8))
+    cv2.imwrite(str(bad / "black.png"), np.zeros((900, 1800), np.uint8))
+
+    out = tmp_path / "out"
+    inputs = [good, awkward, *bad_paths.values(), private, tiff, bad / "blank.png", bad / "black.png"]
+    result = docsort("process", *inputs, "--out", out, "--jobs", "2", unprivileged=True)
+    assert result.returncode == ExitCode.INPUTS_FAILED, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+    records = records_by_name(out)
+    for kind, expected in BAD_INPUTS.items():
+        if kind == "folder_named_png":
+            continue  # a folder is walked, not read: it holds no documents
+        record = records[bad_paths[kind].name]
+        assert record["status"] == "error" and record["pages"] == []
+        assert expected in record["error"] and "\n" not in record["error"], (kind, record["error"])
+    assert records["private.png"]["error"] == "permission denied"
+    for name in [p.name for p in envelopes[:2]] + names:
+        assert records[name]["status"] == "ok", records[name]
+        assert records[name]["pages"][0]["postal_code"] is not None
+    multi = records["three_pages.tif"]
+    assert multi["status"] == "error" and multi["error"].startswith("page 2:")
+    assert [p["error"] is None for p in multi["pages"]] == [True, False, True]
+    assert multi["pages"][0]["postal_code"] is not None
+    for name in ("blank.png", "black.png"):
+        assert records[name]["status"] == "ok"
+        assert records[name]["pages"][0]["postal_code"] is None  # nothing to read: manual sorting
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert summary["skipped"] == 1
+    assert summary["errors"] == len(BAD_INPUTS) - 1 + 2  # + unreadable file + corrupt TIFF page
+
+
+def test_600dpi_a3_scan_through_the_pipeline_stays_under_2_gib(tmp_path):
+    """Peak RSS of every process of a batch (the batch, its worker, Tesseract) on one huge page."""
+    width, height = A3_600DPI
+    page = np.full((height, width, 3), 245, np.uint8)
+    cv2.putText(page, "Erika Mustermann", (3000, 4600), cv2.FONT_HERSHEY_SIMPLEX, 9, (20, 20, 20), 22)
+    cv2.putText(page, "10115 Berlin", (3000, 5200), cv2.FONT_HERSHEY_SIMPLEX, 9, (20, 20, 20), 22)
+    scan = tmp_path / "a3_600dpi.jpg"
+    cv2.imwrite(str(scan), page, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    del page
+    measure = textwrap.dedent("""
+        import resource, subprocess, sys
+        code = subprocess.run(sys.argv[1:]).returncode
+        print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    """)
+    result = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "docsort", "process", str(scan),
+                             "--out", str(tmp_path / "out"), "--jobs", "1", "-q"],
+                            capture_output=True, text=True, timeout=600)
+    code, peak_kib = map(int, result.stdout.split())
+    assert code == ExitCode.OK, result.stderr
+    assert peak_kib * 1024 <= 2 * 1024 ** 3, f"peak RSS {peak_kib / 1024:.0f} MiB"
+    [record] = records_by_name(tmp_path / "out").values()
+    assert record["status"] == "ok"

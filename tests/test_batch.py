@@ -1,0 +1,277 @@
+"""``docsort process`` as cron runs it: results files, re-runs, kill -9, Ctrl-C, locks, exit codes.
+
+Every test runs the real command (real Tesseract, real models) on envelopes made by
+``docsort.samples``; the 40-envelope reference run is shared by the tests that compare with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import REPO, run_cli
+
+from docsort.errors import ExitCode
+from docsort.samples import write_samples
+
+BATCH_SIZE = 40
+CSV_HEADER = "file,page,status,postal_code,source,confidence,decision,printed_crops,handwritten_crops,error"
+
+
+def docsort_command(*args) -> list[str]:
+    return [sys.executable, "-m", "docsort", *map(str, args)]
+
+
+def load_results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+def stored_records(out: Path) -> dict[str, int]:
+    """The per-document results a run has finished so far: {file name: modification time}."""
+    folder = out / ".docsort" / "docs"
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} if folder.is_dir() else {}
+
+
+def temp_files(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def wait_for(condition, timeout: float = 120.0, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the batch")
+        time.sleep(interval)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.fixture(scope="session")
+def envelopes(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("envelopes")
+    write_samples(folder, count=BATCH_SIZE, seed=11)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def few_envelopes(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("few")
+    write_samples(folder, count=3, seed=12)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def reference(envelopes, tmp_path_factory):
+    """One uninterrupted run over the 40 envelopes, as a cron job would start it."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    result = run_cli("process", envelopes, "--out", out, "--jobs", "2")
+    assert result.returncode == ExitCode.OK, result.stderr
+    return out, result
+
+
+def test_results_follow_the_interface(reference, envelopes):
+    out, result = reference
+    assert result.stdout == ""
+    assert "\x1b[" not in result.stderr  # no progress bar or colours when stderr is not a terminal
+    results = load_results(out)
+    for key in ("docsort_version", "tesseract_version", "models", "documents", "summary"):
+        assert key in results
+    from docsort.schema import results_schema
+    import jsonschema
+
+    jsonschema.validate(results, results_schema())
+    files = [d["file"] for d in results["documents"]]
+    assert files == sorted(files) and len(files) == BATCH_SIZE
+    assert all(f.startswith(str(envelopes)) for f in files)
+    summary = results["summary"]
+    assert summary["documents"] == BATCH_SIZE and summary["errors"] == 0
+    assert summary["skipped"] == 1  # truth.json is not a scan
+    assert summary["auto"] + summary["manual"] == summary["postal_codes"]
+    assert summary["cost"]
+    with open(out / "results.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert ",".join(rows[0]) == CSV_HEADER
+    assert len(rows) - 1 == summary["pages"]
+    assert temp_files(out) == []
+
+
+def test_rerun_skips_unchanged_documents(reference, envelopes):
+    out, _ = reference
+    before = stored_records(out)
+    again = run_cli("process", envelopes, "--out", out, "--jobs", "2", "-v")
+    assert again.returncode == ExitCode.OK, again.stderr
+    assert stored_records(out) == before  # nothing redone
+    assert load_results(out)["summary"]["reused"] == BATCH_SIZE
+    assert "0 to process" in again.stderr
+
+
+def test_changed_document_and_force_are_redone(few_envelopes, tmp_path):
+    inputs = tmp_path / "in"
+    shutil.copytree(few_envelopes, inputs)
+    out = tmp_path / "out"
+    assert run_cli("process", inputs, "--out", out, "--jobs", "1").returncode == ExitCode.OK
+    first = stored_records(out)
+    changed = sorted(inputs.glob("envelope_*"))[0]
+    shutil.copy(sorted(inputs.glob("envelope_*"))[1], changed)
+    assert run_cli("process", inputs, "--out", out, "--jobs", "1").returncode == ExitCode.OK
+    second = stored_records(out)
+    redone = [name for name in first if first[name] != second[name]]
+    assert len(redone) == 1 and load_results(out)["summary"]["reused"] == 2
+    assert run_cli("process", inputs, "--out", out, "--jobs", "1", "--force").returncode == ExitCode.OK
+    third = stored_records(out)
+    assert all(third[name] != second[name] for name in second)
+
+
+def test_kill_9_midway_loses_nothing(reference, envelopes, tmp_path):
+    out = tmp_path / "out"
+    batch = subprocess.Popen(docsort_command("process", envelopes, "--out", out, "--jobs", "2", "-q"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: len(stored_records(out)) >= BATCH_SIZE // 3 or batch.poll() is not None)
+    workers = descendants(batch.pid)
+    batch.send_signal(signal.SIGKILL)
+    batch.wait(timeout=30)
+    assert batch.returncode == -signal.SIGKILL
+    psutil.wait_procs(workers, timeout=30)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    finished = stored_records(out)
+    assert BATCH_SIZE // 3 <= len(finished) < BATCH_SIZE
+    assert not (out / "results.json").exists()
+
+    rerun = run_cli("process", envelopes, "--out", out, "--jobs", "2")
+    assert rerun.returncode == ExitCode.OK, rerun.stderr
+    after = stored_records(out)
+    assert all(after[name] == mtime for name, mtime in finished.items())  # finished ones not redone
+    results, expected = load_results(out), load_results(reference[0])
+    assert results["documents"] == expected["documents"]  # each document once, as uninterrupted
+    assert results["summary"]["reused"] == len(finished)
+    assert temp_files(out) == []
+
+
+def test_ctrl_c_exits_130_and_keeps_finished_documents(envelopes, tmp_path):
+    out = tmp_path / "out"
+    batch = subprocess.Popen(docsort_command("process", envelopes, "--out", out, "--jobs", "1"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len(stored_records(out)) >= 2 or batch.poll() is not None)
+    workers = descendants(batch.pid)
+    batch.send_signal(signal.SIGINT)
+    stdout, stderr = batch.communicate(timeout=60)
+    assert batch.returncode == ExitCode.INTERRUPTED, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr and stdout == ""
+    psutil.wait_procs(workers, timeout=30)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    assert len(stored_records(out)) >= 2
+    assert temp_files(out) == []
+    for record in (out / ".docsort" / "docs").glob("*.json"):
+        assert json.loads(record.read_text())["document"]["status"] == "ok"
+
+
+def test_two_batches_on_one_folder(few_envelopes, tmp_path):
+    out = tmp_path / "out"
+    command = docsort_command("process", few_envelopes, "--out", out, "--jobs", "1")
+    batches = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outcomes = sorted((b.wait(timeout=300), b.stderr.read()) for b in batches)
+    assert [code for code, _ in outcomes] == [ExitCode.OK, ExitCode.LOCKED]
+    assert "in use by another docsort batch" in outcomes[1][1]
+    assert load_results(out)["summary"]["documents"] == 3
+
+
+def test_locked_folder_fails_at_once_or_waits(few_envelopes, tmp_path):
+    out = tmp_path / "out"
+    (out / ".docsort").mkdir(parents=True)
+    with open(out / ".docsort" / "lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        refused = run_cli("process", few_envelopes, "--out", out, timeout=60)
+        assert refused.returncode == ExitCode.LOCKED
+        assert "--wait" in refused.stderr and not (out / "results.json").exists()
+        waiting = subprocess.Popen(docsort_command("process", few_envelopes, "--out", out, "--wait", "-j", "1"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert waiting.poll() is None
+    assert waiting.wait(timeout=300) == ExitCode.OK
+    assert "waiting for" in waiting.stderr.read()
+
+
+def test_usage_errors_exit_2(few_envelopes, tmp_path):
+    assert run_cli("process", few_envelopes, "--out", tmp_path / "o", "--jobs", "0").returncode == ExitCode.USAGE
+    assert run_cli("process", "--out", tmp_path / "o").returncode == ExitCode.USAGE
+    result = run_cli("process", few_envelopes, "--out", tmp_path / "o", "--accept-threshold", "1.5")
+    assert result.returncode == ExitCode.USAGE and "--accept-threshold" in result.stderr
+
+
+def test_output_not_writable_exits_6(few_envelopes, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli("process", few_envelopes, "--out", blocker)
+    assert result.returncode == ExitCode.OUTPUT_NOT_WRITABLE and "not a folder" in result.stderr
+    read_only = tmp_path / "read_only"
+    read_only.mkdir(mode=0o555)
+    result = subprocess.run(
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+         *docsort_command("process", few_envelopes, "--out", read_only / "out")],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == ExitCode.OUTPUT_NOT_WRITABLE, result.stderr
+    assert "permission denied" in result.stderr.lower()
+
+
+def test_missing_tesseract_stops_before_any_work(few_envelopes, tmp_path):
+    out = tmp_path / "out"
+    no_tesseract = tmp_path / "bin"
+    no_tesseract.mkdir()
+    result = run_cli("process", few_envelopes, "--out", out, env={"PATH": str(no_tesseract)})
+    assert result.returncode == ExitCode.MISSING_DEPENDENCY
+    assert "Tesseract" in result.stderr and "Traceback" not in result.stderr
+    assert stored_records(out) == {} and not (out / "results.json").exists()
+
+
+def test_corrupt_model_stops_before_any_work(few_envelopes, tmp_path):
+    from docsort import modelstore
+
+    models = tmp_path / "models"
+    shutil.copytree(modelstore.models_dir(), models)
+    digits = models / "digits.keras"
+    digits.write_bytes(digits.read_bytes()[: digits.stat().st_size // 2])
+    out = tmp_path / "out"
+    result = run_cli("process", few_envelopes, "--out", out, env={"DOCSORT_MODELS": str(models)})
+    assert result.returncode == ExitCode.MISSING_DEPENDENCY
+    assert "digits.keras" in result.stderr and "corrupt" in result.stderr
+    assert stored_records(out) == {}
+
+
+def test_json_log_lines(few_envelopes, tmp_path):
+    result = run_cli("process", few_envelopes, "--out", tmp_path / "out", "--jobs", "1", "--log-json", "-v")
+    assert result.returncode == ExitCode.OK, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert events and all({"time", "level", "message"} <= set(e) for e in events)
+    assert result.stdout == ""
+
+
+def test_python_api_raises_instead_of_exiting(few_envelopes, tmp_path):
+    from docsort.api import process
+    from docsort.errors import OutputLockedError, UsageError
+
+    with pytest.raises(UsageError):
+        process([few_envelopes], tmp_path / "out", jobs=0)
+    with pytest.raises(UsageError):
+        process([few_envelopes], tmp_path / "out", colour="blue")
+    (tmp_path / "out" / ".docsort").mkdir(parents=True)
+    with open(tmp_path / "out" / ".docsort" / "lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(OutputLockedError) as caught:
+            process([few_envelopes], tmp_path / "out", jobs=1)
+    assert caught.value.exit_code == ExitCode.LOCKED

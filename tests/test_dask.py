@@ -1,0 +1,136 @@
+"""The same batch on a real Dask cluster: a scheduler and two workers on 127.0.0.1.
+
+The cluster is started the way the README tells users to (``dask scheduler``, ``dask worker``
+with one process and one thread each); the results must equal a local run's, and a worker
+killed mid-batch must cost no document and duplicate none.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from docsort.errors import ExitCode
+from docsort.samples import write_samples
+
+DASK = str(Path(sys.executable).with_name("dask"))
+COUNT = 10
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_worker(address: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
+         "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("dask-logs")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "wb"), start_new_session=True)
+    workers = [start_worker(address, logs / f"worker{i}.log") for i in range(2)]
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address, workers, logs
+    for process in [*workers, scheduler]:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def envelopes(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("dask-envelopes")
+    write_samples(folder, count=COUNT, seed=21)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_run(envelopes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "out"
+    result = run_cli("process", envelopes, "--out", out, "--jobs", "2", "-q")
+    assert result.returncode == ExitCode.OK, result.stderr
+    return load(out)
+
+
+def load(out: Path) -> dict:
+    import json
+
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+def test_dask_run_equals_local_run(cluster, envelopes, local_run, tmp_path):
+    address, _, _ = cluster
+    out = tmp_path / "out"
+    result = run_cli("process", envelopes, "--out", out, "--scheduler", address)
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert result.stdout == ""
+    results = load(out)
+    assert results["documents"] == local_run["documents"]
+    for key in ("docsort_version", "tesseract_version", "models", "settings"):
+        assert results[key] == local_run[key]
+    rerun = run_cli("process", envelopes, "--out", out, "--scheduler", address)
+    assert rerun.returncode == ExitCode.OK and load(out)["summary"]["reused"] == COUNT
+
+
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, envelopes, local_run, tmp_path):
+    """Kill one of the two workers once a few documents are done; the other finishes the batch."""
+    from docsort.api import process
+
+    address, workers, logs = cluster
+    victim = workers[0]
+
+    class KillAfterTwo:
+        done = 0
+
+        def start(self, total, done):
+            pass
+
+        def advance(self, document):
+            self.done += 1
+            if self.done == 2:
+                os.killpg(victim.pid, signal.SIGKILL)
+
+        def finish(self):
+            pass
+
+    summary = process([envelopes], tmp_path / "out", scheduler=address, progress=KillAfterTwo())
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    results = load(tmp_path / "out")
+    files = [d["file"] for d in results["documents"]]
+    assert len(files) == len(set(files)) == COUNT
+    assert results["documents"] == local_run["documents"]
+    assert summary.errors == 0
+    workers[0] = start_worker(address, logs / "worker0-restarted.log")
+
+
+def test_unreachable_scheduler_is_a_dependency_error(envelopes, tmp_path):
+    result = run_cli("process", envelopes, "--out", tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{free_port()}")
+    assert result.returncode == ExitCode.MISSING_DEPENDENCY
+    assert "cannot connect to the Dask scheduler" in result.stderr
