@@ -94,17 +94,18 @@ def _ink_high(grey: np.ndarray) -> np.ndarray:
     """
     border = np.concatenate([grey[0, :], grey[-1, :], grey[:, 0], grey[:, -1]])
     paper = float(np.median(border))
-    middle = float(np.median(grey))
+    levels = np.bincount((grey * 255 + 0.5).astype(np.uint8).ravel(), minlength=256)
+    middle = float(np.searchsorted(np.cumsum(levels), grey.size / 2)) / 255
     if abs(paper - middle) > 0.25:
         paper = middle
     light_paper = paper >= 0.5 if abs(paper - 0.5) > 0.05 else float(grey.mean()) >= 0.5
-    ink = (paper - grey) if light_paper else (grey - paper)
-    ink = np.clip(ink, 0.0, None)
-    top = float(np.percentile(ink, 99.5))
-    if top < MIN_CONTRAST:
-        top = float(ink.max())
-    if top <= 0:
+    ink = np.clip((paper - grey) if light_paper else (grey - paper), 0.0, None)
+    # Full ink is what most clearly-inked pixels reach, so one dark speck does not set the scale.
+    strongest = float(ink.max())
+    if strongest <= 0:
         return np.zeros_like(grey)
+    inked = ink[ink > 0.5 * strongest]
+    top = float(np.percentile(inked, 90)) if inked.size >= 20 else strongest
     return np.clip(ink / top, 0.0, 1.0)
 
 
@@ -119,7 +120,11 @@ def _stroke_mask(ink: np.ndarray) -> np.ndarray | None:
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(areas >= max(2.0, SPECKLE_SHARE * float(areas.max()))) + 1
-    return np.isin(labels, keep) if keep.size else None
+    if keep.size == 0:
+        return None
+    kept = np.zeros(count, bool)
+    kept[keep] = True
+    return kept[labels]
 
 
 def _normalise_stroke(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ def train_digits(
     limit: Optional[int] = typer.Option(None, "--limit", min=10,
                                         help="Train on only the first N training digits (evenly per digit)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1,
-                                         help="Epochs (default 18; 40 when --limit is under 20000)."),
+                                         help="Epochs (default 20; 40 when --limit is under 20000)."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
                                            help="Writer and scanner augmentation (default: on for cnn, off for mlp)."),
     seed: int = typer.Option(1, "--seed", help="Seed for weights, augmentation and shuffling."),

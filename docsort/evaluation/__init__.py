@@ -1,0 +1,1 @@
+"""Measuring models on held-out test sets and drawing the report pictures."""

@@ -1,0 +1,1 @@
+"""Training the shipped models from data (kept apart from inference)."""

@@ -28,7 +28,7 @@ from docsort import mnist
 from docsort.training import augment
 
 ARCHS = ("cnn", "mlp")
-FULL_DATA_EPOCHS = 18
+FULL_DATA_EPOCHS = 20
 SMALL_DATA_EPOCHS = 40
 # Small training sets are repeated (freshly augmented each time) so an epoch has this many samples.
 MIN_EPOCH_SAMPLES = 10000
