@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import uuid
 from collections import deque
@@ -199,7 +200,16 @@ class LocalExecutor(Executor):
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(target=_worker_main, args=(child_conn, self.processor),
                                         name="docsort-worker", daemon=True)
-        process.start()
+        # Born with Ctrl-C ignored (an ignored signal stays ignored across exec, and Python then
+        # installs no handler), so a Ctrl-C on the terminal cannot interrupt a worker, even while
+        # it starts: only the batch process handles it.
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+        try:
+            process.start()
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous)
         child_conn.close()
         worker = _Worker(process=process, conn=parent_conn)
         self._workers.append(worker)
