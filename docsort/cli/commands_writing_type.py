@@ -1,1 +1,173 @@
-"""Commands of the writing_type area."""
+"""``docsort classify``, ``docsort train writing-type`` and ``docsort evaluate writing-type``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from docsort.cli import app, evaluate_app, handles_errors, print_json, stderr, stdout, train_app
+from docsort.errors import ExitCode, InputError, UsageError
+
+DATA_HELP = ("Folder holding the datasets as dhsd/, mnist/ and tesseract-pages/ "
+             "(default: $DOCSORT_DATASETS). --dhsd, --mnist and --pages override single ones.")
+
+
+@app.command("classify")
+@handles_errors
+def classify(
+    images: list[Path] = typer.Argument(..., help="Word crops (PNG, JPEG, TIFF, BMP), dark ink on light paper."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {file, kind, p_handwritten}."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A writing_type .keras file. Default: the shipped model."),
+) -> None:
+    """Say for each word crop whether it is printed or handwritten."""
+    from docsort.ingest import read_image
+    from docsort.writing_type import WritingTypeClassifier, kind_of
+
+    crops, names, failed = [], [], 0
+    for path in images:
+        try:
+            crops.append(read_image(path))
+            names.append(str(path))
+        except InputError as exc:
+            failed += 1
+            stderr.print(f"docsort: error: {path}: {exc}", markup=False, highlight=False, soft_wrap=True)
+    results = []
+    if crops:
+        p = WritingTypeClassifier(str(model) if model else None).p_handwritten(crops)
+        results = [{"file": name, "kind": kind_of(float(v)), "p_handwritten": round(float(v), 6)}
+                   for name, v in zip(names, p)]
+    if as_json:
+        print_json(results)
+    elif results:
+        stdout.print(_classify_table(results))
+    if failed:
+        raise typer.Exit(int(ExitCode.INPUTS_FAILED))
+
+
+def _classify_table(results: list[dict]):
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    table.add_column("file")
+    table.add_column("kind")
+    table.add_column("p_handwritten", justify="right")
+    for r in results:
+        table.add_row(r["file"], r["kind"], f"{r['p_handwritten']:.3f}")
+    return table
+
+
+def _data_paths(data: Optional[Path], dhsd: Optional[Path], mnist: Optional[Path],
+                pages: Optional[Path]) -> tuple[Path, Path, Optional[Path]]:
+    root = data or (Path(os.environ["DOCSORT_DATASETS"]) if os.environ.get("DOCSORT_DATASETS") else None)
+    dhsd = dhsd or (root / "dhsd" if root else None)
+    mnist = mnist or (root / "mnist" if root else None)
+    pages = pages or (root / "tesseract-pages" if root else None)
+    if dhsd is None or mnist is None:
+        raise UsageError("no training data given: pass --data DIR (with dhsd/ and mnist/) or --dhsd and --mnist")
+    return dhsd, mnist, pages
+
+
+def _cache_dir(cache: Optional[Path]) -> Path:
+    if cache:
+        return cache
+    if os.environ.get("DOCSORT_CACHE"):
+        return Path(os.environ["DOCSORT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "docsort"
+
+
+@train_app.command("writing-type")
+@handles_errors
+def train_writing_type(
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    dhsd: Optional[Path] = typer.Option(None, "--dhsd", help="DHSD folder (data.csv and the word images)."),
+    mnist: Optional[Path] = typer.Option(None, "--mnist", help="MNIST folder (IDX files) or mnist.npz."),
+    pages: Optional[Path] = typer.Option(None, "--pages",
+                                         help="Real printed scans (tesseract-pages) for the check after training."),
+    out: Path = typer.Option(Path("runs/writing_type"), "--out",
+                             help="Folder for writing_type.keras, .metrics.json and .history.json."),
+    epochs: int = typer.Option(8, "--epochs", min=1, help="Training epochs."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=20, help="Train on about N crops only (quick runs)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the writer/font splits, the data and the weights."),
+    cache: Optional[Path] = typer.Option(None, "--cache",
+                                         help="Cache for Tesseract's crops and scores (default: ~/.cache/docsort)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline",
+                                  help="Also measure Tesseract's confidence as a classifier (minutes)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
+) -> None:
+    """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
+    from docsort.training.writing_type import TrainingConfig, train_and_measure
+
+    dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
+    config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
+                            epochs=epochs, limit=limit, seed=seed)
+    log = (lambda line: None) if quiet else (lambda line: stderr.print(line, markup=False, highlight=False, soft_wrap=True))
+    command = "docsort " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    metrics = train_and_measure(config, pages_dir if pages_dir and pages_dir.is_dir() else None,
+                                baseline=baseline, command=command, log=log)
+    stdout.print(f"validation accuracy {100 * metrics['accuracy']:.2f}% on {metrics['n']} held-out crops, "
+                 f"model written to {Path(metrics['model_file'])}", highlight=False)
+
+
+@evaluate_app.command("writing-type")
+@handles_errors
+def evaluate_writing_type(
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    dhsd: Optional[Path] = typer.Option(None, "--dhsd", help="DHSD folder (data.csv and the word images)."),
+    mnist: Optional[Path] = typer.Option(None, "--mnist", help="MNIST folder (IDX files) or mnist.npz."),
+    pages: Optional[Path] = typer.Option(None, "--pages", help="Real printed scans (tesseract-pages)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A writing_type .keras file. Default: the shipped model."),
+    report: Optional[Path] = typer.Option(None, "--report",
+                                          help="Write confusion matrix, failure galleries, learning curve "
+                                               "and metrics JSON to this folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the writer/font split the model was trained with."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache for Tesseract's crops and scores."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline",
+                                  help="Also measure Tesseract's confidence as a classifier (minutes)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=20, help="A smaller validation set (quick runs)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+) -> None:
+    """Accuracy of the printed/handwritten classifier on held-out writers, fonts and real scans."""
+    from docsort.evaluation.writing_type import evaluate
+
+    dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
+    if pages_dir is not None and not pages_dir.is_dir():
+        raise UsageError(f"real printed scans not found: {pages_dir}")
+    log = (lambda line: None) if as_json else (lambda line: stderr.print(line, markup=False, highlight=False, soft_wrap=True))
+    result = evaluate(str(model) if model else None, dhsd_dir, mnist_dir, pages_dir, seed=seed,
+                      report_dir=report, cache_dir=_cache_dir(cache), baseline=baseline, limit=limit, log=log)
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(_evaluation_table(result))
+    if report is not None:
+        stdout.print(f"report written to {report}", highlight=False)
+
+
+def _evaluation_table(result: dict):
+    from rich.table import Table
+
+    table = Table(title=f"Printed vs handwritten on {result['n']:,} held-out crops", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("accuracy", f"{100 * result['accuracy']:.2f} %")
+    for name, acc in result["per_class_accuracy"].items():
+        table.add_row(f"  {name} ({result['per_class_n'][name]})", f"{100 * acc:.2f} %" if acc is not None else "-")
+    for name, entry in result.get("per_source", {}).items():
+        table.add_row(f"  source {name} ({entry['n']})", f"{100 * entry['accuracy']:.2f} %")
+    table.add_row("calibration error (ECE)", f"{100 * result['ece']:.2f} %")
+    real = result.get("real_scans")
+    if real:
+        table.add_row(f"real printed scans called printed ({real['original']['n']})",
+                      f"{100 * real['original']['printed_rate']:.2f} %")
+        table.add_row(f"  also rescaled ({real['rescaled']['n']})", f"{100 * real['rescaled']['printed_rate']:.2f} %")
+    base = result.get("tesseract_confidence_baseline")
+    if base:
+        table.add_row(f"Tesseract confidence baseline (threshold {base['threshold']:.0f})",
+                      f"{100 * base['accuracy']:.2f} %")
+    return table
+

@@ -1,0 +1,660 @@
+"""Training the printed/handwritten classifier from the project's own data.
+
+Printed crops: random mail text (words, numbers, postal codes, address lines) rendered in the
+installed fonts. Handwritten crops: real DHSD words and number strings composed from MNIST
+digits. Both classes also come as Tesseract cuts them: synthetic pages holding both kinds of
+writing are scanned-degraded, Tesseract's word boxes are cut out and labelled by what lies under
+them. Every crop, whatever its class, then goes through the same steps -- fragmenting (whole
+word, part of a word, a single character), rescaling to a random text height, the same scanner
+degradations, the same normalisation (``docsort.writing_type.prepare``) -- so the only thing
+that tells the classes apart is the writing itself, not canvas, resolution or ink colour.
+
+Validation uses DHSD writers, font families and MNIST digits that training never sees; the
+temperature that calibrates ``p_handwritten`` is fitted on it and folded into the saved model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from docsort import writing_type as wt
+from docsort.synth import degrade
+from docsort.synth.handwriting import compose_digit_string, dhsd_writer_split, load_dhsd
+from docsort.synth.printed import Font, font_split, random_printed_text, render_text
+
+PRINTED, HANDWRITTEN = 0, 1
+CLASS_NAMES = ("printed", "handwritten")
+DATA_VERSION = 1
+
+
+@dataclass
+class TrainingConfig:
+    dhsd_dir: Path
+    mnist_dir: Path
+    out_dir: Path
+    cache_dir: Optional[Path] = None
+    epochs: int = 8
+    limit: Optional[int] = None
+    seed: int = 0
+    batch_size: int = 64
+    workers: int = 2
+    # Crops per source in the full training set; --limit caps the total.
+    printed_rendered: int = 18000
+    dhsd_words: int = 12000
+    digit_strings: int = 8000
+    tesseract_pages: int = 120
+    validation_printed: int = 3000
+    validation_digit_strings: int = 1500
+    validation_tesseract_pages: int = 40
+
+    def scaled(self) -> "TrainingConfig":
+        """The source sizes cut down proportionally when ``limit`` is set (quick runs, tests)."""
+        if not self.limit:
+            return self
+        total = self.printed_rendered + self.dhsd_words + self.digit_strings
+        f = min(1.0, self.limit / total)
+        c = TrainingConfig(**{**asdict(self)})
+        c.printed_rendered = max(8, int(self.printed_rendered * f))
+        c.dhsd_words = max(6, int(self.dhsd_words * f))
+        c.digit_strings = max(4, int(self.digit_strings * f))
+        c.tesseract_pages = 1 if self.limit < 5000 else max(1, int(self.tesseract_pages * f))
+        c.validation_printed = max(8, int(self.validation_printed * f))
+        c.validation_digit_strings = max(4, int(self.validation_digit_strings * f))
+        c.validation_tesseract_pages = 1
+        return c
+
+
+# --- Making crops: what both classes share ----------------------------------------------------
+
+def _ink_rows_cols(img: np.ndarray) -> Optional[tuple[int, int, int, int]]:
+    mask = img < 160
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1)
+
+
+def fragment(img: np.ndarray, rng: np.random.Generator, char_widths: Optional[list] = None) -> np.ndarray:
+    """Cut a crop the way Tesseract sometimes does: whole, a part of the word, or one character.
+
+    ``char_widths`` (x ranges of known characters) makes single-character cuts exact.
+    """
+    box = _ink_rows_cols(img)
+    if box is None:
+        return img
+    x0, y0, x1, y1 = box
+    h, w = y1 - y0, x1 - x0
+    roll = rng.random()
+    if roll < 0.7 or w < 1.2 * h:
+        return img
+    if roll < 0.85 and char_widths:
+        cx, cw = char_widths[int(rng.integers(len(char_widths)))]
+        a, b = cx, cx + cw
+    elif roll < 0.85:
+        width = int(h * rng.uniform(0.4, 1.0))
+        a = x0 + int(rng.integers(0, max(1, w - width)))
+        b = a + width
+    else:
+        width = int(w * rng.uniform(0.25, 0.7))
+        a = x0 + int(rng.integers(0, max(1, w - width)))
+        b = a + width
+    jitter = max(1, h // 12)
+    a = max(0, a - int(rng.integers(0, jitter + 1)))
+    b = min(img.shape[1], b + int(rng.integers(0, jitter + 1)))
+    return img[:, a:b] if b - a >= 2 else img
+
+
+def scan_like(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Put a clean crop (dark on light) through a random scan, at a random text height."""
+    box = _ink_rows_cols(img)
+    if box is None:
+        return img
+    x0, y0, x1, y1 = box
+    ink_h = max(1, y1 - y0)
+    target = math.exp(rng.uniform(math.log(9), math.log(90)))
+    factor = target / ink_h
+    body = img[y0:y1, x0:x1]
+    new_size = (max(1, int(round(body.shape[1] * factor))), max(1, int(round(body.shape[0] * factor))))
+    body = cv2.resize(body, new_size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+    margin = int(rng.integers(2, max(3, int(0.35 * target) + 3)))
+    paper = int(np.percentile(img, 95))
+    out = cv2.copyMakeBorder(body, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=paper)
+    if target > 24 and rng.random() < 0.25:
+        out = degrade.stroke_width(out, int(rng.choice([-1, 1, 2])))
+    out = degrade.random_scan(out, rng, strength=float(rng.uniform(0.2, 1.2)))
+    # Tesseract's boxes hug the ink: cut most crops tight, leave some paper around others.
+    if rng.random() < 0.7:
+        keep = int(rng.integers(0, 4))
+        c = max(0, margin - keep)
+        out = out[c:out.shape[0] - c, c:out.shape[1] - c] if out.shape[0] > 2 * c and out.shape[1] > 2 * c else out
+    return out
+
+
+def printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
+    font = fonts[int(rng.integers(len(fonts)))]
+    text = random_printed_text(rng)
+    if rng.random() < 0.05:
+        text = text.strip()[:1] or text
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    embolden = int(rng.integers(1, max(1, size // 28) + 1)) if rng.random() < 0.12 else 0
+    condense = float(rng.uniform(0.7, 1.15)) if rng.random() < 0.3 else 1.0
+    shear = float(rng.uniform(0.08, 0.25)) if rng.random() < 0.12 else 0.0
+    img = render_text(text, font.path, size, rng, embolden=embolden, condense=condense, shear=shear)
+    return scan_like(fragment(img, rng), rng)
+
+
+def dhsd_crop(rng: np.random.Generator, words: list[np.ndarray]) -> np.ndarray:
+    img = words[int(rng.integers(len(words)))]
+    img = _split_word(img, rng) if rng.random() < 0.3 else img
+    return scan_like(fragment(img, rng), rng)
+
+
+def _split_word(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One word of a multi-word name, cut at the widest blank gap, as Tesseract splits words."""
+    cols = (img < 160).any(axis=0)
+    inked = np.flatnonzero(cols)
+    if len(inked) < 2:
+        return img
+    gaps = np.diff(inked)
+    i = int(np.argmax(gaps))
+    if gaps[i] < 0.25 * img.shape[0]:
+        return img
+    cut = int(inked[i] + gaps[i] // 2)
+    return img[:, :cut] if rng.random() < 0.5 else img[:, cut:]
+
+
+def digit_string_crop(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+    length = int(rng.choice([1, 2, 3, 4, 5, 5, 5, 6, 7, 8, 9]))
+    chosen = [digits[i] for i in rng.integers(0, len(digits), size=length)]
+    lo = float(rng.uniform(-0.35, 0.3))
+    gap = (lo, lo + float(rng.uniform(0.05, 0.5)))
+    height = float(math.exp(rng.uniform(math.log(20), math.log(100))))
+    stroke = int(rng.integers(-1, max(1, int(height / 25)) + 1))
+    ink = int(rng.integers(0, 120))
+    img, boxes = compose_digit_string(chosen, rng, gap=gap, height=height, stroke=stroke, ink=ink)
+    return scan_like(fragment(img, rng, [(x, w) for x, _, w, _ in boxes]), rng)
+
+
+# --- Tesseract's own cuts from synthetic pages -------------------------------------------------
+
+@dataclass
+class PageSources:
+    fonts: list[Font]
+    words: list[np.ndarray]
+    digits: np.ndarray
+
+
+_page_sources: Optional[PageSources] = None
+
+
+def _init_page_worker(sources: PageSources) -> None:
+    global _page_sources
+    _page_sources = sources
+
+
+def _item_image(rng: np.random.Generator, sources: PageSources) -> tuple[np.ndarray, int]:
+    roll = rng.random()
+    if roll < 0.5:
+        font = sources.fonts[int(rng.integers(len(sources.fonts)))]
+        size = int(rng.integers(16, 56))
+        return render_text(random_printed_text(rng), font.path, size, rng, margin=0.05), PRINTED
+    if roll < 0.8:
+        img = sources.words[int(rng.integers(len(sources.words)))]
+        box = _ink_rows_cols(img)
+        if box is not None:
+            img = img[box[1]:box[3], box[0]:box[2]]
+        f = rng.uniform(0.6, 1.8)
+        img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+        return img, HANDWRITTEN
+    length = int(rng.integers(1, 10))
+    chosen = [sources.digits[i] for i in rng.integers(0, len(sources.digits), size=length)]
+    img, _ = compose_digit_string(chosen, rng, gap=(-0.2, 0.6), height=float(rng.uniform(25, 80)),
+                                  stroke=int(rng.integers(0, 3)), ink=int(rng.integers(0, 100)), margin=0.02)
+    return img, HANDWRITTEN
+
+
+def synthetic_page(seed: int, sources: PageSources) -> tuple[np.ndarray, list[tuple[tuple[int, int, int, int], int]]]:
+    """A page of printed and handwritten items in rows, scanner-degraded, with each item's box and class."""
+    rng = np.random.default_rng(seed)
+    width, height = int(rng.integers(1400, 2000)), int(rng.integers(1000, 1500))
+    page = np.full((height, width), 255, np.uint8)
+    items = []
+    y = int(rng.integers(30, 80))
+    while True:
+        row = [_item_image(rng, sources) for _ in range(int(rng.integers(1, 4)))]
+        row_h = max(img.shape[0] for img, _ in row)
+        if y + row_h > height - 30:
+            break
+        x = int(rng.integers(30, 120))
+        for img, kind in row:
+            h, w = img.shape
+            if x + w > width - 30:
+                break
+            top = y + (row_h - h) // 2
+            region = page[top:top + h, x:x + w]
+            np.minimum(region, img, out=region)
+            box = _ink_rows_cols(img)
+            if box is not None:
+                items.append(((x + box[0], top + box[1], box[2] - box[0], box[3] - box[1]), kind))
+            x += w + int(rng.integers(40, 160))
+        y += row_h + int(rng.integers(25, 90))
+    page = degrade.random_scan(page, rng, strength=float(rng.uniform(0.2, 1.0)))
+    return page, items
+
+
+def _overlap(a, b) -> int:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = min(ax + aw, bx + bw) - max(ax, bx)
+    h = min(ay + ah, by + bh) - max(ay, by)
+    return max(0, w) * max(0, h)
+
+
+def label_word_boxes(words, items) -> list[tuple[int, int]]:
+    """(word index, class) for Tesseract words that lie clearly on one kind of writing."""
+    labelled = []
+    for i, word in enumerate(words):
+        area = word.bbox[2] * word.bbox[3]
+        if area <= 0:
+            continue
+        cover = [0, 0]
+        for box, kind in items:
+            cover[kind] += _overlap(word.bbox, box)
+        kind = int(np.argmax(cover))
+        if cover[kind] >= 0.5 * area and cover[1 - kind] <= 0.05 * area:
+            labelled.append((i, kind))
+    return labelled
+
+
+def _tesseract_page_crops(seed: int) -> list[tuple[np.ndarray, int, float]]:
+    from docsort import segment
+
+    page, items = synthetic_page(seed, _page_sources)
+    words = segment.words(page)
+    crops = []
+    for i, kind in label_word_boxes(words, items):
+        x, y, w, h = words[i].bbox
+        crops.append((page[y:y + h, x:x + w].copy(), kind, words[i].conf))
+    return crops
+
+
+def tesseract_crops(sources: PageSources, seeds: list[int], workers: int, cache: Optional[Path],
+                    log: Callable[[str], None]) -> list[tuple[np.ndarray, int, float]]:
+    """Crops Tesseract cuts from synthetic pages (cached: Tesseract is the slow part)."""
+    if cache is not None and cache.is_file():
+        with cache.open("rb") as fh:
+            return pickle.load(fh)
+    started = time.time()
+    crops: list = []
+    if workers > 1 and len(seeds) > 1:
+        with ProcessPoolExecutor(workers, initializer=_init_page_worker, initargs=(sources,)) as pool:
+            for page_crops in pool.map(_tesseract_page_crops, seeds):
+                crops.extend(page_crops)
+    else:
+        _init_page_worker(sources)
+        for seed in seeds:
+            crops.extend(_tesseract_page_crops(seed))
+    log(f"tesseract: {len(seeds)} pages -> {len(crops)} labelled crops in {time.time() - started:.0f} s")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(crops, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache)
+    return crops
+
+
+# --- Data sets ----------------------------------------------------------------------------------
+
+@dataclass
+class CropSet:
+    """Raw crops (uint8 grey, dark on light) with labels and the source each came from."""
+
+    crops: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    tesseract_conf: list[float] = field(default_factory=list)  # page-level conf, NaN if not cut by Tesseract
+
+    def add(self, crop: np.ndarray, label: int, source: str, conf: float = float("nan")) -> None:
+        self.crops.append(crop)
+        self.labels.append(label)
+        self.sources.append(source)
+        self.tesseract_conf.append(conf)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _mnist_splits(mnist_dir: Path):
+    from docsort import mnist
+
+    data = mnist.load(mnist_dir)
+    train, validation = mnist.train_validation_split(data.train)
+    return data, train, validation
+
+
+def _dataset_hashes(config: TrainingConfig, mnist_data) -> dict:
+    csv_path = Path(config.dhsd_dir) / "data.csv"
+    from docsort.modelstore import file_sha256
+
+    return {"mnist": dict(mnist_data.sha256), "dhsd_data_csv": file_sha256(str(csv_path.resolve()))}
+
+
+def _cache_file(config: TrainingConfig, name: str, key: dict) -> Optional[Path]:
+    if config.cache_dir is None:
+        return None
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(config.cache_dir) / f"writing_type_{name}_{digest}.pkl"
+
+
+def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: None):
+    """Training and validation crop sets, plus a description of what went in (for the metrics)."""
+    config = config.scaled()
+    writers = dhsd_writer_split(config.seed)
+    fonts = font_split(config.seed)
+    mnist_data, mnist_train, mnist_val = _mnist_splits(config.mnist_dir)
+    dhsd = load_dhsd(config.dhsd_dir)
+    train_words = [img for img, _, w in dhsd if w in writers.train]
+    val_words = [(img, text) for img, text, w in dhsd if w in writers.validation]
+    log(f"data: {len(train_words)} DHSD training words, {len(val_words)} validation words, "
+        f"{len(fonts.train)}/{len(fonts.held_out)} training/held-out fonts")
+
+    rng = np.random.default_rng(config.seed)
+    train = CropSet()
+    for _ in range(config.printed_rendered):
+        train.add(printed_crop(rng, list(fonts.train)), PRINTED, "printed_rendered")
+    for _ in range(config.dhsd_words):
+        train.add(dhsd_crop(rng, train_words), HANDWRITTEN, "dhsd")
+    for _ in range(config.digit_strings):
+        train.add(digit_string_crop(rng, mnist_train.images), HANDWRITTEN, "digit_strings")
+    key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.tesseract_pages, "fonts": fonts.families(),
+           "writers": writers.to_dict(), "hash": _dataset_hashes(config, mnist_data)}
+    page_seeds = [config.seed * 1_000_003 + 1 + i for i in range(config.tesseract_pages)]
+    sources = PageSources(list(fonts.train), train_words, mnist_train.images)
+    for crop, kind, conf in tesseract_crops(sources, page_seeds, config.workers,
+                                            _cache_file(config, "train_pages", key), log):
+        train.add(crop, kind, "tesseract_pages", conf)
+
+    validation = build_validation(config, fonts, writers, val_words, mnist_val.images, log)
+    meta = {
+        "writer_split": writers.to_dict(),
+        "font_split": fonts.families(),
+        "dataset_sha256": _dataset_hashes(config, mnist_data),
+        "mnist_digits": {"train": "MNIST training set minus the project's fixed validation split",
+                         "validation": "the project's fixed MNIST validation split (never the test set)"},
+        "train_sources": _count_sources(train),
+        "validation_sources": _count_sources(validation),
+    }
+    return train, validation, meta
+
+
+def build_validation(config: TrainingConfig, fonts, writers, val_words, val_digits, log) -> CropSet:
+    """Held-out writers, fonts and digits; fixed by the seed, so every evaluation sees the same crops."""
+    rng = np.random.default_rng(config.seed + 7919)
+    validation = CropSet()
+    limit_words = len(val_words) if not config.limit else max(6, config.validation_printed // 3)
+    for img, _ in val_words[:limit_words]:
+        validation.add(scan_like(img, rng), HANDWRITTEN, "dhsd_words")
+        validation.add(scan_like(fragment(img, rng), rng), HANDWRITTEN, "dhsd_fragments")
+    for _ in range(config.validation_digit_strings):
+        validation.add(digit_string_crop(rng, val_digits), HANDWRITTEN, "digit_strings")
+    for _ in range(config.validation_printed):
+        validation.add(printed_crop(rng, list(fonts.held_out)), PRINTED, "printed_held_out_fonts")
+    key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.validation_tesseract_pages,
+           "fonts": fonts.families(), "writers": writers.to_dict(), "n_words": len(val_words)}
+    page_seeds = [config.seed * 1_000_003 + 500_000 + i for i in range(config.validation_tesseract_pages)]
+    sources = PageSources(list(fonts.held_out), [img for img, _ in val_words], val_digits)
+    for crop, kind, conf in tesseract_crops(sources, page_seeds, config.workers,
+                                            _cache_file(config, "validation_pages", key), log):
+        validation.add(crop, kind, "tesseract_pages", conf)
+    return validation
+
+
+def _count_sources(crops: CropSet) -> dict:
+    counts: dict[str, dict[str, int]] = {}
+    for label, source in zip(crops.labels, crops.sources):
+        entry = counts.setdefault(source, {"printed": 0, "handwritten": 0})
+        entry[CLASS_NAMES[label]] += 1
+    return counts
+
+
+# --- Model ----------------------------------------------------------------------------------------
+
+def build_model(keras):
+    """A small conv net over a (32, any width) crop; global pooling makes it width-agnostic.
+
+    Outputs a logit; calibration and the sigmoid are added when the model is saved.
+    """
+    layers = keras.layers
+    inputs = keras.Input((wt.HEIGHT, None, 1), name="crop")
+    x = inputs
+    for filters in (12, 24, 48):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(64, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    x = layers.Dropout(0.3)(x)
+    logit = layers.Dense(1, name="logit")(x)
+    return keras.Model(inputs, logit, name="writing_type_logit")
+
+
+def calibrated_model(keras, logit_model, temperature: float):
+    """The logit model with temperature scaling and the sigmoid folded in: outputs p_handwritten."""
+    scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature")(logit_model.output)
+    p = keras.layers.Activation("sigmoid", name="p_handwritten")(scaled)
+    return keras.Model(logit_model.input, p, name="writing_type")
+
+
+def prepare_all(crops: list[np.ndarray]) -> list[np.ndarray]:
+    return [wt.prepare(c).astype(np.float16) for c in crops]
+
+
+def _epoch_batches(prepared, labels, batch_size, rng):
+    """Shuffled batches of crops of similar width (same bucket), in random order."""
+    by_bucket: dict[int, list[int]] = {}
+    for i, p in enumerate(prepared):
+        by_bucket.setdefault(wt.bucket_width(p.shape[1]), []).append(i)
+    plan = []
+    for width, members in by_bucket.items():
+        members = np.asarray(members)[rng.permutation(len(members))]
+        for start in range(0, len(members), batch_size):
+            plan.append((width, members[start:start + batch_size]))
+    for j in rng.permutation(len(plan)):
+        width, idx = plan[j]
+        x = np.stack([wt.pad_to(prepared[i].astype(np.float32), width) for i in idx])[..., None]
+        yield x, np.asarray(labels, np.float32)[idx][:, None]
+
+
+def predict_logits(predict, prepared) -> np.ndarray:
+    out = np.zeros(len(prepared), np.float32)
+    for idx, x in wt.batches([p.astype(np.float32) for p in prepared]):
+        out[idx] = np.asarray(predict(x)).reshape(-1)
+    return out
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising validation log-loss (1-D search on a log grid, then refined)."""
+    y = labels.astype(np.float64)
+    z = logits.astype(np.float64)
+
+    def nll(t):
+        s = z / t
+        return float(np.mean(np.logaddexp(0, s) - y * s))
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 200))
+    best = grid[int(np.argmin([nll(t) for t in grid]))]
+    fine = np.exp(np.linspace(np.log(best / 1.1), np.log(best * 1.1), 100))
+    return float(fine[int(np.argmin([nll(t) for t in fine]))])
+
+
+def expected_calibration_error(p: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the predicted class's confidence, equal-width bins."""
+    pred = (p >= 0.5).astype(int)
+    conf = np.where(pred == 1, p, 1 - p)
+    correct = (pred == labels).astype(float)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (conf >= lo) & ((conf < hi) if hi < 1.0 else (conf <= hi))
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(ece)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=None) -> dict:
+    """Build the data (or take ``sets`` from ``build_sets``), train, calibrate, and write
+    ``writing_type.keras`` + history to ``out_dir``."""
+    started = time.time()
+    # The data is made (with worker processes) before TensorFlow starts its threads.
+    train_set, validation, meta = sets if sets is not None else build_sets(config, log)
+    log(f"data: {len(train_set)} training crops, {len(validation)} validation crops")
+    from docsort.tfsetup import keras, tensorflow
+
+    tf = tensorflow()
+    k = keras()
+    k.utils.set_random_seed(config.seed)
+    x_train = prepare_all(train_set.crops)
+    x_val = prepare_all(validation.crops)
+    y_train = np.asarray(train_set.labels)
+    y_val = np.asarray(validation.labels)
+
+    model = build_model(k)
+    steps_per_epoch = sum(math.ceil(n / config.batch_size) for n in
+                          np.bincount([wt.bucket_width(p.shape[1]) for p in x_train]) if n)
+    schedule = k.optimizers.schedules.CosineDecay(2e-3, decay_steps=max(1, config.epochs * steps_per_epoch),
+                                                  alpha=0.02)
+    optimizer = k.optimizers.Adam(schedule)
+    loss_fn = k.losses.BinaryCrossentropy(from_logits=True)
+    # Balance the classes: each class carries half of the loss whatever its share of crops.
+    counts = np.bincount(y_train, minlength=2).astype(np.float64)
+    class_weight = (len(y_train) / (2.0 * np.maximum(counts, 1))).astype(np.float32)
+
+    spec = tf.TensorSpec((None, wt.HEIGHT, None, 1), tf.float32)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec((None, 1), tf.float32)], reduce_retracing=True)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            weights = tf.gather(tf.constant(class_weight), tf.cast(y[:, 0], tf.int32))
+            loss = loss_fn(y, logits, sample_weight=weights)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.reduce_mean(tf.cast(tf.equal(tf.cast(logits > 0, tf.float32), y), tf.float32))
+        return loss, correct
+
+    predict = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    rng = np.random.default_rng(config.seed)
+    for epoch in range(config.epochs):
+        t0 = time.time()
+        losses, accs, sizes = [], [], []
+        for x, y in _epoch_batches(x_train, y_train, config.batch_size, rng):
+            loss, acc = train_step(tf.constant(x), tf.constant(y))
+            losses.append(float(loss))
+            accs.append(float(acc))
+            sizes.append(len(y))
+        val_logits = predict_logits(predict, x_val)
+        val_loss = float(np.mean(np.logaddexp(0, val_logits) - y_val * val_logits))
+        val_acc = float(np.mean((val_logits > 0) == (y_val == 1)))
+        history["loss"].append(float(np.average(losses, weights=sizes)))
+        history["accuracy"].append(float(np.average(accs, weights=sizes)))
+        history["val_loss"].append(val_loss)
+        history["val_accuracy"].append(val_acc)
+        log(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f} acc {history['accuracy'][-1]:.4f} "
+            f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({time.time() - t0:.0f} s)")
+
+    val_logits = predict_logits(predict, x_val)
+    temperature = fit_temperature(val_logits, y_val)
+    final = calibrated_model(k, model, temperature)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_file = out_dir / "writing_type.keras"
+    final.save(model_file)
+    history_file = out_dir / "writing_type.history.json"
+    history_file.write_text(json.dumps(history, indent=2) + "\n")
+    log(f"saved {model_file} (temperature {temperature:.3f}) after {time.time() - started:.0f} s")
+    return {
+        "model_file": str(model_file),
+        "history_file": str(history_file),
+        "temperature": temperature,
+        "history": history,
+        "training_seconds": round(time.time() - started, 1),
+        "n_train": len(train_set),
+        "n_validation": len(validation),
+        **meta,
+    }
+
+
+def train_and_measure(config: TrainingConfig, pages_dir: Optional[Path], *, baseline: bool = True,
+                      command: str = "", log: Callable[[str], None] = _stderr) -> dict:
+    """Train, then measure the saved model and write ``writing_type.metrics.json`` beside it."""
+    from docsort import __version__, modelstore
+    from docsort.evaluation import writing_type as evaluation
+
+    started = time.time()
+    sets = build_sets(config, log)
+    validation = sets[1]
+    scores = (evaluation.tesseract_scores(validation.crops, config.workers, config.cache_dir, log)
+              if baseline else None)
+    result = train(config, log, sets=sets)
+    from docsort.tfsetup import tensorflow
+    from docsort.writing_type import WritingTypeClassifier
+
+    classifier = WritingTypeClassifier(result["model_file"])
+    measured = evaluation.evaluate_on(classifier, validation, pages_dir, baseline_scores=scores, log=log)
+    model_file = Path(result["model_file"])
+    metrics = {
+        "model": "writing_type",
+        "file": model_file.name,
+        "sha256": modelstore.file_sha256(str(model_file.resolve())),
+        "test_accuracy": measured["accuracy"],
+        "test_set": "validation crops of DHSD writers, font families and MNIST digits held out from training",
+        **measured,
+        "temperature": result["temperature"],
+        "threshold": 0.5,
+        "input": {"height": wt.HEIGHT, "max_width": wt.MAX_WIDTH, "width_buckets": list(wt.WIDTH_BUCKETS)},
+        "writer_split": result["writer_split"],
+        "font_split": result["font_split"],
+        "dataset_sha256": result["dataset_sha256"],
+        "mnist_digits": result["mnist_digits"],
+        "train_sources": result["train_sources"],
+        "validation_sources": result["validation_sources"],
+        "training": {
+            "command": command,
+            "seed": config.seed,
+            "epochs": config.epochs,
+            "limit": config.limit,
+            "batch_size": config.batch_size,
+            "n_train": result["n_train"],
+            "n_validation": result["n_validation"],
+            "seconds": round(time.time() - started, 1),
+            "docsort_version": __version__,
+            "tensorflow_version": tensorflow().__version__,
+        },
+    }
+    metrics_file = model_file.with_name("writing_type.metrics.json")
+    metrics_file.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    log(f"wrote {metrics_file}")
+    metrics["model_file"] = str(model_file)
+    return metrics

@@ -1,0 +1,113 @@
+"""The printed/handwritten classifier as the pipeline and users meet it: real crops, CLI, training."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from docsort import modelstore
+from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
+from docsort.writing_type import HEIGHT, MAX_WIDTH, WritingTypeClassifier, prepare
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return WritingTypeClassifier()
+
+
+@pytest.fixture(scope="module")
+def unseen_handwriting(dhsd_dir):
+    """Real DHSD words by writers the shipped model never saw in training."""
+    words = load_dhsd(dhsd_dir, dhsd_writer_split(0).validation)
+    return [img for img, _, _ in words[::4]]
+
+
+@pytest.fixture(scope="module")
+def real_printed_crops(tesseract_pages):
+    """Words Tesseract cuts from real printed scans, as the pipeline cuts them."""
+    from docsort import segment
+
+    crops = []
+    for name in ("phototest.tif", "eurotext.tif"):
+        page = cv2.imread(str(tesseract_pages / name), cv2.IMREAD_GRAYSCALE)
+        for word in segment.words(page):
+            x, y, w, h = word.bbox
+            crops.append(page[y:y + h, x:x + w])
+    assert len(crops) > 100
+    return crops
+
+
+def test_unseen_writers_are_handwritten(classifier, unseen_handwriting):
+    p = classifier.p_handwritten(unseen_handwriting)
+    assert p.shape == (len(unseen_handwriting),)
+    assert np.mean(p >= 0.5) >= 0.98
+
+
+def test_real_printed_scans_are_printed(classifier, real_printed_crops):
+    p = classifier.p_handwritten(real_printed_crops)
+    assert np.mean(p < 0.5) >= 0.98
+
+
+def test_probabilities_do_not_depend_on_batch_company(classifier, unseen_handwriting, real_printed_crops):
+    crops = unseen_handwriting[:5] + real_printed_crops[:5]
+    together = classifier.p_handwritten(crops)
+    alone = np.array([classifier.p_handwritten([c])[0] for c in crops])
+    assert np.allclose(together, alone, atol=1e-4)
+    assert ((together >= 0) & (together <= 1)).all()
+
+
+def test_prepare_normalises_any_crop(unseen_handwriting):
+    grey = unseen_handwriting[0]
+    out = prepare(grey)
+    assert out.shape[0] == HEIGHT and 1 <= out.shape[1] <= MAX_WIDTH
+    assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+    assert np.allclose(prepare(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)), out, atol=0.02)
+    # The same word at another resolution and ink level looks the same to the network.
+    faint_small = cv2.resize((grey * 0.5 + 127).astype(np.uint8), None, fx=0.5, fy=0.5,
+                             interpolation=cv2.INTER_AREA)
+    assert abs(prepare(faint_small).shape[1] - out.shape[1]) <= 4
+    assert not prepare(np.full((20, 60), 250, np.uint8)).any(), "blank paper has no ink"
+    very_long = np.full((30, 4000), 255, np.uint8)
+    very_long[10:20, 5:3995] = 0
+    assert prepare(very_long).shape[1] == MAX_WIDTH
+
+
+def test_classify_cli_json_and_unreadable_input(tmp_path, unseen_handwriting, real_printed_crops):
+    hand, printed, broken = tmp_path / "hand.png", tmp_path / "printed.png", tmp_path / "broken.png"
+    cv2.imwrite(str(hand), unseen_handwriting[1])
+    cv2.imwrite(str(printed), max(real_printed_crops, key=lambda c: c.shape[1]))
+    broken.write_bytes(b"not an image")
+    done = run_cli("classify", hand, broken, printed, "--json")
+    assert done.returncode == 3
+    assert "broken.png" in done.stderr and "Traceback" not in done.stderr
+    results = json.loads(done.stdout)
+    assert [r["file"] for r in results] == [str(hand), str(printed)]
+    assert [r["kind"] for r in results] == ["handwritten", "printed"]
+    assert results[0]["p_handwritten"] > 0.5 > results[1]["p_handwritten"]
+
+
+def test_shipped_metrics_meet_the_acceptance_bar():
+    metrics = modelstore.load_metrics(modelstore.WRITING_TYPE)
+    assert metrics["sha256"] == modelstore.file_sha256(str(modelstore.model_path(modelstore.WRITING_TYPE)))
+    assert metrics["accuracy"] >= 0.995
+    assert metrics["real_scans"]["original"]["printed_rate"] >= 0.995
+    assert not set(metrics["writer_split"]["train"]) & set(metrics["writer_split"]["validation"])
+
+
+def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):
+    out = tmp_path / "model"
+    done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,
+                   "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "writing_type.metrics.json").read_text())
+    for key in ("accuracy", "n", "confusion_matrix", "per_class_accuracy", "temperature", "real_scans",
+                "writer_split", "font_split", "dataset_sha256", "training"):
+        assert key in metrics
+    assert metrics["training"]["limit"] == 300 and metrics["training"]["seed"] == 0
+    assert len(json.loads((out / "writing_type.history.json").read_text())["loss"]) == 1
+    p = WritingTypeClassifier(str(out / "writing_type.keras")).p_handwritten([np.full((30, 90), 255, np.uint8)])
+    assert 0.0 <= float(p[0]) <= 1.0
