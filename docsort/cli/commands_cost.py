@@ -73,10 +73,11 @@ def _cost_table(report: dict):
     from rich.table import Table
 
     source = report.get("source", {})
-    title = {"accuracy": "Sorting cost (given accuracy)",
-             "metrics": f"Sorting cost (digit model, {source.get('file')})",
-             "results": f"Sorting cost (batch {source.get('file')})"}.get(source.get("kind"), "Sorting cost")
-    table = Table(title=title, show_header=False, title_justify="left")
+    title = {"accuracy": "Sorting cost for a given per-digit accuracy",
+             "metrics": "Sorting cost of the digit model",
+             "results": "Sorting cost projected from a processed batch"}.get(source.get("kind"), "Sorting cost")
+    caption = f"from {source['file']}" if source.get("file") else None
+    table = Table(title=title, caption=caption, show_header=False, title_justify="left", caption_justify="left")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     k = report["code_length"]
@@ -87,7 +88,8 @@ def _cost_table(report: dict):
         b = report["batch"]
         table.add_row("batch: pieces / auto / manual / no code / unreadable",
                       f"{b['pieces']} / {b['auto']} / {b['manual']} / {b['no_code']} / {b['unreadable']}")
-    table.add_row("manual sorts per year", _count(report["manual_sorts"]))
+    classic = "" if "batch" in report else " (classic: every wrong code caught)"
+    table.add_row(f"manual sorts per year{classic}", _count(report["manual_sorts"]))
     table.add_row(f"manual sorting cost per year (at {_money(report['manual_cost'])})", _money(report["annual_cost"]))
     if "manual_hours" in report:
         table.add_row(f"manual hours per year (at {report['keying_rate']:,.0f} letters/h)",
@@ -101,9 +103,12 @@ def _cost_table(report: dict):
         if "manual_hours_saved" in imp:
             table.add_row("   manual hours saved per year", _count(imp["manual_hours_saved"]))
     if report.get("threshold") is not None or "batch" in report:
-        label = "accept threshold" if "batch" in report else "cost-optimal accept threshold (measured)"
+        label = ("accept threshold of the batch" if "batch" in report
+                 else "cost-optimal accept threshold (measured)")
         table.add_row(label, "n/a" if report.get("threshold") is None else f"{report['threshold']:.4g}")
         table.add_row("   accepted automatically", _pct(report["accept_rate"], 2))
+        if "batch" not in report:
+            table.add_row("   manual sorts per year", _count(report["volume"] * (1 - report["accept_rate"])))
         table.add_row("   accepted with a wrong code", _pct(report["error_rate"]))
         table.add_row(f"   missorts per year (at {_money(report['missort_cost'])})", _count(report["expected_missorts"]))
         table.add_row("   expected cost per year (manual + missorts)", _money(report["expected_cost"]))
