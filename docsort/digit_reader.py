@@ -1,0 +1,381 @@
+"""Read a handwritten number field: split it into digits, read each, say how sure we are.
+
+People write digits that touch, overlap, or come apart (a 5 whose bar floats free, a 4 in two
+strokes). So the field is over-segmented into *atoms* — connected components of the ink, with
+components too wide for one digit cut at the valleys of their ink profile — and every run of
+up to four neighbouring atoms is a candidate digit. All candidates of all fields go through
+the digit model in one batch; a dynamic programme then picks the split of the atoms into digits
+that the model and a digit-shape prior like best (with exactly ``code_length`` digits when the
+length is known).
+
+The confidence means what it says: the model's per-digit probabilities are calibrated, and
+the string's confidence is their product times the posterior of the chosen split among all
+splits the programme considered, so a field that could as well be read as a different split
+gets a low confidence and goes to manual sorting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from docsort.digit_prep import to_mnist
+
+BBox = tuple[int, int, int, int]
+
+MAX_ATOMS_PER_DIGIT = 6
+# Ink below this (0..1, ink high) is paper.
+INK_LEVEL = 0.3
+# A component wider than this share of the digit height may hold several digits.
+SPLIT_WIDTH = 0.6
+MAX_DIGITS = 40
+# Log-costs of splitting a component (plus per stroke crossed beyond one) and of joining
+# two components that stand apart into one digit.
+CUT_COST = 1.0
+CUT_INK_COST = 1.5
+JOIN_COST = 4.0
+DESLANT = False
+
+
+@dataclass
+class DigitString:
+    """A number field as read: digits, P(all of them right), per-digit confidences, digit boxes."""
+
+    digits: str
+    confidence: float
+    digit_confidences: list[float]
+    boxes: list[BBox] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "digits": self.digits,
+            "confidence": round(float(self.confidence), 6),
+            "digit_confidences": [round(float(c), 6) for c in self.digit_confidences],
+        }
+
+
+@dataclass
+class _Atom:
+    mask: np.ndarray  # bool, full field size
+    x0: int
+    x1: int
+    y0: int
+    y1: int
+    component: int = 0
+    cut_cost: float = 0.0  # log-cost of cutting between this atom and the next piece of its component
+    area: int = 0
+
+    @property
+    def centre(self) -> float:
+        return (self.x0 + self.x1) / 2.0
+
+
+def ink_of(image: np.ndarray) -> np.ndarray:
+    """Grey (dark ink on light paper) or colour field -> float ink intensity 0..1, ink high."""
+    img = np.asarray(image)
+    if img.ndim == 3:
+        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
+    img = img.astype(np.float32)
+    if img.size and img.max() > 1.0:
+        img = img / 255.0
+    paper = float(np.percentile(img, 75)) if img.size else 1.0
+    if paper < 0.5:  # light ink on dark ground: already ink high
+        ink = img - float(np.percentile(img, 25))
+    else:
+        ink = paper - img
+    top = float(np.percentile(ink, 99.5)) if ink.size else 0.0
+    if top <= 0.05:
+        return np.zeros_like(img)
+    return np.clip(ink / top, 0.0, 1.0)
+
+
+def deslant(ink: np.ndarray) -> tuple[np.ndarray, float]:
+    """Shear the field so its strokes stand upright: slanted digits then part along columns.
+
+    Returns the sheared field and the shear, so each digit can be slanted back before it is
+    read (the digit model learnt digits with their writers' own slant).
+    """
+    ys, xs = np.nonzero(ink > INK_LEVEL)
+    if len(xs) < 20 or not DESLANT:
+        return ink, 0.0
+    h, w = ink.shape
+    yc = ys.astype(np.float32) - h / 2.0
+    # Upright strokes leave the most columns free of ink between digits.
+    best_shear, best_empty = 0.0, -1
+    for shear in np.arange(-0.4, 0.41, 0.05):
+        cols = np.round(xs + shear * yc).astype(np.int64)
+        counts = np.bincount(cols - cols.min())
+        empty = int(np.sum(counts <= 1))
+        if empty > best_empty or (empty == best_empty and abs(shear) < abs(best_shear)):
+            best_shear, best_empty = float(shear), empty
+    if abs(best_shear) < 0.05:
+        return ink, 0.0
+    return _shear(ink, best_shear), best_shear
+
+
+def _shear(image: np.ndarray, shear: float) -> np.ndarray:
+    h, w = image.shape
+    extra = int(np.ceil(abs(shear) * h / 2.0)) + 2
+    m = np.float32([[1, shear, extra - shear * h / 2.0], [0, 1, 0]])
+    return cv2.warpAffine(image, m, (w + 2 * extra, h), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Typical pen width: twice the ink's area over its outline length."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(c, True) for c in contours)
+    return max(1.0, 2.0 * float(mask.sum()) / max(perimeter, 1.0))
+
+
+def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float]:
+    """Over-segment the field; returns the atoms left to right and the digit height."""
+    mask = ink > INK_LEVEL
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return [], 0.0
+    comps = stats[1:]
+    areas = comps[:, cv2.CC_STAT_AREA]
+    heights = comps[:, cv2.CC_STAT_HEIGHT]
+    big = areas >= 0.25 * areas.max()
+    height = float(np.median(heights[big])) if big.any() else float(heights.max())
+    rows = np.flatnonzero(mask.any(axis=1))
+    # A 5 with a floating bar has two short components: the field's ink height keeps the scale.
+    height = max(height, 0.8 * float(rows[-1] - rows[0] + 1))
+    speck = max(4.0, 0.004 * height * height)
+    stroke = _stroke_width(mask)
+    atoms: list[_Atom] = []
+    for idx in range(1, count):
+        x, y, w, h, area = stats[idx]
+        if area < speck:
+            continue
+        comp = labels == idx
+        if w > SPLIT_WIDTH * height:
+            pieces = _split(comp, x, y, w, h, height, stroke)
+        else:
+            pieces = [_Atom(comp, int(x), int(x + w), int(y), int(y + h))]
+        for piece in pieces:
+            piece.component = idx
+            piece.area = int(piece.mask.sum())
+        atoms.extend(pieces)
+    atoms.sort(key=lambda a: a.centre)
+    return atoms, height
+
+
+def _split(comp: np.ndarray, x: int, y: int, w: int, h: int, height: float, stroke: float) -> list[_Atom]:
+    """Cut a wide component at the valleys of its column ink profile (candidate digit borders)."""
+    profile = comp[:, x:x + w].sum(axis=0).astype(np.float32)
+    smooth = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    margin = max(2, int(0.2 * height))
+    candidates = [c for c in range(margin, w - margin)
+                  if smooth[c] <= smooth[c - 1] and smooth[c] <= smooth[c + 1]]
+    wanted = max(1, int(round(w / (0.35 * height))))
+    cuts: list[int] = []
+    for c in sorted(candidates, key=lambda c: (smooth[c], c)):
+        if all(abs(c - o) >= max(2, int(0.18 * height)) for o in cuts):
+            cuts.append(c)
+        if len(cuts) >= wanted:
+            break
+    if not cuts:  # no valley: cut where a digit of average width would end
+        n = max(2, int(round(w / (0.6 * height))))
+        cuts = [int(round(w * k / n)) for k in range(1, n)]
+    edges = [0] + sorted(cuts) + [w]
+    pieces = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        part = np.zeros_like(comp)
+        part[:, x + a:x + b] = comp[:, x + a:x + b]
+        ys, xs = np.nonzero(part)
+        if len(xs) == 0:
+            continue
+        # Cutting across one stroke (where two digits touch) is cheap; across more ink, dear.
+        crossed = float(profile[b]) if b < w else 0.0
+        cost = CUT_COST + CUT_INK_COST * max(0.0, crossed / stroke - 1.0)
+        pieces.append(_Atom(part, int(xs.min()), int(xs.max() + 1), int(ys.min()), int(ys.max() + 1),
+                            cut_cost=cost))
+    return pieces
+
+
+def _shape_log_prior(width: float, height: float, ink_share: float) -> float:
+    """How plausible a candidate's size is for one digit (log scale, 0 = fully plausible)."""
+    r = width / max(height, 1.0)
+    prior = 0.0
+    if r > 0.95:
+        prior -= 8.0 * (r - 0.95)
+    if r < 0.08:
+        prior -= 2.0
+    if ink_share < 0.04:
+        prior -= 3.0
+    return prior
+
+
+def _join_cost(left: list[_Atom], atom: _Atom, height: float) -> float:
+    """Log-cost of putting ``atom`` into the same digit as ``left``: free for a small broken-off
+    stroke or one tucked under the others, dear for a full-sized mark standing apart."""
+    lx0, lx1 = min(a.x0 for a in left), max(a.x1 for a in left)
+    l_area = sum(a.area for a in left)
+    overlap = min(lx1, atom.x1) - max(lx0, atom.x0)
+    narrower = max(1, min(lx1 - lx0, atom.x1 - atom.x0))
+    share = overlap / narrower  # > 0: side by side overlapping; < 0: a gap
+    small = min(atom.area, l_area) / max(1, max(atom.area, l_area))
+    cost = JOIN_COST * min(1.0, small * 3.0)
+    if share < 0.5:
+        cost += JOIN_COST * min(2.0, (0.5 - share))
+    return cost
+
+
+@dataclass
+class _Field:
+    ink: np.ndarray
+    atoms: list[_Atom]
+    height: float
+    segments: list[tuple[int, int]]  # (i, j): atoms i..j-1
+    priors: list[float]
+    first: int = 0  # index of the first segment in the shared batch
+
+
+def _candidate_segments(ink: np.ndarray) -> tuple[_Field, list[np.ndarray]]:
+    ink, shear = deslant(ink)
+    atoms, height = _atoms(ink)
+    all_ink = np.zeros(ink.shape, bool)
+    for a in atoms:
+        all_ink |= a.mask
+    segments, priors, images = [], [], []
+    for i in range(len(atoms)):
+        union = np.zeros(ink.shape, bool)
+        x0 = y0 = 10 ** 9
+        x1 = y1 = -1
+        join_cost = 0.0
+        for j in range(i + 1, min(len(atoms), i + MAX_ATOMS_PER_DIGIT) + 1):
+            a = atoms[j - 1]
+            if j - 1 > i and a.component != atoms[j - 2].component:
+                join_cost += _join_cost(atoms[i:j - 1], a, height)
+            union |= a.mask
+            x0, x1, y0, y1 = min(x0, a.x0), max(x1, a.x1), min(y0, a.y0), max(y1, a.y1)
+            if x1 - x0 > 1.6 * height:
+                break
+            # Keep the digit's faint rim, drop ink that belongs to other atoms.
+            others = all_ink[y0:y1, x0:x1] & ~union[y0:y1, x0:x1]
+            others = others & ~cv2.dilate(union[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            piece = np.where(others, 0.0, ink[y0:y1, x0:x1])
+            share = float(union[y0:y1, x0:x1].sum()) / max(1.0, height * height)
+            segments.append((i, j))
+            prior = _shape_log_prior(x1 - x0, height, share) - join_cost
+            if j < len(atoms) and atoms[j].component == a.component:
+                prior -= a.cut_cost  # this digit ends inside a component: a cut
+            if i > 0 and atoms[i - 1].component == atoms[i].component:
+                prior -= atoms[i - 1].cut_cost
+            priors.append(prior)
+            images.append(_shear(piece, -shear) if shear else piece)
+    return _Field(ink, atoms, height, segments, priors), images
+
+
+def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional[tuple[list[int], float]]:
+    """The best split (list of segment indices) and its posterior among all splits considered."""
+    n = len(f.atoms)
+    if n == 0:
+        return None
+    scores = np.log(np.clip(probs.max(axis=1), 1e-9, 1.0)) + np.asarray(f.priors)
+    by_start: dict[int, list[int]] = {}
+    for s, (i, _) in enumerate(f.segments):
+        by_start.setdefault(i, []).append(s)
+    max_len = min(n, MAX_DIGITS) if length is None else length
+    neg = -math.inf
+    # best[d][i]: best score covering atoms [0, i) with d digits; total[d][i]: log-sum over splits.
+    best = np.full((max_len + 1, n + 1), neg)
+    total = np.full((max_len + 1, n + 1), neg)
+    back: dict[tuple[int, int], int] = {}
+    best[0][0] = total[0][0] = 0.0
+    for d in range(max_len):
+        for i in range(n):
+            if best[d][i] == neg:
+                continue
+            for s in by_start.get(i, []):
+                j = f.segments[s][1]
+                cand = best[d][i] + scores[s]
+                if cand > best[d + 1][j]:
+                    best[d + 1][j] = cand
+                    back[(d + 1, j)] = s
+                total[d + 1][j] = np.logaddexp(total[d + 1][j], total[d][i] + scores[s])
+    if length is None:
+        options = [d for d in range(1, max_len + 1) if best[d][n] > neg]
+        if not options:
+            return None
+        d = max(options, key=lambda k: best[k][n])
+        evidence = np.logaddexp.reduce([total[k][n] for k in options])
+    else:
+        d = length
+        if best[d][n] == neg:
+            return None
+        evidence = total[d][n]
+    path, j = [], n
+    for k in range(d, 0, -1):
+        s = back[(k, j)]
+        path.append(s)
+        j = f.segments[s][0]
+    path.reverse()
+    return path, float(np.exp(best[d][n] - evidence))
+
+
+def _mnist(piece: np.ndarray) -> np.ndarray:
+    if int((piece > INK_LEVEL).sum()) < 4:  # a speck: nothing a digit model could read
+        return np.zeros((28, 28), np.float32)
+    # Paper all round and in the majority: the MNIST preparation finds the paper level there.
+    pad = max(3, int(0.3 * max(piece.shape)))
+    try:
+        return to_mnist(np.pad(piece, pad))
+    except (ValueError, OverflowError, TypeError, cv2.error):  # a blot with no stroke structure
+        return np.zeros((28, 28), np.float32)
+
+
+def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None) -> list[DigitString]:
+    """Read many number fields at once (one model call for all their candidate digits).
+
+    ``fields`` are grey crops (dark ink on light paper) or ink-high float arrays. With
+    ``code_length`` every answer has exactly that many digits, or is empty with confidence 0
+    when the field cannot hold that many.
+    """
+    prepared: list[_Field] = []
+    images: list[np.ndarray] = []
+    for image in fields:
+        ink = ink_of(image) if not (np.asarray(image).dtype.kind == "f" and np.asarray(image).max() <= 1.0) else np.asarray(image, np.float32)
+        f, imgs = _candidate_segments(ink)
+        f.first = len(images)
+        images.extend(imgs)
+        prepared.append(f)
+    if images:
+        if reader is None:
+            from docsort.digit_model import shared_reader
+
+            reader = shared_reader()
+        probs_all = reader.predict_proba(np.stack([_mnist(i) for i in images]))
+    else:
+        probs_all = np.zeros((0, 10), np.float32)
+    results = []
+    for f in prepared:
+        probs = probs_all[f.first:f.first + len(f.segments)]
+        chosen = _best_split(f, probs, code_length)
+        if chosen is None:
+            results.append(DigitString("", 0.0, []))
+            continue
+        path, split_posterior = chosen
+        digits, confs, boxes = [], [], []
+        for s in path:
+            p = probs[s]
+            digits.append(str(int(p.argmax())))
+            confs.append(float(p.max()))
+            i, j = f.segments[s]
+            xs0 = min(a.x0 for a in f.atoms[i:j])
+            xs1 = max(a.x1 for a in f.atoms[i:j])
+            ys0 = min(a.y0 for a in f.atoms[i:j])
+            ys1 = max(a.y1 for a in f.atoms[i:j])
+            boxes.append((xs0, ys0, xs1 - xs0, ys1 - ys0))
+        confidence = float(np.prod(confs)) * split_posterior
+        results.append(DigitString("".join(digits), confidence, confs, boxes))
+    return results
+
+
+def read_field(image: np.ndarray, code_length: Optional[int] = None, reader=None) -> DigitString:
+    return read_fields([image], code_length, reader)[0]
