@@ -199,6 +199,19 @@ def test_cost_from_a_processed_batch(tmp_path):
 
 # --------------------------------------------------------------------------- the shipped trade-off
 
+def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
+    target = tmp_path / "tradeoff.json"
+    result = run_cli("evaluate", "tradeoff", "--count", "60", "--data", mnist_dir, "--out", target,
+                     env={"DOCSORT_TF_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "cost-optimal threshold" in result.stdout
+    data = json.loads(target.read_text())
+    assert data["fit"]["n"] == data["check"]["n"] == 60
+    assert 0.0 <= data["optimal"]["threshold"] <= 1.0
+    assert data["command"] == "docsort evaluate tradeoff --count 60"
+    assert len(data["curve"]) > 50
+
+
 def test_shipped_tradeoff_has_an_optimal_threshold_and_a_monotone_curve():
     data = cost.load_tradeoff()
     assert data is not None, f"no trade-off shipped at {cost.tradeoff_path()}"

@@ -127,6 +127,8 @@ def evaluate_tradeoff_command(
     data: Optional[Path] = typer.Option(None, "--data", help="MNIST folder (default: the usual places)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Digit model (default: the shipped one)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the composed strings."),
+    reader: str = typer.Option("field", "--reader", help="field: the pipeline's whole-field reader; "
+                               "boxes: digits cut at their known boxes (perfect segmentation)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write the trade-off JSON "
                                        "(default: models/digits.tradeoff.json beside the model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the trade-off JSON to stdout."),
@@ -140,11 +142,14 @@ def evaluate_tradeoff_command(
 
     if count < 50:
         raise UsageError(f"--count must be at least 50 strings (got {count})")
+    if reader not in tradeoff.READERS:
+        raise UsageError(f"--reader must be one of {', '.join(tradeoff.READERS)} (got {reader})")
     cost_model.check_non_negative(missort_cost, "--missort-cost")
     cost_model.check_non_negative(manual_cost, "--manual-cost")
     cost_model.check_non_negative(volume, "--volume")
     result = tradeoff.measure_tradeoff(count=count, manual_cost=manual_cost, missort_cost=missort_cost,
-                                       volume=volume, data_dir=data, model_path=model, seed=seed)
+                                       volume=volume, data_dir=data, model_path=model, seed=seed,
+                                       reader=reader)
     target = out if out is not None else cost_model.tradeoff_path()
     tradeoff.write_tradeoff(result, target)
     if as_json:
