@@ -33,7 +33,7 @@ from docsort.errors import (InputError, MissingDependencyError, OutputLockedErro
                             OutputNotWritableError, UsageError)
 from docsort.executor import DEFAULT_DOCUMENT_TIMEOUT_S, DocumentProcessor, DocumentTask, make_executor
 from docsort.ingest import DEFAULT_MAX_MEGAPIXELS, SUPPORTED_SUFFIXES, check_readable
-from docsort.log import get_logger, one_line
+from docsort.log import current_config, get_logger, one_line
 from docsort.records import DocumentResult
 from docsort.results import (TEMP_SUFFIX, BatchSummary, atomic_write_json, build_results, summarise,
                              write_results)
@@ -414,7 +414,8 @@ def _run_locked(inputs, out: OutputFolder, options: BatchOptions, progress: Prog
     complete = True
     if tasks and not (options.fail_fast and errors_before):
         jobs = min(options.jobs or default_jobs(), len(tasks))
-        processor = DocumentProcessor(settings=settings, pipeline=options.pipeline, env=_worker_env(jobs))
+        processor = DocumentProcessor(settings=settings, pipeline=options.pipeline, env=_worker_env(jobs),
+                                      log_config=current_config())
         with make_executor(processor, jobs, options.scheduler, options.document_timeout) as executor:
             for task, result in executor.run(tasks):
                 result.sha256 = shas[task.key]
@@ -483,12 +484,15 @@ def _store(out: OutputFolder, key: str, fingerprint: str, result: DocumentResult
 
 def _log_document(record: dict) -> None:
     name = one_line(record["file"])
+    fields = {"file": record["file"], "status": record["status"]}
     if record["status"] != "ok":
-        log.warning("%s: %s", name, one_line(record.get("error") or ""))
+        fields["error"] = record.get("error")
+        log.warning("%s: %s", name, one_line(record.get("error") or ""), extra={"fields": fields})
         return
     codes = [p["postal_code"] for p in record["pages"] if p.get("postal_code")]
+    fields["postal_codes"] = [c["value"] for c in codes]
     described = ", ".join(f"{c['value']} ({c['decision']})" for c in codes) or "no postal code"
-    log.debug("%s: %d pages, %s", name, len(record["pages"]), described)
+    log.debug("%s: %d pages, %s", name, len(record["pages"]), described, extra={"fields": fields})
 
 
 def _cost(documents: list[dict], options: BatchOptions, accept_threshold: float) -> Optional[dict]:

@@ -26,13 +26,14 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Iterable, Iterator, Optional
 
 from docsort.errors import DocsortError, InputError, MissingDependencyError
-from docsort.log import get_logger, one_line
+from docsort.log import get_logger, native_stderr_silenced, one_line, setup_logging
 from docsort.records import DocumentResult
 
 log = get_logger("executor")
@@ -62,6 +63,7 @@ class DocumentProcessor:
     settings: Any
     pipeline: str = "docsort.pipeline"
     env: dict = field(default_factory=dict)
+    log_config: dict = field(default_factory=dict)  # level and format of the batch's log
 
     def prepare_worker(self) -> None:
         """Thread limits and model loading, once per worker process."""
@@ -137,8 +139,10 @@ def _worker_main(conn, processor: DocumentProcessor) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch process's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _set_parent_death_signal()
+    raw_allowed = _log_like_the_batch(processor.log_config)
     try:
-        processor.prepare_worker()
+        with native_stderr_silenced(not raw_allowed):
+            processor.prepare_worker()
     except DocsortError as exc:
         conn.send(("fatal", type(exc).__name__, str(exc)))
         return
@@ -163,6 +167,20 @@ def _worker_main(conn, processor: DocumentProcessor) -> None:
             conn.send(("done", task.key, result))
         except (BrokenPipeError, OSError):
             return
+
+
+def _log_like_the_batch(config: dict) -> bool:
+    """Worker log lines look like the batch's; library chatter only shows with --verbose.
+
+    Returns whether raw output of libraries may reach stderr (never in JSON-lines mode).
+    """
+    level = config.get("level", logging.INFO)
+    json_lines = config.get("json_lines", False)
+    setup_logging(level, json_lines=json_lines)
+    raw_allowed = level <= logging.DEBUG and not json_lines
+    if not raw_allowed:
+        warnings.simplefilter("ignore")
+    return raw_allowed
 
 
 @dataclass

@@ -8,8 +8,10 @@ is always one event.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
 
@@ -55,8 +57,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_config = {"level": NORMAL, "json_lines": False}
+
+
+def current_config() -> dict:
+    """The level and format set by ``setup_logging``, for worker processes to log the same way."""
+    return dict(_config, level=logging.getLogger(LOGGER_NAME).getEffectiveLevel())
+
+
 def setup_logging(level: int = NORMAL, json_lines: bool = False, stream=None) -> logging.Logger:
     """Configure the ``docsort`` logger once for this process (the CLI calls it)."""
+    _config.update(level=level, json_lines=json_lines)
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
@@ -66,3 +77,21 @@ def setup_logging(level: int = NORMAL, json_lines: bool = False, stream=None) ->
     logger.setLevel(level)
     logger.propagate = False
     return logger
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(silence: bool = True):
+    """Hide what native libraries print straight to file descriptor 2 (TensorFlow's start-up chatter)."""
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import stat
 import subprocess
@@ -132,3 +131,51 @@ def test_600dpi_a3_scan_through_the_pipeline_stays_under_2_gib(tmp_path):
     assert peak_kib * 1024 <= 2 * 1024 ** 3, f"peak RSS {peak_kib / 1024:.0f} MiB"
     [record] = records_by_name(tmp_path / "out").values()
     assert record["status"] == "ok"
+
+
+FAKE_TESSERACT = """#!{python}
+# Tesseract with one injected fault: the first page it is given crashes, hangs or kills its caller.
+import os, signal, sys, time
+
+real, fault, marker = os.environ["REAL_TESSERACT"], os.environ["TESSERACT_FAULT"], os.environ["TESSERACT_MARKER"]
+if len(sys.argv) > 2 and not sys.argv[1].startswith("-"):
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        pass
+    else:
+        if fault == "hang":
+            time.sleep(3600)
+        elif fault == "crash":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        elif fault == "kill-worker":
+            os.kill(os.getppid(), signal.SIGKILL)
+            sys.exit(1)
+os.execv(real, [real, *sys.argv[1:]])
+"""
+
+FAULT_MESSAGES = {
+    "hang": "Tesseract took longer than",
+    "crash": "Tesseract failed",
+    "kill-worker": "worker process died",
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_MESSAGES))
+def test_tesseract_fault_costs_one_document(envelopes, tmp_path, fault):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "tesseract"
+    fake.write_text(FAKE_TESSERACT.format(python=sys.executable))
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "REAL_TESSERACT": shutil.which("tesseract"),
+           "TESSERACT_FAULT": fault, "TESSERACT_MARKER": str(tmp_path / "fault-injected")}
+    out = tmp_path / "out"
+    result = docsort("process", *envelopes, "--out", out, "--jobs", "2", "--page-timeout", "5", env=env)
+    assert (tmp_path / "fault-injected").exists()
+    assert result.returncode == ExitCode.INPUTS_FAILED, result.stderr
+    assert "Traceback" not in result.stderr
+    records = list(records_by_name(out).values())
+    failed = [r for r in records if r["status"] == "error"]
+    assert len(records) == len(envelopes) and len(failed) == 1
+    assert FAULT_MESSAGES[fault] in failed[0]["error"], failed[0]["error"]
