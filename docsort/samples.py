@@ -121,7 +121,7 @@ class DatasetHand:
         picks = [self.corpus.mnist_images[pool[int(c)][int(self.rng.integers(0, len(pool[int(c)])))]]
                  for c in text]
         image, _ = compose_digit_string(
-            picks, self.rng, gap=(-0.1, 0.6), height=self.height * 0.8, stroke=self.stroke,
+            picks, self.rng, gap=(-0.05, 0.45), height=self.height * 0.8, stroke=self.stroke,
             slant=(self.slant - 0.05, self.slant + 0.05),
         )
         return image
@@ -135,17 +135,23 @@ class HandwritingCorpus:
     writers: list[int]
 
     @classmethod
-    def load(cls, folder: Path) -> "HandwritingCorpus":
-        """MNIST test IDX files and DHSD ``data.csv`` found in ``folder`` or its sub-folders."""
+    def load(cls, folder: Path, mnist_split: str = "test") -> "HandwritingCorpus":
+        """MNIST IDX files and DHSD ``data.csv`` found in ``folder`` or its sub-folders.
+
+        Digits come from the MNIST test set (what measurements use); ``mnist_split="train"``
+        draws them from the training set instead, for development runs that must not look at
+        the test set.
+        """
         from docsort.mnist import read_idx_images, read_idx_labels
         from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
 
         folder = Path(folder)
-        images_file = _find_one(folder, "t10k-images-idx3-ubyte")
-        labels_file = _find_one(folder, "t10k-labels-idx1-ubyte")
+        prefix = "t10k" if mnist_split == "test" else "train"
+        images_file = _find_one(folder, f"{prefix}-images-idx3-ubyte")
+        labels_file = _find_one(folder, f"{prefix}-labels-idx1-ubyte")
         dhsd_index = next(iter(sorted(folder.rglob("data.csv"))), None)
         if images_file is None or labels_file is None:
-            raise DatasetError(f"no MNIST test set (t10k-images-idx3-ubyte[.gz]) under {folder}")
+            raise DatasetError(f"no MNIST {mnist_split} set ({prefix}-images-idx3-ubyte[.gz]) under {folder}")
         if dhsd_index is None:
             raise DatasetError(f"no DHSD data.csv under {folder}")
         images = read_idx_images(images_file)
@@ -304,7 +310,7 @@ def make_envelope(
                 top = y + int(rng.uniform(-4, 4))
                 box = _paste(page, image, x, top, colour)
                 elements.append(TextElement(box, "handwritten", label, role))
-                x = box[0] + box[2] + int(height * rng.uniform(0.6, 1.1))
+                x = box[0] + box[2] + int(height * rng.uniform(0.8, 1.3))
                 line_h = max(line_h, image.shape[0])
             y += int(max(line_h, height * 1.3) * rng.uniform(0.95, 1.15))
     else:
@@ -368,6 +374,7 @@ def write_samples(
     handwriting: Optional[str | Path] = None,
     handwritten_share: float = 0.7,
     code_length: int = 5,
+    mnist_split: str = "test",
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths."""
     if count < 1:
@@ -379,7 +386,7 @@ def write_samples(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    corpus = HandwritingCorpus.load(Path(handwriting)) if handwriting else None
+    corpus = HandwritingCorpus.load(Path(handwriting), mnist_split) if handwriting else None
     truths = []
     for i in range(count):
         rng = np.random.default_rng([seed, i])

@@ -1,0 +1,224 @@
+"""How well docsort reads envelopes, next to Tesseract alone.
+
+Generates envelopes with real handwriting (``docsort samples --handwriting``: MNIST test digits,
+DHSD held-out writers), runs the real pipeline (``process_document``) over the files with at
+most two worker processes, and prints per source the share of destination codes read right
+and sent automatically, wrong codes sent automatically, sender codes picked, crop kinds
+against the ground truth, and Tesseract alone (its text's k-digit tokens) side by side. With
+``--strings N`` it also measures ``read-digits`` on N composed strings of MNIST test digits
+with touching and overlapping neighbours.
+
+    python benchmarks/bench_envelopes.py --count 200 --handwriting ../shared/datasets \
+        --strings 1000 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+os.environ["OMP_THREAD_LIMIT"] = "1"
+os.environ.setdefault("DOCSORT_TF_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+_SETTINGS = None
+
+
+def _init(settings) -> None:
+    global _SETTINGS
+    from docsort.pipeline import warm_up
+
+    _SETTINGS = settings
+    warm_up(settings)
+
+
+def _process(path: str):
+    from docsort.pipeline import process_document
+
+    start = time.perf_counter()
+    doc = process_document(path, _SETTINGS)
+    return Path(path).name, doc.to_dict(), time.perf_counter() - start
+
+
+def _tesseract_alone(path: str, code_length: int):
+    """Tesseract's own reading of the page: its k-digit tokens in reading order."""
+    import cv2
+    import pytesseract
+
+    from docsort.postal_code import printed_code
+
+    start = time.perf_counter()
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    text = pytesseract.image_to_string(image, lang="eng", config="--psm 11")
+    elapsed = time.perf_counter() - start
+    tokens = [t for t in (printed_code(w, code_length) for w in text.split()) if t]
+    return Path(path).name, tokens, elapsed
+
+
+def _overlap(a, b) -> float:
+    """Share of box ``a`` covered by box ``b``."""
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, iw) * max(0, ih) / max(1, a[2] * a[3])
+
+
+def envelopes(args) -> dict:
+    from docsort.cost import default_accept_threshold
+    from docsort.pipeline import Settings
+    from docsort.samples import load_truth, write_samples
+
+    folder = Path(args.samples) if args.samples else Path(tempfile.mkdtemp(prefix="docsort-bench-"))
+    if not args.samples:
+        t0 = time.perf_counter()
+        write_samples(folder, count=args.count, seed=args.seed, handwriting=args.handwriting,
+                      handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split)
+        print(f"generated {args.count} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
+    truth = load_truth(folder)
+    files = [str(folder / name) for name in sorted(truth)]
+    threshold = args.threshold if args.threshold is not None else default_accept_threshold()
+    settings = Settings(code_length=args.code_length, accept_threshold=threshold,
+                        overlays_dir=Path(args.overlays) if args.overlays else None)
+
+    ctx = get_context("spawn")
+    start = time.perf_counter()
+    with ctx.Pool(args.jobs, initializer=_init, initargs=(settings,)) as pool:
+        results = pool.map(_process, files, chunksize=1)
+    pipeline_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    with ctx.Pool(args.jobs) as pool:
+        tess = pool.starmap(_tesseract_alone, [(f, args.code_length) for f in files], chunksize=1)
+    tesseract_wall = time.perf_counter() - start
+    tess_by_name = {name: tokens for name, tokens, _ in tess}
+
+    rows = []
+    kind_right = kind_total = unmatched = 0
+    for name, doc, seconds in results:
+        t = truth[name]
+        page = doc["pages"][0] if doc["pages"] else None
+        code = page["postal_code"] if page else None
+        value = code["value"] if code else None
+        auto = bool(code and code["decision"] == "auto")
+        for element in t["elements"]:
+            best, share = None, 0.0
+            for crop in (page["crops"] if page else []):
+                s = _overlap(element["bbox"], crop["bbox"])
+                if s > share:
+                    best, share = crop, s
+            if best is None or share < 0.3:
+                unmatched += 1
+                continue
+            kind_total += 1
+            kind_right += best["kind"] == element["kind"]
+        tokens = tess_by_name.get(name, [])
+        rows.append({
+            "file": name, "source": t["destination_source"], "truth": t["destination_code"],
+            "sender": t["sender_code"], "value": value, "auto": auto,
+            "confidence": code["confidence"] if code else None,
+            "read_source": code["source"] if code else None,
+            "tesseract_last": tokens[-1] if tokens else None,
+            "tesseract_any": t["destination_code"] in tokens, "seconds": seconds,
+        })
+
+    n = len(rows)
+    report = {"envelopes": n, "accept_threshold": threshold, "jobs": args.jobs,
+              "pipeline_wall_s": round(pipeline_wall, 1), "tesseract_alone_wall_s": round(tesseract_wall, 1)}
+    for source in ("handwritten", "printed"):
+        sel = [r for r in rows if r["source"] == source]
+        if not sel:
+            continue
+        report[source] = {
+            "n": len(sel),
+            "right_and_auto": round(np.mean([r["value"] == r["truth"] and r["auto"] for r in sel]), 4),
+            "right_any_decision": round(np.mean([r["value"] == r["truth"] for r in sel]), 4),
+            "auto": round(np.mean([r["auto"] for r in sel]), 4),
+            "no_code": round(np.mean([r["value"] is None for r in sel]), 4),
+            "tesseract_alone_last_token_right": round(np.mean([r["tesseract_last"] == r["truth"] for r in sel]), 4),
+            "tesseract_alone_any_token_right": round(np.mean([r["tesseract_any"] for r in sel]), 4),
+        }
+    report["wrong_auto_share_of_all"] = round(np.mean([r["auto"] and r["value"] != r["truth"] for r in rows]), 4)
+    report["sender_code_picked"] = int(sum(r["value"] is not None and r["value"] == r["sender"] for r in rows))
+    report["tesseract_alone_sender_code_last"] = int(sum(r["tesseract_last"] is not None and r["tesseract_last"] == r["sender"] for r in rows))
+    report["crop_kinds_right"] = round(kind_right / max(1, kind_total), 4)
+    report["crop_kinds_measured"] = kind_total
+    report["truth_elements_without_crop"] = unmatched
+    report["seconds_per_envelope_pipeline"] = round(float(np.mean([r["seconds"] for r in rows])), 3)
+    report["seconds_per_envelope_tesseract_alone"] = round(float(np.mean([s for _, _, s in tess])), 3)
+    conf = np.array([r["confidence"] if r["confidence"] is not None else -1 for r in rows])
+    right = np.array([r["value"] == r["truth"] for r in rows])
+    calib = []
+    for lo, hi in ((0, 0.5), (0.5, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 0.99), (0.99, 1.01)):
+        sel = (conf >= lo) & (conf < hi)
+        if sel.any():
+            calib.append({"range": [lo, hi], "n": int(sel.sum()), "right": round(float(right[sel].mean()), 4),
+                          "mean_confidence": round(float(conf[sel].mean()), 4)})
+    report["calibration"] = calib
+    if args.details:
+        Path(args.details).write_text(json.dumps(rows, indent=1))
+    return report
+
+
+def strings(args) -> dict:
+    """read-digits on composed strings of MNIST test digits (touching and overlapping)."""
+    from docsort.digit_reader import read_fields
+    from docsort.samples import HandwritingCorpus
+    from docsort.synth.handwriting import compose_digit_string
+
+    corpus = HandwritingCorpus.load(Path(args.handwriting), args.mnist_split)
+    rng = np.random.default_rng(args.seed + 1)
+    images, truths = [], []
+    for _ in range(args.strings):
+        text = "".join(str(int(d)) for d in rng.integers(0, 10, args.code_length))
+        picks = [corpus.mnist_images[rng.choice(corpus.digit_indices[int(c)])] for c in text]
+        image, _ = compose_digit_string(picks, rng, gap=(args.gap_min, args.gap_max),
+                                        height=float(rng.uniform(28, 56)), stroke=int(rng.integers(0, 2)))
+        images.append(image)
+        truths.append(text)
+    start = time.perf_counter()
+    read = read_fields(images, args.code_length)
+    elapsed = time.perf_counter() - start
+    right = np.array([r.digits == t for r, t in zip(read, truths)])
+    conf = np.array([r.confidence for r in read])
+    return {"strings": len(truths), "gap": [args.gap_min, args.gap_max],
+            "exact": round(float(right.mean()), 4),
+            "ms_per_string": round(1000 * elapsed / len(truths), 1),
+            "right_at_conf_0.9": round(float((right & (conf >= 0.9)).mean()), 4),
+            "wrong_at_conf_0.9": round(float((~right & (conf >= 0.9)).mean()), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--handwriting", required=True, help="folder with MNIST IDX files and DHSD data.csv")
+    parser.add_argument("--samples", help="use an existing samples folder instead of generating one")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--code-length", type=int, default=5)
+    parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--strings", type=int, default=0, help="also measure read-digits on N composed strings")
+    parser.add_argument("--gap-min", type=float, default=-0.3)
+    parser.add_argument("--gap-max", type=float, default=0.5)
+    parser.add_argument("--skip-envelopes", action="store_true")
+    parser.add_argument("--mnist-split", choices=("test", "train"), default="test",
+                        help="train: development runs that must not look at the test set")
+    parser.add_argument("--overlays")
+    parser.add_argument("--details", help="write per-envelope rows as JSON here")
+    args = parser.parse_args()
+    args.jobs = max(1, min(2, args.jobs))
+    report = {}
+    if not args.skip_envelopes:
+        report["envelopes"] = envelopes(args)
+    if args.strings:
+        report["read_digits"] = strings(args)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
