@@ -223,6 +223,11 @@ def test_shipped_tradeoff_has_an_optimal_threshold_and_a_monotone_curve():
     assert thresholds == sorted(thresholds)
     for a, b in zip(curve, curve[1:]):
         assert b["accept_rate"] <= a["accept_rate"] and b["error_rate"] <= a["error_rate"]
+    # Measured for the model that ships (re-run `docsort evaluate tradeoff` after retraining).
+    from docsort import modelstore
+
+    shipped = modelstore.model_path(modelstore.DIGITS)
+    assert data["model"]["sha256"] == modelstore.file_sha256(str(shipped.resolve()))
     check = data["check"]
     lo, hi = check["error_rate_ci95"]
     assert lo <= check["error_rate"] <= hi and check["n"] >= 1000
