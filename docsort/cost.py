@@ -243,7 +243,7 @@ def best_point(curve: Sequence[Mapping[str, float]], volume: float, manual_cost:
 
 
 def tradeoff_fields(tradeoff: Optional[Mapping], code_length: int, volume: float,
-                    manual_cost: float, missort_cost: float) -> dict:
+                    manual_cost: float, missort_cost: float, tradeoff_file: Optional[Path] = None) -> dict:
     """Cost-optimal operating point of a measured curve, re-optimised for these costs."""
     empty = {"threshold": None, "accept_rate": None, "error_rate": None,
              "expected_missorts": None, "expected_cost": None}
@@ -252,7 +252,7 @@ def tradeoff_fields(tradeoff: Optional[Mapping], code_length: int, volume: float
     point = best_point(tradeoff["curve"], volume, manual_cost, missort_cost)
     point["expected_missorts"] = volume * point["error_rate"]
     point["tradeoff"] = {
-        "file": tradeoff.get("_file"),
+        "file": str(tradeoff_file) if tradeoff_file else None,
         "measured_on": tradeoff.get("fit", {}).get("data"),
         "n": tradeoff.get("fit", {}).get("n"),
         "check": tradeoff.get("check"),
@@ -298,14 +298,14 @@ def estimate_from_accuracy(per_digit_accuracy: float, *, code_length: int = DEFA
                            missort_cost: float = DEFAULT_MISSORT_COST,
                            accuracy_delta: float = DEFAULT_ACCURACY_DELTA,
                            keying_rate: Optional[float] = None,
-                           tradeoff: Optional[Mapping] = None) -> dict:
+                           tradeoff: Optional[Mapping] = None, tradeoff_file: Optional[Path] = None) -> dict:
     """The classic estimate for a given per-digit accuracy, plus a measured trade-off if given."""
     check_accuracy(per_digit_accuracy)
     _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta, keying_rate)
     report = ClassicEstimate(per_digit_accuracy, code_length, volume, manual_cost,
                              accuracy_delta, keying_rate).to_dict()
     report["missort_cost"] = missort_cost
-    report.update(tradeoff_fields(tradeoff, code_length, volume, manual_cost, missort_cost))
+    report.update(tradeoff_fields(tradeoff, code_length, volume, manual_cost, missort_cost, tradeoff_file))
     report["source"] = {"kind": "accuracy"}
     return round_report(report)
 
@@ -327,10 +327,8 @@ def estimate_from_metrics(metrics_file: Optional[Path] = None, **options) -> dic
         raise UsageError(f"metrics file {path} has no numeric test_accuracy")
     check_accuracy(float(accuracy), option=f"test_accuracy in {path}")
     tradeoff_file = tradeoff_path_for(path)
-    tradeoff = load_tradeoff(tradeoff_file)
-    if tradeoff is not None:
-        tradeoff["_file"] = str(tradeoff_file)
-    report = estimate_from_accuracy(float(accuracy), tradeoff=tradeoff, **options)
+    report = estimate_from_accuracy(float(accuracy), tradeoff=load_tradeoff(tradeoff_file),
+                                    tradeoff_file=tradeoff_file, **options)
     report["source"] = {"kind": "metrics", "file": str(path)}
     return report
 

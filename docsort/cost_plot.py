@@ -21,6 +21,7 @@ def plot_cost(report: Mapping, path: Path, curve: Optional[Sequence[Mapping]] = 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     path = Path(path)
     volume, manual, missort = report["volume"], report["manual_cost"], report["missort_cost"]
@@ -54,7 +55,7 @@ def plot_cost(report: Mapping, path: Path, curve: Optional[Sequence[Mapping]] = 
         for ax in (ax_cost, ax_roc):
             ax.text(0.5, 0.5, "no measured trade-off", ha="center", va="center", transform=ax.transAxes)
     ax_cost.set_xlabel("accept threshold (code confidence)")
-    ax_cost.set_ylabel(f"cost per year for {volume:,.0f} letters ($)")
+    ax_cost.set_ylabel(f"cost per year for {volume:,.0f} letters")
     ax_cost.set_title("Cost vs accept threshold" + ("" if measured else " (expected)"))
     ax_roc.set_xlabel("accepted with a wrong code (% of letters)")
     ax_roc.set_ylabel("accepted automatically (% of letters)")
@@ -69,9 +70,12 @@ def plot_cost(report: Mapping, path: Path, curve: Optional[Sequence[Mapping]] = 
         ax_acc.plot([100 * p], [volume * (1 - p ** k) * manual], "o", color="red", label=f"P={100 * p:.2f} %")
         ax_acc.legend(fontsize=8)
     ax_acc.set_xlabel("per-digit accuracy (%)")
-    ax_acc.set_ylabel("manual sorting cost per year ($)")
+    ax_acc.set_ylabel("manual sorting cost per year")
     ax_acc.set_title(f"Classic estimate, {k}-digit codes")
 
+    dollars = matplotlib.ticker.FuncFormatter(_dollars)
+    ax_cost.yaxis.set_major_formatter(dollars)
+    ax_acc.yaxis.set_major_formatter(dollars)
     fig.tight_layout()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,3 +85,10 @@ def plot_cost(report: Mapping, path: Path, curve: Optional[Sequence[Mapping]] = 
     finally:
         plt.close(fig)
     return path
+
+
+def _dollars(value: float, _position=None) -> str:
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"${value / size:g}{unit}"
+    return f"${value:g}"
