@@ -391,7 +391,8 @@ def batch_projection(results: Any, volume: float = DEFAULT_VOLUME, manual_cost: 
     ``manual``, when no code was found, or when its page or document could not be read. Auto-sorted
     pieces are missorted with probability 1 - confidence (the code confidence is calibrated), so
     their sum is the expected number of missorts. The per-digit accuracy is estimated as the mean
-    calibrated digit confidence; the improvement is the classic P^k gain on that estimate.
+    calibrated digit confidence; the improvement is the classic P^k gain on that estimate, saved
+    on manual sorts and missorts in the batch's proportion (``savings`` counts both).
     """
     _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta, keying_rate)
     pages, failed, stored_threshold = _pieces(results)
@@ -425,19 +426,26 @@ def batch_projection(results: Any, volume: float = DEFAULT_VOLUME, manual_cost: 
 
     manual_sorts = volume * manual_share
     annual_cost = manual_sorts * manual_cost
+    missorts = volume * error_rate
     improvement = None
     if per_digit is not None and per_digit > 0:
-        # A per-digit gain moves letters from manual to automatic sorting as in the classic model.
+        # A per-digit gain turns volume x ((P+d)^k - P^k) wrong codes into right ones. Wrong codes
+        # end up either in manual sorting or missorted, so the gain is shared between the two in
+        # the proportion the batch shows.
         now = ClassicEstimate(per_digit, code_length, volume, manual_cost, accuracy_delta)
         better = now.improved
-        moved = min(manual_sorts, now.manual_sorts - better.manual_sorts)
+        wrong = manual_sorts + missorts
+        moved = min(wrong, now.manual_sorts - better.manual_sorts)
+        from_manual = moved * manual_sorts / wrong if wrong else 0.0
+        from_missorts = moved - from_manual
         improvement = {
             "accuracy_delta": accuracy_delta,
             "per_digit_accuracy": better.per_digit_accuracy,
             "p_code_correct": better.p_code_correct,
-            "manual_sorts": manual_sorts - moved,
-            "annual_cost": (manual_sorts - moved) * manual_cost,
-            "savings": moved * manual_cost,
+            "manual_sorts": manual_sorts - from_manual,
+            "annual_cost": (manual_sorts - from_manual) * manual_cost,
+            "expected_missorts": missorts - from_missorts,
+            "savings": from_manual * manual_cost + from_missorts * missort_cost,
         }
     report = {
         "per_digit_accuracy": per_digit,
@@ -453,8 +461,8 @@ def batch_projection(results: Any, volume: float = DEFAULT_VOLUME, manual_cost: 
         "threshold": accept_threshold if accept_threshold is not None else stored_threshold,
         "accept_rate": accept_rate,
         "error_rate": error_rate,
-        "expected_missorts": volume * error_rate,
-        "expected_cost": annual_cost + volume * error_rate * missort_cost,
+        "expected_missorts": missorts,
+        "expected_cost": annual_cost + missorts * missort_cost,
         "batch": {"pieces": pieces, "auto": auto, "manual": manual, "no_code": no_code,
                   "unreadable": failed, "expected_errors": expected_errors,
                   "mean_code_confidence": mean_code_conf},

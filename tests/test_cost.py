@@ -173,7 +173,18 @@ def test_batch_projection_scales_observed_shares_to_the_volume():
     assert report["expected_missorts"] == 12
     assert report["expected_cost"] == pytest.approx(60.0 + 12.0)
     assert report["threshold"] == 0.9
-    assert report["improvement"]["savings"] > 0
+
+
+def test_batch_projection_prices_an_accuracy_gain_on_manual_sorts_and_missorts():
+    report = cost.batch_projection(RESULTS, volume=1_000_000, manual_cost=0.1, missort_cost=1.0)
+    p = report["per_digit_accuracy"]
+    gain = 1_000_000 * ((p + 0.001) ** 5 - p ** 5)
+    imp = report["improvement"]
+    fewer_manual = report["manual_sorts"] - imp["manual_sorts"]
+    fewer_missorts = report["expected_missorts"] - imp["expected_missorts"]
+    assert fewer_manual + fewer_missorts == pytest.approx(gain, abs=2)
+    assert fewer_manual / fewer_missorts == pytest.approx(600 / 12, rel=0.05)
+    assert imp["savings"] == pytest.approx(fewer_manual * 0.1 + fewer_missorts * 1.0, abs=1)
 
 
 def test_batch_projection_accepts_pages_and_records():
