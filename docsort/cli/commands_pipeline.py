@@ -1,1 +1,64 @@
-"""Commands of the pipeline area."""
+"""``docsort read-digits`` and ``docsort samples``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from docsort.cli import app, handles_errors, print_json, stdout
+
+
+@app.command("read-digits")
+@handles_errors
+def read_digits(
+    images: List[Path] = typer.Argument(..., help="Images, each one already-cut handwritten number field."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
+    code_length: Optional[int] = typer.Option(
+        None, "--code-length", min=1, max=40,
+        help="Read exactly this many digits (default: as many as the field holds)."),
+) -> None:
+    """Read handwritten digit strings (postal code boxes, amounts, single digits) of any length."""
+    from docsort.digit_reader import read_fields
+    from docsort.errors import InputError
+    from docsort.ingest import read_image
+
+    fields = []
+    for path in images:
+        try:
+            fields.append(read_image(path))
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from exc
+    readings = read_fields(fields, code_length)
+    rows = [{"file": str(path), **reading.to_dict()} for path, reading in zip(images, readings)]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        digits = row["digits"] or "-"
+        stdout.print(f"{row['file']}\t{digits}\t{row['confidence']:.3f}", markup=False, highlight=False)
+
+
+@app.command("samples")
+@handles_errors
+def samples(
+    out: Path = typer.Option(..., "--out", help="Folder for the envelope images and truth.json."),
+    count: int = typer.Option(10, "--count", min=1, help="How many envelopes."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same envelopes."),
+    handwriting: Optional[Path] = typer.Option(
+        None, "--handwriting",
+        help="Folder with the MNIST IDX files and DHSD data.csv: handwriting from MNIST test digits and "
+             "DHSD writers held out of training. Default: the project's own pen-stroke handwriting."),
+    code_length: int = typer.Option(5, "--code-length", min=1, max=12, help="Digits per postal code."),
+    handwritten_share: float = typer.Option(0.7, "--handwritten-share", min=0.0, max=1.0,
+                                            help="Share of envelopes addressed by hand."),
+) -> None:
+    """Write synthetic envelope scans with a ground-truth file (truth.json)."""
+    from docsort.samples import TRUTH_FILE, write_samples
+
+    truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
+                           handwritten_share=handwritten_share, code_length=code_length)
+    handwritten = sum(t.destination_source == "handwritten" for t in truths)
+    stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
+                 markup=False, highlight=False)
