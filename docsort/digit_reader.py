@@ -40,6 +40,7 @@ NARROW_CUT_COST = 4.0
 CUT_INK_COST = 1.5
 JOIN_COST = 4.0
 DESLANT = False
+BLOT_COST = 8.0
 
 
 @dataclass
@@ -132,12 +133,12 @@ def _stroke_width(mask: np.ndarray) -> float:
     return max(1.0, 2.0 * float(mask.sum()) / max(perimeter, 1.0))
 
 
-def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float]:
-    """Over-segment the field; returns the atoms left to right and the digit height."""
+def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float, float]:
+    """Over-segment the field; returns the atoms left to right, the digit height and pen width."""
     mask = ink > INK_LEVEL
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
-        return [], 0.0
+        return [], 0.0, 1.0
     comps = stats[1:]
     areas = comps[:, cv2.CC_STAT_AREA]
     heights = comps[:, cv2.CC_STAT_HEIGHT]
@@ -163,7 +164,7 @@ def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float]:
             piece.area = int(piece.mask.sum())
         atoms.extend(pieces)
     atoms.sort(key=lambda a: a.centre)
-    return atoms, height
+    return atoms, height, stroke
 
 
 def _split(comp: np.ndarray, x: int, y: int, w: int, h: int, height: float, stroke: float) -> list[_Atom]:
@@ -272,17 +273,18 @@ class _Field:
     atoms: list[_Atom]
     height: float
     segments: list[tuple[int, int]]  # (i, j): atoms i..j-1
-    priors: list[float]
+    priors: list[float]  # log-plausibility of each candidate: shape, cuts and joins
+    shapes: list[float]  # log-plausibility of being pen strokes at all (a blot is not)
     first: int = 0  # index of the first segment in the shared batch
 
 
 def _candidate_segments(ink: np.ndarray) -> tuple[_Field, list[np.ndarray]]:
     ink, shear = deslant(ink)
-    atoms, height = _atoms(ink)
+    atoms, height, stroke = _atoms(ink)
     all_ink = np.zeros(ink.shape, bool)
     for a in atoms:
         all_ink |= a.mask
-    segments, priors, images = [], [], []
+    segments, priors, shapes, images = [], [], [], []
     for i in range(len(atoms)):
         union = np.zeros(ink.shape, bool)
         x0 = y0 = 10 ** 9
@@ -302,14 +304,17 @@ def _candidate_segments(ink: np.ndarray) -> tuple[_Field, list[np.ndarray]]:
             piece = np.where(others, 0.0, ink[y0:y1, x0:x1])
             share = float(union[y0:y1, x0:x1].sum()) / max(1.0, height * height)
             segments.append((i, j))
-            prior = _shape_log_prior(x1 - x0, height, share) - join_cost
+            fill = float(union[y0:y1, x0:x1].mean())
+            blot = fill > 0.75 and x1 - x0 > max(3.0 * stroke, 0.3 * height)  # not pen strokes
+            shapes.append(-BLOT_COST if blot else 0.0)
+            prior = _shape_log_prior(x1 - x0, height, share) + shapes[-1] - join_cost
             if j < len(atoms) and atoms[j].component == a.component:
                 prior -= a.cut_cost  # this digit ends inside a component: a cut
             if i > 0 and atoms[i - 1].component == atoms[i].component:
                 prior -= atoms[i - 1].cut_cost
             priors.append(prior)
             images.append(_shear(piece, -shear) if shear else piece)
-    return _Field(ink, atoms, height, segments, priors), images
+    return _Field(ink, atoms, height, segments, priors, shapes), images
 
 
 def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional[tuple[list[int], float]]:
@@ -412,7 +417,10 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
             ys0 = min(a.y0 for a in f.atoms[i:j])
             ys1 = max(a.y1 for a in f.atoms[i:j])
             boxes.append((xs0, ys0, xs1 - xs0, ys1 - ys0))
-        confidence = float(np.prod(confs)) * split_posterior
+        # A split can be the best of bad options: a piece that is no pen stroke at all (a blot)
+        # lowers the confidence however sure the model is.
+        plausibility = float(np.exp(sum(f.shapes[s] for s in path)))
+        confidence = float(np.prod(confs)) * split_posterior * plausibility
         results.append(DigitString("".join(digits), confidence, confs, boxes))
     return results
 

@@ -1,0 +1,113 @@
+"""The real page pipeline (real Tesseract, shipped models) on generated envelopes."""
+
+from __future__ import annotations
+
+import jsonschema
+import numpy as np
+import pytest
+
+from conftest import DATASETS
+from docsort import __version__
+from docsort.pipeline import Settings, process_document, process_page, warm_up
+from docsort.samples import load_truth, write_samples
+from docsort.schema import results_schema
+
+
+@pytest.fixture(scope="module")
+def envelopes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("envelopes")
+    write_samples(folder, count=4, seed=31, handwriting=DATASETS, handwritten_share=0.6)
+    return folder, load_truth(folder)
+
+
+@pytest.fixture(scope="module")
+def results(envelopes, tmp_path_factory):
+    folder, truth = envelopes
+    overlays = tmp_path_factory.mktemp("overlays")
+    settings = Settings(accept_threshold=0.9, overlays_dir=overlays)
+    warm_up(settings)
+    docs = {name: process_document(folder / name, settings) for name in sorted(truth)}
+    return docs, overlays
+
+
+def test_destination_codes_are_read(envelopes, results):
+    _, truth = envelopes
+    docs, _ = results
+    sources = {t["destination_source"] for t in truth.values()}
+    assert sources == {"handwritten", "printed"}
+    right = 0
+    for name, doc in docs.items():
+        assert doc.status == "ok" and len(doc.pages) == 1
+        code = doc.pages[0].postal_code
+        assert code is not None
+        assert code.value != truth[name]["sender_code"]
+        if code.value == truth[name]["destination_code"]:
+            right += 1
+            assert code.source == truth[name]["destination_source"]
+            assert len(code.digit_confidences) == 5
+    assert right >= 3
+
+
+def test_crops_have_the_right_kinds(envelopes, results):
+    _, truth = envelopes
+    docs, _ = results
+    checked = agreed = 0
+    for name, doc in docs.items():
+        crops = doc.pages[0].crops
+        for element in truth[name]["elements"]:
+            ex, ey, ew, eh = element["bbox"]
+            cx, cy = ex + ew / 2, ey + eh / 2
+            holders = [c for c in crops if c.bbox[0] <= cx <= c.bbox[0] + c.bbox[2]
+                       and c.bbox[1] <= cy <= c.bbox[1] + c.bbox[3]]
+            if holders:
+                checked += 1
+                agreed += holders[0].kind == element["kind"]
+    assert checked >= 0.9 * sum(len(t["elements"]) for t in truth.values())
+    assert agreed >= 0.95 * checked
+
+
+def test_results_validate_against_the_shipped_schema(results):
+    docs, _ = results
+    documents = [d.to_dict() for d in docs.values()]
+    pages = [p for d in documents for p in d["pages"]]
+    codes = [p["postal_code"] for p in pages if p["postal_code"]]
+    payload = {
+        "docsort_version": __version__,
+        "tesseract_version": "5.3.0",
+        "models": {name: {"file": f"{name}.keras", "sha256": "0" * 64, "test_accuracy": 0.99}
+                   for name in ("digits", "writing_type")},
+        "documents": documents,
+        "summary": {"documents": len(documents), "pages": len(pages), "errors": 0, "skipped": 0,
+                    "postal_codes": len(codes), "auto": sum(c["decision"] == "auto" for c in codes),
+                    "manual": sum(c["decision"] == "manual" for c in codes), "cost": None},
+    }
+    jsonschema.validate(payload, results_schema())
+
+
+def test_overlays_are_written(results):
+    docs, overlays = results
+    written = sorted(p.name for p in overlays.iterdir())
+    assert len(written) == len(docs)
+    assert all(name.endswith("-p1.png") for name in written)
+
+
+def test_bad_inputs_become_error_records(tmp_path):
+    text = tmp_path / "letter.png"
+    text.write_text("this is not an image")
+    doc = process_document(text, Settings())
+    assert doc.status == "error" and doc.pages == []
+    assert doc.error and "\n" not in doc.error
+    missing = process_document(tmp_path / "nowhere.jpg", Settings())
+    assert missing.status == "error" and missing.error
+    jsonschema.validate(
+        {"docsort_version": "x", "tesseract_version": "x",
+         "models": {n: {"file": "m", "sha256": "0" * 64, "test_accuracy": None} for n in ("digits", "writing_type")},
+         "documents": [doc.to_dict(), missing.to_dict()],
+         "summary": {"documents": 2, "pages": 0, "errors": 2, "skipped": 0, "postal_codes": 0,
+                     "auto": 0, "manual": 0, "cost": None}},
+        results_schema())
+
+
+def test_blank_page_has_no_code():
+    result = process_page(np.full((900, 1800), 245, np.uint8), 1, Settings())
+    assert result.postal_code is None and result.crops == []

@@ -1,0 +1,65 @@
+"""Choosing the destination's code by layout, never the sender's."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from docsort import postal_code as pc
+
+PAGE = (1800, 900)
+
+
+def _envelope_boxes():
+    """Return address top-left (3 lines), destination block centre (3 lines)."""
+    sender = [(60, 50, 120, 25), (200, 50, 130, 25), (60, 90, 180, 25), (60, 130, 90, 25), (170, 130, 140, 25)]
+    dest = [(700, 380, 200, 45), (700, 440, 260, 45), (980, 440, 60, 45), (700, 500, 150, 45), (880, 500, 220, 45)]
+    return sender + dest
+
+
+def _candidate(region, value, conf=0.99, source="printed"):
+    return pc.CodeCandidate(region, value, source, conf, [conf] * 5, _envelope_boxes()[region])
+
+
+def test_layout_finds_two_address_blocks():
+    lay = pc.layout(_envelope_boxes())
+    assert len(lay.blocks) == 2
+    assert lay.block_of[3] != lay.block_of[8]
+    assert lay.line_of[3] == lay.line_of[4]
+
+
+def test_destination_code_wins_over_a_more_confident_sender_code():
+    lay = pc.layout(_envelope_boxes())
+    chosen = pc.pick_destination([_candidate(3, "11111", 0.999), _candidate(8, "22222", 0.6)], lay, PAGE)
+    assert chosen.value == "22222"
+
+
+def test_a_sender_code_alone_is_never_picked():
+    lay = pc.layout(_envelope_boxes())
+    assert pc.pick_destination([_candidate(3, "11111", 0.999)], lay, PAGE) is None
+
+
+def test_the_code_line_beats_the_house_number_line():
+    lay = pc.layout(_envelope_boxes())
+    chosen = pc.pick_destination([_candidate(2, "12345", 0.99), _candidate(8, "54321", 0.95)], lay, PAGE)
+    assert chosen.value == "54321"
+
+
+@settings(max_examples=60, deadline=None)
+@given(sender_conf=st.floats(0.0, 1.0), dest_conf=st.floats(0.0, 1.0), dest_present=st.booleans())
+def test_sender_code_never_chosen(sender_conf, dest_conf, dest_present):
+    lay = pc.layout(_envelope_boxes())
+    candidates = [_candidate(3, "11111", sender_conf)]
+    if dest_present:
+        candidates.append(_candidate(8, "22222", dest_conf))
+    chosen = pc.pick_destination(candidates, lay, PAGE)
+    assert chosen is None or chosen.value != "11111"
+
+
+def test_printed_code_tokens():
+    assert pc.printed_code("D-12345", 5) == "12345"
+    assert pc.printed_code("12345 Berlin", 5) == "12345"
+    assert pc.printed_code("Tel. 123456", 5) is None
+    assert pc.printed_code("1234", 5) is None
+    assert pc.printed_code(None, 5) is None
+    assert pc.printed_code("9021", 4) == "9021"
