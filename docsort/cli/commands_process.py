@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -52,9 +51,9 @@ def _interrupt_on_sigterm() -> None:
 @app.command("process")
 @handles_errors
 def process_command(
-    inputs: List[Path] = typer.Argument(..., help="Files and folders (folders are walked recursively).",
-                                        show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for results.json, results.csv, overlays/."),
+    inputs: List[str] = typer.Argument(..., help="Files and folders (folders are walked recursively).",
+                                       show_default=False, metavar="INPUT"),
+    out: str = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder for results.json, results.csv, overlays/."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local worker processes [default: all cores]."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                             help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786."),
@@ -90,7 +89,7 @@ def process_command(
     else:
         progress = LogProgress()
     summary = process(
-        [str(p) for p in inputs], out, progress=progress, jobs=jobs, scheduler=scheduler,
+        inputs, out, progress=progress, jobs=jobs, scheduler=scheduler,
         code_length=code_length, accept_threshold=accept_threshold, overlays=overlays, force=force,
         fail_fast=fail_fast, wait=wait, max_megapixels=max_megapixels, page_timeout=page_timeout,
     )
