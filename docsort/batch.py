@@ -165,7 +165,7 @@ def collect_documents(inputs: Sequence[str | os.PathLike], exclude: Iterable[Pat
             continue
         if os.path.realpath(item) in excluded:
             continue
-        for path, error in _walk(item, excluded):
+        for path, error in _walk(item, excluded, visited=set()):
             if error is not None or Path(path).suffix.lower() in SUPPORTED_SUFFIXES:
                 add(path, error)
             else:
@@ -173,8 +173,15 @@ def collect_documents(inputs: Sequence[str | os.PathLike], exclude: Iterable[Pat
     return documents, skipped
 
 
-def _walk(folder: str, excluded: set[str]) -> Iterable[tuple[str, Optional[str]]]:
-    """Files under ``folder`` in sorted order; an unreadable sub-folder is yielded with its error."""
+def _walk(folder: str, excluded: set[str], visited: set[str]) -> Iterable[tuple[str, Optional[str]]]:
+    """Files under ``folder`` in sorted order; an unreadable sub-folder is yielded with its error.
+
+    Symbolic links to folders are followed once (``visited`` stops link loops).
+    """
+    real = os.path.realpath(folder)
+    if real in visited:
+        return
+    visited.add(real)
     try:
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError as exc:
@@ -190,7 +197,7 @@ def _walk(folder: str, excluded: set[str]) -> Iterable[tuple[str, Optional[str]]
             is_dir = False
         if is_dir:
             if os.path.realpath(path) not in excluded:
-                yield from _walk(path, excluded)
+                yield from _walk(path, excluded, visited)
         else:
             yield path, None
 
@@ -412,6 +419,8 @@ def _run_locked(inputs, out: OutputFolder, options: BatchOptions, progress: Prog
             log.warning("%s: %s", one_line(record["file"]), one_line(record.get("error") or ""))
 
     complete = True
+    if options.scheduler and options.jobs:
+        log.info("--jobs is ignored: documents go to the Dask cluster at %s", options.scheduler)
     if tasks and not (options.fail_fast and errors_before):
         jobs = min(options.jobs or default_jobs(), len(tasks))
         processor = DocumentProcessor(settings=settings, pipeline=options.pipeline, env=_worker_env(jobs),

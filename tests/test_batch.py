@@ -275,3 +275,19 @@ def test_python_api_raises_instead_of_exiting(few_envelopes, tmp_path):
         with pytest.raises(OutputLockedError) as caught:
             process([few_envelopes], tmp_path / "out", jobs=1)
     assert caught.value.exit_code == ExitCode.LOCKED
+
+
+def test_folder_walk_order_hidden_entries_links_and_output_folder(tmp_path):
+    from docsort.batch import collect_documents
+
+    root = tmp_path / "scans"
+    for name in ("b.png", "a/c.JPG", "a/d.tiff", ".hidden/x.png", ".dot.png", "notes.txt", "out/overlays/z.png",
+                 "z/e.pdf", "z/readme.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "z" / "loop").symlink_to(root, target_is_directory=True)
+    documents, skipped = collect_documents([root, root / "b.png", tmp_path / "missing.png"], exclude=[root / "out"])
+    assert [Path(d.path).relative_to(tmp_path).as_posix() for d in documents] == [
+        "scans/a/c.JPG", "scans/a/d.tiff", "scans/b.png", "scans/z/e.pdf", "missing.png"]
+    assert skipped == 2  # notes.txt, readme.md
+    assert documents[0].file == str(root / "a" / "c.JPG")
