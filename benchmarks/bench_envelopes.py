@@ -50,14 +50,12 @@ def _process(path: str):
 
 def _tesseract_alone(path: str, code_length: int):
     """Tesseract's own reading of the page: its k-digit tokens in reading order."""
-    import cv2
     import pytesseract
 
     from docsort.postal_code import printed_code
 
     start = time.perf_counter()
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    text = pytesseract.image_to_string(image, lang="eng", config="--psm 11")
+    text = pytesseract.image_to_string(path, lang="eng", config="--psm 11")
     elapsed = time.perf_counter() - start
     tokens = [t for t in (printed_code(w, code_length) for w in text.split()) if t]
     return Path(path).name, tokens, elapsed

@@ -107,7 +107,8 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
     lay = postal_code.layout([r.bbox for r in regions])
     candidates: list[postal_code.CodeCandidate] = []
     fields = [i for i, r in enumerate(regions)
-              if kinds[i] == "handwritten" and _may_hold_digits(r.bbox, k)]
+              if kinds[i] == "handwritten" and _may_hold_digits(r.bbox, k)
+              and postal_code.may_hold_code(lay, i, page_size)]
     readings = dict(zip(fields, read_fields([crops[i] for i in fields], k, reader=digits))) if fields else {}
     for i, region in enumerate(regions):
         if kinds[i] == "printed":

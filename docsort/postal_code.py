@@ -147,6 +147,15 @@ def in_zone(bbox: BBox, page_size: tuple[int, int]) -> Optional[str]:
     return None
 
 
+def may_hold_code(lay: Layout, region: int, page_size: tuple[int, int]) -> bool:
+    """Whether a region stands where a destination code can: on one of the last two lines of
+    a block outside the sender and stamp corners. Only such handwritten fields are read."""
+    block = lay.blocks[lay.block_of[region]]
+    if in_zone(block.bbox, page_size) is not None:
+        return False
+    return lay.line_of[region] in block.lines[-2:]
+
+
 def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
                      page_size: tuple[int, int]) -> Optional[CodeCandidate]:
     """The candidate that is the destination's code, or None when no candidate qualifies."""

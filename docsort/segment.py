@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,28 +89,18 @@ def words(page: np.ndarray, timeout: float = DEFAULT_TIMEOUT_S, psm: int = 11) -
     Boxes with no text are kept out; handwriting often comes back as low-confidence junk
     words, which the pipeline judges by their pixels, not by Tesseract's text.
     """
+    import cv2
+
     pytesseract = _pytesseract()
     image = np.ascontiguousarray(page)
     if image.ndim not in (2, 3) or image.size == 0:
         raise InputError("page image is empty or has an unsupported shape")
-    try:
-        data = pytesseract.image_to_data(
-            image,
-            lang="eng",
-            config=f"--psm {int(psm)}",
-            output_type=pytesseract.Output.DICT,
-            timeout=timeout,
-        )
-    except pytesseract.TesseractNotFoundError as exc:
-        raise MissingDependencyError(
-            "Tesseract is not installed or not on PATH (install the 'tesseract-ocr' package)"
-        ) from exc
-    except RuntimeError as exc:
-        if "timeout" in str(exc).lower():
-            raise InputError(f"Tesseract took longer than {timeout:g} s on this page") from exc
-        raise InputError(f"Tesseract failed on this page: {_first_line(exc)}") from exc
-    except pytesseract.TesseractError as exc:
-        raise InputError(f"Tesseract failed on this page: {_first_line(exc)}") from exc
+    # Hand Tesseract an uncompressed file: PNG-encoding an envelope costs as much as reading it.
+    with tempfile.TemporaryDirectory(prefix="docsort-") as tmp:
+        path = os.path.join(tmp, "page.bmp")
+        if not cv2.imwrite(path, image):
+            raise InputError("page image cannot be handed to Tesseract")
+        data = _image_to_data(pytesseract, path, psm, timeout)
 
     found = []
     for i, text in enumerate(data["text"]):
@@ -129,6 +120,27 @@ def words(page: np.ndarray, timeout: float = DEFAULT_TIMEOUT_S, psm: int = 11) -
             )
         )
     return found
+
+
+def _image_to_data(pytesseract, path: str, psm: int, timeout: float) -> dict:
+    try:
+        return pytesseract.image_to_data(
+            path,
+            lang="eng",
+            config=f"--psm {int(psm)}",
+            output_type=pytesseract.Output.DICT,
+            timeout=timeout,
+        )
+    except pytesseract.TesseractNotFoundError as exc:
+        raise MissingDependencyError(
+            "Tesseract is not installed or not on PATH (install the 'tesseract-ocr' package)"
+        ) from exc
+    except RuntimeError as exc:
+        if "timeout" in str(exc).lower():
+            raise InputError(f"Tesseract took longer than {timeout:g} s on this page") from exc
+        raise InputError(f"Tesseract failed on this page: {_first_line(exc)}") from exc
+    except pytesseract.TesseractError as exc:
+        raise InputError(f"Tesseract failed on this page: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
