@@ -215,7 +215,7 @@ def _paste(page: np.ndarray, piece: np.ndarray, x: int, y: int, colour: tuple[in
 def _stamp(page: np.ndarray, rng: np.random.Generator) -> None:
     """A coloured stamp with a picture, and a postmark of rings and wavy cancel lines over it."""
     sw, sh = int(rng.uniform(130, 170)), int(rng.uniform(150, 200))
-    x, y = PAGE_W - sw - int(rng.uniform(50, 110)), int(rng.uniform(40, 80))
+    x, y = PAGE_W - sw - int(rng.uniform(70, 120)), int(rng.uniform(70, 100))
     colour = tuple(int(c) for c in rng.uniform(60, 220, 3))
     cv2.rectangle(page, (x, y), (x + sw, y + sh), (245, 245, 245), -1)
     cv2.rectangle(page, (x + 8, y + 8), (x + sw - 8, y + sh - 8), colour, -1)
@@ -264,7 +264,8 @@ def make_envelope(
     # Sender: printed, small, top-left; usually with a code of its own.
     font = fonts[int(rng.integers(0, len(fonts)))].path
     size = int(rng.uniform(22, 30))
-    x0, y = int(rng.uniform(50, 110)), int(rng.uniform(40, 80))
+    # Far enough from the edge that a tilted scan keeps the whole return address on the page.
+    x0, y = int(rng.uniform(80, 130)), int(rng.uniform(95, 130))
     sender_code = _code(rng, code_length) if rng.random() < 0.85 else None
     lines = [
         [(str(rng.choice(NAMES)), "sender_name"), (str(rng.choice(NAMES)), "sender_name")],
@@ -375,8 +376,14 @@ def write_samples(
     handwritten_share: float = 0.7,
     code_length: int = 5,
     mnist_split: str = "test",
+    image_format: str = "mixed",
 ) -> list[EnvelopeTruth]:
-    """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths."""
+    """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
+
+    ``image_format`` is ``jpg``, ``png`` or ``mixed`` (about 70 % JPEG, like a mail room's scans).
+    """
+    if image_format not in ("jpg", "png", "mixed"):
+        raise UsageError(f"--format must be jpg, png or mixed, not {image_format!r}")
     if count < 1:
         raise UsageError("--count must be at least 1")
     if not 1 <= code_length <= 12:
@@ -392,7 +399,10 @@ def write_samples(
         rng = np.random.default_rng([seed, i])
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length)
-        if rng.random() < 0.7:
+        as_jpeg = rng.random() < 0.7
+        if image_format != "mixed":
+            as_jpeg = image_format == "jpg"
+        if as_jpeg:
             name = f"envelope_{i + 1:04d}.jpg"
             ok = cv2.imwrite(str(out / name), page, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 93))])
         else:

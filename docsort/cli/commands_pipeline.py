@@ -53,12 +53,14 @@ def samples(
     code_length: int = typer.Option(5, "--code-length", min=1, max=12, help="Digits per postal code."),
     handwritten_share: float = typer.Option(0.7, "--handwritten-share", min=0.0, max=1.0,
                                             help="Share of envelopes addressed by hand."),
+    image_format: str = typer.Option("mixed", "--format", help="jpg, png or mixed (about 70 % JPEG)."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.samples import TRUTH_FILE, write_samples
 
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
-                           handwritten_share=handwritten_share, code_length=code_length)
+                           handwritten_share=handwritten_share, code_length=code_length,
+                           image_format=image_format)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

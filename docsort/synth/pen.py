@@ -129,9 +129,10 @@ def write(text: str, height: float, rng: np.random.Generator, writer: Optional[W
             glyph_points.append(None)
             continue
         base = _UMLAUT.get(ch, ch)
-        scale = height * float(np.clip(rng.normal(1.0, 0.07), 0.8, 1.2))
-        w = _WIDTH.get(base, 1.0) * writer.width * float(rng.uniform(0.9, 1.12)) * scale
-        dy = float(rng.normal(0, 0.05)) * height
+        scale = height * float(np.clip(rng.normal(1.0, 0.1), 0.75, 1.25))
+        w = _WIDTH.get(base, 1.0) * writer.width * float(rng.uniform(0.85, 1.15)) * scale
+        dy = float(rng.normal(0, 0.07)) * height
+        lean = writer.slant + float(rng.normal(0, 0.08))
         shapes = [list(s) for s in _GLYPHS[base]]
         if ch in _UMLAUT:
             shapes += [[(0.3, -0.25), (0.32, -0.2)], [(0.7, -0.25), (0.72, -0.2)]]
@@ -139,7 +140,7 @@ def write(text: str, height: float, rng: np.random.Generator, writer: Optional[W
         for stroke in shapes:
             p = np.asarray(stroke, np.float64)
             p = p + _wobble(len(p), writer.jitter, rng)
-            px = x + p[:, 0] * w + (1.0 - p[:, 1]) * writer.slant * scale
+            px = x + p[:, 0] * w + (1.0 - p[:, 1]) * lean * scale
             py = height * 0.4 + dy + (height - scale) + p[:, 1] * scale
             arr = np.stack([px, py], 1)
             strokes_px.append(arr)
