@@ -24,6 +24,10 @@ MIN_CONTRAST = 0.12
 SPECKLE_SHARE = 0.06
 # MNIST strokes are about this wide in the 20 px box; much thinner or thicker ink is brought closer.
 MNIST_STROKE = 2.6
+# Faint ink: a mask level this far above the paper's noise (in noise deviations), and at least
+# this share of full ink.
+FAINT_INK_NOISE = 4.0
+FAINT_INK = 0.2
 
 
 def to_mnist(image: np.ndarray) -> np.ndarray:
@@ -110,21 +114,52 @@ def _ink_high(grey: np.ndarray) -> np.ndarray:
 
 
 def _stroke_mask(ink: np.ndarray) -> np.ndarray | None:
-    """Otsu mask of the strokes with speckle components dropped; None if nothing is left."""
+    """Otsu mask of the strokes with speckle dropped; None if nothing is left.
+
+    Scan noise is smoothed away at the scale of about half an MNIST pixel before thresholding,
+    and mask pieces closer than about one MNIST pixel count as one stroke (a faint stroke breaks
+    into pieces; a dust speck stands apart).
+    """
+    unit = max(ink.shape) / SIZE
     ink8 = (ink * 255).astype(np.uint8)
-    level, mask = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    if level < 255 * MIN_CONTRAST * 0.5:
-        _, mask = cv2.threshold(ink8, int(255 * MIN_CONTRAST), 255, cv2.THRESH_BINARY)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if unit >= 1.5:
+        ink8 = cv2.GaussianBlur(ink8, (0, 0), 0.4 * unit)
+    level, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # Otsu can split dark from faint ink; any value clearly above the paper's noise is ink.
+    paper = np.bincount(ink8.ravel(), minlength=256)[: int(level) + 1]
+    centre, spread = _median_and_spread(paper)
+    level = min(level, max(centre + FAINT_INK_NOISE * spread, 255 * FAINT_INK))
+    _, mask = cv2.threshold(ink8, level, 255, cv2.THRESH_BINARY)
+    reach = int(round(unit))
+    grouped = cv2.dilate(mask, _disc(reach)) if reach >= 1 else mask
+    count, labels = cv2.connectedComponents(grouped, connectivity=8)
     if count <= 1:
         return None
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    inked = mask > 0
+    areas = np.bincount(labels[inked], minlength=count)[1:]
     keep = np.flatnonzero(areas >= max(2.0, SPECKLE_SHARE * float(areas.max()))) + 1
     if keep.size == 0:
         return None
     kept = np.zeros(count, bool)
     kept[keep] = True
-    return kept[labels]
+    return kept[labels] & inked
+
+
+def _median_and_spread(histogram: np.ndarray) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 x median absolute deviation) of a histogram."""
+    total = int(histogram.sum())
+    if total == 0:
+        return 0.0, 0.0
+    cumulative = np.cumsum(histogram)
+    median = int(np.searchsorted(cumulative, total / 2))
+    values = np.arange(len(histogram))
+    deviations = np.bincount(np.abs(values - median), weights=histogram)
+    mad = int(np.searchsorted(np.cumsum(deviations), total / 2))
+    return float(median), 1.4826 * mad
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def _normalise_stroke(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -152,10 +187,16 @@ def _normalise_stroke(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return digit
     if steps <= 0:
         return digit
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * steps + 1, 2 * steps + 1))
-    changed = op(digit, kernel)
-    # Never erase a digit entirely by thinning it.
-    return changed if float(changed.max()) > 0.5 else digit
+    if op is cv2.dilate:
+        return op(digit, _disc(steps))
+    # Thinning must not eat the digit: a blot of ink is only thinned as far as its shape survives.
+    inked = np.count_nonzero(digit > 0.5)
+    for radius in (steps, steps // 2):
+        if radius >= 1:
+            thinner = op(digit, _disc(radius))
+            if np.count_nonzero(thinner > 0.5) >= 0.35 * inked:
+                return thinner
+    return digit
 
 
 def _fit_box(digit: np.ndarray) -> np.ndarray:
