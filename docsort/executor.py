@@ -229,7 +229,7 @@ class LocalExecutor(Executor):
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous)
         child_conn.close()
-        worker = _Worker(process=process, conn=parent_conn)
+        worker = _Worker(process=process, conn=parent_conn, started_at=time.monotonic())
         self._workers.append(worker)
         return worker
 
@@ -280,13 +280,17 @@ class LocalExecutor(Executor):
             task = worker.task
             worker.task = None
             yield task, message[2]
+        elif kind == "ready":
+            log.debug("worker %d ready (models loaded) after %.1f s", worker.process.pid,
+                      time.monotonic() - worker.started_at)
         worker.ready = True
         self._assign(worker, pending)
 
     def _assign(self, worker: _Worker, pending: deque) -> None:
         if not pending:
-            worker.conn.send(None)
-            self._stop_worker(worker)
+            # Nothing left for it: a worker holds no state worth a graceful exit, and
+            # TensorFlow's shutdown would cost seconds.
+            self._stop_worker(worker, kill=True)
             return
         worker.task = pending.popleft()
         worker.started_at = time.monotonic()
