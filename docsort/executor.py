@@ -333,16 +333,23 @@ class _Fatal:
     message: str
 
 
+_one_document_at_a_time = threading.Lock()
+
+
 def _dask_task(task: DocumentTask, processor: DocumentProcessor):
-    try:
-        return processor.process(task)
-    except MissingDependencyError as exc:
-        return _Fatal(str(exc))
+    """One document on a Dask worker; a worker started with several threads still runs one at
+    a time (PDF rendering and the model cache are not thread-safe; use processes to scale)."""
+    with _one_document_at_a_time:
+        try:
+            return processor.process(task)
+        except MissingDependencyError as exc:
+            return _Fatal(str(exc))
 
 
 def _dask_warm_up(processor: DocumentProcessor) -> Optional[str]:
     try:
-        processor.prepare_worker()
+        with _one_document_at_a_time:
+            processor.prepare_worker()
     except DocsortError as exc:
         return str(exc)
     return None
