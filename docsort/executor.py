@@ -348,8 +348,7 @@ def _dask_task(task: DocumentTask, processor: DocumentProcessor):
 
 def _dask_warm_up(processor: DocumentProcessor) -> Optional[str]:
     try:
-        with _one_document_at_a_time:
-            processor.prepare_worker()
+        processor.prepare_worker()
     except DocsortError as exc:
         return str(exc)
     return None
