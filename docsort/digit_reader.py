@@ -41,6 +41,7 @@ CUT_INK_COST = 1.5
 JOIN_COST = 4.0
 DESLANT = False
 BLOT_COST = 8.0
+PITCH_COST = 6.0
 
 
 @dataclass
@@ -133,7 +134,7 @@ def _stroke_width(mask: np.ndarray) -> float:
     return max(1.0, 2.0 * float(mask.sum()) / max(perimeter, 1.0))
 
 
-def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float, float]:
+def _atoms(ink: np.ndarray, length: Optional[int] = None) -> tuple[list[_Atom], float, float]:
     """Over-segment the field; returns the atoms left to right, the digit height and pen width."""
     mask = ink > INK_LEVEL
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -149,6 +150,9 @@ def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float, float]:
     height = max(height, 0.8 * float(rows[-1] - rows[0] + 1))
     speck = max(4.0, 0.004 * height * height)
     stroke = _stroke_width(mask)
+    cols = np.flatnonzero(mask.any(axis=0))
+    # With the digit count known, digits follow each other about every ``pitch`` pixels.
+    grid = (float(cols[0]), (cols[-1] + 1 - cols[0]) / length) if length else None
     atoms: list[_Atom] = []
     for idx in range(1, count):
         x, y, w, h, area = stats[idx]
@@ -156,7 +160,7 @@ def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float, float]:
             continue
         comp = labels == idx
         if w > SPLIT_WIDTH * height:
-            pieces = _split(comp, x, y, w, h, height, stroke)
+            pieces = _split(comp, x, y, w, h, height, stroke, grid)
         else:
             pieces = [_Atom(comp, int(x), int(x + w), int(y), int(y + h))]
         for piece in pieces:
@@ -167,7 +171,8 @@ def _atoms(ink: np.ndarray) -> tuple[list[_Atom], float, float]:
     return atoms, height, stroke
 
 
-def _split(comp: np.ndarray, x: int, y: int, w: int, h: int, height: float, stroke: float) -> list[_Atom]:
+def _split(comp: np.ndarray, x: int, y: int, w: int, h: int, height: float, stroke: float,
+           grid: Optional[tuple[float, float]] = None) -> list[_Atom]:
     """Cut a wide component at the valleys of its column ink profile (candidate digit borders)."""
     profile = comp[:, x:x + w].sum(axis=0).astype(np.float32)
     smooth = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
@@ -181,6 +186,14 @@ def _split(comp: np.ndarray, x: int, y: int, w: int, h: int, height: float, stro
             cuts.append(c)
         if len(cuts) >= wanted:
             break
+    if grid is not None:  # where the known number of digits puts their borders
+        start, pitch = grid
+        for k in range(1, 60):
+            c = int(round(start + k * pitch)) - x
+            if c >= w - margin:
+                break
+            if c > margin and all(abs(c - o) >= max(2, int(0.12 * height)) for o in cuts):
+                cuts.append(c)
     if not cuts:  # no valley: cut where a digit of average width would end
         n = max(2, int(round(w / (0.6 * height))))
         cuts = [int(round(w * k / n)) for k in range(1, n)]
@@ -239,10 +252,16 @@ def _cut_path(sub: np.ndarray, start: int, height: float) -> np.ndarray:
     return path
 
 
-def _shape_log_prior(width: float, height: float, ink_share: float) -> float:
-    """How plausible a candidate's size is for one digit (log scale, 0 = fully plausible)."""
+def _shape_log_prior(width: float, height: float, ink_share: float, tall: float = 1.0) -> float:
+    """How plausible a candidate's size is for one digit (log scale, 0 = fully plausible).
+
+    ``tall`` is the candidate's own height over the field's digit height: a short piece is a
+    detached stroke or a speck, not a digit.
+    """
     r = width / max(height, 1.0)
     prior = 0.0
+    if tall < 0.55:
+        prior -= 20.0 * (0.55 - tall)
     if r > 0.95:
         prior -= 8.0 * (r - 0.95)
     if r < 0.08:
@@ -278,9 +297,10 @@ class _Field:
     first: int = 0  # index of the first segment in the shared batch
 
 
-def _candidate_segments(ink: np.ndarray) -> tuple[_Field, list[np.ndarray]]:
+def _candidate_segments(ink: np.ndarray, length: Optional[int] = None) -> tuple[_Field, list[np.ndarray]]:
     ink, shear = deslant(ink)
-    atoms, height, stroke = _atoms(ink)
+    atoms, height, stroke = _atoms(ink, length)
+    pitch = (max(a.x1 for a in atoms) - min(a.x0 for a in atoms)) / length if atoms and length else None
     all_ink = np.zeros(ink.shape, bool)
     for a in atoms:
         all_ink |= a.mask
@@ -307,11 +327,17 @@ def _candidate_segments(ink: np.ndarray) -> tuple[_Field, list[np.ndarray]]:
             fill = float(union[y0:y1, x0:x1].mean())
             blot = fill > 0.75 and x1 - x0 > max(3.0 * stroke, 0.3 * height)  # not pen strokes
             shapes.append(-BLOT_COST if blot else 0.0)
-            prior = _shape_log_prior(x1 - x0, height, share) + shapes[-1] - join_cost
+            prior = _shape_log_prior(x1 - x0, height, share, (y1 - y0) / max(height, 1.0)) + shapes[-1] - join_cost
+            cut = False
             if j < len(atoms) and atoms[j].component == a.component:
                 prior -= a.cut_cost  # this digit ends inside a component: a cut
+                cut = True
             if i > 0 and atoms[i - 1].component == atoms[i].component:
                 prior -= atoms[i - 1].cut_cost
+                cut = True
+            if cut and pitch:
+                # A digit cut out of touching neighbours should be about as wide as the others.
+                prior -= PITCH_COST * max(0.0, abs(math.log(max(x1 - x0, 1) / pitch)) - 0.3) ** 2
             priors.append(prior)
             images.append(_shear(piece, -shear) if shear else piece)
     return _Field(ink, atoms, height, segments, priors, shapes), images
@@ -386,7 +412,7 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
     images: list[np.ndarray] = []
     for image in fields:
         ink = ink_of(image) if not (np.asarray(image).dtype.kind == "f" and np.asarray(image).max() <= 1.0) else np.asarray(image, np.float32)
-        f, imgs = _candidate_segments(ink)
+        f, imgs = _candidate_segments(ink, code_length)
         f.first = len(images)
         images.extend(imgs)
         prepared.append(f)
