@@ -291,3 +291,14 @@ def test_folder_walk_order_hidden_entries_links_and_output_folder(tmp_path):
         "scans/a/c.JPG", "scans/a/d.tiff", "scans/b.png", "scans/z/e.pdf", "missing.png"]
     assert skipped == 2  # notes.txt, readme.md
     assert documents[0].file == str(root / "a" / "c.JPG")
+
+
+def test_fail_fast_stops_at_the_first_failed_document(few_envelopes, tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    result = run_cli("process", empty, few_envelopes, "--out", out, "--fail-fast")
+    assert result.returncode == ExitCode.INPUTS_FAILED
+    documents = load_results(out)["documents"]
+    assert [(d["file"], d["status"], d["error"]) for d in documents] == [
+        (str(empty), "error", "file is empty (0 bytes)")]
