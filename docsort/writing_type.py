@@ -25,7 +25,7 @@ BATCH_SIZE = 512
 # Ink must differ from paper by this many grey levels, else the crop is blank paper.
 MIN_CONTRAST = 24.0
 INK_THRESHOLD = 0.35
-MARGIN = 0.08
+MARGIN_PX = 2
 # Runs of inked rows/columns holding less than SPECK_SHARE of the ink and further than SPECK_GAP
 # of the text's extent from it are specks, left out of the ink box.
 SPECK_SHARE = 0.02
@@ -78,20 +78,17 @@ def prepare(crop: np.ndarray) -> np.ndarray:
         return np.zeros((HEIGHT, WIDTH_BUCKETS[0]), np.float32)
     x0, y0, x1, y1 = _ink_box(grey < paper - INK_THRESHOLD * contrast)
     h, w = y1 - y0, x1 - x0
-    pad = int(round(MARGIN * max(h, w / MAX_ASPECT))) + 1
-    scale = HEIGHT / max(h + 2 * pad, (w + 2 * pad) / MAX_ASPECT)
-    new_h = min(HEIGHT, max(1, int(round(h * scale))))
-    new_w = min(MAX_WIDTH, max(1, int(round(w * scale))))
+    # The margin is fixed in output pixels, so the same word at any resolution looks the same.
+    inner_h, inner_w = HEIGHT - 2 * MARGIN_PX, MAX_WIDTH - 2 * MARGIN_PX
+    scale = min(inner_h / h, inner_w / w)
+    new_h = min(inner_h, max(1, int(round(h * scale))))
+    new_w = min(inner_w, max(1, int(round(w * scale))))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     body = cv2.resize(grey[y0:y1, x0:x1], (new_w, new_h), interpolation=interpolation)
-    ink = np.clip((paper - body.astype(np.float32)) * (1.0 / contrast), 0.0, 1.0)
-    margin_px = max(1, int(round(pad * scale)))
-    out_h = HEIGHT
-    out_w = min(MAX_WIDTH, new_w + 2 * margin_px)
-    out = np.zeros((out_h, out_w), np.float32)
-    top = (out_h - new_h) // 2
-    left = (out_w - new_w) // 2
-    out[top:top + new_h, left:left + new_w] = ink[:, : out_w - left]
+    out = np.zeros((HEIGHT, new_w + 2 * MARGIN_PX), np.float32)
+    top = (HEIGHT - new_h) // 2
+    out[top:top + new_h, MARGIN_PX:MARGIN_PX + new_w] = np.clip(
+        (paper - body.astype(np.float32)) * (1.0 / contrast), 0.0, 1.0)
     return out
 
 

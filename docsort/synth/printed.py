@@ -18,7 +18,7 @@ import numpy as np
 
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
 # Characters every usable font must draw: German/French letters, digits and address punctuation.
-_REQUIRED_GLYPHS = "AaZzÄäÖöÜüßéèçà0123456789-,./"
+_REQUIRED_GLYPHS = "AaZzÄäÖöÜüßéèçà0123456789-,./@&%()<>€"
 _HELD_OUT_FRACTION = 0.3
 
 
@@ -145,27 +145,38 @@ def render_text(
     embolden: int = 0,
     condense: float = 1.0,
     shear: float = 0.0,
+    tracking: float = 0.0,
     margin: Optional[float] = None,
 ) -> np.ndarray:
     """Render one line of text as a uint8 grey image, dark ink on light paper.
 
     ``size_px`` is the font size in pixels (about the height of an 'H' plus ascender room);
     ``embolden`` thickens strokes by that many pixels (fake bold), ``condense`` squeezes or
-    widens the line horizontally, ``shear`` slants it (fake oblique). The margin around the
+    widens the line horizontally, ``shear`` slants it (fake oblique), ``tracking`` adds space
+    between letters (a fraction of the size; letter-spaced type is common on forms). The margin around the
     text is ``margin`` times the size, random in [0.05, 0.4] when None and ``rng`` is given.
     """
     from PIL import Image, ImageDraw
 
     font = _load_font(font_path, int(max(4, size_px)))
     left, top, right, bottom = font.getbbox(text, stroke_width=embolden)
+    extra = int(round(tracking * size_px))
+    if extra:
+        right += extra * (len(text) - 1)
     if margin is None:
         margin = float(rng.uniform(0.05, 0.4)) if rng is not None else 0.2
     pad = int(round(margin * size_px)) + 1 + embolden
     w = max(1, right - left) + 2 * pad
     h = max(1, bottom - top) + 2 * pad
     canvas = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(canvas).text((pad - left, pad - top), text, font=font, fill=255,
-                                stroke_width=embolden, stroke_fill=255)
+    draw = ImageDraw.Draw(canvas)
+    if extra:
+        x = float(pad - left)
+        for ch in text:
+            draw.text((x, pad - top), ch, font=font, fill=255, stroke_width=embolden, stroke_fill=255)
+            x += font.getlength(ch) + extra
+    else:
+        draw.text((pad - left, pad - top), text, font=font, fill=255, stroke_width=embolden, stroke_fill=255)
     coverage = np.asarray(canvas, dtype=np.float32) / 255.0
     if abs(condense - 1.0) > 1e-3 or abs(shear) > 1e-3:
         import cv2
@@ -226,6 +237,41 @@ MAIL_WORDS = (
     "Madame", "Monsieur", "SARL", "Cedex", "BP", "Tel.", "Fax", "E-Mail", "Germany", "Deutschland",
     "France", "United Kingdom", "Rechnung", "Kundennummer", "Datum", "Betreff", "Seite", "Invoice",
 )
+
+
+SENTENCE_WORDS = (
+    "The", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "der", "die", "das", "und", "über",
+    "für", "mit", "von", "Sehr", "geehrte", "Damen", "Herren", "Ihre", "Bestellung", "vom", "le", "la",
+    "les", "des", "pour", "avec", "Madame", "please", "return", "to", "sender", "if", "undeliverable",
+    "Zahlung", "bis", "spätestens", "Vielen", "Dank", "Kontoauszug", "Mitteilung", "Versicherung",
+)
+
+
+def random_symbol_text(rng: np.random.Generator) -> str:
+    """Printed words with brackets, symbols and punctuation: e-mail, web, money, per cent, quotes."""
+    word = str(rng.choice(SENTENCE_WORDS + NAMES))
+    kind = rng.integers(0, 10)
+    if kind == 0:
+        left, right = [("(", ")"), ("[", "]"), ("{", "}"), ("<", ">"), ("„", "“"), ("«", "»"), ('"', '"')][
+            int(rng.integers(0, 7))]
+        return f"{left}{word.lower() if rng.random() < 0.5 else word}{right}"
+    if kind == 1:
+        return f"{word.lower()}@{str(rng.choice(NAMES)).lower()}.{rng.choice(['de', 'com', 'fr', 'org'])}"
+    if kind == 2:
+        return f"www.{str(rng.choice(NAMES)).lower()}-{word.lower()}.{rng.choice(['de', 'com', 'eu'])}"
+    if kind == 3:
+        return f"{rng.choice(['$', '€', '£', 'EUR '])}{rng.integers(0, 99999):,}.{rng.integers(0, 99):02d}"
+    if kind == 4:
+        return f"{rng.integers(0, 100)}.{rng.integers(0, 9)}%"
+    if kind == 5:
+        return str(rng.choice(["&", "#", "§", "*", "+", "/", "-", "%", "@", "!", "?", ";", ":", "€", "$", "№"]))
+    if kind == 6:
+        return f"#{rng.integers(1, 999)}"
+    if kind == 7:
+        return word + str(rng.choice([",", ".", "!", "?", ":", ";"]))
+    if kind == 8:
+        return f"{word}/{str(rng.choice(SENTENCE_WORDS)).lower()}"
+    return " ".join(str(w) for w in rng.choice(SENTENCE_WORDS, size=int(rng.integers(2, 6))))
 
 
 def random_postal_code(rng: np.random.Generator) -> str:
@@ -320,12 +366,14 @@ def random_word(rng: np.random.Generator) -> str:
 
 
 def random_printed_text(rng: np.random.Generator) -> str:
-    """A mix of what printed crops on mail contain: words, numbers, postal codes, whole lines."""
+    """A mix of what printed crops on mail contain: words, numbers, postal codes, symbols, whole lines."""
     kind = rng.random()
-    if kind < 0.45:
+    if kind < 0.38:
         return random_word(rng)
-    if kind < 0.6:
+    if kind < 0.5:
         return random_number(rng)
-    if kind < 0.72:
+    if kind < 0.6:
         return random_postal_code(rng)
+    if kind < 0.78:
+        return random_symbol_text(rng)
     return random_address_line(rng)
