@@ -249,12 +249,21 @@ def tradeoff_fields(tradeoff: Optional[Mapping], code_length: int, volume: float
              "expected_missorts": None, "expected_cost": None}
     if not tradeoff or tradeoff.get("code_length", code_length) != code_length:
         return empty
-    point = best_point(tradeoff["curve"], volume, manual_cost, missort_cost)
+    stored = tradeoff.get("costs") or {}
+    optimal = tradeoff.get("optimal") or {}
+    if (stored.get("manual_cost"), stored.get("missort_cost")) == (manual_cost, missort_cost) and optimal:
+        # The measured optimum itself (the threshold ``process`` runs at); volume only scales the cost.
+        point = {key: optimal[key] for key in ("threshold", "accept_rate", "error_rate")}
+        point["expected_cost"] = threshold_cost(point["accept_rate"], point["error_rate"], volume,
+                                                manual_cost, missort_cost)
+    else:
+        point = best_point(tradeoff["curve"], volume, manual_cost, missort_cost)
     point["expected_missorts"] = volume * point["error_rate"]
     point["tradeoff"] = {
         "file": str(tradeoff_file) if tradeoff_file else None,
         "measured_on": tradeoff.get("fit", {}).get("data"),
         "n": tradeoff.get("fit", {}).get("n"),
+        "near_optimal": tradeoff.get("near_optimal"),
         "check": tradeoff.get("check"),
     }
     return point

@@ -111,6 +111,14 @@ def test_calibrated_confidences_put_the_optimum_at_one_minus_cost_ratio():
         cost.threshold_cost(best["accept_rate"], best["error_rate"], 1e6, 0.1, 1.0))
 
 
+def test_near_optimal_range_brackets_the_optimum():
+    conf, correct = _synthetic_reads()
+    curve = tradeoff.tradeoff_curve(conf, correct, tradeoff.curve_thresholds())
+    best = cost.best_point(curve, 1e6, 0.1, 1.0)
+    flat = tradeoff.near_optimal_range(curve, 1e6, 0.1, 1.0, within=0.05)
+    assert flat["from"] <= best["threshold"] <= flat["to"] < 1.0
+
+
 def test_check_on_a_fresh_sample_agrees_within_sampling_error():
     fit, fresh = _synthetic_reads(seed=1), _synthetic_reads(seed=2)
     t = tradeoff.fit_threshold(*fit, manual_cost=0.1, missort_cost=1.0)
@@ -132,11 +140,15 @@ def test_measured_tradeoff_is_reoptimised_for_the_users_costs(tmp_path):
     conf, correct = _synthetic_reads()
     curve = tradeoff.tradeoff_curve(conf, correct, tradeoff.curve_thresholds())
     (tmp_path / "digits.metrics.json").write_text(json.dumps({"test_accuracy": 0.99}))
+    t = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)
+    optimal = tradeoff.tradeoff_curve(conf, correct, [t])[0]
     (tmp_path / "digits.tradeoff.json").write_text(json.dumps(
-        {"code_length": 5, "curve": curve, "optimal": {"threshold": 0.9}}))
+        {"code_length": 5, "curve": curve, "optimal": optimal,
+         "costs": {"volume": 1e8, "manual_cost": 0.1, "missort_cost": 1.0}}))
     cheap = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--json"))
     dear = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--missort-cost", "10", "--json"))
     assert cheap["per_digit_accuracy"] == 0.99
+    assert cheap["threshold"] == pytest.approx(t)  # the stored optimum, the one `process` runs at
     assert dear["threshold"] > cheap["threshold"] and dear["accept_rate"] < cheap["accept_rate"]
     assert cheap["expected_cost"] == pytest.approx(
         cost.threshold_cost(cheap["accept_rate"], cheap["error_rate"], 1e8, 0.1, 1.0), rel=1e-6)

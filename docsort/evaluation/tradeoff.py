@@ -80,6 +80,25 @@ def fit_threshold(confidences: np.ndarray, correct: np.ndarray, manual_cost: flo
     return float((lowest_accepted + below) / 2)
 
 
+def near_optimal_range(curve: list[dict], volume: float, manual_cost: float, missort_cost: float,
+                       within: float = 0.05) -> dict:
+    """The thresholds around the optimum whose cost stays within ``within`` of it.
+
+    The cost curve is usually flat near its minimum, so any threshold in this range is as good
+    as the fitted one within the measurement's resolution.
+    """
+    costs = [cost_model.threshold_cost(p["accept_rate"], p["error_rate"], volume, manual_cost, missort_cost)
+             for p in curve]
+    best = int(np.argmin(costs))
+    limit = costs[best] * (1.0 + within)
+    lo = hi = best
+    while lo > 0 and costs[lo - 1] <= limit:
+        lo -= 1
+    while hi < len(curve) - 1 and costs[hi + 1] <= limit:
+        hi += 1
+    return {"within": within, "from": curve[lo]["threshold"], "to": curve[hi]["threshold"]}
+
+
 def check_threshold(threshold: float, fit: tuple[np.ndarray, np.ndarray],
                     fresh: tuple[np.ndarray, np.ndarray]) -> dict:
     """Compare what the fitted set promised at ``threshold`` with a fresh set, with 95 % intervals."""
@@ -231,8 +250,10 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
         "costs": {"volume": volume, "manual_cost": manual_cost, "missort_cost": missort_cost},
         "model": {"file": model_file.name, "sha256": modelstore.file_sha256(str(model_file.resolve())),
                   "test_accuracy": metrics.get("test_accuracy")},
+        "reader_sources": _reader_sources(),
         "optimal": {**at_opt, "expected_cost": cost_model.threshold_cost(
             at_opt["accept_rate"], at_opt["error_rate"], volume, manual_cost, missort_cost)},
+        "near_optimal": near_optimal_range(curve, volume, manual_cost, missort_cost),
         "fit": {"data": "MNIST training digits held out for validation "
                         f"({len(validation)} digits, mnist.train_validation_split)",
                 "n": count, "seed": seed * 2 + FIT_SEED_OFFSET, "code_accuracy": float(np.mean(fit_correct))},
@@ -251,6 +272,15 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
         "environment": {"python": platform.python_version(), "platform": sys.platform,
                         "tf_threads": os.environ.get("DOCSORT_TF_THREADS")},
     })
+
+
+def _reader_sources() -> dict:
+    """Hashes of the code the measured confidences depend on (the curve is stale when they change)."""
+    import docsort
+
+    package = Path(docsort.__file__).parent
+    return {name: modelstore.file_sha256(str(package / name))
+            for name in ("digit_reader.py", "digit_prep.py", "digit_model.py")}
 
 
 def _command_args(count: int, manual_cost: float, missort_cost: float, seed: int, reader: str) -> list[str]:
