@@ -8,10 +8,12 @@ the digit model in one batch; a dynamic programme then picks the split of the at
 that the model and a digit-shape prior like best (with exactly ``code_length`` digits when the
 length is known).
 
-The confidence means what it says: the model's per-digit probabilities are calibrated, and
-the string's confidence is their product times the posterior of the chosen split among all
-splits the programme considered, so a field that could as well be read as a different split
-gets a low confidence and goes to manual sorting.
+The confidence means what it says, P(the whole string is right): the model's per-digit
+probabilities are calibrated, and every split of the atoms is weighted by how much the model
+and the priors like it; the confidence is the weighted share of splits that read as the
+chosen string. A field that could as well be read differently (another split, another digit)
+gets a low confidence and goes to manual sorting; splits that differ only by a sliver of ink
+and read the same do not dilute it.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ SPLIT_WIDTH = 0.6
 MAX_DIGITS = 40
 # Log-costs of splitting a component (plus per stroke crossed beyond one) and of joining
 # two components that stand apart into one digit.
-CUT_COST = 1.5
-NARROW_CUT_COST = 4.0
+CUT_COST = 2.5
+NARROW_CUT_COST = 8.0
 CUT_INK_COST = 1.5
-JOIN_COST = 4.0
+JOIN_COST = 8.0
 DESLANT = False
 BLOT_COST = 8.0
 PITCH_COST = 6.0
@@ -344,7 +346,13 @@ def _candidate_segments(ink: np.ndarray, length: Optional[int] = None) -> tuple[
 
 
 def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional[tuple[list[int], float]]:
-    """The best split (list of segment indices) and its posterior among all splits considered."""
+    """The best split (list of segment indices) and P(its digit string) over all splits.
+
+    Each split is weighted by how well the model and the shape priors like it (its score);
+    the string's probability is the weighted sum, over all splits of the same length, of the
+    probability that the split reads as that string. Splits that differ only by a sliver read
+    the same and add up; splits the model finds implausible weigh little.
+    """
     n = len(f.atoms)
     if n == 0:
         return None
@@ -387,7 +395,19 @@ def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional
         path.append(s)
         j = f.segments[s][0]
     path.reverse()
-    return path, float(np.exp(best[d][n] - evidence))
+    digits = [int(probs[s].argmax()) for s in path]
+    read_as = np.log(np.clip(probs[:, digits], 1e-12, 1.0))  # (segments, positions)
+    # same[t][i]: log-sum over splits of atoms [0, i) into t digits of score x P(reads d_1..d_t).
+    same = np.full((d + 1, n + 1), neg)
+    same[0][0] = 0.0
+    for t in range(d):
+        for i in range(n):
+            if same[t][i] == neg:
+                continue
+            for s in by_start.get(i, []):
+                j = f.segments[s][1]
+                same[t + 1][j] = np.logaddexp(same[t + 1][j], same[t][i] + scores[s] + read_as[s, t])
+    return path, float(min(1.0, np.exp(same[d][n] - evidence)))
 
 
 def _mnist(piece: np.ndarray) -> np.ndarray:
@@ -431,7 +451,7 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
         if chosen is None:
             results.append(DigitString("", 0.0, []))
             continue
-        path, split_posterior = chosen
+        path, string_probability = chosen
         digits, confs, boxes = [], [], []
         for s in path:
             p = probs[s]
@@ -446,7 +466,7 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
         # A split can be the best of bad options: a piece that is no pen stroke at all (a blot)
         # lowers the confidence however sure the model is.
         plausibility = float(np.exp(sum(f.shapes[s] for s in path)))
-        confidence = float(np.prod(confs)) * split_posterior * plausibility
+        confidence = string_probability * plausibility
         results.append(DigitString("".join(digits), confidence, confs, boxes))
     return results
 

@@ -76,36 +76,67 @@ def group_words(stats: np.ndarray, max_height: float) -> list[BBox]:
     """Join ink components into word boxes (see the module doc for the rules)."""
     keep = (stats[:, 3] <= max_height) & (stats[:, 2] <= 25 * np.maximum(stats[:, 3], 1))
     s = stats[keep].astype(np.float64)
-    n = len(s)
-    if n == 0:
+    if len(s) == 0:
         return []
+    boxes = []
+    for members in _link(s, strict=False):
+        if _too_tall(s[members]):
+            # Two lines chained together (a descender touching the line below): regroup
+            # the members line by line.
+            for part in _link(s[members], strict=True):
+                boxes.append(_box(s[members][part]))
+        else:
+            boxes.append(_box(s[members]))
+    return boxes
+
+
+def _box(s: np.ndarray) -> BBox:
+    x0, y0 = s[:, 0].min(), s[:, 1].min()
+    x1, y1 = (s[:, 0] + s[:, 2]).max(), (s[:, 1] + s[:, 3]).max()
+    return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def _too_tall(s: np.ndarray) -> bool:
+    """A word is about as tall as its tallest letters; much taller means several lines."""
+    h = s[:, 3]
+    letters = h[h >= 0.5 * h.max()]
+    top, bottom = s[:, 1].min(), (s[:, 1] + s[:, 3]).max()
+    return len(s) > 1 and (bottom - top) > 1.7 * float(np.median(letters))
+
+
+def _link(s: np.ndarray, strict: bool) -> list[list[int]]:
+    """Groups of component indices that form words; ``strict`` joins only marks on one line."""
+    n = len(s)
     x0, y0, w, h = s[:, 0], s[:, 1], s[:, 2], s[:, 3]
     x1, y1 = x0 + w, y0 + h
     uf = _UnionFind(n)
     gap = np.maximum(x0[None, :] - x1[:, None], x0[:, None] - x1[None, :])
     overlap_v = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :])
-    overlap_h = np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :])
     taller = np.maximum(h[:, None], h[None, :])
     shorter = np.minimum(h[:, None], h[None, :])
-    same_line = (overlap_v >= LINE_OVERLAP * shorter) & (gap <= WORD_GAP * taller)
-    # A small mark just above or below a bigger one it overlaps horizontally (i-dots, umlauts,
-    # the loose bar of a handwritten 5 or 7).
-    vgap = np.maximum(y0[None, :] - y1[:, None], y0[:, None] - y1[None, :])
-    area = w * h
-    smaller_share = np.minimum(area[:, None], area[None, :]) / np.maximum(np.maximum(area[:, None], area[None, :]), 1)
-    attached = (overlap_h > 0) & (vgap <= 0.3 * taller) & (smaller_share < 0.2)
-    ii, jj = np.nonzero(np.triu(same_line | attached, 1))
+    if strict:
+        cy = y0 + h / 2
+        same_line = ((overlap_v >= 0.6 * shorter) & (gap <= WORD_GAP * taller)
+                     & (np.abs(cy[:, None] - cy[None, :]) <= 0.5 * taller))
+        links = same_line
+    else:
+        same_line = (overlap_v >= LINE_OVERLAP * shorter) & (gap <= WORD_GAP * taller)
+        # A small mark just above or below a bigger one it overlaps horizontally (i-dots,
+        # umlauts, the loose bar of a handwritten 5 or 7).
+        overlap_h = np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :])
+        vgap = np.maximum(y0[None, :] - y1[:, None], y0[:, None] - y1[None, :])
+        area = w * h
+        smaller_share = (np.minimum(area[:, None], area[None, :])
+                         / np.maximum(np.maximum(area[:, None], area[None, :]), 1))
+        attached = (overlap_h > 0) & (vgap <= 0.3 * taller) & (smaller_share < 0.2)
+        links = same_line | attached
+    ii, jj = np.nonzero(np.triu(links, 1))
     for i, j in zip(ii.tolist(), jj.tolist()):
         uf.union(i, j)
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(uf.find(i), []).append(i)
-    boxes = []
-    for members in groups.values():
-        gx0, gy0 = x0[members].min(), y0[members].min()
-        gx1, gy1 = x1[members].max(), y1[members].max()
-        boxes.append((int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0)))
-    return boxes
+    return list(groups.values())
 
 
 def _looks_like_text(box: BBox, max_height: float) -> bool:
