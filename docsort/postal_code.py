@@ -173,7 +173,9 @@ def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
         line_index = lay.line_of[c.region]
         position = block.lines.index(line_index)
         from_end = len(block.lines) - 1 - position
-        score += {0: 1.0, 1: 0.6}.get(from_end, 0.0)
+        # The line counts more than the confidence: a word on the street line read as digits
+        # with confidence must not beat a doubtful reading of the code line itself.
+        score += {0: 1.6, 1: 0.5}.get(from_end, 0.0)
         line = lay.lines[line_index]
         first = line.members[0] == c.region
         score += 0.5 if first else 0.0
