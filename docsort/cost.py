@@ -498,7 +498,7 @@ def _check_common(code_length, volume, manual_cost, missort_cost, accuracy_delta
 _MONEY = {"manual_cost", "missort_cost", "annual_cost", "savings", "expected_cost"}
 _COUNTS = {"manual_sorts", "expected_missorts", "volume"}
 _HOURS = {"manual_hours", "manual_hours_saved"}
-_THRESHOLDS = {"threshold"}  # thresholds live close to 1: keep them exact enough to re-apply
+_THRESHOLDS = {"threshold", "from", "to"}  # thresholds live close to 1: keep them exact enough to re-apply
 
 
 def round_report(obj: Any, key: str = "") -> Any:
