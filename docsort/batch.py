@@ -392,69 +392,93 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         out.unlock()
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every document of this run is processed with, and its fingerprint."""
+
+    info: dict  # versions and models, for results.json
+    accept_threshold: float
+    settings: object  # the pipeline's Settings
+    fingerprint: str
+
+
 def _run_locked(inputs, out: OutputFolder, options: BatchOptions, progress: Progress) -> BatchSummary:
     out.remove_temp_files()
+    run = _prepare_run(out, options)
+    documents, skipped = collect_documents(inputs, exclude=[out.root])
+    finished, tasks, shas = _take_known_results(documents, out, run.fingerprint, options.force)
+    reused = sum(1 for record in finished.values() if record.get("status") == "ok")
+    progress.start(len(documents), len(finished))
+    try:
+        complete = _process(tasks, shas, out, run, options, progress, finished)
+    finally:
+        progress.finish()
+    ordered = [finished[d.key] for d in documents if d.key in finished]
+    summary = summarise(ordered, skipped=skipped, reused=reused)
+    summary.complete = complete and len(ordered) == len(documents)
+    summary.cost = _cost(ordered, options, run.accept_threshold)
+    _write(out, ordered, summary, run, options)
+    return summary
+
+
+def _prepare_run(out: OutputFolder, options: BatchOptions) -> _Run:
     info = run_information()
     accept_threshold = resolve_accept_threshold(options)
     settings = pipeline_settings(options, out, accept_threshold)
-    fingerprint = settings_fingerprint(info, settings)
+    return _Run(info, accept_threshold, settings, settings_fingerprint(info, settings))
 
-    documents, skipped = collect_documents(inputs, exclude=[out.root])
+
+def _take_known_results(documents: list[InputDocument], out: OutputFolder, fingerprint: str, force: bool):
+    """Results known without processing (reused, or unreadable inputs), the tasks left, the hashes."""
     finished: dict[str, dict] = {}
     tasks: list[DocumentTask] = []
     shas: dict[str, Optional[str]] = {}
     for document in documents:
-        record, shas[document.key] = _known_result(document, out, fingerprint, options.force)
+        record, shas[document.key] = _known_result(document, out, fingerprint, force)
         if isinstance(record, dict):
             finished[document.key] = record
         elif isinstance(record, DocumentResult):
-            _store(out, document.key, fingerprint, record, finished)
+            _log_document(_store(out, document.key, fingerprint, record, finished))
         else:
             tasks.append(DocumentTask(key=document.key, path=document.path, file=document.file))
-    reused = sum(1 for record in finished.values() if record.get("status") == "ok")
-    errors_before = len(finished) - reused
-    progress.start(len(documents), len(finished))
-    for record in finished.values():
-        if record.get("status") != "ok":
-            log.warning("%s: %s", one_line(record["file"]), one_line(record.get("error") or ""))
+    return finished, tasks, shas
 
-    complete = True
+
+def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run, options: BatchOptions,
+             progress: Progress, finished: dict) -> bool:
+    """Send the tasks to the executor, store each result as it comes; False if stopped early."""
     if options.scheduler and options.jobs:
         log.info("--jobs is ignored: documents go to the Dask cluster at %s", options.scheduler)
-    if tasks and not (options.fail_fast and errors_before):
-        jobs = min(options.jobs or default_jobs(), len(tasks))
-        processor = DocumentProcessor(settings=settings, pipeline=options.pipeline, env=_worker_env(jobs),
-                                      log_config=current_config())
-        with make_executor(processor, jobs, options.scheduler, options.document_timeout) as executor:
-            for task, result in executor.run(tasks):
-                result.sha256 = shas[task.key]
-                record = _store(out, task.key, fingerprint, _consistent(result), finished)
-                _log_document(record)
-                progress.advance(record)
-                if options.fail_fast and record["status"] != "ok":
-                    complete = len(finished) == len(documents)
-                    break
-    elif tasks:
-        complete = False
-    progress.finish()
+    if not tasks:
+        return True
+    if options.fail_fast and any(record["status"] != "ok" for record in finished.values()):
+        return False
+    jobs = min(options.jobs or default_jobs(), len(tasks))
+    processor = DocumentProcessor(settings=run.settings, pipeline=options.pipeline, env=_worker_env(jobs),
+                                  log_config=current_config())
+    with make_executor(processor, jobs, options.scheduler, options.document_timeout) as executor:
+        for task, result in executor.run(tasks):
+            result.sha256 = shas[task.key]
+            record = _store(out, task.key, run.fingerprint, _consistent(result), finished)
+            _log_document(record)
+            progress.advance(record)
+            if options.fail_fast and record["status"] != "ok":
+                return False
+    return True
 
-    ordered = [finished[d.key] for d in documents if d.key in finished]
-    summary = summarise(ordered, skipped=skipped, reused=reused)
-    summary.complete = complete
-    summary.cost = _cost(ordered, options, accept_threshold)
-    header = dict(info)
-    header["settings"] = {"code_length": options.code_length, "accept_threshold": accept_threshold,
+
+def _write(out: OutputFolder, ordered: list[dict], summary: BatchSummary, run: _Run, options: BatchOptions) -> None:
+    header = dict(run.info)
+    header["settings"] = {"code_length": options.code_length, "accept_threshold": run.accept_threshold,
                           "max_megapixels": options.max_megapixels}
-    results = build_results(ordered, summary, header)
     try:
-        json_path, csv_path = write_results(out.root, results)
+        json_path, csv_path = write_results(out.root, build_results(ordered, summary, header))
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write results to {out.root}: {exc.strerror or exc}") from None
     summary.results_json, summary.results_csv = str(json_path), str(csv_path)
     log.info("%d documents, %d pages, %d postal codes (%d auto, %d manual), %d errors, %d skipped files; "
              "results in %s", summary.documents, summary.pages, summary.postal_codes, summary.auto,
              summary.manual, summary.errors, summary.skipped, json_path)
-    return summary
 
 
 def _known_result(document: InputDocument, out: OutputFolder, fingerprint: str, force: bool):
