@@ -41,6 +41,7 @@ log = get_logger("executor")
 DEFAULT_DOCUMENT_TIMEOUT_S = 1800.0
 _STARTUP_FAILURES_ALLOWED = 3
 _POLL_S = 0.5
+_WORKER_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -414,7 +415,11 @@ class DaskExecutor(Executor):
     def warm_up(self) -> None:
         """Load models on every worker before any document is sent; fail early if one cannot."""
         if not self.client.scheduler_info().get("workers"):
-            self.client.wait_for_workers(1, timeout=60)
+            try:
+                self.client.wait_for_workers(1, timeout=_WORKER_WAIT_S)
+            except (TimeoutError, OSError):
+                raise MissingDependencyError(
+                    f"no Dask worker joined the scheduler at {self.address} within {_WORKER_WAIT_S:g} s") from None
         failures = self.client.run(_dask_warm_up, self.processor)
         for worker, message in sorted(failures.items()):
             if message:
