@@ -252,6 +252,9 @@ class OutputFolder:
                     "use --wait to queue behind it") from None
             log.info("waiting for the docsort batch (pid %s) using %s to finish", holder, self.root)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            os.close(fd)
+            raise OutputNotWritableError(f"cannot lock {path}: {exc.strerror or exc}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
