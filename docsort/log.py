@@ -57,6 +57,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now, so lines show above a live progress bar."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 _config = {"level": NORMAL, "json_lines": False}
 
 
@@ -71,7 +83,7 @@ def setup_logging(level: int = NORMAL, json_lines: bool = False, stream=None) ->
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter())
     logger.addHandler(handler)
     logger.setLevel(level)
