@@ -18,11 +18,13 @@ a fresh worker takes its place and the other documents go on. A document that ru
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +41,7 @@ from docsort.records import DocumentResult
 log = get_logger("executor")
 
 DEFAULT_DOCUMENT_TIMEOUT_S = 1800.0
+DOCUMENTS_PER_WORKER = 500  # then the worker is replaced (long cron batches, slow memory growth)
 _STARTUP_FAILURES_ALLOWED = 3
 _POLL_S = 0.5
 _WORKER_WAIT_S = 60.0
@@ -184,6 +187,21 @@ def _log_like_the_batch(config: dict) -> bool:
     return raw_allowed
 
 
+@contextlib.contextmanager
+def _main_module_hidden_if_not_a_file():
+    """A spawned worker re-runs the caller's main script; a script read from stdin cannot be."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or os.path.isfile(path) or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 @dataclass
 class _Worker:
     process: Any
@@ -191,6 +209,7 @@ class _Worker:
     ready: bool = False
     task: Optional[DocumentTask] = None
     started_at: float = 0.0
+    documents_done: int = 0
 
 
 def _death_message(exitcode: Optional[int]) -> str:
@@ -204,7 +223,8 @@ def _death_message(exitcode: Optional[int]) -> str:
 
 
 class LocalExecutor(Executor):
-    """``jobs`` worker processes on this machine, replaced when one dies."""
+    """``jobs`` worker processes on this machine, replaced when one dies or has done
+    ``DOCUMENTS_PER_WORKER`` documents."""
 
     def __init__(self, processor: DocumentProcessor, jobs: int,
                  document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S):
@@ -225,7 +245,8 @@ class LocalExecutor(Executor):
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
         try:
-            process.start()
+            with _main_module_hidden_if_not_a_file():
+                process.start()
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous)
@@ -280,7 +301,12 @@ class LocalExecutor(Executor):
         if kind == "done":
             task = worker.task
             worker.task = None
+            worker.documents_done += 1
             yield task, message[2]
+            if worker.documents_done >= DOCUMENTS_PER_WORKER and pending:
+                self._stop_worker(worker, kill=True)  # a fresh process bounds memory creep
+                self._start_worker()
+                return
         elif kind == "ready":
             log.debug("worker %d ready (models loaded) after %.1f s", worker.process.pid,
                       time.monotonic() - worker.started_at)
