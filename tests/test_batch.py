@@ -183,11 +183,13 @@ def test_ctrl_c_exits_130_and_keeps_finished_documents(envelopes, tmp_path):
 def test_two_batches_on_one_folder(few_envelopes, tmp_path):
     out = tmp_path / "out"
     command = docsort_command("process", few_envelopes, "--out", out, "--jobs", "1")
-    batches = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
-    outcomes = sorted((b.wait(timeout=300), b.stderr.read()) for b in batches)
-    assert [code for code, _ in outcomes] == [ExitCode.OK, ExitCode.LOCKED]
-    assert "in use by another docsort batch" in outcomes[1][1]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = out / ".docsort" / "lock"
+    wait_for(lambda: (lock.exists() and lock.read_text().strip() == str(first.pid)) or first.poll() is not None)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.wait(timeout=300) == ExitCode.OK
+    assert second.returncode == ExitCode.LOCKED
+    assert "in use by another docsort batch" in second.stderr and str(first.pid) in second.stderr
     assert load_results(out)["summary"]["documents"] == 3
 
 
