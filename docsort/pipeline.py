@@ -17,13 +17,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from docsort import number_fields, postal_code, preprocess, segment
 from docsort.errors import DocsortError, InputError, MissingDependencyError, OutputNotWritableError
 from docsort.records import Crop, DocumentResult, PageResult, PostalCode
+
+if TYPE_CHECKING:
+    from docsort.digit_reader import DigitString
 
 DEFAULT_CODE_LENGTH = 5
 # A handwritten field is read as a code only if its shape can hold that many digits.
@@ -106,10 +109,15 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
     page_size = clean.grey.shape[1], clean.grey.shape[0]
     lay = postal_code.layout([r.bbox for r in regions])
     candidates: list[postal_code.CodeCandidate] = []
-    fields = [i for i, r in enumerate(regions)
-              if kinds[i] == "handwritten" and _may_hold_digits(r.bbox, k)
-              and postal_code.may_hold_code(lay, i, page_size)]
-    readings = dict(zip(fields, read_fields([crops[i] for i in fields], k, reader=digits))) if fields else {}
+    fields = _number_fields(regions, kinds, lay, page_size, k)
+    field_crops = [number_fields.cut(clean.grey, bbox) for _, bbox in fields]
+    field_readings = read_fields(field_crops, k, reader=digits) if fields else []
+    # Per region keep the better reading: of the region alone, or joined with its neighbour.
+    readings: dict[int, DigitString] = {}
+    field_boxes: dict[int, tuple[int, int, int, int]] = {}
+    for (i, bbox), reading in zip(fields, field_readings):
+        if i not in readings or reading.confidence > readings[i].confidence:
+            readings[i], field_boxes[i] = reading, bbox
     for i, region in enumerate(regions):
         if kinds[i] == "printed":
             value = postal_code.printed_code(region.text, k)
@@ -121,7 +129,7 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
         elif i in readings and len(readings[i].digits) == k:
             reading = readings[i]
             candidates.append(postal_code.CodeCandidate(
-                i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, region.bbox))
+                i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i]))
     chosen = postal_code.pick_destination(candidates, lay, page_size)
 
     records = []
@@ -131,7 +139,8 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
             bbox=clean.page_bbox(region.bbox),
             kind=kinds[i],
             p_handwritten=float(p_hw[i]),
-            text=region.text if kinds[i] == "printed" else (reading.digits if reading else region.text),
+            # Tesseract's text for print; for handwriting, which Tesseract cannot read, the digits.
+            text=region.text if kinds[i] == "printed" else (reading.digits or None if reading else None),
             digits=reading.digits if reading and reading.digits else None,
             confidence=float(reading.confidence) if reading and reading.digits else None,
         ))
@@ -149,6 +158,32 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
     result = PageResult(page=page_number, width=width, height=height, crops=records, postal_code=code)
     _overlay(image, result, overlay_path)
     return result
+
+
+def _number_fields(regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Handwritten fields to read as codes: ``(region, box)`` pairs.
+
+    A writer who leaves a wide space inside a code splits it into two ink regions, so each
+    region standing where a code can is read alone and, when a handwritten neighbour follows
+    it closely on the same line, also joined with it; the better reading wins.
+    """
+    fields = []
+    for i, region in enumerate(regions):
+        if kinds[i] != "handwritten" or not postal_code.may_hold_code(lay, i, page_size):
+            continue
+        if _may_hold_digits(region.bbox, count):
+            fields.append((i, region.bbox))
+        members = lay.lines[lay.line_of[i]].members
+        position = members.index(i)
+        if position + 1 < len(members):
+            j = members[position + 1]
+            x, y, w, h = region.bbox
+            nx, ny, nw, nh = regions[j].bbox
+            if kinds[j] == "handwritten" and nx - (x + w) <= 0.9 * max(h, nh):
+                joined = postal_code.union_box([region.bbox, regions[j].bbox])
+                if _may_hold_digits(joined, count):
+                    fields.append((i, joined))
+    return fields
 
 
 def _may_hold_digits(bbox: tuple[int, int, int, int], count: int) -> bool:

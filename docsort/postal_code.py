@@ -64,7 +64,7 @@ class CodeCandidate:
     extras: dict = field(default_factory=dict)
 
 
-def _union(boxes: Sequence[BBox]) -> BBox:
+def union_box(boxes: Sequence[BBox]) -> BBox:
     x0 = min(b[0] for b in boxes)
     y0 = min(b[1] for b in boxes)
     x1 = max(b[0] + b[2] for b in boxes)
@@ -90,7 +90,7 @@ def layout(boxes: Sequence[BBox]) -> Layout:
             lines.append([i])
         else:
             lines[best].append(i)
-    line_objs = [Line(m, _union([boxes[i] for i in m])) for m in lines]
+    line_objs = [Line(m, union_box([boxes[i] for i in m])) for m in lines]
     line_objs.sort(key=lambda ln: (ln.bbox[1], ln.bbox[0]))
     line_of = [0] * len(boxes)
     for li, ln in enumerate(line_objs):
@@ -111,7 +111,7 @@ def layout(boxes: Sequence[BBox]) -> Layout:
             blocks.append([li])
         else:
             blocks[target].append(li)
-    block_objs = [Block(m, _union([line_objs[li].bbox for li in m])) for m in blocks]
+    block_objs = [Block(m, union_box([line_objs[li].bbox for li in m])) for m in blocks]
     block_of = [0] * len(boxes)
     for bi, b in enumerate(block_objs):
         for li in b.lines:
