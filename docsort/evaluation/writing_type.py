@@ -160,6 +160,34 @@ def _sheet_scores(crops: list[np.ndarray]) -> list[float]:
     return [float(np.mean(c)) if c else 0.0 for c in confs]
 
 
+def tesseract_scores(crops: Sequence[np.ndarray], workers: int = 2, cache_dir: Optional[Path] = None,
+                     log: Callable[[str], None] = lambda m: None) -> np.ndarray:
+    """Tesseract's confidence for each crop (cached by crop content)."""
+    digest = hashlib.sha256()
+    for c in crops:
+        digest.update(np.ascontiguousarray(c).tobytes())
+        digest.update(str(c.shape).encode())
+    cache = (Path(cache_dir) / f"writing_type_tesseract_sheet_conf_{digest.hexdigest()[:16]}.npy"
+             if cache_dir else None)
+    if cache is not None and cache.is_file():
+        return np.load(cache)
+    chunks = [list(crops[i:i + SHEET_CROPS]) for i in range(0, len(crops), SHEET_CROPS)]
+    scores: list[float] = []
+    if workers > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            for part in pool.map(_sheet_scores, chunks):
+                scores.extend(part)
+    else:
+        for chunk in chunks:
+            scores.extend(_sheet_scores(chunk))
+    out = np.asarray(scores, np.float32)
+    log(f"tesseract baseline: scored {len(out)} crops")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, out)
+    return out
+
+
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """The confidence threshold (printed when score >= threshold) with the best accuracy."""
     labels = np.asarray(labels).astype(int)

@@ -55,6 +55,7 @@ class TrainingConfig:
     printed_rendered: int = 18000
     dhsd_words: int = 12000
     digit_strings: int = 8000
+    single_characters: int = 3000
     tesseract_pages: int = 120
     validation_printed: int = 2500
     validation_digit_strings: int = 1500
@@ -70,6 +71,7 @@ class TrainingConfig:
         c.printed_rendered = max(8, int(self.printed_rendered * f))
         c.dhsd_words = max(6, int(self.dhsd_words * f))
         c.digit_strings = max(4, int(self.digit_strings * f))
+        c.single_characters = max(2, int(self.single_characters * f))
         c.tesseract_pages = 1 if self.limit < 5000 else max(1, int(self.tesseract_pages * f))
         c.validation_printed = max(8, int(self.validation_printed * f))
         c.validation_digit_strings = max(4, int(self.validation_digit_strings * f))
@@ -177,6 +179,29 @@ def dhsd_crop(rng: np.random.Generator, words: list[np.ndarray]) -> np.ndarray:
     img = words[int(rng.integers(len(words)))]
     img = _split_word(img, rng) if rng.random() < 0.3 else img
     return scan_like(fragment(img, rng), rng)
+
+
+def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """A printed symbol or short token and a handwritten single digit, half of them bilevel scans.
+
+    Lone characters and bilevel (fax-like) scans are where the two kinds of writing look most
+    alike; both classes get them in equal numbers so neither becomes a shortcut.
+    """
+    from docsort.synth.printed import random_symbol_text
+
+    font = fonts[int(rng.integers(len(fonts)))]
+    text = random_symbol_text(rng) if rng.random() < 0.6 else str(rng.integers(0, 10))
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    tracking = float(rng.uniform(0.05, 0.4)) if rng.random() < 0.3 else 0.0
+    printed = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng)
+    digit, _ = compose_digit_string([digits[int(rng.integers(len(digits)))]], rng,
+                                    height=float(rng.uniform(20, 100)), stroke=int(rng.integers(-1, 3)),
+                                    ink=int(rng.integers(0, 120)))
+    handwritten = scan_like(digit, rng)
+    if rng.random() < 0.5:
+        printed, handwritten = degrade.binarise(printed), degrade.binarise(handwritten)
+    return printed, handwritten
 
 
 def _split_word(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -397,6 +422,10 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         train.add(dhsd_crop(rng, train_words), HANDWRITTEN, "dhsd")
     for _ in range(config.digit_strings):
         train.add(digit_string_crop(rng, mnist_train.images), HANDWRITTEN, "digit_strings")
+    for _ in range(config.single_characters):
+        printed, handwritten = single_character_pair(rng, list(fonts.train), mnist_train.images)
+        train.add(printed, PRINTED, "single_characters")
+        train.add(handwritten, HANDWRITTEN, "single_characters")
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.tesseract_pages, "fonts": fonts.families(),
            "writers": writers.to_dict(), "hash": _dataset_hashes(config, mnist_data)}
     page_seeds = [config.seed * 1_000_003 + 1 + i for i in range(config.tesseract_pages)]
