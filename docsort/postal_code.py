@@ -132,6 +132,11 @@ def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
         token = _PREFIX.sub("", token.strip(".()[]'\""))
         if len(token) == code_length and token.isdigit():
             return token
+    # A code that speckle broke into pieces ("65 = 710"): digits and stray marks, no letters.
+    if not any(c.isalpha() for c in text):
+        digits = "".join(c for c in text if c.isdigit())
+        if len(digits) == code_length:
+            return digits
     return None
 
 

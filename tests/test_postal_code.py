@@ -63,3 +63,5 @@ def test_printed_code_tokens():
     assert pc.printed_code("1234", 5) is None
     assert pc.printed_code(None, 5) is None
     assert pc.printed_code("9021", 4) == "9021"
+    assert pc.printed_code("65 = 710", 5) == "65710"
+    assert pc.printed_code("65 Main 710", 5) is None
