@@ -44,9 +44,10 @@ def test_shipped_model_is_calibrated(reader, test_set):
 
 
 def test_shipped_model_reads_scanned_digits(reader, test_set):
-    result = scanned_test_accuracy(reader, test_set, limit=1500)
-    assert result["n"] == 1500
-    assert result["accuracy"] >= 0.99
+    result = scanned_test_accuracy(reader, test_set)
+    assert result["n"] == 10000
+    assert result["accuracy"] >= 0.993
+    assert result["accuracy"] == pytest.approx(modelstore.load_metrics("digits")["scanned_test_accuracy"], abs=1e-3)
 
 
 def test_read_digit_images_takes_digits_as_cut_from_paper(reader, test_set):
