@@ -65,21 +65,22 @@ def evaluate_digits(
     if as_json:
         print_json(result)
         return
-    stdout.print(_summary(result), highlight=False)
+    stdout.print(f"Digit reader on {result['n']:,} MNIST test digits: accuracy {100 * result['accuracy']:.2f} %, "
+                 f"expected calibration error {100 * result['ece']:.2f} %", highlight=False, soft_wrap=True)
+    if "scanned_test_accuracy" in result:
+        stdout.print(f"Same digits scanned from paper: accuracy {100 * result['scanned_test_accuracy']:.2f} % "
+                     f"on {result['scanned_n']:,}", highlight=False, soft_wrap=True)
+    stdout.print(_per_digit_table(result))
     if report is not None:
         stdout.print(f"report written to {report}", highlight=False)
 
 
-def _summary(result: dict):
+def _per_digit_table(result: dict):
     from rich.table import Table
 
-    table = Table(title=f"Digit reader on {result['n']:,} MNIST test digits", title_justify="left")
+    table = Table(show_header=True)
     table.add_column("digit", justify="right")
     table.add_column("accuracy", justify="right")
     for digit, accuracy in result["per_class_accuracy"].items():
         table.add_row(digit, f"{100 * accuracy:.2f} %")
-    table.add_row("all", f"{100 * result['accuracy']:.2f} %", style="bold")
-    table.caption = f"expected calibration error {100 * result['ece']:.2f} %"
-    if "scanned_test_accuracy" in result:
-        table.caption += f"; scanned look {100 * result['scanned_test_accuracy']:.2f} % on {result['scanned_n']:,}"
     return table

@@ -98,7 +98,7 @@ def save_learning_curve(history: Mapping[str, Sequence[float]], path: str | os.P
         for key in sorted(keys):
             values = list(history[key])
             ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3,
-                    label=key.replace("val_", "validation ").replace("_", " "),
+                    label=_legend(key),
                     linestyle="--" if key.startswith("val_") else "-")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
@@ -115,6 +115,13 @@ def save_learning_curve(history: Mapping[str, Sequence[float]], path: str | os.P
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _legend(key: str) -> str:
+    """Keras history names as a reader says them: val_loss -> validation loss, loss -> training loss."""
+    if key.startswith("val_"):
+        return "validation " + key[4:].replace("_", " ")
+    return "training " + key.replace("_", " ")
 
 
 def _save(fig, path) -> Path:
