@@ -19,7 +19,9 @@ BOX = 20
 # Mean centre of mass (row, col) of the MNIST training digits in pixel-index coordinates.
 MNIST_CENTRE = (14.0, 14.0)
 # Ink contrast below this (on a 0..1 scale) means the image holds no digit.
-MIN_CONTRAST = 0.12
+MIN_CONTRAST = 0.08
+# ... and ink must stand this many noise deviations above the paper.
+NOISE_MARGIN = 6.0
 # Components smaller than this share of the largest one are speckle, not strokes.
 SPECKLE_SHARE = 0.06
 # MNIST strokes are about this wide in the 20 px box; much thinner or thicker ink is brought closer.
@@ -110,7 +112,27 @@ def _ink_high(grey: np.ndarray) -> np.ndarray:
         return np.zeros_like(grey)
     inked = ink[ink > 0.5 * strongest]
     top = float(np.percentile(inked, 90)) if inked.size >= 20 else strongest
+    if top < MIN_CONTRAST or not _ink_above_noise(grey, paper, light_paper):
+        return np.zeros_like(grey)  # paper grain and sensor noise, no ink
     return np.clip(ink / top, 0.0, 1.0)
+
+
+def _ink_above_noise(grey: np.ndarray, paper: float, light_paper: bool) -> bool:
+    """Whether any ink stands clearly above the paper's noise, judged at MNIST-pixel scale.
+
+    Pixels on the far side of the paper level (lighter than light paper) are pure noise, so
+    their spread measures it; smoothing first keeps real strokes and averages grain away.
+    """
+    unit = max(grey.shape) / SIZE
+    smooth = cv2.GaussianBlur(grey, (0, 0), 0.4 * unit) if unit >= 1.5 else grey
+    signed = (paper - smooth) if light_paper else (smooth - paper)
+    strongest = float(signed.max())
+    if strongest <= 0:
+        return False
+    beyond = -signed[signed < 0]
+    noise = 1.4826 * float(np.median(beyond)) if beyond.size >= 20 else 0.0
+    contrast = float(np.percentile(signed[signed > 0.5 * strongest], 90))
+    return contrast >= max(MIN_CONTRAST, NOISE_MARGIN * noise)
 
 
 def _stroke_mask(ink: np.ndarray) -> np.ndarray | None:

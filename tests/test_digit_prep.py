@@ -111,6 +111,15 @@ def test_empty_input_gives_blank(empty):
     assert to_mnist_batch([]).shape == (0, 28, 28)
 
 
+def test_blank_scanned_paper_is_not_a_digit():
+    rng = np.random.default_rng(3)
+    for std in (3, 8, 16):
+        paper = np.full((90, 70), 205, np.uint8)
+        paper = degrade.jpeg(degrade.gaussian_noise(paper, rng, std), 40)
+        assert not to_mnist(paper).any()
+        assert not to_mnist(255 - paper).any()
+
+
 @settings(max_examples=60, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(1, 80), st.integers(1, 80))))
 def test_any_grey_image_gives_a_valid_mnist_array(img):
