@@ -72,6 +72,10 @@ def _data_paths(data: Optional[Path], dhsd: Optional[Path], mnist: Optional[Path
     return dhsd, mnist, pages
 
 
+def _progress(line: str) -> None:
+    stderr.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _cache_dir(cache: Optional[Path]) -> Path:
     if cache:
         return cache
@@ -105,7 +109,7 @@ def train_writing_type(
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed)
-    log = (lambda line: None) if quiet else (lambda line: stderr.print(line, markup=False, highlight=False, soft_wrap=True))
+    log = (lambda line: None) if quiet else _progress
     command = "docsort " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     metrics = train_and_measure(config, pages_dir if pages_dir and pages_dir.is_dir() else None,
                                 baseline=baseline, command=command, log=log)
@@ -137,7 +141,7 @@ def evaluate_writing_type(
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     if pages_dir is not None and not pages_dir.is_dir():
         raise UsageError(f"real printed scans not found: {pages_dir}")
-    log = (lambda line: None) if as_json else (lambda line: stderr.print(line, markup=False, highlight=False, soft_wrap=True))
+    log = (lambda line: None) if as_json else _progress
     result = evaluate(str(model) if model else None, dhsd_dir, mnist_dir, pages_dir, seed=seed,
                       report_dir=report, cache_dir=_cache_dir(cache), baseline=baseline, limit=limit, log=log)
     if as_json:
@@ -159,6 +163,9 @@ def _evaluation_table(result: dict):
         table.add_row(f"  {name} ({result['per_class_n'][name]})", f"{100 * acc:.2f} %" if acc is not None else "-")
     for name, entry in result.get("per_source", {}).items():
         table.add_row(f"  source {name} ({entry['n']})", f"{100 * entry['accuracy']:.2f} %")
+    for name, entry in result.get("by_shape", {}).items():
+        if isinstance(entry, dict) and entry.get("n"):
+            table.add_row(f"  {name.replace('_', ' ')} ({entry['n']})", f"{100 * entry['accuracy']:.2f} %")
     table.add_row("calibration error (ECE)", f"{100 * result['ece']:.2f} %")
     real = result.get("real_scans")
     if real:

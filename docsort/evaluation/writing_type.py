@@ -68,6 +68,25 @@ def classification_summary(labels: np.ndarray, p: np.ndarray, sources: Optional[
     return summary
 
 
+# Crops narrower than this (width / height) hold one or two characters, wider ones words or numbers.
+WORD_ASPECT = 1.5
+
+
+def by_shape(crops: Sequence[np.ndarray], labels: np.ndarray, p: np.ndarray) -> dict:
+    """Accuracy on words and number strings apart from lone characters and slivers.
+
+    A lone '1', 'l' or '0' is often ambiguous even to a person; the pipeline decides on whole
+    fields, so the two are reported separately.
+    """
+    aspect = np.asarray([c.shape[1] / max(1, c.shape[0]) for c in crops])
+    out = {"word_aspect": WORD_ASPECT}
+    for name, sel in (("words", aspect >= WORD_ASPECT), ("single_characters", aspect < WORD_ASPECT)):
+        entry = classification_summary(labels[sel], p[sel]) if sel.any() else {"n": 0}
+        out[name] = {k: entry[k] for k in ("accuracy", "n", "confusion_matrix", "per_class_accuracy")
+                     if k in entry}
+    return out
+
+
 # --- Real printed scans ----------------------------------------------------------------------------
 
 def real_scan_crops(pages_dir: Path, scales: Sequence[float] = (1.0,)) -> list[dict]:
@@ -227,6 +246,7 @@ def evaluate_on(classifier, validation, pages_dir: Optional[Path], *, report_dir
     labels = np.asarray(validation.labels)
     p = classifier.p_handwritten(validation.crops)
     metrics = classification_summary(labels, p, validation.sources)
+    metrics["by_shape"] = by_shape(validation.crops, labels, p)
     log(f"validation: accuracy {metrics['accuracy']:.4f} on {metrics['n']} crops")
     if pages_dir is not None:
         metrics["real_scans"] = real_scan_check(classifier, pages_dir)
