@@ -46,7 +46,7 @@ class TrainingConfig:
     mnist_dir: Path
     out_dir: Path
     cache_dir: Optional[Path] = None
-    epochs: int = 8
+    epochs: int = 12
     limit: Optional[int] = None
     seed: int = 0
     batch_size: int = 64
