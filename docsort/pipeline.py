@@ -175,9 +175,9 @@ def _number_fields(regions, kinds, lay, page_size, count: int) -> list[tuple[int
             fields.append((i, region.bbox))
         members = lay.lines[lay.line_of[i]].members
         position = members.index(i)
-        if position + 1 < len(members):
+        x, y, w, h = region.bbox
+        if position + 1 < len(members) and w / max(h, 1) < 0.55 * count:  # too narrow alone
             j = members[position + 1]
-            x, y, w, h = region.bbox
             nx, ny, nw, nh = regions[j].bbox
             if kinds[j] == "handwritten" and nx - (x + w) <= 0.9 * max(h, nh):
                 joined = postal_code.union_box([region.bbox, regions[j].bbox])
