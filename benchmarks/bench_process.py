@@ -286,9 +286,12 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     args.results.write_text(
         f"# docsort process benchmark\n\n`python benchmarks/bench_process.py --count {args.count}"
         f"{' --no-dask' if args.no_dask else ''}` on {stamp}.\n\nMachine: {machine()}.\n\n"
+        f"Load average (1, 5, 15 min) when it finished: {load} (other work on the machine inflates "
+        "wall times).\n\n"
         f"{n} synthetic envelopes (`docsort.samples`, seed {args.seed}); Tesseract runs with "
         "`OMP_THREAD_LIMIT=1` and `--psm 11` as in the pipeline; wall times include start-up.\n\n"
         f"{table}\n", encoding="utf-8")
