@@ -56,6 +56,10 @@ class TrainingConfig:
     dhsd_words: int = 12000
     digit_strings: int = 8000
     single_characters: int = 3000
+    letter_spaced: int = 0
+    pen_strokes: int = 0
+    # Weight averaging (0: the last step's weights are saved).
+    ema_momentum: float = 0.0
     tesseract_pages: int = 120
     validation_printed: int = 2500
     validation_digit_strings: int = 1500
@@ -72,6 +76,8 @@ class TrainingConfig:
         c.dhsd_words = max(6, int(self.dhsd_words * f))
         c.digit_strings = max(4, int(self.digit_strings * f))
         c.single_characters = max(2, int(self.single_characters * f))
+        c.letter_spaced = max(min(2, self.letter_spaced), int(self.letter_spaced * f))
+        c.pen_strokes = max(min(2, self.pen_strokes), int(self.pen_strokes * f))
         c.tesseract_pages = 1 if self.limit < 5000 else max(1, int(self.tesseract_pages * f))
         c.validation_printed = max(8, int(self.validation_printed * f))
         c.validation_digit_strings = max(4, int(self.validation_digit_strings * f))
@@ -202,6 +208,56 @@ def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: n
     if rng.random() < 0.5:
         printed, handwritten = degrade.binarise(printed), degrade.binarise(handwritten)
     return printed, handwritten
+
+
+def letter_spaced_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
+    """Letter-spaced printing and lone letters, often as bilevel scans.
+
+    Spaced-out capitals on forms and lone letters cut from a line are printed crops whose
+    letters stand apart like hand-printed ones; on a bilevel scan the font's fine detail is gone.
+    """
+    font = fonts[int(rng.integers(len(fonts)))]
+    roll = rng.random()
+    if roll < 0.35:
+        text = str(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")))
+    else:
+        text = random_printed_text(rng).strip() or "A"
+        if rng.random() < 0.4:
+            text = text.upper()
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    tracking = float(rng.uniform(0.1, 0.6)) if roll >= 0.35 else 0.0
+    crop = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng)
+    return degrade.binarise(crop) if rng.random() < 0.5 else crop
+
+
+def pen_crop(rng: np.random.Generator) -> np.ndarray:
+    """The project's own stroke handwriting (``synth.pen``), as on the sample envelopes.
+
+    Training only: it teaches the model the demo's hand-printed capitals, while validation
+    stays on real handwriting.
+    """
+    from docsort.synth import pen
+    from docsort.synth.printed import NAMES, random_city_line, random_postal_code, random_street_line
+
+    roll = rng.random()
+    if roll < 0.3:
+        text = random_postal_code(rng)
+    elif roll < 0.5:
+        text = str(rng.choice(NAMES))
+    elif roll < 0.7:
+        text = random_city_line(rng)
+    elif roll < 0.85:
+        text = random_street_line(rng)
+    else:
+        text = str(rng.integers(1, 10 ** int(rng.integers(1, 6))))
+    text = pen.supported(text) or "A"
+    # Tesseract cuts an address line into words: mostly one word is the crop.
+    words = text.split()
+    text = str(rng.choice(words)) if words and rng.random() < 0.7 else text
+    height = float(math.exp(rng.uniform(math.log(16), math.log(80))))
+    img, boxes = pen.write(text, height, rng, ink=int(rng.integers(0, 120)))
+    crop = scan_like(fragment(img, rng, [(x, w) for x, _, w, _ in boxes] or None), rng)
+    return degrade.binarise(crop) if rng.random() < 0.2 else crop
 
 
 def _split_word(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -426,6 +482,10 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         printed, handwritten = single_character_pair(rng, list(fonts.train), mnist_train.images)
         train.add(printed, PRINTED, "single_characters")
         train.add(handwritten, HANDWRITTEN, "single_characters")
+    for _ in range(config.letter_spaced):
+        train.add(letter_spaced_crop(rng, list(fonts.train)), PRINTED, "letter_spaced")
+    for _ in range(config.pen_strokes):
+        train.add(pen_crop(rng), HANDWRITTEN, "pen_strokes")
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.tesseract_pages, "fonts": fonts.families(),
            "writers": writers.to_dict(), "hash": _dataset_hashes(config, mnist_data)}
     page_seeds = [config.seed * 1_000_003 + 1 + i for i in range(config.tesseract_pages)]
@@ -590,6 +650,11 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
     schedule = k.optimizers.schedules.CosineDecay(2e-3, decay_steps=max(1, config.epochs * steps_per_epoch),
                                                   alpha=0.02)
     optimizer = k.optimizers.Adam(schedule)
+    # With ``ema_momentum`` an exponential moving average of the weights is saved: single steps
+    # swing the BatchNorm net's validation accuracy by points from epoch to epoch, the average
+    # does not. Its momentum ramps up from the first step, so short runs average what they have.
+    averages = [tf.Variable(v, trainable=False) for v in model.trainable_variables]
+    step = tf.Variable(0.0, trainable=False)
     loss_fn = k.losses.BinaryCrossentropy(from_logits=True)
     # Balance the classes: each class carries half of the loss whatever its share of crops.
     counts = np.bincount(y_train, minlength=2).astype(np.float64)
@@ -605,6 +670,11 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
             loss = loss_fn(y, logits, sample_weight=weights)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if config.ema_momentum:
+            step.assign_add(1.0)
+            momentum = tf.minimum(config.ema_momentum, (1.0 + step) / (10.0 + step))
+            for average, variable in zip(averages, model.trainable_variables):
+                average.assign(momentum * average + (1.0 - momentum) * variable)
         correct = tf.reduce_mean(tf.cast(tf.equal(tf.cast(logits > 0, tf.float32), y), tf.float32))
         return loss, correct
 
@@ -629,7 +699,12 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
         log(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f} acc {history['accuracy'][-1]:.4f} "
             f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({time.time() - t0:.0f} s)")
 
+    if config.ema_momentum:
+        for average, variable in zip(averages, model.trainable_variables):
+            variable.assign(average)
     val_logits = predict_logits(predict, x_val)
+    if config.ema_momentum:
+        log(f"averaged weights: val_acc {float(np.mean((val_logits > 0) == (y_val == 1))):.4f}")
     temperature = fit_temperature(val_logits, y_val)
     final = calibrated_model(k, model, temperature)
     out_dir = Path(config.out_dir)
