@@ -14,7 +14,13 @@ import os
 def tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import tensorflow as tf
+    from docsort.log import native_stderr_silenced
+
+    # TensorFlow's C++ start-up chatter ignores TF_CPP_MIN_LOG_LEVEL and would reach the user's
+    # stderr (and cron mail) on every run; DOCSORT_TF_LOG=1 shows it when debugging.
+    with native_stderr_silenced(os.environ.get("DOCSORT_TF_LOG") != "1"):
+        import tensorflow as tf
+        import keras  # noqa: F401  (keras initialises the same native runtime)
 
     threads = int(os.environ.get("DOCSORT_TF_THREADS", "0"))
     if threads > 0:
