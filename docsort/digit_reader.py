@@ -27,7 +27,7 @@ import numpy as np
 
 from docsort.digit_prep import to_mnist
 
-BBox = tuple[int, int, int, int]
+from docsort.records import BBox
 
 MAX_ATOMS_PER_DIGIT = 6
 # Ink below this (0..1, ink high) is paper.

@@ -20,7 +20,7 @@ import numpy as np
 
 from docsort.segment import TesseractWord
 
-BBox = tuple[int, int, int, int]
+from docsort.records import BBox
 
 # Marks on one line closer than this share of the taller one's height belong to one word.
 WORD_GAP = 0.5

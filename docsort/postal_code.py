@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-BBox = tuple[int, int, int, int]
+from docsort.records import BBox
 
 # The return-address corner and the stamp corner, as shares of the page.
 SENDER_ZONE = (0.42, 0.36)  # x < 42 % of the width and y < 36 % of the height

@@ -30,7 +30,7 @@ from docsort.synth import degrade, pen
 PAGE_W, PAGE_H = 1800, 900  # an envelope of about 9 x 4.5 inches at 200 dpi
 TRUTH_FILE = "truth.json"
 
-BBox = tuple[int, int, int, int]
+from docsort.records import BBox
 
 
 @dataclass

@@ -23,7 +23,7 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 
 DEFAULT_TIMEOUT_S = 60.0
 
-BBox = tuple[int, int, int, int]
+from docsort.records import BBox
 
 
 @dataclass(frozen=True)
