@@ -22,11 +22,12 @@ class DigitReader:
     """Reads 28x28 MNIST-format digits (or any digit images, via ``read_digit_images``)."""
 
     def __init__(self, model=None):
-        """``model``: a Keras model, a path to a ``.keras`` file, or None for the shipped one."""
+        """``model``: a loaded model (Keras or ``docsort.runtime``), a path to a ``.keras`` file,
+        or None for the shipped one."""
         if model is None or isinstance(model, (str, os.PathLike)):
             path = modelstore.model_path(modelstore.DIGITS) if model is None else model
             self.path = str(path)
-            model = modelstore.load_keras_model(path)
+            model = modelstore.load_model(path)
         else:
             self.path = None
         self.model = model

@@ -194,7 +194,11 @@ def _normalise_stroke(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if longer < 8:
         return digit
     scale = BOX / longer
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    ink = mask.astype(np.uint8)
+    if ink.all():  # no paper inside the box: measure to its edge, not to infinity
+        dist = cv2.distanceTransform(np.pad(ink, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    else:
+        dist = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
     ridge = dist[(dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-6)]
     if ridge.size == 0:
         return digit

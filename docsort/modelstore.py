@@ -17,6 +17,7 @@ from docsort.errors import MissingDependencyError
 
 DIGITS = "digits"
 WRITING_TYPE = "writing_type"
+DIGIT_STRINGS = "digit_strings"
 
 
 def models_dir() -> Path:
@@ -60,10 +61,57 @@ def file_sha256(path: str) -> str:
 
 
 _loaded: dict[str, object] = {}
+_runtime_models: dict[str, object] = {}
+
+
+def inference_runtime() -> str:
+    """``numpy`` (default: no TensorFlow in workers) or ``keras`` (``DOCSORT_RUNTIME=keras``)."""
+    runtime = os.environ.get("DOCSORT_RUNTIME", "numpy").strip().lower() or "numpy"
+    if runtime not in ("numpy", "keras"):
+        raise MissingDependencyError(f"DOCSORT_RUNTIME must be 'numpy' or 'keras', not {runtime!r}")
+    return runtime
+
+
+def load_model(path: str | os.PathLike):
+    """A shipped model for inference, loaded once per process.
+
+    Runs on the numpy engine (``docsort.runtime``), which starts in milliseconds and keeps a
+    worker's memory small; a model with a layer that engine lacks, or ``DOCSORT_RUNTIME=keras``,
+    loads with Keras instead. Either way the object answers ``predict_on_batch(x)``.
+    """
+    if inference_runtime() == "keras":
+        return load_keras_model(path)
+    key = str(Path(path).resolve())
+    if key in _runtime_models:
+        return _runtime_models[key]
+    if not Path(key).is_file():
+        raise MissingDependencyError(f"model file not found: {path}")
+    from docsort import runtime
+
+    _limit_blas_threads()
+    try:
+        model = runtime.load(key)
+    except runtime.UnsupportedModel:
+        return load_keras_model(path)
+    except Exception as exc:  # zip, JSON and HDF5 errors for a damaged archive
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MissingDependencyError(f"model file {path} is corrupt or unreadable: {first_line}") from exc
+    _runtime_models[key] = model
+    return model
+
+
+def _limit_blas_threads() -> None:
+    """Keep numpy's BLAS to the worker's share of the cores (``DOCSORT_TF_THREADS``)."""
+    threads = int(os.environ.get("DOCSORT_TF_THREADS", "0") or 0)
+    if threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads, user_api="blas")
 
 
 def load_keras_model(path: str | os.PathLike):
-    """Load a Keras model once per process; a missing or corrupt file is a dependency error."""
+    """Load a model with Keras (training, reports), once per process; a missing or corrupt
+    file is a dependency error."""
     key = str(Path(path).resolve())
     if key in _loaded:
         return _loaded[key]

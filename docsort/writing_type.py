@@ -161,11 +161,14 @@ class WritingTypeClassifier:
         from docsort import modelstore
 
         self.model_file = str(model_file or modelstore.model_path(modelstore.WRITING_TYPE))
-        self.model = modelstore.load_keras_model(self.model_file)
+        self.model = modelstore.load_model(self.model_file)
         self._predict = None
 
     def _predict_fn(self):
         if self._predict is None:
+            if getattr(self.model, "runtime", None) == "numpy":
+                self._predict = self.model.predict_on_batch
+                return self._predict
             from docsort.tfsetup import tensorflow
 
             tf = tensorflow()
