@@ -1,4 +1,4 @@
-"""``docsort train digits`` and ``docsort evaluate digits``."""
+"""``docsort train digits``, ``docsort train digit-strings`` and ``docsort evaluate digits``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,37 @@ def train_digits(
                  f"(scanned look {100 * metrics['scanned_test_accuracy']:.2f}%), "
                  f"ECE {100 * metrics['ece']:.2f}%, model written to {out / metrics['model_file']}",
                  highlight=False)
+
+
+@train_app.command("digit-strings")
+@handles_errors
+def train_digit_strings(
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    steps: int = typer.Option(4000, "--steps", min=1, help="Training steps of 32 composed strings each."),
+    seed: int = typer.Option(1, "--seed", help="Seed for weights, string composition and shuffling."),
+    validation_strings: int = typer.Option(600, "--validation-strings", min=10,
+                                           help="Strings of held-out training digits for checkpoints and calibration."),
+    test_strings: int = typer.Option(1000, "--test-strings", min=0,
+                                     help="Strings of MNIST test digits measured once at the end (0: none)."),
+    combination_strings: int = typer.Option(
+        2000, "--combination-strings", min=0,
+        help="Validation codes the combination with the segmenting reader is fitted on (0: none)."),
+    out: Path = typer.Option(Path("runs/digit_strings"), "--out",
+                             help="Folder for digit_strings.keras and digit_strings.metrics.json."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
+) -> None:
+    """Train the whole-field digit string reader (CTC) on strings composed from MNIST training digits."""
+    from docsort.training.digit_strings import StringTrainingConfig, train
+
+    config = StringTrainingConfig(data=str(data) if data else None, steps=steps, seed=seed, out=out,
+                                  validation_strings=validation_strings, test_strings=test_strings,
+                                  combination_strings=combination_strings)
+    progress = None if quiet else (lambda line: stderr.print(line, markup=False, highlight=False))
+    metrics = train(config, progress=progress)
+    exact = metrics["test_accuracy"]
+    measured = f"test strings exact {100 * exact:.2f}%, " if exact is not None else ""
+    stdout.print(f"validation strings exact {100 * metrics['validation_exact']:.2f}%, {measured}"
+                 f"model written to {out / metrics['model_file']}", highlight=False)
 
 
 @evaluate_app.command("digits")

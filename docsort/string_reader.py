@@ -1,0 +1,188 @@
+"""Read a handwritten number field whole, without splitting it into digits.
+
+Digits that overlap or intertwine cannot be cut apart cleanly, so this reader never cuts: a
+convolutional sequence model (``models/digit_strings.keras``) looks at the field as a strip of
+columns and gives, per column, the probability of each digit and of "no digit here" (the CTC
+blank). The string is the best path through the columns (repeats merged, blanks dropped); its
+probability is the CTC probability of that string summed over every way of placing it on the
+columns, with the model's temperature fitted on validation strings so it means P(right).
+
+Fields are scaled to one height and padded to a few fixed widths, so the model sees whole
+batches of a handful of shapes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from docsort import modelstore
+
+HEIGHT = 32
+# The ink of a field is scaled to this height, with paper above and below.
+BODY = 24
+SIDE_PAD = 4
+WIDTH_BUCKETS = (64, 96, 128, 192, 256, 384, 512)
+# Columns per model output step (the network pools width by 4).
+STRIDE = 4
+BLANK = 10
+CHUNK = 64
+INK_LEVEL = 0.3
+
+
+@dataclass
+class StringReading:
+    """The whole-field reading: digits, P(string right), per-digit peak probabilities."""
+
+    digits: str
+    confidence: float
+    digit_confidences: list[float]
+
+
+def prepare(ink: np.ndarray) -> np.ndarray:
+    """An ink-high field (float 0..1) -> (HEIGHT, width) float32, ink cropped and scaled to BODY px."""
+    ink = np.asarray(ink, np.float32)
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= 3]
+    if not keep:
+        return np.zeros((HEIGHT, WIDTH_BUCKETS[0]), np.float32)
+    s = stats[keep]
+    x0, y0 = int(s[:, 0].min()), int(s[:, 1].min())
+    x1, y1 = int((s[:, 0] + s[:, 2]).max()), int((s[:, 1] + s[:, 3]).max())
+    crop = ink[y0:y1, x0:x1]
+    scale = BODY / max(1, y1 - y0)
+    width = max(1, int(round((x1 - x0) * scale)))
+    limit = WIDTH_BUCKETS[-1] - 2 * SIDE_PAD
+    width = min(width, limit)  # a very long field is squeezed rather than cut
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    body = cv2.resize(crop, (width, BODY), interpolation=interpolation)
+    top = (HEIGHT - BODY) // 2
+    out = np.zeros((HEIGHT, width + 2 * SIDE_PAD), np.float32)
+    out[top:top + BODY, SIDE_PAD:SIDE_PAD + width] = np.clip(body, 0.0, 1.0)
+    return out
+
+
+def bucket_width(width: int) -> int:
+    for bucket in WIDTH_BUCKETS:
+        if width <= bucket:
+            return bucket
+    return WIDTH_BUCKETS[-1]
+
+
+def pad_to(strips: Sequence[np.ndarray], width: int) -> np.ndarray:
+    """Strips padded with paper on the right to one width: (n, HEIGHT, width, 1)."""
+    batch = np.zeros((len(strips), HEIGHT, width, 1), np.float32)
+    for i, strip in enumerate(strips):
+        w = min(width, strip.shape[1])
+        batch[i, :, :w, 0] = strip[:, :w]
+    return batch
+
+
+def best_path(probs: np.ndarray) -> tuple[list[int], list[float]]:
+    """Greedy CTC decoding of (T, 11) column probabilities: the digits and each one's peak probability."""
+    best = probs.argmax(axis=1)
+    digits: list[int] = []
+    peaks: list[float] = []
+    previous = BLANK
+    for t, label in enumerate(best):
+        if label != BLANK:
+            if label != previous:
+                digits.append(int(label))
+                peaks.append(float(probs[t, label]))
+            else:
+                peaks[-1] = max(peaks[-1], float(probs[t, label]))
+        previous = label
+    return digits, peaks
+
+
+def string_log_probability(probs: np.ndarray, digits: Sequence[int]) -> float:
+    """log P(digits | columns) summed over all CTC alignments (the forward algorithm)."""
+    log_p = np.log(np.clip(probs, 1e-30, 1.0))
+    states = [BLANK]
+    for d in digits:
+        states += [int(d), BLANK]
+    states = np.asarray(states)
+    n = len(states)
+    alpha = np.full(n, -np.inf)
+    alpha[0] = log_p[0, BLANK]
+    if n > 1:
+        alpha[1] = log_p[0, states[1]]
+    # A state may be skipped from two back when it is a digit different from the one two back.
+    skip = np.zeros(n, bool)
+    skip[2:] = (states[2:] != BLANK) & (states[2:] != states[:-2])
+    for t in range(1, len(probs)):
+        stay = alpha
+        step = np.concatenate([[-np.inf], alpha[:-1]])
+        jump = np.concatenate([[-np.inf, -np.inf], alpha[:-2]])[:n]
+        jump = np.where(skip, jump, -np.inf)
+        alpha = np.logaddexp(np.logaddexp(stay, step), jump) + log_p[t, states]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if n > 1 else alpha[-1])
+
+
+class StringReader:
+    """The shipped whole-field model behind a batched interface."""
+
+    def __init__(self, model=None):
+        """``model``: a loaded model (Keras or ``docsort.runtime``), a path to a ``.keras`` file,
+        or None for the shipped one."""
+        if model is None or isinstance(model, (str, os.PathLike)):
+            path = modelstore.model_path(modelstore.DIGIT_STRINGS) if model is None else model
+            model = modelstore.load_model(path)
+        self.model = model
+
+    def column_probabilities(self, strips: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Prepared strips -> per strip (T, 11) column probabilities (padding columns included)."""
+        out: list[Optional[np.ndarray]] = [None] * len(strips)
+        by_bucket: dict[int, list[int]] = {}
+        for i, strip in enumerate(strips):
+            by_bucket.setdefault(bucket_width(strip.shape[1]), []).append(i)
+        for width, members in by_bucket.items():
+            for start in range(0, len(members), CHUNK):
+                part = members[start:start + CHUNK]
+                size = _padded_size(len(part))
+                batch = pad_to([strips[i] for i in part], width)
+                if size > len(part):
+                    batch = np.concatenate([batch, np.zeros((size - len(part),) + batch.shape[1:], np.float32)])
+                probs = np.asarray(self.model.predict_on_batch(batch), np.float32).reshape(size, -1, BLANK + 1)
+                for k, i in enumerate(part):
+                    # Columns past the strip's own width (plus the model's reach) are padding.
+                    steps = min(probs.shape[1], math.ceil((strips[i].shape[1] + SIDE_PAD) / STRIDE))
+                    out[i] = probs[k, :steps]
+        return out  # type: ignore[return-value]
+
+    def read_inks(self, inks: Sequence[np.ndarray]) -> list[StringReading]:
+        """Ink-high fields (float 0..1) -> their readings, one model call per width bucket."""
+        columns = self.column_probabilities([prepare(ink) for ink in inks])
+        readings = []
+        for probs in columns:
+            digits, peaks = best_path(probs)
+            if not digits:
+                readings.append(StringReading("", 0.0, []))
+                continue
+            p = math.exp(string_log_probability(probs, digits))
+            readings.append(StringReading("".join(map(str, digits)), min(1.0, p), peaks))
+        return readings
+
+
+def _padded_size(n: int) -> int:
+    size = 8
+    while size < n:
+        size *= 2
+    return size
+
+
+_shared: Optional[StringReader] = None
+
+
+def shared_reader() -> StringReader:
+    """The shipped whole-field reader, loaded once per process."""
+    global _shared
+    if _shared is None:
+        _shared = StringReader()
+    return _shared
