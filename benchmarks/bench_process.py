@@ -169,22 +169,25 @@ def dask_run(inputs: Path, out: Path, workers: int = 2) -> tuple[float, tuple[fl
 
 
 def model_throughput(batch: int = 256, repeats: int = 20) -> dict[str, float]:
-    """Crops per second of each shipped model on whole batches (one thread per worker, as deployed)."""
+    """Crops per second of each shipped model on whole batches, one thread as deployed: on the
+    numpy engine the workers use, and on Keras for comparison."""
     code = f"""
 import json, os, time
 os.environ.setdefault("DOCSORT_TF_THREADS", "1")
 import numpy as np
 from docsort import modelstore
 out = {{}}
-for name in (modelstore.DIGITS, modelstore.WRITING_TYPE):
-    model = modelstore.load_keras_model(modelstore.model_path(name))
-    shape = [d if d else 128 for d in model.inputs[0].shape[1:]]  # variable width: a typical word
-    x = np.random.default_rng(0).random(({batch}, *shape), dtype=np.float32)
-    model(x, training=False)
-    started = time.perf_counter()
-    for _ in range({repeats}):
-        model(x, training=False)
-    out[name] = {batch} * {repeats} / (time.perf_counter() - started)
+shapes = {{modelstore.DIGITS: (28, 28), modelstore.WRITING_TYPE: (32, 128, 1)}}  # width: a typical word
+for runtime in ("numpy", "keras"):
+    for name, shape in shapes.items():
+        path = modelstore.model_path(name)
+        model = modelstore.load_model(path) if runtime == "numpy" else modelstore.load_keras_model(path)
+        x = np.random.default_rng(0).random(({batch}, *shape), dtype=np.float32)
+        model.predict_on_batch(x)
+        started = time.perf_counter()
+        for _ in range({repeats}):
+            model.predict_on_batch(x)
+        out[name + "_" + runtime] = {batch} * {repeats} / (time.perf_counter() - started)
 print(json.dumps(out))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
@@ -275,8 +278,10 @@ def main() -> None:
         checks.append(("Dask documents identical to --jobs 2", str(dask_same)))
     checks += [
         ("peak RSS per worker (target <= 700 MiB)", f"{max(r[2][0] for r in rows if r[2]):.0f} MiB"),
-        ("digit model crops/s (batch 256, 1 thread)", f"{crops['digits']:.0f}"),
-        ("writing-type model crops/s (batch 256, 1 thread)", f"{crops['writing_type']:.0f}"),
+        ("digit model crops/s (batch 256, 1 thread; numpy engine / Keras)",
+         f"{crops['digits_numpy']:.0f} / {crops['digits_keras']:.0f}"),
+        ("writing-type model crops/s (batch 256, 1 thread; numpy engine / Keras)",
+         f"{crops['writing_type_numpy']:.0f} / {crops['writing_type_keras']:.0f}"),
         ("cold `docsort --help`", f"{cold['help_s']:.2f} s"),
         ("cold `docsort process` on one envelope", f"{cold['process_one_s']:.2f} s"),
         ("Tesseract alone on that envelope", f"{cold['tesseract_one_s']:.2f} s"),
