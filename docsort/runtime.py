@@ -213,15 +213,26 @@ def _conv(node: Node, spatial: int):
 
     def conv2d(x):
         kh, kw = ksize
+        n, h, w, c = x.shape
         if padding == "same":
             top, left = (kh - 1) // 2, (kw - 1) // 2
-            x = np.pad(x, ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left), (0, 0)))
-        n, h, w, c = x.shape
-        oh, ow = h - kh + 1, w - kw + 1
+            oh, ow = h, w
+        else:
+            top = left = 0
+            oh, ow = h - kh + 1, w - kw + 1
+        # Patches are copied straight from x; taps that fall off the edge read zeros ("same").
         cols = np.empty((n, oh, ow, kh, kw, c), np.float32)
         for dy in range(kh):
+            y0, y1 = max(0, top - dy), min(oh, h + top - dy)
             for dx in range(kw):
-                cols[:, :, :, dy, dx, :] = x[:, dy:dy + oh, dx:dx + ow, :]
+                x0, x1 = max(0, left - dx), min(ow, w + left - dx)
+                tap = cols[:, :, :, dy, dx, :]
+                if y0 > 0 or y1 < oh or x0 > 0 or x1 < ow:
+                    tap[:, :y0] = 0
+                    tap[:, y1:] = 0
+                    tap[:, :, :x0] = 0
+                    tap[:, :, x1:] = 0
+                tap[:, y0:y1, x0:x1] = x[:, y0 + dy - top:y1 + dy - top, x0 + dx - left:x1 + dx - left]
         out = cols.reshape(n * oh * ow, -1) @ node.kernel
         if node.bias is not None:
             out += node.bias
