@@ -165,7 +165,7 @@ def envelopes(args) -> dict:
 
 def strings(args) -> dict:
     """read-digits on composed strings of MNIST test digits (touching and overlapping)."""
-    from docsort.digit_reader import read_fields
+    from docsort.field_reader import read_fields
     from docsort.samples import HandwritingCorpus
     from docsort.synth.handwriting import compose_digit_string
 

@@ -314,7 +314,7 @@ def run_information() -> dict:
 
     tesseract = check_tesseract()
     models = {}
-    for name in (modelstore.DIGITS, modelstore.WRITING_TYPE):
+    for name in (modelstore.DIGITS, modelstore.WRITING_TYPE, modelstore.DIGIT_STRINGS):
         path = modelstore.model_path(name)
         sha = _check_model_file(path)
         metrics = modelstore.load_metrics(name)

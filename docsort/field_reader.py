@@ -6,13 +6,14 @@ digit model: strong on well-spaced digits, weak where digits overlap. The whole-
 intertwined digits. They fail on different fields, so:
 
 - when both read the same string, that string is taken, and the agreement is strong evidence;
-- when they differ, the reading with the higher probability is taken, and the other reading
-  counts against it.
+- when they differ, the reading more likely right is taken, and the other reading counts
+  against it.
 
-The code confidence is P(the string is right): a logistic model of both readers' own
-probabilities (and whether they agree), fitted on validation strings composed from MNIST
-digits held out of training (``training.digit_strings.fit_combination``) and shipped in
-``digit_strings.metrics.json``.
+Each is a logistic model of both readers' own probabilities: P(the shared string is right)
+when they agree, P(the segmented reading is right) and P(the whole-field reading is right)
+when they differ. They are fitted on codes composed from MNIST digits held out of training
+(``training.digit_strings.fit_combination``) and shipped in ``digit_strings.metrics.json``,
+so the code confidence means P(code right).
 """
 
 from __future__ import annotations
@@ -34,31 +35,39 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def features(own: float, other: float) -> np.ndarray:
-    """Inputs of the combination model: bias, the chosen reading's and the other's log-odds."""
-    return np.array([1.0, _logit(own), _logit(other)])
+def features(segmented: float, whole: float) -> np.ndarray:
+    """Inputs of the combination models: bias and the two readers' log-odds."""
+    return np.array([1.0, _logit(segmented), _logit(whole)])
 
 
-def combined_confidence(weights: dict, agree: bool, own: float, other: float) -> float:
-    w = np.asarray(weights["agree" if agree else "disagree"], float)
-    z = float(features(own, other) @ w)
+def _probability(w, x: np.ndarray) -> float:
+    z = float(x @ np.asarray(w, float))
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def choose(segmented: DigitString, whole, code_length: Optional[int]) -> tuple[str, bool, float, float]:
-    """Which reading to take: ``(source, agree, its probability, the other's probability)``.
-
-    ``source`` is ``segmented`` or ``whole``. A whole-field reading of the wrong length (when
-    the length is known) or an empty one has no say.
-    """
+def own_probabilities(segmented: DigitString, whole, code_length: Optional[int]) -> tuple[float, float]:
+    """Each reader's own P(right); a whole-field reading of the wrong length (when the length is
+    known) or an empty reading has no say."""
     whole_ok = bool(whole.digits) and (code_length is None or len(whole.digits) == code_length)
-    whole_p = whole.confidence if whole_ok else 0.0
-    seg_p = segmented.confidence if segmented.digits else 0.0
-    if whole_ok and whole.digits == segmented.digits:
-        return "segmented", True, seg_p, whole_p
-    if whole_p > seg_p:
-        return "whole", False, whole_p, seg_p
-    return "segmented", False, seg_p, whole_p
+    return (segmented.confidence if segmented.digits else 0.0), (whole.confidence if whole_ok else 0.0)
+
+
+def choose(segmented: DigitString, whole, code_length: Optional[int],
+           weights: Optional[dict] = None) -> tuple[str, bool, Optional[float]]:
+    """Which reading to take: ``(segmented | whole, whether they agree, P(it is right))``.
+
+    Without ``weights`` the reading with the higher own probability is taken and no combined
+    probability is given.
+    """
+    seg_p, whole_p = own_probabilities(segmented, whole, code_length)
+    x = features(seg_p, whole_p)
+    if whole_p > 0 and whole.digits == segmented.digits:
+        return "segmented", True, _probability(weights["agree"], x) if weights else None
+    if not weights:
+        return ("whole" if whole_p > seg_p else "segmented"), False, None
+    p_seg = _probability(weights["segmented"], x) if seg_p > 0 else 0.0
+    p_whole = _probability(weights["whole"], x) if whole_p > 0 else 0.0
+    return ("whole", False, p_whole) if p_whole > p_seg else ("segmented", False, p_seg)
 
 
 def combination_weights() -> Optional[dict]:
@@ -88,13 +97,13 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
     wholes = string_reader.read_inks(inks)
     results = []
     for seg, whole in zip(segmented, wholes):
-        source, agree, own, other = choose(seg, whole, code_length)
+        source, agree, p_right = choose(seg, whole, code_length, weights)
         if source == "whole":
-            reading = DigitString(whole.digits, own, list(whole.digit_confidences))
+            reading = DigitString(whole.digits, whole.confidence, list(whole.digit_confidences))
         else:
-            reading = DigitString(seg.digits, own, list(seg.digit_confidences), seg.boxes)
-        if reading.digits and weights:
-            reading.confidence = combined_confidence(weights, agree, own, other)
+            reading = DigitString(seg.digits, seg.confidence, list(seg.digit_confidences), seg.boxes)
+        if reading.digits and p_right is not None:
+            reading.confidence = p_right
             # Each digit is right whenever the whole code is: P(digit) >= P(code).
             reading.digit_confidences = [max(c, reading.confidence) for c in reading.digit_confidences]
         results.append(reading)

@@ -4,7 +4,8 @@
 
     clean page (preprocess) -> Tesseract words, one call (segment) -> word regions from the
     ink (number_fields) -> printed/handwritten, one batch (writing_type) -> handwritten number
-    fields read, one batch (digit_reader) -> destination code (postal_code) -> overlay
+    fields read, one batch, by the segmenting and the whole-field reader (field_reader) ->
+    destination code (postal_code) -> overlay
 
 ``process_document`` runs it over every page of a file and never raises for a bad input: the
 document (or the page) gets status ``error`` and a one-line message. A missing dependency
@@ -78,7 +79,7 @@ def warm_up(settings: Optional[Settings] = None) -> None:
     page = np.full((64, 200), 255, np.uint8)
     page[20:44, 20:180:8] = 0
     writing_type.p_handwritten([page])
-    from docsort.digit_reader import read_fields
+    from docsort.field_reader import read_fields
 
     read_fields([page], (settings or Settings()).code_length, reader=digits)
 
@@ -86,7 +87,7 @@ def warm_up(settings: Optional[Settings] = None) -> None:
 def process_page(image: np.ndarray, page_number: int, settings: Settings,
                  overlay_path: Optional[Path] = None) -> PageResult:
     """Read one page image (uint8 grey or BGR). Raises ``InputError`` when the page cannot be read."""
-    from docsort.digit_reader import read_fields
+    from docsort.field_reader import read_fields
 
     if image is None or image.ndim not in (2, 3) or min(image.shape[:2]) < 8:
         raise InputError("page image is empty or too small")

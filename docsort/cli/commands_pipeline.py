@@ -20,7 +20,7 @@ def read_digits(
         help="Read exactly this many digits (default: as many as the field holds)."),
 ) -> None:
     """Read handwritten digit strings (postal code boxes, amounts, single digits) of any length."""
-    from docsort.digit_reader import read_fields
+    from docsort.field_reader import read_fields
     from docsort.errors import InputError
     from docsort.ingest import read_image
 

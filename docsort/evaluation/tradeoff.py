@@ -166,10 +166,10 @@ def compose_strings(images: np.ndarray, labels: np.ndarray, count: int, seed: in
 def read_fields(strings: list[np.ndarray], model_path: Optional[Path] = None,
                 code_length: int = CODE_LENGTH) -> tuple[list[str], np.ndarray]:
     """Read each whole number field as ``process`` does: the digits and the code confidence."""
-    from docsort import digit_reader
+    from docsort import field_reader
     from docsort.digit_model import DigitReader
 
-    reads = digit_reader.read_fields(strings, code_length=code_length, reader=DigitReader(model_path))
+    reads = field_reader.read_fields(strings, code_length=code_length, reader=DigitReader(model_path))
     return [r.digits for r in reads], np.array([r.confidence for r in reads], float)
 
 
@@ -245,11 +245,12 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
         "description": "Accept/error trade-off of the digit reader on composed handwritten "
                        f"{CODE_LENGTH}-digit codes; error_rate = share of all letters accepted with a wrong code.",
         "code_length": CODE_LENGTH,
-        "reader": {"field": "docsort.digit_reader.read_fields (as in process)",
+        "reader": {"field": "docsort.field_reader.read_fields (as in process)",
                    "boxes": "digits cut at their known boxes (perfect segmentation)"}[reader],
         "costs": {"volume": volume, "manual_cost": manual_cost, "missort_cost": missort_cost},
         "model": {"file": model_file.name, "sha256": modelstore.file_sha256(str(model_file.resolve())),
                   "test_accuracy": metrics.get("test_accuracy")},
+        "string_model": _string_model(),
         "reader_sources": _reader_sources(),
         "optimal": {**at_opt, "expected_cost": cost_model.threshold_cost(
             at_opt["accept_rate"], at_opt["error_rate"], volume, manual_cost, missort_cost)},
@@ -274,13 +275,23 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
     })
 
 
+def _string_model() -> Optional[dict]:
+    """The whole-field model the field reader combines with the digit model, when shipped."""
+    path = modelstore.model_path(modelstore.DIGIT_STRINGS)
+    if not path.is_file():
+        return None
+    return {"file": path.name, "sha256": modelstore.file_sha256(str(path.resolve())),
+            "test_accuracy": modelstore.load_metrics(modelstore.DIGIT_STRINGS).get("test_accuracy")}
+
+
 def _reader_sources() -> dict:
     """Hashes of the code the measured confidences depend on (the curve is stale when they change)."""
     import docsort
 
     package = Path(docsort.__file__).parent
     return {name: modelstore.file_sha256(str(package / name))
-            for name in ("digit_reader.py", "digit_prep.py", "digit_model.py")}
+            for name in ("digit_reader.py", "digit_prep.py", "digit_model.py", "string_reader.py",
+                         "field_reader.py")}
 
 
 def _command_args(count: int, manual_cost: float, missort_cost: float, seed: int, reader: str) -> list[str]:

@@ -380,24 +380,30 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
     inks = [ink_of(f) for f in fields]
     segmented = digit_reader.read_fields(inks, code_length, reader=reader)
     wholes = (string_reader or shared_reader()).read_inks(inks)
-    rows = {"agree": ([], []), "disagree": ([], [])}
-    counts = {"segmented_right": 0, "whole_right": 0, "chosen_right": 0}
+    # agree: P(the shared reading is right); segmented / whole: P(that reading is right) when
+    # the two differ (fitted on the fields where that reader gave a reading at all).
+    rows = {"agree": ([], []), "segmented": ([], []), "whole": ([], [])}
     for seg, whole, truth in zip(segmented, wholes, truths):
-        source, agree, own, other = field_reader.choose(seg, whole, code_length)
-        chosen = whole.digits if source == "whole" else seg.digits
-        counts["segmented_right"] += seg.digits == truth
-        counts["whole_right"] += whole.digits == truth
-        counts["chosen_right"] += chosen == truth
-        if not chosen:
+        seg_p, whole_p = field_reader.own_probabilities(seg, whole, code_length)
+        x = field_reader.features(seg_p, whole_p)
+        if whole_p > 0 and whole.digits == seg.digits:
+            rows["agree"][0].append(x)
+            rows["agree"][1].append(float(seg.digits == truth))
             continue
-        x, y = rows["agree" if agree else "disagree"]
-        x.append(field_reader.features(own, other))
-        y.append(float(chosen == truth))
+        for name, reading, p in (("segmented", seg, seg_p), ("whole", whole, whole_p)):
+            if p > 0:
+                rows[name][0].append(x)
+                rows[name][1].append(float(reading.digits == truth))
     weights, report = {}, {}
     for group, (x, y) in rows.items():
         x, y = np.array(x).reshape(-1, 3), np.array(y)
         weights[group] = [round(float(v), 6) for v in fit_logistic(x, y)] if len(y) else [0.0, 0.0, 0.0]
         report[group] = {"n": int(len(y)), "right": float(y.mean()) if len(y) else None}
+    combined = [field_reader.choose(s, w, code_length, weights) for s, w in zip(segmented, wholes)]
+    chosen = [(w.digits if source == "whole" else s.digits) for (source, _, _), s, w
+              in zip(combined, segmented, wholes)]
+    accuracy = {"segmented_right": float(np.mean([s.digits == t for s, t in zip(segmented, truths)])),
+                "whole_right": float(np.mean([w.digits == t for w, t in zip(wholes, truths)])),
+                "combined_right": float(np.mean([c == t for c, t in zip(chosen, truths)]))}
     return {**weights, "fit": {"data": "MNIST training digits held out for validation", "n": len(truths),
-                               "seed": seed, "code_length": code_length,
-                               **{k: v / len(truths) for k, v in counts.items()}, **report}}
+                               "seed": seed, "code_length": code_length, **accuracy, **report}}

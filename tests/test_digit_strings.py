@@ -1,0 +1,123 @@
+"""The whole-field digit string reader: its decoding, its training command and the shipped model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from docsort import modelstore, string_reader
+from docsort.mnist import read_idx_images, read_idx_labels
+from docsort.synth.handwriting import compose_digit_string
+
+# What the numpy inference runtime can run (see the team's list of allowed layers).
+ALLOWED_LAYERS = {"InputLayer", "Conv2D", "Conv1D", "Dense", "BatchNormalization", "LayerNormalization",
+                  "GroupNormalization", "ReLU", "Activation", "MaxPooling2D", "AveragePooling2D",
+                  "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
+                  "GlobalMaxPooling1D", "Concatenate", "Add", "Flatten", "Reshape", "Permute", "Dropout",
+                  "Rescaling", "Softmax"}
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir):
+    return (read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz"),
+            read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz"))
+
+
+def _field(mnist_test, text, rng, gap):
+    images, labels = mnist_test
+    picks = [images[rng.choice(np.flatnonzero(labels == int(c)))] for c in text]
+    image, _ = compose_digit_string(picks, rng, gap=gap, height=float(rng.uniform(28, 56)),
+                                    stroke=int(rng.integers(0, 2)))
+    return image
+
+
+def _columns(path: str) -> np.ndarray:
+    """Column probabilities spelling ``path`` (one char per column, ``-`` the blank), sure of each."""
+    probs = np.full((len(path), 11), 0.01)
+    for t, c in enumerate(path):
+        probs[t, string_reader.BLANK if c == "-" else int(c)] = 0.9
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def test_best_path_merges_repeats_and_keeps_doubled_digits_apart_by_a_blank():
+    digits, peaks = string_reader.best_path(_columns("-11-1-0077"))
+    assert digits == [1, 1, 0, 7]
+    assert len(peaks) == 4
+
+
+def test_string_probability_sums_over_alignments():
+    # Every path through 3 columns spells one string of at most 3 digits: together they make 1.
+    probs = np.random.default_rng(0).dirichlet(np.ones(11), size=3)
+    total = sum(math.exp(string_reader.string_log_probability(probs, digits))
+                for n in range(4) for digits in itertools.product(range(10), repeat=n))
+    assert total == pytest.approx(1.0, abs=1e-9)
+    ours = math.exp(string_reader.string_log_probability(_columns("-5-"), [5]))
+    assert ours > 0.7
+
+
+def test_shipped_model_uses_only_layers_the_runtime_runs():
+    with zipfile.ZipFile(modelstore.model_path(modelstore.DIGIT_STRINGS)) as archive:
+        config = json.loads(archive.read("config.json"))
+    layers = {layer["class_name"] for layer in config["config"]["layers"]}
+    assert layers <= ALLOWED_LAYERS, layers - ALLOWED_LAYERS
+    metrics = modelstore.load_metrics(modelstore.DIGIT_STRINGS)
+    assert {"agree", "segmented", "whole"} <= set(metrics["combination"])
+
+
+def test_read_digits_reads_touching_and_overlapping_codes(mnist_test, tmp_path):
+    rng = np.random.default_rng(11)
+    codes = [f"{n:05d}" for n in rng.integers(0, 100000, 12)]
+    files = []
+    for code in codes:
+        path = tmp_path / f"{code}.png"
+        cv2.imwrite(str(path), _field(mnist_test, code, rng, gap=(-0.3, 0.05)))
+        files.append(path)
+    proc = run_cli("read-digits", *files, "--json", "--code-length", "5")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    right = [r["digits"] == code for r, code in zip(rows, codes)]
+    assert sum(right) >= 10
+    for row, ok in zip(rows, right):
+        assert len(row["digit_confidences"]) == len(row["digits"]) == 5
+        assert 0.0 <= row["confidence"] <= min(row["digit_confidences"]) + 1e-9
+        if not ok:
+            assert row["confidence"] < 0.9
+
+
+def test_read_digits_reads_any_length_without_code_length(mnist_test, tmp_path):
+    rng = np.random.default_rng(3)
+    texts = ["7", "42", "913", "2024", "8675309", "314159265"]
+    files = []
+    for n, text in enumerate(texts):
+        path = tmp_path / f"field{n}.png"
+        cv2.imwrite(str(path), _field(mnist_test, text, rng, gap=(-0.2, 0.4)))
+        files.append(path)
+    proc = run_cli("read-digits", *files, "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert sum(r["digits"] == t for r, t in zip(rows, texts)) >= 5
+
+
+def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
+    out = tmp_path / "strings"
+    proc = run_cli("train", "digit-strings", "--data", mnist_dir, "--steps", "4", "--validation-strings", "16",
+                   "--test-strings", "0", "--combination-strings", "8", "--out", out, "-q",
+                   env={"DOCSORT_TF_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "digit_strings.metrics.json").read_text())
+    assert metrics["steps"] == 4 and 0.0 <= metrics["validation_exact"] <= 1.0
+    assert metrics["temperature"] > 0 and "docsort train digit-strings" in metrics["command"]
+    assert {"agree", "segmented", "whole"} <= set(metrics["combination"])
+    reader = string_reader.StringReader(str(out / "digit_strings.keras"))
+    rng = np.random.default_rng(0)
+    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    field = compose_digit_string([images[i] for i in range(3)], rng)[0]
+    reading = reader.read_inks([np.clip((255.0 - field) / 255.0, 0, 1)])[0]
+    assert 0.0 <= reading.confidence <= 1.0 and set(reading.digits) <= set("0123456789")
