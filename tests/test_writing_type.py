@@ -101,6 +101,32 @@ def test_shipped_metrics_describe_the_shipped_model():
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])
 
 
+def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
+    from docsort.training.writing_type import ink_pieces
+
+    word = np.full((40, 120), 255, np.uint8)
+    word[5:35, 10:30] = 0   # a letter
+    word[8:35, 36:70] = 0   # two joined letters
+    word[20:21, 100:101] = 0  # dust
+    assert ink_pieces(word) == [(10, 30), (36, 70)]
+
+
+def test_batchnorm_statistics_are_measured_with_the_final_weights():
+    from docsort.tfsetup import keras, tensorflow
+    from docsort.training.writing_type import build_model, recalibrate_batchnorm
+
+    k, tf = keras(), tensorflow()
+    model = build_model(k)
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((8, HEIGHT, width, 1), dtype=np.float32), None) for width in (32, 96, 256)]
+    recalibrate_batchnorm(tf, k, model, lambda: iter(batches))
+    first = next(layer for layer in model.layers if isinstance(layer, k.layers.BatchNormalization))
+    conv = k.Model(model.input, first.input)
+    expected = np.mean([np.asarray(conv(x)).mean(axis=(0, 1, 2)) for x, _ in batches], axis=0)
+    assert np.allclose(np.asarray(first.moving_mean), expected, atol=1e-5)
+    assert not np.allclose(np.asarray(first.moving_variance), 1.0), "the initial statistics were replaced"
+
+
 def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):
     out = tmp_path / "model"
     done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,

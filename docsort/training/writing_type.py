@@ -56,10 +56,15 @@ class TrainingConfig:
     dhsd_words: int = 12000
     digit_strings: int = 8000
     single_characters: int = 3000
+    lone_pieces: int = 0
     letter_spaced: int = 0
     pen_strokes: int = 0
     # Weight averaging (0: the last step's weights are saved).
     ema_momentum: float = 0.0
+    # The last epochs train with BatchNorm statistics fixed (0: batch statistics throughout),
+    # measured first on this many training crops.
+    fixed_statistics_epochs: int = 3
+    recalibration_crops: int = 20000
     tesseract_pages: int = 120
     validation_printed: int = 2500
     validation_digit_strings: int = 1500
@@ -76,6 +81,7 @@ class TrainingConfig:
         c.dhsd_words = max(6, int(self.dhsd_words * f))
         c.digit_strings = max(4, int(self.digit_strings * f))
         c.single_characters = max(2, int(self.single_characters * f))
+        c.lone_pieces = max(min(2, self.lone_pieces), int(self.lone_pieces * f))
         c.letter_spaced = max(min(2, self.letter_spaced), int(self.letter_spaced * f))
         c.pen_strokes = max(min(2, self.pen_strokes), int(self.pen_strokes * f))
         c.tesseract_pages = 1 if self.limit < 5000 else max(1, int(self.tesseract_pages * f))
@@ -205,6 +211,48 @@ def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: n
                                     height=float(rng.uniform(20, 100)), stroke=int(rng.integers(-1, 3)),
                                     ink=int(rng.integers(0, 120)))
     handwritten = scan_like(digit, rng)
+    if rng.random() < 0.5:
+        printed, handwritten = degrade.binarise(printed), degrade.binarise(handwritten)
+    return printed, handwritten
+
+
+def ink_pieces(img: np.ndarray) -> list[tuple[int, int]]:
+    """Column spans of ink separated by blank paper: where Tesseract can cut a word apart.
+
+    Spans holding little of the word's ink (specks, dust) are left out.
+    """
+    mass = (img < 160).sum(axis=0)
+    inked = (mass > 0).astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], inked, [0]))))
+    total = max(1, int(mass.sum()))
+    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])
+            if b - a >= 3 and mass[a:b].sum() >= 0.04 * total]
+
+
+def lone_piece_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A printed lone character and a piece of a real handwritten word cut at an ink gap.
+
+    Tesseract cuts lone letters, digits and punctuation out of printed lines, and cuts
+    handwriting where the pen left the paper: one letter, or a few joined ones. These slivers
+    are where the classifier errs most, so both classes get them in equal numbers, half of
+    them as bilevel scans.
+    """
+    font = fonts[int(rng.integers(len(fonts)))]
+    text = random_printed_text(rng).replace(" ", "") or "A"
+    first = int(rng.integers(len(text)))
+    text = text[first:first + (1 if rng.random() < 0.75 else 2)]
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    printed = scan_like(render_text(text, font.path, size, rng), rng)
+    word = words[int(rng.integers(len(words)))]
+    pieces = ink_pieces(word)
+    if len(pieces) > 1:
+        first = int(rng.integers(len(pieces)))
+        last = min(len(pieces) - 1, first + (0 if rng.random() < 0.75 else 1))
+        a, b = pieces[first][0], pieces[last][1]
+        pad = int(rng.integers(0, 3))
+        word = word[:, max(0, a - pad):min(word.shape[1], b + pad)]
+    handwritten = scan_like(word, rng)
     if rng.random() < 0.5:
         printed, handwritten = degrade.binarise(printed), degrade.binarise(handwritten)
     return printed, handwritten
@@ -482,6 +530,10 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         printed, handwritten = single_character_pair(rng, list(fonts.train), mnist_train.images)
         train.add(printed, PRINTED, "single_characters")
         train.add(handwritten, HANDWRITTEN, "single_characters")
+    for _ in range(config.lone_pieces):
+        printed, handwritten = lone_piece_pair(rng, list(fonts.train), train_words)
+        train.add(printed, PRINTED, "lone_pieces")
+        train.add(handwritten, HANDWRITTEN, "lone_pieces")
     for _ in range(config.letter_spaced):
         train.add(letter_spaced_crop(rng, list(fonts.train)), PRINTED, "letter_spaced")
     for _ in range(config.pen_strokes):
@@ -587,6 +639,27 @@ def _epoch_batches(prepared, labels, batch_size, rng):
         yield x, np.asarray(labels, np.float32)[idx][:, None]
 
 
+def recalibrate_batchnorm(tf, keras, model, make_batches) -> None:
+    """Measure each BatchNorm layer's statistics again, in order, with the current weights.
+
+    During training the moving statistics trail weights that keep changing, and each batch
+    holds one width bucket; here every layer gets the plain average of its per-batch mean and
+    variance over training batches, as the network now produces them.
+    """
+    spec = tf.TensorSpec((None, wt.HEIGHT, None, 1), tf.float32)
+    for layer in [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]:
+        probe = keras.Model(model.input, layer.input)
+        moments = tf.function(lambda x: tf.nn.moments(probe(x, training=False), axes=[0, 1, 2]),
+                              input_signature=[spec], reduce_retracing=True)
+        means, variances = [], []
+        for x, _ in make_batches():
+            mean, variance = moments(tf.constant(x))
+            means.append(mean.numpy())
+            variances.append(variance.numpy())
+        layer.moving_mean.assign(np.mean(means, axis=0))
+        layer.moving_variance.assign(np.mean(variances, axis=0))
+
+
 def predict_logits(predict, prepared) -> np.ndarray:
     out = np.zeros(len(prepared), np.float32)
     for idx, x in wt.batches([p.astype(np.float32) for p in prepared]):
@@ -653,7 +726,8 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
     # With ``ema_momentum`` an exponential moving average of the weights is saved: single steps
     # swing the BatchNorm net's validation accuracy by points from epoch to epoch, the average
     # does not. Its momentum ramps up from the first step, so short runs average what they have.
-    averages = [tf.Variable(v, trainable=False) for v in model.trainable_variables]
+    weights = list(model.trainable_variables)
+    averages = [tf.Variable(v, trainable=False) for v in weights]
     step = tf.Variable(0.0, trainable=False)
     loss_fn = k.losses.BinaryCrossentropy(from_logits=True)
     # Balance the classes: each class carries half of the loss whatever its share of crops.
@@ -662,27 +736,46 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
 
     spec = tf.TensorSpec((None, wt.HEIGHT, None, 1), tf.float32)
 
-    @tf.function(input_signature=[spec, tf.TensorSpec((None, 1), tf.float32)], reduce_retracing=True)
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            weights = tf.gather(tf.constant(class_weight), tf.cast(y[:, 0], tf.int32))
-            loss = loss_fn(y, logits, sample_weight=weights)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        if config.ema_momentum:
-            step.assign_add(1.0)
-            momentum = tf.minimum(config.ema_momentum, (1.0 + step) / (10.0 + step))
-            for average, variable in zip(averages, model.trainable_variables):
-                average.assign(momentum * average + (1.0 - momentum) * variable)
-        correct = tf.reduce_mean(tf.cast(tf.equal(tf.cast(logits > 0, tf.float32), y), tf.float32))
-        return loss, correct
+    def make_train_step():
+        """A traced training step over the variables trainable now (fewer once BatchNorm is fixed)."""
+        @tf.function(input_signature=[spec, tf.TensorSpec((None, 1), tf.float32)], reduce_retracing=True)
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                sample_weight = tf.gather(tf.constant(class_weight), tf.cast(y[:, 0], tf.int32))
+                loss = loss_fn(y, logits, sample_weight=sample_weight)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            if config.ema_momentum:
+                step.assign_add(1.0)
+                momentum = tf.minimum(config.ema_momentum, (1.0 + step) / (10.0 + step))
+                for average, variable in zip(averages, weights):
+                    average.assign(momentum * average + (1.0 - momentum) * variable)
+            correct = tf.reduce_mean(tf.cast(tf.equal(tf.cast(logits > 0, tf.float32), y), tf.float32))
+            return loss, correct
+        return train_step
+
+    train_step = make_train_step()
 
     predict = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     rng = np.random.default_rng(config.seed)
     for epoch in range(config.epochs):
         t0 = time.time()
+        if config.fixed_statistics_epochs and epoch == max(1, config.epochs - config.fixed_statistics_epochs):
+            # Each batch holds crops of one width bucket, so batch statistics differ from bucket
+            # to bucket (lone characters against long lines) while inference uses one average.
+            # Measured once and then held fixed, the remaining epochs train the network under
+            # the very statistics it will run with.
+            chosen = rng.permutation(len(x_train))[:config.recalibration_crops]
+            recalibrate_batchnorm(tf, k, model, lambda: _epoch_batches(
+                [x_train[i] for i in chosen], y_train[chosen], config.batch_size, np.random.default_rng(config.seed)))
+            for layer in model.layers:
+                if isinstance(layer, k.layers.BatchNormalization):
+                    layer.trainable = False
+            train_step = make_train_step()
+            log(f"BatchNorm statistics measured on {len(chosen)} crops and fixed for the last "
+                f"{config.epochs - epoch} epochs")
         losses, accs, sizes = [], [], []
         for x, y in _epoch_batches(x_train, y_train, config.batch_size, rng):
             loss, acc = train_step(tf.constant(x), tf.constant(y))
@@ -700,11 +793,13 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
             f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({time.time() - t0:.0f} s)")
 
     if config.ema_momentum:
-        for average, variable in zip(averages, model.trainable_variables):
+        for average, variable in zip(averages, weights):
             variable.assign(average)
     val_logits = predict_logits(predict, x_val)
     if config.ema_momentum:
         log(f"averaged weights: val_acc {float(np.mean((val_logits > 0) == (y_val == 1))):.4f}")
+    for layer in model.layers:
+        layer.trainable = True
     temperature = fit_temperature(val_logits, y_val)
     final = calibrated_model(k, model, temperature)
     out_dir = Path(config.out_dir)
