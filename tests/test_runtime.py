@@ -63,6 +63,27 @@ def test_writing_type_model_matches_keras_on_real_crops(dhsd_dir, tesseract_page
     assert compared == len(crops) > 50
 
 
+def test_string_model_matches_keras_on_real_composed_fields(mnist_dir):
+    from docsort import mnist
+    from docsort.string_reader import bucket_width, pad_to, prepare
+    from docsort.synth.handwriting import compose_digit_string
+
+    test = mnist.load(mnist_dir).test
+    rng = np.random.default_rng(7)
+    strips = []
+    for start in range(0, 40 * 5, 5):
+        image, _ = compose_digit_string(list(test.images[start:start + 5]), rng)
+        strips.append(prepare((255 - image.astype(np.float32)) / 255.0))
+    width = max(bucket_width(s.shape[1]) for s in strips)
+    x = pad_to(strips, width)
+    path = modelstore.model_path(modelstore.DIGIT_STRINGS)
+    ours = runtime.load(path).predict_on_batch(x)
+    theirs = _keras_outputs(path, x)
+    assert ours.shape == theirs.shape and ours.shape[0] == 40
+    assert np.abs(ours - theirs).max() < TOLERANCE
+    assert (ours.argmax(-1) == theirs.argmax(-1)).all()
+
+
 def _every_layer_model(keras):
     """A small graph touching each layer type the engine implements, with non-trivial weights."""
     layers = keras.layers
