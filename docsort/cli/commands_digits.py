@@ -58,6 +58,9 @@ def train_digit_strings(
     combination_strings: int = typer.Option(
         2000, "--combination-strings", min=0,
         help="Validation codes the combination with the segmenting reader is fitted on (0: none)."),
+    learning_rate: float = typer.Option(2e-3, "--learning-rate", min=1e-6, help="Peak learning rate."),
+    init: Optional[Path] = typer.Option(None, "--init",
+                                        help="Continue from a trained digit_strings.keras instead of random weights."),
     out: Path = typer.Option(Path("runs/digit_strings"), "--out",
                              help="Folder for digit_strings.keras and digit_strings.metrics.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
@@ -67,7 +70,8 @@ def train_digit_strings(
 
     config = StringTrainingConfig(data=str(data) if data else None, steps=steps, seed=seed, out=out,
                                   validation_strings=validation_strings, test_strings=test_strings,
-                                  combination_strings=combination_strings)
+                                  combination_strings=combination_strings, learning_rate=learning_rate,
+                                  init=str(init) if init else None)
     progress = None if quiet else (lambda line: stderr.print(line, markup=False, highlight=False))
     metrics = train(config, progress=progress)
     exact = metrics["test_accuracy"]

@@ -35,6 +35,8 @@ BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 2e-3
 MAX_LENGTH = 9
 VALIDATION_STRINGS = 600
+# Validation strings are the same whatever the training seed, so runs compare on them.
+VALIDATION_SEED = 1001
 CHECKPOINTS = 12
 
 
@@ -49,6 +51,8 @@ class StringTrainingConfig:
     validation_strings: int = VALIDATION_STRINGS
     test_strings: int = 1000
     combination_strings: int = 2000
+    learning_rate: float = PEAK_LEARNING_RATE
+    init: Optional[str] = None  # continue from the weights of a trained digit_strings.keras
     command: str = field(default_factory=lambda: shlex.join(["docsort", *sys.argv[1:]]))
 
 
@@ -235,10 +239,15 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     rng = np.random.default_rng(config.seed)
 
     model = build_network(keras, config.filters, config.column_filters)
+    if config.init:
+        start = keras.models.load_model(config.init, compile=False)
+        for layer in model.layers:
+            if layer.weights:
+                layer.set_weights(start.get_layer(layer.name).get_weights())
     warmup = max(1, min(300, config.steps // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=PEAK_LEARNING_RATE / 20, decay_steps=max(1, config.steps - warmup),
-        warmup_target=PEAK_LEARNING_RATE, warmup_steps=warmup, alpha=0.02)
+        initial_learning_rate=config.learning_rate / 20, decay_steps=max(1, config.steps - warmup),
+        warmup_target=config.learning_rate, warmup_steps=warmup, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule, clipnorm=5.0)
 
     @tf.function(input_signature=[tf.TensorSpec((None, string_reader.HEIGHT, None, 1), tf.float32),
@@ -255,7 +264,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         return loss
 
     val_fields, val_truths = benchmark_fields(val_split.images, val_split.labels,
-                                              config.validation_strings, config.seed + 1000)
+                                              config.validation_strings, VALIDATION_SEED)
     val_strips = strips_of(val_fields)
     history: dict[str, list[float]] = {"step": [], "loss": [], "validation_exact": []}
     best = (-1.0, 0, model.get_weights())
@@ -313,6 +322,8 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "validation": {"n": len(val_truths), "gap": [-0.3, 0.5], "length": 5, **reliability(val_conf, val_right)},
         "temperature": temperature,
         "steps": config.steps,
+        "learning_rate": config.learning_rate,
+        "init": config.init,
         "batch_size": BATCH_SIZE,
         "best_step": best[1],
         "seed": config.seed,
