@@ -57,7 +57,7 @@ class TrainingConfig:
     digit_strings: int = 8000
     single_characters: int = 3000
     lone_pieces: int = 0
-    letter_spaced: int = 0
+    letter_spaced: int = 3000
     pen_strokes: int = 0
     # Weight averaging (0: the last step's weights are saved).
     ema_momentum: float = 0.0
