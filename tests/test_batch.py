@@ -164,8 +164,11 @@ def test_kill_9_midway_loses_nothing(reference, envelopes, tmp_path):
 
 def test_ctrl_c_exits_130_and_keeps_finished_documents(envelopes, tmp_path):
     out = tmp_path / "out"
+    # As from a terminal: Ctrl-C handled, even when the suite itself runs in the background
+    # (a shell starts background jobs with SIGINT ignored, and children inherit that).
     batch = subprocess.Popen(docsort_command("process", envelopes, "--out", out, "--jobs", "1"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: len(stored_records(out)) >= 2 or batch.poll() is not None)
     workers = descendants(batch.pid)
     batch.send_signal(signal.SIGINT)
