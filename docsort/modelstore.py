@@ -88,9 +88,8 @@ def load_model(path: str | os.PathLike):
         raise MissingDependencyError(f"model file not found: {path}")
     from docsort import runtime
 
-    _limit_blas_threads()
     try:
-        model = runtime.load(key)
+        model = runtime.load(key, threads=_model_threads())
     except runtime.UnsupportedModel:
         return load_keras_model(path)
     except Exception as exc:  # zip, JSON and HDF5 errors for a damaged archive
@@ -100,13 +99,15 @@ def load_model(path: str | os.PathLike):
     return model
 
 
-def _limit_blas_threads() -> None:
-    """Keep numpy's BLAS to the worker's share of the cores (``DOCSORT_TF_THREADS``)."""
-    threads = int(os.environ.get("DOCSORT_TF_THREADS", "0") or 0)
-    if threads > 0:
-        from threadpoolctl import threadpool_limits
+def _model_threads() -> int:
+    """Threads for the numpy engine: ``DOCSORT_TF_THREADS`` (a worker's share of the cores, set
+    by the executor) or all cores. The engine parallelises over chunks of a batch, so BLAS is
+    kept to one thread."""
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(threads, user_api="blas")
+    threadpool_limits(1, user_api="blas")
+    threads = int(os.environ.get("DOCSORT_TF_THREADS", "0") or 0)
+    return threads if threads > 0 else len(os.sched_getaffinity(0))
 
 
 def load_keras_model(path: str | os.PathLike):

@@ -47,12 +47,17 @@ class Node:
 class NumpyModel:
     """A loaded ``.keras`` functional model, callable on numpy batches like a Keras model."""
 
-    def __init__(self, nodes: list[Node], input_name: str, output_name: str, source: str):
+    def __init__(self, nodes: list[Node], input_name: str, output_name: str, source: str,
+                 threads: int = 1):
         self.nodes = nodes
         self.input_name = input_name
         self.output_name = output_name
         self.source = source
         self.runtime = "numpy"
+        # Chunks run on this many threads (numpy releases the GIL in its kernels); BLAS itself
+        # should then be single-threaded, or the two kinds of threads fight over the cores.
+        self.threads = max(1, int(threads))
+        self._pool = None
 
     def predict_on_batch(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -62,7 +67,14 @@ class NumpyModel:
         step = max(1, CHUNK_PIXELS // per_item)
         if len(x) <= step:
             return self._forward(x)
-        return np.concatenate([self._forward(x[i:i + step]) for i in range(0, len(x), step)])
+        chunks = [x[i:i + step] for i in range(0, len(x), step)]
+        if self.threads == 1:
+            return np.concatenate([self._forward(chunk) for chunk in chunks])
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="docsort-model")
+        return np.concatenate(list(self._pool.map(self._forward, chunks)))
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
         return self.predict_on_batch(x)
@@ -75,8 +87,10 @@ class NumpyModel:
         return values[self.output_name]
 
 
-def load(path: str | Path) -> NumpyModel:
-    """Build the numpy engine for a ``.keras`` file; ``UnsupportedModel`` if it cannot run it."""
+def load(path: str | Path, threads: int = 1) -> NumpyModel:
+    """Build the numpy engine for a ``.keras`` file; ``UnsupportedModel`` if it cannot run it.
+
+    ``threads``: how many chunks of a batch run at once (a worker process uses 1)."""
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
         weights_blob = archive.read("model.weights.h5")
@@ -104,7 +118,7 @@ def load(path: str | Path) -> NumpyModel:
         node.fn = builder(node)
         nodes.append(node)
     _fuse(nodes)
-    return NumpyModel(nodes, inputs[0]["name"], outputs[0], str(path))
+    return NumpyModel(nodes, inputs[0]["name"], outputs[0], str(path), threads)
 
 
 # Reading the archive -------------------------------------------------------------------------

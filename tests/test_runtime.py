@@ -36,6 +36,8 @@ def test_digit_model_matches_keras_on_real_mnist_digits(mnist_dir):
     assert ours.shape == (600, 10)
     assert np.abs(ours - theirs).max() < TOLERANCE
     assert (ours.argmax(1) == theirs.argmax(1)).all()
+    # Chunks of the batch on two threads give exactly the same answers.
+    assert np.array_equal(runtime.load(path, threads=2).predict_on_batch(digits), ours)
 
 
 def test_writing_type_model_matches_keras_on_real_crops(dhsd_dir, tesseract_pages):
