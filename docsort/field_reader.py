@@ -35,13 +35,19 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def features(segmented: float, whole: float) -> np.ndarray:
-    """Inputs of the combination models: bias and the two readers' log-odds."""
-    return np.array([1.0, _logit(segmented), _logit(whole)])
+def features(segmented: DigitString, whole, code_length: Optional[int]) -> np.ndarray:
+    """Inputs of the combination models: bias, the two readers' log-odds of their whole reading
+    and of their least sure digit (one doubtful digit says more than the product shows)."""
+    seg_p, whole_p = own_probabilities(segmented, whole, code_length)
+    seg_min = min(segmented.digit_confidences, default=0.0) if seg_p > 0 else 0.0
+    whole_min = min(whole.digit_confidences, default=0.0) if whole_p > 0 else 0.0
+    return np.array([1.0, _logit(seg_p), _logit(whole_p), _logit(seg_min), _logit(whole_min)])
 
 
 def _probability(w, x: np.ndarray) -> float:
-    z = float(x @ np.asarray(w, float))
+    """Logistic model output; weights fitted on fewer features use the leading ones."""
+    w = np.asarray(w, float)
+    z = float(x[:len(w)] @ w)
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
@@ -60,7 +66,7 @@ def choose(segmented: DigitString, whole, code_length: Optional[int],
     probability is given.
     """
     seg_p, whole_p = own_probabilities(segmented, whole, code_length)
-    x = features(seg_p, whole_p)
+    x = features(segmented, whole, code_length)
     if whole_p > 0 and whole.digits == segmented.digits:
         return "segmented", True, _probability(weights["agree"], x) if weights else None
     if not weights:

@@ -140,12 +140,15 @@ class HandwritingCorpus:
 
         Digits come from the MNIST test set (what measurements use); ``mnist_split="train"``
         draws them from the training set instead, for development runs that must not look at
-        the test set.
+        the test set, and ``"validation"`` only from the training digits the models never
+        learnt from (``mnist.train_validation_split``), for calibrating on envelopes.
         """
         from docsort.mnist import read_idx_images, read_idx_labels
         from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
 
         folder = Path(folder)
+        if mnist_split not in ("test", "train", "validation"):
+            raise UsageError(f"MNIST split must be test, train or validation, not {mnist_split!r}")
         prefix = "t10k" if mnist_split == "test" else "train"
         images_file = _find_one(folder, f"{prefix}-images-idx3-ubyte")
         labels_file = _find_one(folder, f"{prefix}-labels-idx1-ubyte")
@@ -156,6 +159,12 @@ class HandwritingCorpus:
             raise DatasetError(f"no DHSD data.csv under {folder}")
         images = read_idx_images(images_file)
         labels = read_idx_labels(labels_file)
+        keep = np.ones(len(labels), bool)
+        if mnist_split == "validation":
+            from docsort.mnist import VALIDATION_SEED, VALIDATION_SIZE
+
+            keep[:] = False
+            keep[np.random.default_rng(VALIDATION_SEED).permutation(len(labels))[:VALIDATION_SIZE]] = True
         held_out = dhsd_writer_split().validation
         words: dict[int, list[tuple[np.ndarray, str]]] = {}
         for image, text, writer in load_dhsd(dhsd_index.parent, writers=held_out):
@@ -163,7 +172,7 @@ class HandwritingCorpus:
                 words.setdefault(writer, []).append((image, text))
         return cls(
             mnist_images=images,
-            digit_indices={d: np.flatnonzero(labels == d) for d in range(10)},
+            digit_indices={d: np.flatnonzero((labels == d) & keep) for d in range(10)},
             words_by_writer=words,
             writers=sorted(words),
         )

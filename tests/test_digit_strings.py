@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import DATASETS, run_cli
 from docsort import modelstore, string_reader
 from docsort.mnist import read_idx_images, read_idx_labels
 from docsort.synth.handwriting import compose_digit_string
@@ -121,3 +121,24 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     field = compose_digit_string([images[i] for i in range(3)], rng)[0]
     reading = reader.read_inks([np.clip((255.0 - field) / 255.0, 0, 1)])[0]
     assert 0.0 <= reading.confidence <= 1.0 and set(reading.digits) <= set("0123456789")
+
+
+def test_validation_envelopes_draw_only_digits_held_out_of_training(mnist_dir, dhsd_dir):
+    from docsort.mnist import VALIDATION_SEED, VALIDATION_SIZE
+    from docsort.samples import HandwritingCorpus
+
+    corpus = HandwritingCorpus.load(DATASETS, "validation")
+    used = np.concatenate(list(corpus.digit_indices.values()))
+    held_out = np.random.default_rng(VALIDATION_SEED).permutation(len(corpus.mnist_images))[:VALIDATION_SIZE]
+    assert len(used) == VALIDATION_SIZE and set(used) == set(held_out)
+
+
+def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir, dhsd_dir, tmp_path):
+    metrics = tmp_path / "digit_strings.metrics.json"
+    metrics.write_text(modelstore.metrics_path(modelstore.DIGIT_STRINGS).read_text())
+    proc = run_cli("train", "field-combination", "--data", mnist_dir, "--handwriting", DATASETS,
+                   "--envelopes", "4", "--composed", "8", "--metrics", metrics, env={"DOCSORT_TF_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads(metrics.read_text())["combination"]
+    assert fit["fit"]["envelope_fields"] >= 1 and fit["fit"]["n"] == 8 + fit["fit"]["envelope_fields"]
+    assert all(len(fit[group]) == 5 for group in ("agree", "segmented", "whole"))

@@ -80,6 +80,36 @@ def train_digit_strings(
                  f"model written to {out / metrics['model_file']}", highlight=False)
 
 
+@train_app.command("field-combination")
+@handles_errors
+def train_field_combination(
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    handwriting: Optional[Path] = typer.Option(
+        None, "--handwriting", help="Folder with MNIST and DHSD (as for samples) to generate envelopes from."),
+    envelopes: int = typer.Option(600, "--envelopes", min=0,
+                                  help="Envelopes with validation digits read by the pipeline (0: none)."),
+    envelope_seed: int = typer.Option(7001, "--envelope-seed", help="Seed of those envelopes."),
+    envelope_weight: float = typer.Option(3.0, "--envelope-weight", min=0.0,
+                                          help="How many composed codes one envelope field counts as."),
+    composed: int = typer.Option(2000, "--composed", min=0, help="Composed validation codes fitted on too."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the envelopes."),
+    metrics: Optional[Path] = typer.Option(None, "--metrics",
+                                           help="digit_strings.metrics.json to refit. Default: the shipped one."),
+) -> None:
+    """Refit P(code right) of the two number-field readers on fields the pipeline cuts from envelopes."""
+    from docsort import modelstore
+    from docsort.training.digit_strings import refit_combination
+
+    path = metrics or modelstore.metrics_path(modelstore.DIGIT_STRINGS)
+    command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
+               f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed}")
+    fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
+                            envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
+                            progress=lambda line: stderr.print(line, markup=False, highlight=False))["fit"]
+    stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
+                 f"({fit['envelope_fields']} from envelopes), written to {path}", highlight=False)
+
+
 @evaluate_app.command("digits")
 @handles_errors
 def evaluate_digits(

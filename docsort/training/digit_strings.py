@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from docsort import mnist, string_reader
-from docsort.digit_reader import ink_of
+from docsort.digit_reader import DigitString, ink_of
 
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 2e-3
@@ -354,13 +354,15 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
 # ---------------------------------------------------------------- combining with the segmenting reader
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 50) -> np.ndarray:
+def fit_logistic(x: np.ndarray, y: np.ndarray, sample_weight: Optional[np.ndarray] = None,
+                 l2: float = 1e-2, iterations: int = 50) -> np.ndarray:
     """Logistic regression weights by Newton's method (small ridge keeps separable groups finite)."""
+    s = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
     w = np.zeros(x.shape[1])
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
-        grad = x.T @ (p - y) + l2 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
+        grad = x.T @ (s * (p - y)) + l2 * w
+        hess = (x * (s * p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
         delta = np.linalg.solve(hess, grad)
         w -= delta
         if np.abs(delta).max() < 1e-8:
@@ -379,36 +381,104 @@ def combination_fields(images: np.ndarray, labels: np.ndarray, count: int, seed:
     return scanned + tight, scanned_truths + tight_truths
 
 
-def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, seed: int = 7,
-                    code_length: int = 5, reader=None, string_reader=None) -> dict:
-    """Fit P(code right) from both readers' probabilities on validation codes (see ``field_reader``)."""
+def envelope_fields(handwriting: str | Path, count: int, seed: int, code_length: int = 5,
+                    jobs: int = 1) -> tuple[list[np.ndarray], list[str]]:
+    """Handwritten destination fields as ``process`` cuts them, with their true codes.
+
+    ``count`` envelopes are generated with MNIST validation digits (never trained on) and read by
+    the real pipeline; for each envelope whose destination it read as handwriting, the field
+    crop behind the chosen code is kept (its truth the envelope's destination code).
+    """
+    import tempfile
+    from multiprocessing import get_context
+
+    from docsort import samples
+
+    with tempfile.TemporaryDirectory() as tmp:
+        truths = samples.write_samples(tmp, count=count, seed=seed, handwriting=handwriting,
+                                       code_length=code_length, mnist_split="validation", image_format="png")
+        jobs_in = [(str(Path(tmp) / t.file), t.destination_code, code_length) for t in truths
+                   if t.destination_source == "handwritten"]
+        if jobs > 1:
+            with get_context("spawn").Pool(jobs) as pool:
+                found = pool.map(_destination_field, jobs_in)
+        else:
+            found = [_destination_field(job) for job in jobs_in]
+    kept = [f for f in found if f is not None]
+    return [f[0] for f in kept], [f[1] for f in kept]
+
+
+def _destination_field(job: tuple[str, str, int]) -> Optional[tuple[np.ndarray, str]]:
+    """Run the pipeline on one envelope, keeping the fields it reads; return the chosen one."""
+    from docsort import field_reader, pipeline
+
+    path, truth, code_length = job
+    seen: list[tuple[np.ndarray, DigitString]] = []
+    read_fields = field_reader.read_fields
+
+    def recording(fields, *args, **kwargs):
+        readings = read_fields(fields, *args, **kwargs)
+        seen.extend((_ink_of_crop(f), r) for f, r in zip(fields, readings))
+        return readings
+
+    field_reader.read_fields = recording
+    try:
+        doc = pipeline.process_document(path, pipeline.Settings(code_length=code_length))
+    finally:
+        field_reader.read_fields = read_fields
+    code = doc.pages[0].postal_code if doc.pages else None
+    if code is None or code.source != "handwritten":
+        return None
+    for ink, reading in seen:
+        if reading.digits == code.value and abs(reading.confidence - code.confidence) < 1e-9:
+            return ink, truth
+    return None
+
+
+def _ink_of_crop(field: np.ndarray) -> np.ndarray:
     from docsort import field_reader
 
-    fields, truths = combination_fields(images, labels, count, seed, code_length)
-    from docsort import digit_reader
+    return field_reader._ink(field)
+
+
+def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, seed: int = 7,
+                    code_length: int = 5, reader=None, string_reader=None,
+                    envelopes: Optional[tuple[list[np.ndarray], list[str]]] = None,
+                    envelope_weight: float = 1.0) -> dict:
+    """Fit P(code right) from both readers' probabilities (see ``field_reader``) on validation
+    codes composed from digits and, when given, on destination fields the pipeline cut from
+    envelopes (``envelope_fields``), each of those counting ``envelope_weight`` times."""
+    from docsort import digit_reader, field_reader
     from docsort.string_reader import shared_reader
 
+    fields, truths = combination_fields(images, labels, count, seed, code_length) if count else ([], [])
     inks = [ink_of(f) for f in fields]
+    sample_weight = [1.0] * len(inks)
+    if envelopes:
+        inks += list(envelopes[0])
+        truths = list(truths) + list(envelopes[1])
+        sample_weight += [envelope_weight] * len(envelopes[0])
     segmented = digit_reader.read_fields(inks, code_length, reader=reader)
     wholes = (string_reader or shared_reader()).read_inks(inks)
     # agree: P(the shared reading is right); segmented / whole: P(that reading is right) when
     # the two differ (fitted on the fields where that reader gave a reading at all).
-    rows = {"agree": ([], []), "segmented": ([], []), "whole": ([], [])}
-    for seg, whole, truth in zip(segmented, wholes, truths):
+    rows = {"agree": ([], [], []), "segmented": ([], [], []), "whole": ([], [], [])}
+    for seg, whole, truth, weight in zip(segmented, wholes, truths, sample_weight):
+        x = field_reader.features(seg, whole, code_length)
         seg_p, whole_p = field_reader.own_probabilities(seg, whole, code_length)
-        x = field_reader.features(seg_p, whole_p)
         if whole_p > 0 and whole.digits == seg.digits:
-            rows["agree"][0].append(x)
-            rows["agree"][1].append(float(seg.digits == truth))
-            continue
-        for name, reading, p in (("segmented", seg, seg_p), ("whole", whole, whole_p)):
-            if p > 0:
-                rows[name][0].append(x)
-                rows[name][1].append(float(reading.digits == truth))
+            group = [("agree", seg)]
+        else:
+            group = [(name, r) for name, r, p in (("segmented", seg, seg_p), ("whole", whole, whole_p)) if p > 0]
+        for name, reading in group:
+            rows[name][0].append(x)
+            rows[name][1].append(float(reading.digits == truth))
+            rows[name][2].append(weight)
     weights, report = {}, {}
-    for group, (x, y) in rows.items():
-        x, y = np.array(x).reshape(-1, 3), np.array(y)
-        weights[group] = [round(float(v), 6) for v in fit_logistic(x, y)] if len(y) else [0.0, 0.0, 0.0]
+    width = len(field_reader.features(segmented[0], wholes[0], code_length)) if inks else 3
+    for group, (x, y, w) in rows.items():
+        x, y, w = np.array(x).reshape(-1, width), np.array(y), np.array(w)
+        weights[group] = [round(float(v), 6) for v in fit_logistic(x, y, w)] if len(y) else [0.0] * width
         report[group] = {"n": int(len(y)), "right": float(y.mean()) if len(y) else None}
     combined = [field_reader.choose(s, w, code_length, weights) for s, w in zip(segmented, wholes)]
     chosen = [(w.digits if source == "whole" else s.digits) for (source, _, _), s, w
@@ -416,5 +486,32 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
     accuracy = {"segmented_right": float(np.mean([s.digits == t for s, t in zip(segmented, truths)])),
                 "whole_right": float(np.mean([w.digits == t for w, t in zip(wholes, truths)])),
                 "combined_right": float(np.mean([c == t for c, t in zip(chosen, truths)]))}
-    return {**weights, "fit": {"data": "MNIST training digits held out for validation", "n": len(truths),
-                               "seed": seed, "code_length": code_length, **accuracy, **report}}
+    data = "MNIST training digits held out for validation"
+    if envelopes:
+        data += f"; {len(envelopes[0])} of them destination fields cut by the pipeline from envelopes"
+    return {**weights, "fit": {"data": data, "n": len(truths), "seed": seed, "code_length": code_length,
+                               "envelope_fields": len(envelopes[0]) if envelopes else 0,
+                               "envelope_weight": envelope_weight, **accuracy, **report}}
+
+
+def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Optional[str], envelopes: int = 600,
+                      envelope_seed: int = 7001, envelope_weight: float = 3.0, count: int = 2000,
+                      jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
+                      command: str = "", progress=None) -> dict:
+    """Refit the shipped combination in ``metrics_path`` without retraining the string model:
+    on the composed validation codes plus the destination fields the pipeline cuts from
+    ``envelopes`` generated envelopes with validation digits (``envelope_fields``)."""
+    say = progress or (lambda line: None)
+    metrics = json.loads(Path(metrics_path).read_text())
+    _, val_split = mnist.train_validation_split(mnist.load(data).train)
+    if fields is None and envelopes and handwriting:
+        say(f"reading {envelopes} generated envelopes with the pipeline")
+        fields = envelope_fields(handwriting, envelopes, envelope_seed, jobs=jobs)
+    say(f"fitting on {count} composed codes and {len(fields[0]) if fields else 0} envelope fields")
+    combination = fit_combination(val_split.images, val_split.labels, count, envelopes=fields,
+                                  envelope_weight=envelope_weight)
+    combination["fit"].update({"envelopes": envelopes, "envelope_seed": envelope_seed,
+                               "command": command})
+    metrics["combination"] = combination
+    Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n")
+    return combination
