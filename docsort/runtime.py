@@ -285,7 +285,7 @@ def _dense(node: Node):
     return dense
 
 
-def _affine_params(node: Node, channels_from: int = 0):
+def _affine_params(node: Node):
     """gamma and beta of a normalisation layer, honouring its scale/center switches."""
     weights = list(node.weights)
     gamma = weights.pop(0) if node.config.get("scale", True) else None
@@ -311,24 +311,27 @@ def _norm_axes(node: Node, ndim: int) -> tuple[int, ...]:
     return tuple(a % ndim for a in axes)
 
 
+def _standardise(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
+    """Zero mean, unit variance over ``axes``."""
+    mean = x.mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+
+
+def _scale_shift(x: np.ndarray, gamma, beta) -> np.ndarray:
+    """A normalisation layer's own per-channel scale and offset, where it has them."""
+    if gamma is not None:
+        x = x * gamma
+    if beta is not None:
+        x = x + beta
+    return x.astype(np.float32)
+
+
 def _layer_norm(node: Node):
     gamma, beta, _ = _affine_params(node)
     eps = node.config.get("epsilon", 1e-3)
     if node.config.get("rms_scaling", False):
         raise UnsupportedModel(f"LayerNormalization {node.name}: rms_scaling")
-
-    def layer_norm(x):
-        axes = _norm_axes(node, x.ndim)
-        mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True)
-        out = (x - mean) / np.sqrt(var + eps)
-        if gamma is not None:
-            out = out * gamma
-        if beta is not None:
-            out = out + beta
-        return out.astype(np.float32)
-
-    return layer_norm
+    return lambda x: _scale_shift(_standardise(x, _norm_axes(node, x.ndim), eps), gamma, beta)
 
 
 def _group_norm(node: Node):
@@ -338,16 +341,8 @@ def _group_norm(node: Node):
     eps = node.config.get("epsilon", 1e-3)
 
     def group_norm(x):
-        shape = x.shape
-        grouped = x.reshape(shape[0], -1, groups, shape[-1] // groups)
-        mean = grouped.mean(axis=(1, 3), keepdims=True)
-        var = grouped.var(axis=(1, 3), keepdims=True)
-        out = ((grouped - mean) / np.sqrt(var + eps)).reshape(shape)
-        if gamma is not None:
-            out = out * gamma
-        if beta is not None:
-            out = out + beta
-        return out.astype(np.float32)
+        grouped = x.reshape(x.shape[0], -1, groups, x.shape[-1] // groups)
+        return _scale_shift(_standardise(grouped, (1, 3), eps).reshape(x.shape), gamma, beta)
 
     return group_norm
 
