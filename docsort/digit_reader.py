@@ -297,6 +297,7 @@ class _Field:
     priors: list[float]  # log-plausibility of each candidate: shape, cuts and joins
     shapes: list[float]  # log-plausibility of being pen strokes at all (a blot is not)
     first: int = 0  # index of the first segment in the shared batch
+    evidence: Optional[float] = None  # log-sum of the scores of all splits considered
 
 
 def _candidate_segments(ink: np.ndarray, length: Optional[int] = None) -> tuple[_Field, list[np.ndarray]]:
@@ -345,6 +346,16 @@ def _candidate_segments(ink: np.ndarray, length: Optional[int] = None) -> tuple[
     return _Field(ink, atoms, height, segments, priors, shapes), images
 
 
+def _split_scores(f: _Field, probs: np.ndarray) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """Each candidate segment's log-score (the model's best class and the shape priors), and the
+    segments by the atom they start at."""
+    scores = np.log(np.clip(probs.max(axis=1), 1e-9, 1.0)) + np.asarray(f.priors)
+    by_start: dict[int, list[int]] = {}
+    for s, (i, _) in enumerate(f.segments):
+        by_start.setdefault(i, []).append(s)
+    return scores, by_start
+
+
 def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional[tuple[list[int], float]]:
     """The best split (list of segment indices) and P(its digit string) over all splits.
 
@@ -356,10 +367,7 @@ def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional
     n = len(f.atoms)
     if n == 0:
         return None
-    scores = np.log(np.clip(probs.max(axis=1), 1e-9, 1.0)) + np.asarray(f.priors)
-    by_start: dict[int, list[int]] = {}
-    for s, (i, _) in enumerate(f.segments):
-        by_start.setdefault(i, []).append(s)
+    scores, by_start = _split_scores(f, probs)
     max_len = min(n, MAX_DIGITS) if length is None else length
     neg = -math.inf
     # best[d][i]: best score covering atoms [0, i) with d digits; total[d][i]: log-sum over splits.
@@ -389,6 +397,7 @@ def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional
         if best[d][n] == neg:
             return None
         evidence = total[d][n]
+    f.evidence = float(evidence)
     path, j = [], n
     for k in range(d, 0, -1):
         s = back[(k, j)]
@@ -396,7 +405,19 @@ def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional
         j = f.segments[s][0]
     path.reverse()
     digits = [int(probs[s].argmax()) for s in path]
-    read_as = np.log(np.clip(probs[:, digits], 1e-12, 1.0))  # (segments, positions)
+    return path, string_probability(f, probs, digits)
+
+
+def string_probability(f: _Field, probs: np.ndarray, digits: Sequence[int]) -> float:
+    """P(the field reads as ``digits``): over all splits into that many digits, weighted by
+    their scores, the probability that the split reads as that string (see ``_best_split``,
+    which sets the field's evidence)."""
+    n, d = len(f.atoms), len(digits)
+    if n == 0 or d == 0 or f.evidence is None:
+        return 0.0
+    scores, by_start = _split_scores(f, probs)
+    neg = -math.inf
+    read_as = np.log(np.clip(probs[:, list(digits)], 1e-12, 1.0))  # (segments, positions)
     # same[t][i]: log-sum over splits of atoms [0, i) into t digits of score x P(reads d_1..d_t).
     same = np.full((d + 1, n + 1), neg)
     same[0][0] = 0.0
@@ -407,7 +428,7 @@ def _best_split(f: _Field, probs: np.ndarray, length: Optional[int]) -> Optional
             for s in by_start.get(i, []):
                 j = f.segments[s][1]
                 same[t + 1][j] = np.logaddexp(same[t + 1][j], same[t][i] + scores[s] + read_as[s, t])
-    return path, float(min(1.0, np.exp(same[d][n] - evidence)))
+    return float(min(1.0, np.exp(same[d][n] - f.evidence)))
 
 
 def _mnist(piece: np.ndarray) -> np.ndarray:
@@ -421,7 +442,23 @@ def _mnist(piece: np.ndarray) -> np.ndarray:
         return np.zeros((28, 28), np.float32)
 
 
-def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None) -> list[DigitString]:
+@dataclass
+class FieldSplits:
+    """A field as the segmenting reader saw it: its reading, and what it needs to say how likely
+    any other reading of the field is (so another reader's answer can be weighed by this one)."""
+
+    reading: DigitString
+    field: _Field
+    probs: np.ndarray
+
+    def probability(self, digits: str) -> float:
+        """P(the field reads as ``digits``) by this reader."""
+        if not digits or not digits.isdigit():
+            return 0.0
+        return string_probability(self.field, self.probs, [int(c) for c in digits])
+
+
+def analyse_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None) -> list[FieldSplits]:
     """Read many number fields at once (one model call for all their candidate digits).
 
     ``fields`` are grey crops (dark ink on light paper) or ink-high float arrays. With
@@ -449,7 +486,7 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
         probs = probs_all[f.first:f.first + len(f.segments)]
         chosen = _best_split(f, probs, code_length)
         if chosen is None:
-            results.append(DigitString("", 0.0, []))
+            results.append(FieldSplits(DigitString("", 0.0, []), f, probs))
             continue
         path, string_probability = chosen
         digits, confs, boxes = [], [], []
@@ -467,8 +504,13 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
         # lowers the confidence however sure the model is.
         plausibility = float(np.exp(sum(f.shapes[s] for s in path)))
         confidence = string_probability * plausibility
-        results.append(DigitString("".join(digits), confidence, confs, boxes))
+        results.append(FieldSplits(DigitString("".join(digits), confidence, confs, boxes), f, probs))
     return results
+
+
+def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None) -> list[DigitString]:
+    """Read many number fields at once: the readings of ``analyse_fields``."""
+    return [splits.reading for splits in analyse_fields(fields, code_length, reader)]
 
 
 def read_field(image: np.ndarray, code_length: Optional[int] = None, reader=None) -> DigitString:

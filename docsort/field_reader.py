@@ -9,9 +9,10 @@ intertwined digits. They fail on different fields, so:
 - when they differ, the reading more likely right is taken, and the other reading counts
   against it.
 
-Each is a logistic model of both readers' own probabilities: P(the shared string is right)
-when they agree, P(the segmented reading is right) and P(the whole-field reading is right)
-when they differ. They are fitted on codes composed from MNIST digits held out of training
+Each is a logistic model of what both readers think of both readings (each reader can say how
+likely any string is, not only its own answer): P(the shared string is right) when they
+agree, P(the segmented reading is right) and P(the whole-field reading is right) when they
+differ. The whole-field reader may be an ensemble of models trained alike from other seeds. They are fitted on codes composed from MNIST digits held out of training
 (``training.digit_strings.fit_combination``) and shipped in ``digit_strings.metrics.json``,
 so the code confidence means P(code right).
 """
@@ -24,7 +25,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from docsort import modelstore
-from docsort.digit_reader import DigitString, ink_of
+from docsort.digit_reader import DigitString, FieldSplits, ink_of
+from docsort.string_reader import StringReading
 
 # Confidences are clipped here before the log-odds are taken.
 EPSILON = 1e-6
@@ -35,13 +37,14 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def features(segmented: DigitString, whole, code_length: Optional[int]) -> np.ndarray:
-    """Inputs of the combination models: bias, the two readers' log-odds of their whole reading
-    and of their least sure digit (one doubtful digit says more than the product shows)."""
-    seg_p, whole_p = own_probabilities(segmented, whole, code_length)
-    seg_min = min(segmented.digit_confidences, default=0.0) if seg_p > 0 else 0.0
-    whole_min = min(whole.digit_confidences, default=0.0) if whole_p > 0 else 0.0
-    return np.array([1.0, _logit(seg_p), _logit(whole_p), _logit(seg_min), _logit(whole_min)])
+def features(segmented: FieldSplits, whole: StringReading, code_length: Optional[int]) -> np.ndarray:
+    """Inputs of the combination models: bias, each reader's log-odds of its own reading, and
+    of the other reader's reading (a second opinion: a segmented reading the whole-field reader
+    finds unlikely is doubtful, and the other way round)."""
+    seg_p, whole_p = own_probabilities(segmented.reading, whole, code_length)
+    seg_of_whole = segmented.probability(whole.digits) if whole_p > 0 and seg_p > 0 else 0.0
+    whole_of_seg = whole.probability(segmented.reading.digits) if seg_p > 0 else 0.0
+    return np.array([1.0, _logit(seg_p), _logit(whole_p), _logit(seg_of_whole), _logit(whole_of_seg)])
 
 
 def _probability(w, x: np.ndarray) -> float:
@@ -51,23 +54,23 @@ def _probability(w, x: np.ndarray) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def own_probabilities(segmented: DigitString, whole, code_length: Optional[int]) -> tuple[float, float]:
+def own_probabilities(segmented: DigitString, whole: StringReading, code_length: Optional[int]) -> tuple[float, float]:
     """Each reader's own P(right); a whole-field reading of the wrong length (when the length is
     known) or an empty reading has no say."""
     whole_ok = bool(whole.digits) and (code_length is None or len(whole.digits) == code_length)
     return (segmented.confidence if segmented.digits else 0.0), (whole.confidence if whole_ok else 0.0)
 
 
-def choose(segmented: DigitString, whole, code_length: Optional[int],
+def choose(segmented: FieldSplits, whole: StringReading, code_length: Optional[int],
            weights: Optional[dict] = None) -> tuple[str, bool, Optional[float]]:
     """Which reading to take: ``(segmented | whole, whether they agree, P(it is right))``.
 
     Without ``weights`` the reading with the higher own probability is taken and no combined
     probability is given.
     """
-    seg_p, whole_p = own_probabilities(segmented, whole, code_length)
+    seg_p, whole_p = own_probabilities(segmented.reading, whole, code_length)
     x = features(segmented, whole, code_length)
-    if whole_p > 0 and whole.digits == segmented.digits:
+    if whole_p > 0 and whole.digits == segmented.reading.digits:
         return "segmented", True, _probability(weights["agree"], x) if weights else None
     if not weights:
         return ("whole" if whole_p > seg_p else "segmented"), False, None
@@ -91,7 +94,7 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
     from docsort import digit_reader
 
     inks = [_ink(f) for f in fields]
-    segmented = digit_reader.read_fields(inks, code_length, reader=reader)
+    segmented = digit_reader.analyse_fields(inks, code_length, reader=reader)
     if not inks:
         return []
     if string_reader is None:
@@ -102,8 +105,9 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
         weights = combination_weights()
     wholes = string_reader.read_inks(inks)
     results = []
-    for seg, whole in zip(segmented, wholes):
-        source, agree, p_right = choose(seg, whole, code_length, weights)
+    for splits, whole in zip(segmented, wholes):
+        seg = splits.reading
+        source, agree, p_right = choose(splits, whole, code_length, weights)
         if source == "whole":
             reading = DigitString(whole.digits, whole.confidence, list(whole.digit_confidences))
         else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import cv2
@@ -37,11 +37,19 @@ INK_LEVEL = 0.3
 
 @dataclass
 class StringReading:
-    """The whole-field reading: digits, P(string right), per-digit peak probabilities."""
+    """The whole-field reading: digits, P(string right), per-digit peak probabilities, and each
+    member model's column probabilities (so any other reading of the field can be weighed)."""
 
     digits: str
     confidence: float
     digit_confidences: list[float]
+    columns: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def probability(self, digits: str) -> float:
+        """P(the field reads as ``digits``) by this reader."""
+        if not digits or not digits.isdigit() or not self.columns:
+            return 0.0
+        return ensemble_probability(self.columns, [int(c) for c in digits])
 
 
 def prepare(ink: np.ndarray) -> np.ndarray:
@@ -125,19 +133,40 @@ def string_log_probability(probs: np.ndarray, digits: Sequence[int]) -> float:
     return float(np.logaddexp(alpha[-1], alpha[-2]) if n > 1 else alpha[-1])
 
 
+def ensemble_probability(columns: Sequence[np.ndarray], digits: Sequence[int]) -> float:
+    """P(digits) by an ensemble: the members' CTC probabilities averaged in the log domain (a
+    reading only one member likes is not trusted as much as one they all like)."""
+    return min(1.0, math.exp(float(np.mean([string_log_probability(c, digits) for c in columns]))))
+
+
+def shipped_members() -> list[str]:
+    """The shipped whole-field models: ``digit_strings.keras`` and the other members of its
+    ensemble named in its metrics (models trained alike from other seeds)."""
+    metrics = modelstore.load_metrics(modelstore.DIGIT_STRINGS)
+    names = metrics.get("ensemble") or [modelstore.model_path(modelstore.DIGIT_STRINGS).name]
+    return [str(modelstore.models_dir() / name) for name in names]
+
+
 class StringReader:
-    """The shipped whole-field model behind a batched interface."""
+    """The shipped whole-field models behind a batched interface."""
 
     def __init__(self, model=None):
         """``model``: a loaded model (Keras or ``docsort.runtime``), a path to a ``.keras`` file,
-        or None for the shipped one."""
-        if model is None or isinstance(model, (str, os.PathLike)):
-            path = modelstore.model_path(modelstore.DIGIT_STRINGS) if model is None else model
-            model = modelstore.load_model(path)
-        self.model = model
+        a list of those (an ensemble), or None for the shipped ensemble."""
+        members = shipped_members() if model is None else model
+        if isinstance(members, (str, os.PathLike)) or not isinstance(members, (list, tuple)):
+            members = [members]
+        self.models = [modelstore.load_model(m) if isinstance(m, (str, os.PathLike)) else m for m in members]
 
-    def column_probabilities(self, strips: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Prepared strips -> per strip (T, 11) column probabilities (padding columns included)."""
+    @property
+    def model(self):
+        """The first member (the one a single-model caller means)."""
+        return self.models[0]
+
+    def column_probabilities(self, strips: Sequence[np.ndarray], model=None) -> list[np.ndarray]:
+        """Prepared strips -> per strip (T, 11) column probabilities (padding columns included)
+        of ``model`` (default: the first member)."""
+        model = self.model if model is None else model
         out: list[Optional[np.ndarray]] = [None] * len(strips)
         by_bucket: dict[int, list[int]] = {}
         for i, strip in enumerate(strips):
@@ -149,7 +178,7 @@ class StringReader:
                 batch = pad_to([strips[i] for i in part], width)
                 if size > len(part):
                     batch = np.concatenate([batch, np.zeros((size - len(part),) + batch.shape[1:], np.float32)])
-                probs = np.asarray(self.model.predict_on_batch(batch), np.float32).reshape(size, -1, BLANK + 1)
+                probs = np.asarray(model.predict_on_batch(batch), np.float32).reshape(size, -1, BLANK + 1)
                 for k, i in enumerate(part):
                     # Columns past the strip's own width (plus the model's reach) are padding.
                     steps = min(probs.shape[1], math.ceil((strips[i].shape[1] + SIDE_PAD) / STRIDE))
@@ -157,16 +186,24 @@ class StringReader:
         return out  # type: ignore[return-value]
 
     def read_inks(self, inks: Sequence[np.ndarray]) -> list[StringReading]:
-        """Ink-high fields (float 0..1) -> their readings, one model call per width bucket."""
-        columns = self.column_probabilities([prepare(ink) for ink in inks])
+        """Ink-high fields (float 0..1) -> their readings, one call per member and width bucket.
+
+        Each member proposes its best path; of the proposals the one the ensemble finds most
+        probable is the reading.
+        """
+        strips = [prepare(ink) for ink in inks]
+        per_model = [self.column_probabilities(strips, model) for model in self.models]
         readings = []
-        for probs in columns:
-            digits, peaks = best_path(probs)
-            if not digits:
-                readings.append(StringReading("", 0.0, []))
-                continue
-            p = math.exp(string_log_probability(probs, digits))
-            readings.append(StringReading("".join(map(str, digits)), min(1.0, p), peaks))
+        for columns in zip(*per_model):
+            best = StringReading("", 0.0, [], list(columns))
+            for probs in columns:
+                digits, peaks = best_path(probs)
+                if not digits or "".join(map(str, digits)) == best.digits:
+                    continue
+                p = ensemble_probability(columns, digits)
+                if p > best.confidence or not best.digits:
+                    best = StringReading("".join(map(str, digits)), p, peaks, list(columns))
+            readings.append(best)
         return readings
 
 

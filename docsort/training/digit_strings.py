@@ -382,10 +382,11 @@ def combination_fields(images: np.ndarray, labels: np.ndarray, count: int, seed:
 
 
 def envelope_fields(handwriting: str | Path, count: int, seed: int, code_length: int = 5,
-                    jobs: int = 1) -> tuple[list[np.ndarray], list[str]]:
+                    jobs: int = 1, mnist_split: str = "validation") -> tuple[list[np.ndarray], list[str]]:
     """Handwritten destination fields as ``process`` cuts them, with their true codes.
 
-    ``count`` envelopes are generated with MNIST validation digits (never trained on) and read by
+    ``count`` envelopes are generated with MNIST validation digits (never trained on; ``mnist_split``
+    picks others for measurements) and read by
     the real pipeline; for each envelope whose destination it read as handwriting, the field
     crop behind the chosen code is kept (its truth the envelope's destination code).
     """
@@ -396,7 +397,7 @@ def envelope_fields(handwriting: str | Path, count: int, seed: int, code_length:
 
     with tempfile.TemporaryDirectory() as tmp:
         truths = samples.write_samples(tmp, count=count, seed=seed, handwriting=handwriting,
-                                       code_length=code_length, mnist_split="validation", image_format="png")
+                                       code_length=code_length, mnist_split=mnist_split, image_format="png")
         jobs_in = [(str(Path(tmp) / t.file), t.destination_code, code_length) for t in truths
                    if t.destination_source == "handwritten"]
         if jobs > 1:
@@ -458,13 +459,15 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
         inks += list(envelopes[0])
         truths = list(truths) + list(envelopes[1])
         sample_weight += [envelope_weight] * len(envelopes[0])
-    segmented = digit_reader.read_fields(inks, code_length, reader=reader)
+    analysed = digit_reader.analyse_fields(inks, code_length, reader=reader)
+    segmented = [a.reading for a in analysed]
     wholes = (string_reader or shared_reader()).read_inks(inks)
     # agree: P(the shared reading is right); segmented / whole: P(that reading is right) when
     # the two differ (fitted on the fields where that reader gave a reading at all).
     rows = {"agree": ([], [], []), "segmented": ([], [], []), "whole": ([], [], [])}
-    for seg, whole, truth, weight in zip(segmented, wholes, truths, sample_weight):
-        x = field_reader.features(seg, whole, code_length)
+    for splits, whole, truth, weight in zip(analysed, wholes, truths, sample_weight):
+        seg = splits.reading
+        x = field_reader.features(splits, whole, code_length)
         seg_p, whole_p = field_reader.own_probabilities(seg, whole, code_length)
         if whole_p > 0 and whole.digits == seg.digits:
             group = [("agree", seg)]
@@ -475,12 +478,12 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
             rows[name][1].append(float(reading.digits == truth))
             rows[name][2].append(weight)
     weights, report = {}, {}
-    width = len(field_reader.features(segmented[0], wholes[0], code_length)) if inks else 3
+    width = len(field_reader.features(analysed[0], wholes[0], code_length)) if inks else 3
     for group, (x, y, w) in rows.items():
         x, y, w = np.array(x).reshape(-1, width), np.array(y), np.array(w)
         weights[group] = [round(float(v), 6) for v in fit_logistic(x, y, w)] if len(y) else [0.0] * width
         report[group] = {"n": int(len(y)), "right": float(y.mean()) if len(y) else None}
-    combined = [field_reader.choose(s, w, code_length, weights) for s, w in zip(segmented, wholes)]
+    combined = [field_reader.choose(a, w, code_length, weights) for a, w in zip(analysed, wholes)]
     chosen = [(w.digits if source == "whole" else s.digits) for (source, _, _), s, w
               in zip(combined, segmented, wholes)]
     accuracy = {"segmented_right": float(np.mean([s.digits == t for s, t in zip(segmented, truths)])),
