@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 import zipfile
 
 import cv2
@@ -62,13 +63,48 @@ def test_string_probability_sums_over_alignments():
     assert ours > 0.7
 
 
-def test_shipped_model_uses_only_layers_the_runtime_runs():
-    with zipfile.ZipFile(modelstore.model_path(modelstore.DIGIT_STRINGS)) as archive:
-        config = json.loads(archive.read("config.json"))
-    layers = {layer["class_name"] for layer in config["config"]["layers"]}
-    assert layers <= ALLOWED_LAYERS, layers - ALLOWED_LAYERS
+def test_shipped_models_use_only_layers_the_runtime_runs():
+    members = string_reader.shipped_members()
+    assert len(members) == 2
+    for member in members:
+        with zipfile.ZipFile(member) as archive:
+            config = json.loads(archive.read("config.json"))
+        layers = {layer["class_name"] for layer in config["config"]["layers"]}
+        assert layers <= ALLOWED_LAYERS, layers - ALLOWED_LAYERS
     metrics = modelstore.load_metrics(modelstore.DIGIT_STRINGS)
     assert {"agree", "segmented", "whole"} <= set(metrics["combination"])
+
+
+def test_ensemble_weighs_a_reading_by_every_member():
+    sure, unsure = _columns("-3-4-"), _columns("-3-9-")
+    # Both members must like a string for the ensemble to: the log-probabilities are averaged.
+    alone = math.exp(string_reader.string_log_probability(sure, [3, 4]))
+    both = string_reader.ensemble_probability([sure, unsure], [3, 4])
+    assert both < alone
+    assert both == pytest.approx(math.sqrt(alone * math.exp(string_reader.string_log_probability(unsure, [3, 4]))))
+    reading = string_reader.StringReading("34", both, [0.9, 0.9], [sure, unsure])
+    assert reading.probability("34") == pytest.approx(both) and reading.probability("") == 0.0
+
+
+def test_each_reader_weighs_the_other_readers_answer(mnist_test):
+    """The segmenting reader gives its own reading the probability it reports, other strings of
+    the same field less, and all strings together at most 1; the whole-field ensemble too."""
+    from docsort import digit_reader
+
+    rng = np.random.default_rng(11)
+    fields = [_field(mnist_test, text, rng, gap=(0.1, 0.4)) for text in ("20761", "58314")]
+    inks = [np.clip((255.0 - f) / 255.0, 0, 1).astype(np.float32) for f in fields]
+    for splits, whole, text in zip(digit_reader.analyse_fields(inks, 5), string_reader.shared_reader().read_inks(inks),
+                                   ("20761", "58314")):
+        own = splits.reading
+        assert own.digits == text and whole.digits == text
+        plain = splits.probability(own.digits)
+        assert own.confidence <= plain + 1e-9 and plain > 0.5
+        others = [text[:k] + str((int(text[k]) + 1) % 10) + text[k + 1:] for k in range(5)]
+        assert all(splits.probability(o) < plain for o in others)
+        assert plain + sum(splits.probability(o) for o in others) <= 1.0 + 1e-9
+        assert whole.probability(text) == pytest.approx(whole.confidence)
+        assert all(whole.probability(o) < whole.confidence for o in others)
 
 
 def test_read_digits_reads_touching_and_overlapping_codes(mnist_test, tmp_path):
@@ -136,9 +172,18 @@ def test_validation_envelopes_draw_only_digits_held_out_of_training(mnist_dir, d
 def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir, dhsd_dir, tmp_path):
     metrics = tmp_path / "digit_strings.metrics.json"
     metrics.write_text(modelstore.metrics_path(modelstore.DIGIT_STRINGS).read_text())
+    shutil.copy(modelstore.model_path(modelstore.DIGIT_STRINGS), tmp_path / "digit_strings.keras")
+    # A one-model "ensemble" of the shipped whole-field model, under another name.
+    shutil.copy(modelstore.model_path(modelstore.DIGIT_STRINGS), tmp_path / "member.keras")
+    missing = run_cli("train", "field-combination", "--data", mnist_dir, "--metrics", metrics,
+                      "--member", "digit_strings.keras", "--member", "absent.keras")
+    assert missing.returncode == 2 and "absent.keras" in missing.stderr and "Traceback" not in missing.stderr
     proc = run_cli("train", "field-combination", "--data", mnist_dir, "--handwriting", DATASETS,
-                   "--envelopes", "4", "--composed", "8", "--metrics", metrics, env={"DOCSORT_TF_THREADS": "1"})
+                   "--envelopes", "4", "--composed", "8", "--metrics", metrics, "--member", "member.keras",
+                   env={"DOCSORT_TF_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
-    fit = json.loads(metrics.read_text())["combination"]
+    refit = json.loads(metrics.read_text())
+    fit = refit["combination"]
+    assert refit["ensemble"] == ["member.keras"]
     assert fit["fit"]["envelope_fields"] >= 1 and fit["fit"]["n"] == 8 + fit["fit"]["envelope_fields"]
     assert all(len(fit[group]) == 5 for group in ("agree", "segmented", "whole"))

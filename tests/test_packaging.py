@@ -20,6 +20,8 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("docsort/models/digits.keras", "docsort/models/digits.metrics.json",
                     "docsort/models/writing_type.keras", "docsort/models/writing_type.metrics.json",
+                    "docsort/models/digit_strings.keras", "docsort/models/digit_strings.metrics.json",
+                    "docsort/models/digit_strings_2.keras", "docsort/models/digit_strings_2.metrics.json",
                     "docsort/models/MODEL_CARD.md"):
         assert shipped in names
 
@@ -28,11 +30,13 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
                    check=True, capture_output=True, text=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DOCSORT_MODELS")}
     env["PYTHONPATH"] = str(target)
-    probe = ("import docsort, docsort.modelstore as m; "
-             "print(docsort.__file__); print(m.model_path('digits')); print(m.model_path('digits').is_file())")
+    probe = ("import os, docsort, docsort.modelstore as m, docsort.string_reader as s; "
+             "print(docsort.__file__); print(m.model_path('digits')); print(m.model_path('digits').is_file()); "
+             "members = s.shipped_members(); print(len(members), all(os.path.isfile(p) for p in members))")
     out = subprocess.run([sys.executable, "-c", probe],
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
-    package_file, digits_model, exists = out.stdout.split("\n")[:3]
+    package_file, digits_model, exists, members = out.stdout.split("\n")[:4]
     assert package_file.startswith(str(target))
     assert digits_model.startswith(str(target))
     assert exists == "True"
+    assert members == "2 True"  # the whole-field reader's ensemble

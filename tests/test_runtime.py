@@ -67,7 +67,7 @@ def test_writing_type_model_matches_keras_on_real_crops(dhsd_dir, tesseract_page
 
 def test_string_model_matches_keras_on_real_composed_fields(mnist_dir):
     from docsort import mnist
-    from docsort.string_reader import bucket_width, pad_to, prepare
+    from docsort.string_reader import bucket_width, pad_to, prepare, shipped_members
     from docsort.synth.handwriting import compose_digit_string
 
     test = mnist.load(mnist_dir).test
@@ -78,12 +78,14 @@ def test_string_model_matches_keras_on_real_composed_fields(mnist_dir):
         strips.append(prepare((255 - image.astype(np.float32)) / 255.0))
     width = max(bucket_width(s.shape[1]) for s in strips)
     x = pad_to(strips, width)
-    path = modelstore.model_path(modelstore.DIGIT_STRINGS)
-    ours = runtime.load(path).predict_on_batch(x)
-    theirs = _keras_outputs(path, x)
-    assert ours.shape == theirs.shape and ours.shape[0] == 40
-    assert np.abs(ours - theirs).max() < TOLERANCE
-    assert (ours.argmax(-1) == theirs.argmax(-1)).all()
+    members = shipped_members()
+    assert len(members) >= 1 and members[0] == str(modelstore.model_path(modelstore.DIGIT_STRINGS))
+    for path in members:  # every model of the whole-field ensemble
+        ours = runtime.load(path).predict_on_batch(x)
+        theirs = _keras_outputs(path, x)
+        assert ours.shape == theirs.shape and ours.shape[0] == 40
+        assert np.abs(ours - theirs).max() < TOLERANCE
+        assert (ours.argmax(-1) == theirs.argmax(-1)).all()
 
 
 def _every_layer_model(keras):

@@ -95,6 +95,9 @@ def train_field_combination(
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the envelopes."),
     metrics: Optional[Path] = typer.Option(None, "--metrics",
                                            help="digit_strings.metrics.json to refit. Default: the shipped one."),
+    members: Optional[list[str]] = typer.Option(
+        None, "--member", help="A whole-field model of the ensemble, a file beside the metrics (repeat; its own "
+                               "model first). Default: the members the metrics name."),
 ) -> None:
     """Refit P(code right) of the two number-field readers on fields the pipeline cuts from envelopes."""
     from docsort import modelstore
@@ -102,10 +105,12 @@ def train_field_combination(
 
     path = metrics or modelstore.metrics_path(modelstore.DIGIT_STRINGS)
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
-               f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed}")
+               f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed}"
+               + "".join(f" --member {m}" for m in members or []))
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
-                            progress=lambda line: stderr.print(line, markup=False, highlight=False))["fit"]
+                            progress=lambda line: stderr.print(line, markup=False, highlight=False),
+                            members=members)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
                  f"({fit['envelope_fields']} from envelopes), written to {path}", highlight=False)
 

@@ -24,12 +24,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 from docsort import mnist, string_reader
 from docsort.digit_reader import DigitString, ink_of
+from docsort.errors import UsageError
 
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 2e-3
@@ -500,21 +501,34 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
 def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Optional[str], envelopes: int = 600,
                       envelope_seed: int = 7001, envelope_weight: float = 3.0, count: int = 2000,
                       jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
-                      command: str = "", progress=None) -> dict:
+                      command: str = "", progress=None, members: Optional[Sequence[str]] = None) -> dict:
     """Refit the shipped combination in ``metrics_path`` without retraining the string model:
     on the composed validation codes plus the destination fields the pipeline cuts from
-    ``envelopes`` generated envelopes with validation digits (``envelope_fields``)."""
+    ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
+
+    ``members`` names the whole-field models of the ensemble (files beside ``metrics_path``,
+    its own model first); by default the ones it names already.
+    """
+    from docsort.string_reader import StringReader
+
     say = progress or (lambda line: None)
     metrics = json.loads(Path(metrics_path).read_text())
+    folder = Path(metrics_path).parent
+    members = list(members or metrics.get("ensemble") or [metrics.get("model_file", "digit_strings.keras")])
+    missing = [m for m in members if not (folder / m).is_file()]
+    if missing:
+        raise UsageError(f"no whole-field model {', '.join(missing)} in {folder}")
+    string_reader = StringReader([str(folder / m) for m in members])
     _, val_split = mnist.train_validation_split(mnist.load(data).train)
     if fields is None and envelopes and handwriting:
         say(f"reading {envelopes} generated envelopes with the pipeline")
         fields = envelope_fields(handwriting, envelopes, envelope_seed, jobs=jobs)
     say(f"fitting on {count} composed codes and {len(fields[0]) if fields else 0} envelope fields")
     combination = fit_combination(val_split.images, val_split.labels, count, envelopes=fields,
-                                  envelope_weight=envelope_weight)
+                                  envelope_weight=envelope_weight, string_reader=string_reader)
     combination["fit"].update({"envelopes": envelopes, "envelope_seed": envelope_seed,
                                "command": command})
     metrics["combination"] = combination
+    metrics["ensemble"] = members
     Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n")
     return combination
