@@ -65,7 +65,7 @@ def test_string_probability_sums_over_alignments():
 
 def test_shipped_models_use_only_layers_the_runtime_runs():
     members = string_reader.shipped_members()
-    assert len(members) == 2
+    assert len(members) == 3
     for member in members:
         with zipfile.ZipFile(member) as archive:
             config = json.loads(archive.read("config.json"))

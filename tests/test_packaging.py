@@ -22,6 +22,7 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
                     "docsort/models/writing_type.keras", "docsort/models/writing_type.metrics.json",
                     "docsort/models/digit_strings.keras", "docsort/models/digit_strings.metrics.json",
                     "docsort/models/digit_strings_2.keras", "docsort/models/digit_strings_2.metrics.json",
+                    "docsort/models/digit_strings_3.keras", "docsort/models/digit_strings_3.metrics.json",
                     "docsort/models/MODEL_CARD.md"):
         assert shipped in names
 
@@ -39,4 +40,4 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
     assert package_file.startswith(str(target))
     assert digits_model.startswith(str(target))
     assert exists == "True"
-    assert members == "2 True"  # the whole-field reader's ensemble
+    assert members == "3 True"  # the whole-field reader's ensemble
