@@ -45,7 +45,7 @@ class DigitReader:
         chunks = []
         for start in range(0, len(x), CHUNK):
             part = x[start:start + CHUNK]
-            size = _padded_size(len(part))
+            size = len(part) if getattr(self.model, "runtime", None) == "numpy" else _padded_size(len(part))
             if size > len(part):
                 part = np.concatenate([part, np.zeros((size - len(part), 28, 28), np.float32)])
             probs = np.asarray(self.model.predict_on_batch(part), dtype=np.float32)
@@ -63,7 +63,8 @@ class DigitReader:
 
 
 def _padded_size(n: int) -> int:
-    """Batches are padded to a few fixed sizes so the compiled graph is not rebuilt per size."""
+    """Keras batches are padded to a few fixed sizes so the compiled graph is not rebuilt per
+    size; the numpy engine takes any size, and padding would only cost time."""
     size = 16
     while size < n:
         size *= 2

@@ -174,7 +174,7 @@ class StringReader:
         for width, members in by_bucket.items():
             for start in range(0, len(members), CHUNK):
                 part = members[start:start + CHUNK]
-                size = _padded_size(len(part))
+                size = len(part) if getattr(model, "runtime", None) == "numpy" else _padded_size(len(part))
                 batch = pad_to([strips[i] for i in part], width)
                 if size > len(part):
                     batch = np.concatenate([batch, np.zeros((size - len(part),) + batch.shape[1:], np.float32)])
@@ -208,6 +208,8 @@ class StringReader:
 
 
 def _padded_size(n: int) -> int:
+    """Keras batches are padded to a few sizes so its compiled graph is not rebuilt per size; the
+    numpy engine takes any size, and padding would only cost time."""
     size = 8
     while size < n:
         size *= 2
