@@ -55,8 +55,10 @@ class TrainingConfig:
     printed_rendered: int = 18000
     dhsd_words: int = 12000
     digit_strings: int = 8000
-    single_characters: int = 3000
+    single_characters: int = 6000
     lone_pieces: int = 0
+    lone_characters: int = 4000
+    styled_printed: int = 2000
     letter_spaced: int = 3000
     pen_strokes: int = 0
     # Weight averaging (0: the last step's weights are saved).
@@ -82,6 +84,8 @@ class TrainingConfig:
         c.digit_strings = max(4, int(self.digit_strings * f))
         c.single_characters = max(2, int(self.single_characters * f))
         c.lone_pieces = max(min(2, self.lone_pieces), int(self.lone_pieces * f))
+        c.lone_characters = max(min(2, self.lone_characters), int(self.lone_characters * f))
+        c.styled_printed = max(min(2, self.styled_printed), int(self.styled_printed * f))
         c.letter_spaced = max(min(2, self.letter_spaced), int(self.letter_spaced * f))
         c.pen_strokes = max(min(2, self.pen_strokes), int(self.pen_strokes * f))
         c.tesseract_pages = 1 if self.limit < 5000 else max(1, int(self.tesseract_pages * f))
@@ -187,6 +191,27 @@ def printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
     return scan_like(img, rng)
 
 
+def styled_printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
+    """Printed text in bold, oblique, condensed, wide or letter-spaced type far more often than ``printed_crop``.
+
+    Type styles the training fonts lack (heavy italics, display faces) are what the model most
+    often takes for handwriting; faked styles of the training fonts stand in for them.
+    """
+    from docsort.synth.printed import random_symbol_text
+
+    font = fonts[int(rng.integers(len(fonts)))]
+    text = (random_symbol_text(rng) if rng.random() < 0.3 else random_printed_text(rng)).strip() or "A"
+    if rng.random() < 0.4 and len(text) > 1:
+        text = next((ch for ch in rng.permutation(list(text)) if not ch.isspace()), text)
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    embolden = int(rng.integers(1, max(1, size // 20) + 1)) if rng.random() < 0.4 else 0
+    condense = float(rng.uniform(0.65, 1.3)) if rng.random() < 0.4 else 1.0
+    shear = float(rng.uniform(0.08, 0.3)) if rng.random() < 0.5 else 0.0
+    tracking = float(rng.uniform(0.1, 0.6)) if rng.random() < 0.25 else 0.0
+    return scan_like(render_text(text, font.path, size, rng, embolden=embolden, condense=condense,
+                                 shear=shear, tracking=tracking), rng)
+
+
 def dhsd_crop(rng: np.random.Generator, words: list[np.ndarray]) -> np.ndarray:
     img = words[int(rng.integers(len(words)))]
     img = _split_word(img, rng) if rng.random() < 0.3 else img
@@ -213,6 +238,38 @@ def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: n
     handwritten = scan_like(digit, rng)
     if rng.random() < 0.5:
         printed, handwritten = degrade.binarise(printed), degrade.binarise(handwritten)
+    return printed, handwritten
+
+
+def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """A printed lone character in a random style and a character-wide cut of a handwritten word.
+
+    Lone characters are where the classifier errs most: printed symbols and letters in bold,
+    oblique or condensed type, and slivers of joined handwriting cut anywhere, as Tesseract
+    cuts them. Both classes get them in equal numbers.
+    """
+    from docsort.synth.printed import random_symbol_text
+
+    font = fonts[int(rng.integers(len(fonts)))]
+    source = random_symbol_text(rng) if rng.random() < 0.4 else random_printed_text(rng)
+    text = next((ch for ch in rng.permutation(list(source)) if not ch.isspace()), "A")
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    embolden = int(rng.integers(1, max(1, size // 28) + 1)) if rng.random() < 0.2 else 0
+    condense = float(rng.uniform(0.7, 1.15)) if rng.random() < 0.3 else 1.0
+    shear = float(rng.uniform(0.08, 0.25)) if rng.random() < 0.2 else 0.0
+    printed = scan_like(render_text(text, font.path, size, rng, embolden=embolden, condense=condense,
+                                    shear=shear), rng)
+    word = words[int(rng.integers(len(words)))]
+    box = _ink_rows_cols(word)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        h, w = y1 - y0, x1 - x0
+        width = min(w, int(h * rng.uniform(0.4, 1.0)))
+        a = x0 + int(rng.integers(0, max(1, w - width)))
+        if width >= 2:
+            word = word[:, a:a + width]
+    handwritten = scan_like(word, rng)
     return printed, handwritten
 
 
@@ -534,8 +591,14 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         printed, handwritten = lone_piece_pair(rng, list(fonts.train), train_words)
         train.add(printed, PRINTED, "lone_pieces")
         train.add(handwritten, HANDWRITTEN, "lone_pieces")
+    for _ in range(config.lone_characters):
+        printed, handwritten = lone_character_pair(rng, list(fonts.train), train_words)
+        train.add(printed, PRINTED, "lone_characters")
+        train.add(handwritten, HANDWRITTEN, "lone_characters")
     for _ in range(config.letter_spaced):
         train.add(letter_spaced_crop(rng, list(fonts.train)), PRINTED, "letter_spaced")
+    for _ in range(config.styled_printed):
+        train.add(styled_printed_crop(rng, list(fonts.train)), PRINTED, "styled_printed")
     for _ in range(config.pen_strokes):
         train.add(pen_crop(rng), HANDWRITTEN, "pen_strokes")
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.tesseract_pages, "fonts": fonts.families(),
