@@ -12,9 +12,10 @@ intertwined digits. They fail on different fields, so:
 Each is a logistic model of what both readers think of both readings (each reader can say how
 likely any string is, not only its own answer): P(the shared string is right) when they
 agree, P(the segmented reading is right) and P(the whole-field reading is right) when they
-differ. The whole-field reader may be an ensemble of models trained alike from other seeds. They are fitted on codes composed from MNIST digits held out of training
-(``training.digit_strings.fit_combination``) and shipped in ``digit_strings.metrics.json``,
-so the code confidence means P(code right).
+differ. The whole-field reader may be an ensemble of models trained alike from other seeds.
+The models are fitted on codes composed from MNIST digits held out of training and on fields
+the pipeline cut from envelopes drawn with them (``training.digit_strings.fit_combination``),
+and shipped in ``digit_strings.metrics.json``, so the code confidence means P(code right).
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ blank). The string is the best path through the columns (repeats merged, blanks 
 probability is the CTC probability of that string summed over every way of placing it on the
 columns, with the model's temperature fitted on validation strings so it means P(right).
 
-Fields are scaled to one height and padded to a few fixed widths, so the model sees whole
+Several such models trained from other seeds read each field as an ensemble: each proposes its
+best path, and a string's probability is the geometric mean of theirs, so a reading only one
+model likes is doubted.
+
+Fields are scaled to one height and padded to a few fixed widths, so the models see whole
 batches of a handful of shapes.
 """
 
