@@ -54,6 +54,14 @@ def handles_errors(command):
     return wrapper
 
 
+def progress_lines(quiet: bool = False):
+    """Where long commands (training, evaluation) report progress: plain lines on stderr, so
+    stdout keeps only the result; ``quiet`` drops them."""
+    if quiet:
+        return lambda line: None
+    return lambda line: stderr.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def print_json(obj) -> None:
     """Machine-readable output: plain JSON on stdout, nothing else."""
     import json

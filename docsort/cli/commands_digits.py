@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import evaluate_app, handles_errors, print_json, stderr, stdout, train_app
+from docsort.cli import evaluate_app, handles_errors, print_json, progress_lines, stdout, train_app
 from docsort.errors import UsageError
 
 DATA_HELP = ("MNIST: a folder with the four IDX files (gzip or not) or keras' mnist.npz. "
@@ -37,7 +37,7 @@ def train_digits(
 
     config = TrainingConfig(data=str(data) if data else None, arch=arch, limit=limit, epochs=epochs,
                             seed=seed, augment=augment, out=out)
-    progress = None if quiet else (lambda line: stderr.print(line, markup=False, highlight=False))
+    progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     stdout.print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% "
                  f"(scanned look {100 * metrics['scanned_test_accuracy']:.2f}%), "
@@ -72,7 +72,7 @@ def train_digit_strings(
                                   validation_strings=validation_strings, test_strings=test_strings,
                                   combination_strings=combination_strings, learning_rate=learning_rate,
                                   init=str(init) if init else None)
-    progress = None if quiet else (lambda line: stderr.print(line, markup=False, highlight=False))
+    progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     exact = metrics["test_accuracy"]
     measured = f"test strings exact {100 * exact:.2f}%, " if exact is not None else ""
@@ -109,7 +109,7 @@ def train_field_combination(
                + "".join(f" --member {m}" for m in members or []))
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
-                            progress=lambda line: stderr.print(line, markup=False, highlight=False),
+                            progress=progress_lines(),
                             members=members)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
                  f"({fit['envelope_fields']} from envelopes), written to {path}", highlight=False)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import app, evaluate_app, handles_errors, print_json, stderr, stdout, train_app
+from docsort.cli import app, evaluate_app, handles_errors, print_json, progress_lines, stderr, stdout, train_app
 from docsort.errors import ExitCode, InputError, UsageError
 
 DATA_HELP = ("Folder holding the datasets as dhsd/, mnist/ and tesseract-pages/ "
@@ -72,10 +72,6 @@ def _data_paths(data: Optional[Path], dhsd: Optional[Path], mnist: Optional[Path
     return dhsd, mnist, pages
 
 
-def _progress(line: str) -> None:
-    stderr.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
 def _cache_dir(cache: Optional[Path]) -> Path:
     if cache:
         return cache
@@ -109,7 +105,7 @@ def train_writing_type(
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed)
-    log = (lambda line: None) if quiet else _progress
+    log = progress_lines(quiet)
     command = "docsort " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     metrics = train_and_measure(config, pages_dir if pages_dir and pages_dir.is_dir() else None,
                                 baseline=baseline, command=command, log=log)
@@ -141,7 +137,7 @@ def evaluate_writing_type(
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     if pages_dir is not None and not pages_dir.is_dir():
         raise UsageError(f"real printed scans not found: {pages_dir}")
-    log = (lambda line: None) if as_json else _progress
+    log = progress_lines(as_json)
     result = evaluate(str(model) if model else None, dhsd_dir, mnist_dir, pages_dir, seed=seed,
                       report_dir=report, cache_dir=_cache_dir(cache), baseline=baseline, limit=limit, log=log)
     if as_json:
