@@ -450,12 +450,15 @@ class FieldSplits:
     reading: DigitString
     field: _Field
     probs: np.ndarray
+    scored: dict[str, float] = field(default_factory=dict, repr=False)
 
     def probability(self, digits: str) -> float:
         """P(the field reads as ``digits``) by this reader."""
         if not digits or not digits.isdigit():
             return 0.0
-        return string_probability(self.field, self.probs, [int(c) for c in digits])
+        if digits not in self.scored:
+            self.scored[digits] = string_probability(self.field, self.probs, [int(c) for c in digits])
+        return self.scored[digits]
 
 
 def analyse_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None) -> list[FieldSplits]:
@@ -504,7 +507,8 @@ def analyse_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = No
         # lowers the confidence however sure the model is.
         plausibility = float(np.exp(sum(f.shapes[s] for s in path)))
         confidence = string_probability * plausibility
-        results.append(FieldSplits(DigitString("".join(digits), confidence, confs, boxes), f, probs))
+        results.append(FieldSplits(DigitString("".join(digits), confidence, confs, boxes), f, probs,
+                                   {"".join(digits): string_probability}))
     return results
 
 

@@ -44,7 +44,10 @@ def features(segmented: FieldSplits, whole: StringReading, code_length: Optional
     finds unlikely is doubtful, and the other way round)."""
     seg_p, whole_p = own_probabilities(segmented.reading, whole, code_length)
     seg_of_whole = segmented.probability(whole.digits) if whole_p > 0 and seg_p > 0 else 0.0
-    whole_of_seg = whole.probability(segmented.reading.digits) if seg_p > 0 else 0.0
+    if seg_p > 0 and segmented.reading.digits == whole.digits:
+        whole_of_seg = whole.confidence  # the same string: the ensemble has scored it already
+    else:
+        whole_of_seg = whole.probability(segmented.reading.digits) if seg_p > 0 else 0.0
     return np.array([1.0, _logit(seg_p), _logit(whole_p), _logit(seg_of_whole), _logit(whole_of_seg)])
 
 
