@@ -18,6 +18,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from docsort.preprocess import components
 from docsort.segment import TesseractWord
 
 from docsort.records import BBox
@@ -67,7 +68,7 @@ class _UnionFind:
 
 def ink_components(ink: np.ndarray) -> np.ndarray:
     """Bounding boxes (n, 4: x, y, w, h) and areas (n,) of the ink's connected components."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    _, _, stats = components(ink)
     stats = stats[1:]
     return stats[stats[:, cv2.CC_STAT_AREA] >= MIN_SPECK_AREA]
 
