@@ -87,6 +87,16 @@ def warm_up(settings: Optional[Settings] = None) -> None:
 def process_page(image: np.ndarray, page_number: int, settings: Settings,
                  overlay_path: Optional[Path] = None) -> PageResult:
     """Read one page image (uint8 grey or BGR). Raises ``InputError`` when the page cannot be read."""
+    result, _ = read_page(image, page_number, settings)
+    _overlay(image, result, overlay_path)
+    return result
+
+
+def read_page(image: np.ndarray, page_number: int, settings: Settings
+              ) -> tuple[PageResult, list[tuple[np.ndarray, DigitString]]]:
+    """The page's result and every handwritten number field read on it (the crop as cut from
+    the clean page, and its reading): the field reader is fitted on these crops, so it learns
+    from what the pipeline really hands it."""
     from docsort.field_reader import read_fields
 
     if image is None or image.ndim not in (2, 3) or min(image.shape[:2]) < 8:
@@ -98,9 +108,7 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
     words = segment.words(clean.grey, timeout=settings.tesseract_timeout)
     regions = number_fields.text_regions(clean.ink, words)
     if not regions:
-        result = PageResult(page=page_number, width=width, height=height)
-        _overlay(image, result, overlay_path)
-        return result
+        return PageResult(page=page_number, width=width, height=height), []
 
     crops = [number_fields.cut(clean.grey, r.bbox) for r in regions]
     p_hw = writing_type.p_handwritten(crops)
@@ -157,8 +165,7 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
             decision="auto" if chosen.confidence >= threshold else "manual",
         )
     result = PageResult(page=page_number, width=width, height=height, crops=records, postal_code=code)
-    _overlay(image, result, overlay_path)
-    return result
+    return result, list(zip(field_crops, field_readings))
 
 
 def _number_fields(regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:

@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from docsort import mnist, string_reader
-from docsort.digit_reader import DigitString, ink_of
+from docsort.digit_reader import ink_of
 from docsort.errors import UsageError
 
 BATCH_SIZE = 32
@@ -411,36 +411,21 @@ def envelope_fields(handwriting: str | Path, count: int, seed: int, code_length:
 
 
 def _destination_field(job: tuple[str, str, int]) -> Optional[tuple[np.ndarray, str]]:
-    """Run the pipeline on one envelope, keeping the fields it reads; return the chosen one."""
-    from docsort import field_reader, pipeline
+    """Run the pipeline on one envelope; return the field crop behind its chosen code."""
+    from docsort import ingest, pipeline
 
     path, truth, code_length = job
-    seen: list[tuple[np.ndarray, DigitString]] = []
-    read_fields = field_reader.read_fields
-
-    def recording(fields, *args, **kwargs):
-        readings = read_fields(fields, *args, **kwargs)
-        seen.extend((_ink_of_crop(f), r) for f, r in zip(fields, readings))
-        return readings
-
-    field_reader.read_fields = recording
-    try:
-        doc = pipeline.process_document(path, pipeline.Settings(code_length=code_length))
-    finally:
-        field_reader.read_fields = read_fields
-    code = doc.pages[0].postal_code if doc.pages else None
+    page = next(iter(ingest.iter_pages(path)), None)
+    if page is None or not page.ok:
+        return None
+    result, fields = pipeline.read_page(page.image, page.number, pipeline.Settings(code_length=code_length))
+    code = result.postal_code
     if code is None or code.source != "handwritten":
         return None
-    for ink, reading in seen:
+    for crop, reading in fields:
         if reading.digits == code.value and abs(reading.confidence - code.confidence) < 1e-9:
-            return ink, truth
+            return ink_of(crop), truth
     return None
-
-
-def _ink_of_crop(field: np.ndarray) -> np.ndarray:
-    from docsort import field_reader
-
-    return field_reader._ink(field)
 
 
 def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, seed: int = 7,
