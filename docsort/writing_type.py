@@ -24,6 +24,11 @@ MAX_ASPECT = MAX_WIDTH / HEIGHT
 BATCH_SIZE = 512
 # Ink must differ from paper by this many grey levels, else the crop is blank paper.
 MIN_CONTRAST = 24.0
+# Crops this narrow once normalised (lone characters, slivers) are also judged by a wider
+# network of their own, kept beside the main model under this name. They are where the
+# errors are, and cheap to look at closely: a 32-column crop costs an eighth of a long word.
+LONE_CHARACTER_MODEL = "writing_type_chars"
+LONE_CHARACTER_WIDTH = 48
 INK_THRESHOLD = 0.35
 MARGIN_PX = 2
 # Runs of inked rows/columns holding less than SPECK_SHARE of the ink and further than SPECK_GAP
@@ -157,28 +162,37 @@ class WritingTypeClassifier:
     of the saved model), so 0.5 is the decision threshold and values read as probabilities.
     """
 
-    def __init__(self, model_file: Optional[str] = None):
+    def __init__(self, model_file: Optional[str] = None, lone_characters: bool = True):
+        """``lone_characters``: also use the lone-character model when one lies beside the model."""
+        from pathlib import Path
+
         from docsort import modelstore
 
         self.model_file = str(model_file or modelstore.model_path(modelstore.WRITING_TYPE))
         self.model = modelstore.load_model(self.model_file)
-        self._predict = None
+        chars = Path(self.model_file).with_name(f"{LONE_CHARACTER_MODEL}.keras")
+        self.lone_character_file: Optional[str] = None
+        self.lone_character_model = None
+        if lone_characters and chars.is_file() and chars.resolve() != Path(self.model_file).resolve():
+            self.lone_character_file = str(chars)
+            self.lone_character_model = modelstore.load_model(str(chars))
+        self._predict: dict[int, object] = {}
 
-    def _predict_fn(self):
-        if self._predict is None:
-            if getattr(self.model, "runtime", None) == "numpy":
-                self._predict = self.model.predict_on_batch
-                return self._predict
-            from docsort.tfsetup import tensorflow
+    def _predict_fn(self, model=None):
+        model = self.model if model is None else model
+        if id(model) not in self._predict:
+            if getattr(model, "runtime", None) == "numpy":
+                self._predict[id(model)] = model.predict_on_batch
+            else:
+                from docsort.tfsetup import tensorflow
 
-            tf = tensorflow()
-            model = self.model
-            self._predict = tf.function(
-                lambda x: model(x, training=False),
-                input_signature=[tf.TensorSpec((None, HEIGHT, None, 1), tf.float32)],
-                reduce_retracing=True,
-            )
-        return self._predict
+                tf = tensorflow()
+                self._predict[id(model)] = tf.function(
+                    lambda x: model(x, training=False),
+                    input_signature=[tf.TensorSpec((None, HEIGHT, None, 1), tf.float32)],
+                    reduce_retracing=True,
+                )
+        return self._predict[id(model)]
 
     @staticmethod
     def prepare(crop: np.ndarray) -> np.ndarray:
@@ -191,7 +205,11 @@ class WritingTypeClassifier:
             return out
         predict = self._predict_fn()
         for index, x in batches(prepared):
-            out[index] = np.asarray(predict(x)).reshape(-1)
+            p = np.asarray(predict(x)).reshape(-1)
+            if self.lone_character_model is not None and x.shape[2] <= LONE_CHARACTER_WIDTH:
+                p_lone = np.asarray(self._predict_fn(self.lone_character_model)(x)).reshape(-1)
+                p = combine_lone_character(p, p_lone)
+            out[index] = p
         return out
 
     def p_handwritten(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -202,6 +220,11 @@ class WritingTypeClassifier:
         """``("printed"|"handwritten", p_handwritten)`` for each crop."""
         p = self.p_handwritten(crops)
         return [("handwritten" if v >= threshold else "printed", float(v)) for v in p]
+
+
+def combine_lone_character(p_main: np.ndarray, p_lone: np.ndarray) -> np.ndarray:
+    """P(handwritten) of a lone character from both models: the mean of their calibrated probabilities."""
+    return 0.5 * (p_main + p_lone)
 
 
 def kind_of(p_handwritten: float, threshold: float = 0.5) -> str:

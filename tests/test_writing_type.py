@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from docsort import modelstore
 from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
-from docsort.writing_type import HEIGHT, MAX_WIDTH, WritingTypeClassifier, prepare
+from docsort.writing_type import HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier, prepare
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,8 @@ def test_shipped_metrics_describe_the_shipped_model():
     assert metrics["accuracy"] > metrics["tesseract_confidence_baseline"]["accuracy"]
     assert not set(metrics["writer_split"]["train"]) & set(metrics["writer_split"]["validation"])
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])
+    lone = WritingTypeClassifier().lone_character_file
+    assert lone and metrics["lone_character_model"]["sha256"] == modelstore.file_sha256(lone)
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
@@ -140,6 +142,22 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     assert len(json.loads((out / "writing_type.history.json").read_text())["loss"]) == 1
     p = WritingTypeClassifier(str(out / "writing_type.keras")).p_handwritten([np.full((30, 90), 255, np.uint8)])
     assert 0.0 <= float(p[0]) <= 1.0
+
+    done = run_cli("train", "writing-type", "--lone-characters", "--dhsd", dhsd_dir, "--mnist", mnist_dir,
+                   "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    lone = json.loads((out / "writing_type_chars.metrics.json").read_text())
+    assert lone["input"]["max_width"] == LONE_CHARACTER_WIDTH and lone["n"] > 0
+    both = WritingTypeClassifier(str(out / "writing_type.keras"))
+    assert both.lone_character_file == str(out / "writing_type_chars.keras")
+    dot, word = np.full((30, 30), 255, np.uint8), np.full((30, 150), 255, np.uint8)
+    dot[10:20, 10:20] = 0
+    word[10:20, 10:140:6] = 0
+    main_only = WritingTypeClassifier(str(out / "writing_type.keras"), lone_characters=False)
+    lone_only = WritingTypeClassifier(str(out / "writing_type_chars.keras"), lone_characters=False)
+    p_both, p_main = both.p_handwritten([dot, word]), main_only.p_handwritten([dot, word])
+    assert np.isclose(p_both[0], 0.5 * (p_main[0] + lone_only.p_handwritten([dot])[0]), atol=1e-5)
+    assert np.isclose(p_both[1], p_main[1], atol=1e-6), "words are the main model's alone"
 
 
 def test_evaluate_cli_json_reports_both_classes_and_real_scans(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -97,14 +98,23 @@ def train_writing_type(
                                          help="Cache for Tesseract's crops and scores (default: ~/.cache/docsort)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline",
                                   help="Also measure Tesseract's confidence as a classifier (minutes)."),
+    lone_characters: bool = typer.Option(
+        False, "--lone-characters",
+        help="Train the lone-character model (writing_type_chars.keras, used beside writing_type.keras "
+             "in the same folder) on the narrow crops only."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
-    from docsort.training.writing_type import TrainingConfig, train_and_measure
+    from docsort.training.writing_type import (LONE_CHARACTER_FILTERS, LONE_CHARACTER_RECIPE, TrainingConfig,
+                                               train_and_measure)
+    from docsort.writing_type import LONE_CHARACTER_MODEL, LONE_CHARACTER_WIDTH
 
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed)
+    if lone_characters:
+        config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=LONE_CHARACTER_FILTERS,
+                         name=LONE_CHARACTER_MODEL, **LONE_CHARACTER_RECIPE)
     log = progress_lines(quiet)
     command = "docsort " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     metrics = train_and_measure(config, pages_dir if pages_dir and pages_dir.is_dir() else None,

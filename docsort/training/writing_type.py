@@ -38,6 +38,11 @@ from docsort.synth.printed import Font, font_split, random_printed_text, render_
 PRINTED, HANDWRITTEN = 0, 1
 CLASS_NAMES = ("printed", "handwritten")
 DATA_VERSION = 2
+# The lone-character model's convolutions: wider than the main model's, affordable on narrow crops.
+LONE_CHARACTER_FILTERS = (24, 48, 96, 128)
+# Its training makes three times the lone-character pairs of the main model's, since it learns
+# from the narrow crops only (with the main model's counts it overfits them).
+LONE_CHARACTER_RECIPE = {"single_characters": 18000, "lone_characters": 12000, "redraw_blank_cuts": True}
 
 
 @dataclass
@@ -71,6 +76,15 @@ class TrainingConfig:
     validation_printed: int = 2500
     validation_digit_strings: int = 1500
     validation_tesseract_pages: int = 40
+    # The lone-character model: trained and measured only on the crops at most ``max_width``
+    # wide once normalised (lone characters and slivers), with a wider network (``filters``).
+    # None: the main model, on all crops.
+    max_width: Optional[int] = None
+    filters: tuple[int, ...] = (12, 24, 48, 64)
+    name: str = "writing_type"
+    # Cuts of handwritten training words that fall on blank paper are drawn again, rather than
+    # kept as "handwritten" crops holding no writing (the shipped main model kept them).
+    redraw_blank_cuts: bool = False
 
     def scaled(self) -> "TrainingConfig":
         """The source sizes cut down proportionally when ``limit`` is set (quick runs, tests)."""
@@ -105,12 +119,28 @@ def _ink_rows_cols(img: np.ndarray) -> Optional[tuple[int, int, int, int]]:
     return int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1)
 
 
-def fragment(img: np.ndarray, rng: np.random.Generator, char_boxes: Optional[list] = None) -> np.ndarray:
+def holds_ink(piece: np.ndarray) -> bool:
+    """Whether a cut of a clean (dark on white) word image holds writing, not just paper."""
+    return int((piece < 160).sum()) >= max(8, int(0.02 * piece.size))
+
+
+def fragment(img: np.ndarray, rng: np.random.Generator, char_boxes: Optional[list] = None,
+             need_ink: bool = False) -> np.ndarray:
     """Cut a crop as Tesseract cuts handwriting: whole, a piece of the word, or one character.
 
     ``char_boxes`` (x, width of each character) makes the cuts follow character boundaries;
     without them (cursive words) the cuts fall anywhere, as Tesseract's do in joined writing.
+    A cut can fall between letters onto blank paper; with ``need_ink`` it is drawn again, so
+    training never labels paper as handwriting.
     """
+    for _ in range(8):
+        piece = _fragment_once(img, rng, char_boxes)
+        if not need_ink or holds_ink(piece):
+            return piece
+    return img
+
+
+def _fragment_once(img: np.ndarray, rng: np.random.Generator, char_boxes: Optional[list]) -> np.ndarray:
     box = _ink_rows_cols(img)
     if box is None:
         return img
@@ -212,10 +242,10 @@ def styled_printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarr
                                  shear=shear, tracking=tracking), rng)
 
 
-def dhsd_crop(rng: np.random.Generator, words: list[np.ndarray]) -> np.ndarray:
+def dhsd_crop(rng: np.random.Generator, words: list[np.ndarray], need_ink: bool = False) -> np.ndarray:
     img = words[int(rng.integers(len(words)))]
     img = _split_word(img, rng) if rng.random() < 0.3 else img
-    return scan_like(fragment(img, rng), rng)
+    return scan_like(fragment(img, rng, need_ink=need_ink), rng)
 
 
 def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: np.ndarray
@@ -241,8 +271,8 @@ def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: n
     return printed, handwritten
 
 
-def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.ndarray]
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.ndarray],
+                        need_ink: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """A printed lone character in a random style and a character-wide cut of a handwritten word.
 
     Lone characters are where the classifier errs most: printed symbols and letters in bold,
@@ -265,10 +295,12 @@ def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list
     if box is not None:
         x0, y0, x1, y1 = box
         h, w = y1 - y0, x1 - x0
-        width = min(w, int(h * rng.uniform(0.4, 1.0)))
-        a = x0 + int(rng.integers(0, max(1, w - width)))
-        if width >= 2:
-            word = word[:, a:a + width]
+        for _ in range(8 if need_ink else 1):
+            width = min(w, int(h * rng.uniform(0.4, 1.0)))
+            a = x0 + int(rng.integers(0, max(1, w - width)))
+            if width >= 2 and (not need_ink or holds_ink(word[:, a:a + width])):
+                word = word[:, a:a + width]
+                break
     handwritten = scan_like(word, rng)
     return printed, handwritten
 
@@ -580,7 +612,7 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
     for _ in range(config.printed_rendered):
         train.add(printed_crop(rng, list(fonts.train)), PRINTED, "printed_rendered")
     for _ in range(config.dhsd_words):
-        train.add(dhsd_crop(rng, train_words), HANDWRITTEN, "dhsd")
+        train.add(dhsd_crop(rng, train_words, need_ink=config.redraw_blank_cuts), HANDWRITTEN, "dhsd")
     for _ in range(config.digit_strings):
         train.add(digit_string_crop(rng, mnist_train.images), HANDWRITTEN, "digit_strings")
     for _ in range(config.single_characters):
@@ -592,7 +624,8 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         train.add(printed, PRINTED, "lone_pieces")
         train.add(handwritten, HANDWRITTEN, "lone_pieces")
     for _ in range(config.lone_characters):
-        printed, handwritten = lone_character_pair(rng, list(fonts.train), train_words)
+        printed, handwritten = lone_character_pair(rng, list(fonts.train), train_words,
+                                                   need_ink=config.redraw_blank_cuts)
         train.add(printed, PRINTED, "lone_characters")
         train.add(handwritten, HANDWRITTEN, "lone_characters")
     for _ in range(config.letter_spaced):
@@ -610,6 +643,10 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         train.add(crop, kind, "tesseract_pages", conf)
 
     validation = build_validation(config, fonts, writers, val_words, mnist_val.images, log)
+    if config.max_width:
+        train, validation = narrow_crops(train, config.max_width), narrow_crops(validation, config.max_width)
+        log(f"data: lone-character model, crops up to {config.max_width} px wide: "
+            f"{len(train)} training, {len(validation)} validation")
     meta = {
         "writer_split": writers.to_dict(),
         "font_split": fonts.families(),
@@ -620,6 +657,15 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         "validation_sources": _count_sources(validation),
     }
     return train, validation, meta
+
+
+def narrow_crops(crops: CropSet, max_width: int) -> CropSet:
+    """The crops at most ``max_width`` wide once normalised: lone characters and slivers."""
+    kept = CropSet()
+    for crop, label, source, conf in zip(crops.crops, crops.labels, crops.sources, crops.tesseract_conf):
+        if wt.prepare(crop).shape[1] <= max_width:
+            kept.add(crop, label, source, conf)
+    return kept
 
 
 def build_validation(config: TrainingConfig, fonts, writers, val_words, val_digits, log) -> CropSet:
@@ -653,20 +699,21 @@ def _count_sources(crops: CropSet) -> dict:
 
 # --- Model ----------------------------------------------------------------------------------------
 
-def build_model(keras):
+def build_model(keras, filters: tuple[int, ...] = (12, 24, 48, 64)):
     """A small conv net over a (32, any width) crop; global pooling makes it width-agnostic.
 
+    ``filters``: of each 3x3 convolution; all but the last are followed by 2x2 max-pooling.
     Outputs a logit; calibration and the sigmoid are added when the model is saved.
     """
     layers = keras.layers
     inputs = keras.Input((wt.HEIGHT, None, 1), name="crop")
     x = inputs
-    for filters in (12, 24, 48):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    for width in filters[:-1]:
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(64, 3, padding="same", use_bias=False)(x)
+    x = layers.Conv2D(filters[-1], 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
@@ -780,7 +827,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
     y_train = np.asarray(train_set.labels)
     y_val = np.asarray(validation.labels)
 
-    model = build_model(k)
+    model = build_model(k, tuple(config.filters))
     steps_per_epoch = sum(math.ceil(n / config.batch_size) for n in
                           np.bincount([wt.bucket_width(p.shape[1]) for p in x_train]) if n)
     schedule = k.optimizers.schedules.CosineDecay(2e-3, decay_steps=max(1, config.epochs * steps_per_epoch),
@@ -867,9 +914,9 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
     final = calibrated_model(k, model, temperature)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_file = out_dir / "writing_type.keras"
+    model_file = out_dir / f"{config.name}.keras"
     final.save(model_file)
-    history_file = out_dir / "writing_type.history.json"
+    history_file = out_dir / f"{config.name}.history.json"
     history_file.write_text(json.dumps(history, indent=2) + "\n")
     log(f"saved {model_file} (temperature {temperature:.3f}) after {time.time() - started:.0f} s")
     return {
@@ -899,19 +946,25 @@ def train_and_measure(config: TrainingConfig, pages_dir: Optional[Path], *, base
     from docsort.tfsetup import tensorflow
     from docsort.writing_type import WritingTypeClassifier
 
-    classifier = WritingTypeClassifier(result["model_file"])
-    measured = evaluation.evaluate_on(classifier, validation, pages_dir, baseline_scores=scores, log=log)
+    # The lone-character model is measured alone on its narrow validation crops; the real scans'
+    # word crops are the main model's (``docsort evaluate writing-type`` measures the two together).
+    classifier = WritingTypeClassifier(result["model_file"], lone_characters=False)
+    measured = evaluation.evaluate_on(classifier, validation, None if config.max_width else pages_dir,
+                                      baseline_scores=scores, log=log)
     model_file = Path(result["model_file"])
     metrics = {
-        "model": "writing_type",
+        "model": config.name,
         "file": model_file.name,
         "sha256": modelstore.file_sha256(str(model_file.resolve())),
         "test_accuracy": measured["accuracy"],
-        "test_set": "validation crops of DHSD writers, font families and MNIST digits held out from training",
+        "test_set": "validation crops of DHSD writers, font families and MNIST digits held out from training"
+                    + (f", those at most {config.max_width} px wide once normalised" if config.max_width else ""),
         **measured,
         "temperature": result["temperature"],
         "threshold": 0.5,
-        "input": {"height": wt.HEIGHT, "max_width": wt.MAX_WIDTH, "width_buckets": list(wt.WIDTH_BUCKETS)},
+        "input": {"height": wt.HEIGHT, "max_width": config.max_width or wt.MAX_WIDTH,
+                  "width_buckets": [b for b in wt.WIDTH_BUCKETS if b <= (config.max_width or wt.MAX_WIDTH)]},
+        "filters": list(config.filters),
         "writer_split": result["writer_split"],
         "font_split": result["font_split"],
         "dataset_sha256": result["dataset_sha256"],
@@ -931,7 +984,7 @@ def train_and_measure(config: TrainingConfig, pages_dir: Optional[Path], *, base
             "tensorflow_version": tensorflow().__version__,
         },
     }
-    metrics_file = model_file.with_name("writing_type.metrics.json")
+    metrics_file = model_file.with_name(f"{config.name}.metrics.json")
     metrics_file.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {metrics_file}")
     metrics["model_file"] = str(model_file)
