@@ -284,12 +284,14 @@ def _decode_frame(image, limits: _Limits) -> tuple[np.ndarray, float]:
     frame = _flatten_alpha(frame)
     frame = _apply_orientation(frame, orientation, Image)
     array = np.asarray(frame)
-    if array.ndim == 3:
-        array = np.ascontiguousarray(array[:, :, ::-1])  # RGB -> BGR
-    else:
-        array = np.ascontiguousarray(array)
     if array.dtype != np.uint8:
         raise InputError(f"unsupported pixel format {frame.mode}")
+    if array.ndim == 3:
+        import cv2
+
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)  # a few times faster than a numpy copy
+    else:
+        array = np.ascontiguousarray(array)
     width_after = array.shape[1] if orientation < 5 else array.shape[0]
     return array, width_after / native_width
 
