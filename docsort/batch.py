@@ -314,13 +314,27 @@ def run_information() -> dict:
 
     tesseract = check_tesseract()
     models = {}
-    for name in (modelstore.DIGITS, modelstore.WRITING_TYPE, modelstore.DIGIT_STRINGS):
+    for name in (modelstore.DIGITS, modelstore.WRITING_TYPE, modelstore.DIGIT_STRINGS, *_companion_models()):
         path = modelstore.model_path(name)
         sha = _check_model_file(path)
         metrics = modelstore.load_metrics(name)
         accuracy = metrics.get("test_accuracy", metrics.get("accuracy"))
         models[name] = {"file": path.name, "sha256": sha, "test_accuracy": accuracy}
     return {"docsort_version": __version__, "tesseract_version": tesseract, "models": models}
+
+
+def _companion_models() -> list[str]:
+    """Models read beside the three main ones: the whole-field ensemble's other members and the
+    lone-character printed/handwritten model. Their hashes belong in the run information too, so
+    a changed member is seen (and earlier results are not reused for it)."""
+    from docsort import modelstore
+    from docsort.writing_type import LONE_CHARACTER_MODEL
+
+    names = [Path(f).stem for f in modelstore.load_metrics(modelstore.DIGIT_STRINGS).get("ensemble", [])]
+    names = [n for n in names if n != modelstore.DIGIT_STRINGS]
+    if modelstore.model_path(LONE_CHARACTER_MODEL).is_file():
+        names.append(LONE_CHARACTER_MODEL)
+    return names
 
 
 def resolve_accept_threshold(options: BatchOptions) -> float:

@@ -95,6 +95,13 @@ def test_results_follow_the_interface(reference, envelopes):
     import jsonschema
 
     jsonschema.validate(results, results_schema())
+    # Every model the pipeline reads is named with its hash, ensemble members included.
+    from docsort import modelstore
+
+    shipped = sorted(p.name for p in modelstore.models_dir().glob("*.keras"))
+    assert sorted(m["file"] for m in results["models"].values()) == shipped
+    for model in results["models"].values():
+        assert model["sha256"] == modelstore.file_sha256(modelstore.models_dir() / model["file"])
     files = [d["file"] for d in results["documents"]]
     assert files == sorted(files) and len(files) == BATCH_SIZE
     assert all(f.startswith(str(envelopes)) for f in files)
