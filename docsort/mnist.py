@@ -164,11 +164,16 @@ def _sha256(path: Path) -> str:
     return file_sha256(str(path.resolve()))
 
 
+def validation_indices(n: int, size: int = VALIDATION_SIZE, seed: int = VALIDATION_SEED) -> np.ndarray:
+    """Which of the ``n`` training digits are held out for validation (fixed by the seed)."""
+    return np.random.default_rng(seed).permutation(n)[:size]
+
+
 def train_validation_split(train: Split, size: int = VALIDATION_SIZE, seed: int = VALIDATION_SEED
                            ) -> tuple[Split, Split]:
     """A fixed, seeded validation set carved out of the training set (the test set stays untouched)."""
-    order = np.random.default_rng(seed).permutation(len(train))
-    val, rest = order[:size], np.sort(order[size:])
+    val = validation_indices(len(train), size, seed)
+    rest = np.setdiff1d(np.arange(len(train)), val)
     return (Split(train.images[rest], train.labels[rest]), Split(train.images[val], train.labels[val]))
 
 

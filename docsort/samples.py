@@ -161,10 +161,10 @@ class HandwritingCorpus:
         labels = read_idx_labels(labels_file)
         keep = np.ones(len(labels), bool)
         if mnist_split == "validation":
-            from docsort.mnist import VALIDATION_SEED, VALIDATION_SIZE
+            from docsort.mnist import validation_indices
 
             keep[:] = False
-            keep[np.random.default_rng(VALIDATION_SEED).permutation(len(labels))[:VALIDATION_SIZE]] = True
+            keep[validation_indices(len(labels))] = True
         held_out = dhsd_writer_split().validation
         words: dict[int, list[tuple[np.ndarray, str]]] = {}
         for image, text, writer in load_dhsd(dhsd_index.parent, writers=held_out):

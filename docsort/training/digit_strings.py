@@ -386,10 +386,10 @@ def envelope_fields(handwriting: str | Path, count: int, seed: int, code_length:
                     jobs: int = 1, mnist_split: str = "validation") -> tuple[list[np.ndarray], list[str]]:
     """Handwritten destination fields as ``process`` cuts them, with their true codes.
 
-    ``count`` envelopes are generated with MNIST validation digits (never trained on; ``mnist_split``
-    picks others for measurements) and read by
-    the real pipeline; for each envelope whose destination it read as handwriting, the field
-    crop behind the chosen code is kept (its truth the envelope's destination code).
+    ``count`` envelopes are generated with MNIST validation digits (never trained on;
+    ``mnist_split`` picks others for measurements) and read by the real pipeline; for each
+    envelope whose destination it read as handwriting, the field crop behind the chosen code is
+    kept (its truth the envelope's destination code).
     """
     import tempfile
     from multiprocessing import get_context
