@@ -52,6 +52,21 @@ def test_real_printed_scans_are_printed(classifier, real_printed_crops):
     assert np.mean(p < 0.5) >= 0.98
 
 
+def test_printed_words_with_brackets_and_marks_stay_printed(classifier):
+    """Tesseract leaves brackets, quotes and marks on the word: "<lazy>", "#90", "12.5%"."""
+    from docsort.synth import degrade
+    from docsort.synth.printed import font_split, render_text
+
+    words = ("<lazy>", "<23>", "(quick)", "[brown]", "{fox}", "«rapide»", "„Hund“", "#90", "12.5%", "goose,")
+    fonts = [f for f in font_split(0).held_out if "Bold" in f.path or "Regular" in f.path]
+    rng = np.random.default_rng(0)
+    crops = [render_text(word, font.path, 40, rng) for word in words for font in fonts]
+    crops += [degrade.binarise(degrade.blur(c, 1.0)) for c in crops]
+    p = classifier.p_handwritten(crops)
+    assert len(crops) >= 100
+    assert np.mean(p < 0.5) >= 0.97, [words[i % (len(crops) // 2) // len(fonts)] for i in np.flatnonzero(p >= 0.5)]
+
+
 def test_probabilities_do_not_depend_on_batch_company(classifier, unseen_handwriting, real_printed_crops):
     crops = unseen_handwriting[:5] + real_printed_crops[:5]
     together = classifier.p_handwritten(crops)
@@ -95,7 +110,7 @@ def test_shipped_metrics_describe_the_shipped_model():
     assert metrics["sha256"] == modelstore.file_sha256(str(modelstore.model_path(modelstore.WRITING_TYPE)))
     assert metrics["n"] == sum(map(sum, metrics["confusion_matrix"]))
     assert metrics["accuracy"] >= 0.97
-    assert metrics["real_scans"]["original"]["printed_rate"] >= 0.98
+    assert metrics["real_scans"]["original"]["printed_rate"] >= 0.995
     assert metrics["accuracy"] > metrics["tesseract_confidence_baseline"]["accuracy"]
     assert not set(metrics["writer_split"]["train"]) & set(metrics["writer_split"]["validation"])
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])

@@ -274,6 +274,43 @@ def random_symbol_text(rng: np.random.Generator) -> str:
     return " ".join(str(w) for w in rng.choice(SENTENCE_WORDS, size=int(rng.integers(2, 6))))
 
 
+BRACKETS = (("(", ")"), ("[", "]"), ("{", "}"), ("<", ">"), ("‹", "›"), ("«", "»"), ("»", "«"), ("„", "“"),
+            ("“", "”"), ('"', '"'), ("'", "'"), ("‚", "‘"))
+LEADING_MARKS = ("#", "$", "€", "£", "§", "*", "+", "-", "–", "/", "@", "&", "~", "№", "¿", "¡")
+TRAILING_MARKS = (",", ".", ":", ";", "!", "?", "%", "*", "/", "-", "°", "'s", ".-", "),", ").", "!)")
+
+
+def random_punctuated_text(rng: np.random.Generator) -> str:
+    """A word, number or letter with the punctuation Tesseract leaves attached to it.
+
+    Tesseract cuts "(quick)", "<lazy>", "#90", "12.5%" or "goose," as one word; brackets,
+    quotes and marks are bold, angular strokes that a classifier can take for a pen's, on
+    numbers and short words most of all.
+    """
+    roll = rng.random()
+    if roll < 0.35:
+        core = random_word(rng)
+    elif roll < 0.6:
+        core = str(rng.integers(0, 10 ** int(rng.integers(1, 5))))
+    elif roll < 0.8:
+        core = str(rng.choice(SENTENCE_WORDS + NAMES))
+    else:
+        core = str(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")))
+    if rng.random() < 0.3:
+        core = core.lower() if rng.random() < 0.5 else core.upper()
+    roll = rng.random()
+    if roll < 0.55:
+        left, right = BRACKETS[int(rng.integers(len(BRACKETS)))]
+        text = f"{left}{core}{right}"
+        if rng.random() < 0.2:
+            text += str(rng.choice(TRAILING_MARKS[:6]))
+    elif roll < 0.75:
+        text = f"{rng.choice(LEADING_MARKS)}{core}"
+    else:
+        text = f"{core}{rng.choice(TRAILING_MARKS)}"
+    return text
+
+
 def random_postal_code(rng: np.random.Generator) -> str:
     """A postal code as printed on mail: German, French, US or UK style."""
     kind = rng.integers(0, 6)

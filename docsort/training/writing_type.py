@@ -8,6 +8,8 @@ them. Every crop, whatever its class, then goes through the same steps -- fragme
 word, part of a word, a single character), rescaling to a random text height, the same scanner
 degradations, the same normalisation (``docsort.writing_type.prepare``) -- so the only thing
 that tells the classes apart is the writing itself, not canvas, resolution or ink colour.
+A crop that shows no writing -- a cut that fell on blank paper, a lone period blown up to a
+blob -- has no true class; it is drawn again, in training and validation alike.
 
 Validation uses DHSD writers, font families and MNIST digits that training never sees; the
 temperature that calibrates ``p_handwritten`` is fitted on it and folded into the saved model.
@@ -42,7 +44,10 @@ DATA_VERSION = 2
 LONE_CHARACTER_FILTERS = (24, 48, 96, 128)
 # Its training makes three times the lone-character pairs of the main model's, since it learns
 # from the narrow crops only (with the main model's counts it overfits them).
-LONE_CHARACTER_RECIPE = {"single_characters": 18000, "lone_characters": 12000, "redraw_blank_cuts": True}
+LONE_CHARACTER_RECIPE = {"single_characters": 18000, "lone_characters": 12000}
+# A crop whose ink, once normalised, covers more of the frame than this shows no shape: a lone
+# period or hyphen blown up to the crop's height, or a scan that drowned the writing.
+MAX_INK_FILL = 0.85
 
 
 @dataclass
@@ -65,6 +70,7 @@ class TrainingConfig:
     lone_characters: int = 4000
     styled_printed: int = 2000
     letter_spaced: int = 3000
+    punctuated: int = 3000
     pen_strokes: int = 0
     # Weight averaging (0: the last step's weights are saved).
     ema_momentum: float = 0.0
@@ -82,9 +88,10 @@ class TrainingConfig:
     max_width: Optional[int] = None
     filters: tuple[int, ...] = (12, 24, 48, 64)
     name: str = "writing_type"
-    # Cuts of handwritten training words that fall on blank paper are drawn again, rather than
-    # kept as "handwritten" crops holding no writing (the shipped main model kept them).
-    redraw_blank_cuts: bool = False
+    # Crops that hold no writing (cuts of handwritten words that fall on blank paper, shapeless
+    # blobs) are drawn again, in training and validation alike: neither class is their truth.
+    # The main model shipped before this rule kept them.
+    redraw_blank_cuts: bool = True
 
     def scaled(self) -> "TrainingConfig":
         """The source sizes cut down proportionally when ``limit`` is set (quick runs, tests)."""
@@ -101,6 +108,7 @@ class TrainingConfig:
         c.lone_characters = max(min(2, self.lone_characters), int(self.lone_characters * f))
         c.styled_printed = max(min(2, self.styled_printed), int(self.styled_printed * f))
         c.letter_spaced = max(min(2, self.letter_spaced), int(self.letter_spaced * f))
+        c.punctuated = max(min(2, self.punctuated), int(self.punctuated * f))
         c.pen_strokes = max(min(2, self.pen_strokes), int(self.pen_strokes * f))
         c.tesseract_pages = 1 if self.limit < 5000 else max(1, int(self.tesseract_pages * f))
         c.validation_printed = max(8, int(self.validation_printed * f))
@@ -122,6 +130,26 @@ def _ink_rows_cols(img: np.ndarray) -> Optional[tuple[int, int, int, int]]:
 def holds_ink(piece: np.ndarray) -> bool:
     """Whether a cut of a clean (dark on white) word image holds writing, not just paper."""
     return int((piece < 160).sum()) >= max(8, int(0.02 * piece.size))
+
+
+def shows_writing(crop: np.ndarray) -> bool:
+    """Whether a finished crop shows writing the classifier can judge: ink with a shape.
+
+    Blank paper (no contrast) and blobs whose normalised ink fills the frame carry nothing of
+    either class; a label on them is noise in training and luck in validation.
+    """
+    prepared = wt.prepare(crop)
+    inner = prepared[wt.MARGIN_PX:wt.HEIGHT - wt.MARGIN_PX, wt.MARGIN_PX:prepared.shape[1] - wt.MARGIN_PX]
+    return bool(prepared.max() > 0) and (inner.size == 0 or float(inner.mean()) <= MAX_INK_FILL)
+
+
+def drawn(make: Callable, tries: int = 8):
+    """``make()``, drawn again (up to ``tries`` times) until every crop it returns shows writing."""
+    for _ in range(tries):
+        made = make()
+        if all(shows_writing(c) for c in (made if isinstance(made, tuple) else (made,))):
+            break
+    return made
 
 
 def fragment(img: np.ndarray, rng: np.random.Generator, char_boxes: Optional[list] = None,
@@ -240,6 +268,23 @@ def styled_printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarr
     tracking = float(rng.uniform(0.1, 0.6)) if rng.random() < 0.25 else 0.0
     return scan_like(render_text(text, font.path, size, rng, embolden=embolden, condense=condense,
                                  shear=shear, tracking=tracking), rng)
+
+
+def punctuated_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
+    """A printed word or number with brackets, quotes or marks attached, as Tesseract cuts them.
+
+    Half are bilevel scans and a third are bold: angle brackets and quotes in heavy type, with
+    a short number or word between them, are the printed crops most often taken for handwriting.
+    """
+    from docsort.synth.printed import random_punctuated_text
+
+    font = fonts[int(rng.integers(len(fonts)))]
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    embolden = int(rng.integers(1, max(1, size // 24) + 1)) if rng.random() < 0.35 else 0
+    tracking = float(rng.uniform(0.05, 0.3)) if rng.random() < 0.15 else 0.0
+    crop = scan_like(render_text(random_punctuated_text(rng), font.path, size, rng, embolden=embolden,
+                                 tracking=tracking), rng)
+    return degrade.binarise(crop) if rng.random() < 0.5 else crop
 
 
 def dhsd_crop(rng: np.random.Generator, words: list[np.ndarray], need_ink: bool = False) -> np.ndarray:
@@ -608,39 +653,41 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         f"{len(fonts.train)}/{len(fonts.held_out)} training/held-out fonts")
 
     rng = np.random.default_rng(config.seed)
+    clean = config.redraw_blank_cuts
+    draw = drawn if clean else (lambda make: make())
+    printed_fonts = list(fonts.train)
     train = CropSet()
     for _ in range(config.printed_rendered):
-        train.add(printed_crop(rng, list(fonts.train)), PRINTED, "printed_rendered")
+        train.add(draw(lambda: printed_crop(rng, printed_fonts)), PRINTED, "printed_rendered")
     for _ in range(config.dhsd_words):
-        train.add(dhsd_crop(rng, train_words, need_ink=config.redraw_blank_cuts), HANDWRITTEN, "dhsd")
+        train.add(draw(lambda: dhsd_crop(rng, train_words, need_ink=clean)), HANDWRITTEN, "dhsd")
     for _ in range(config.digit_strings):
-        train.add(digit_string_crop(rng, mnist_train.images), HANDWRITTEN, "digit_strings")
-    for _ in range(config.single_characters):
-        printed, handwritten = single_character_pair(rng, list(fonts.train), mnist_train.images)
-        train.add(printed, PRINTED, "single_characters")
-        train.add(handwritten, HANDWRITTEN, "single_characters")
-    for _ in range(config.lone_pieces):
-        printed, handwritten = lone_piece_pair(rng, list(fonts.train), train_words)
-        train.add(printed, PRINTED, "lone_pieces")
-        train.add(handwritten, HANDWRITTEN, "lone_pieces")
-    for _ in range(config.lone_characters):
-        printed, handwritten = lone_character_pair(rng, list(fonts.train), train_words,
-                                                   need_ink=config.redraw_blank_cuts)
-        train.add(printed, PRINTED, "lone_characters")
-        train.add(handwritten, HANDWRITTEN, "lone_characters")
-    for _ in range(config.letter_spaced):
-        train.add(letter_spaced_crop(rng, list(fonts.train)), PRINTED, "letter_spaced")
-    for _ in range(config.styled_printed):
-        train.add(styled_printed_crop(rng, list(fonts.train)), PRINTED, "styled_printed")
+        train.add(draw(lambda: digit_string_crop(rng, mnist_train.images)), HANDWRITTEN, "digit_strings")
+    pairs = (("single_characters", config.single_characters,
+              lambda: single_character_pair(rng, printed_fonts, mnist_train.images)),
+             ("lone_pieces", config.lone_pieces, lambda: lone_piece_pair(rng, printed_fonts, train_words)),
+             ("lone_characters", config.lone_characters,
+              lambda: lone_character_pair(rng, printed_fonts, train_words, need_ink=clean)))
+    for source, count, make_pair in pairs:
+        for _ in range(count):
+            printed, handwritten = draw(make_pair)
+            train.add(printed, PRINTED, source)
+            train.add(handwritten, HANDWRITTEN, source)
+    for source, count, make in (("letter_spaced", config.letter_spaced, letter_spaced_crop),
+                                ("styled_printed", config.styled_printed, styled_printed_crop),
+                                ("punctuated", config.punctuated, punctuated_crop)):
+        for _ in range(count):
+            train.add(draw(lambda: make(rng, printed_fonts)), PRINTED, source)
     for _ in range(config.pen_strokes):
-        train.add(pen_crop(rng), HANDWRITTEN, "pen_strokes")
+        train.add(draw(lambda: pen_crop(rng)), HANDWRITTEN, "pen_strokes")
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.tesseract_pages, "fonts": fonts.families(),
            "writers": writers.to_dict(), "hash": _dataset_hashes(config, mnist_data)}
     page_seeds = [config.seed * 1_000_003 + 1 + i for i in range(config.tesseract_pages)]
     sources = PageSources(list(fonts.train), train_words, mnist_train.images)
     for crop, kind, conf in tesseract_crops(sources, page_seeds, config.workers,
                                             _cache_file(config, "train_pages", key), log):
-        train.add(crop, kind, "tesseract_pages", conf)
+        if not clean or shows_writing(crop):
+            train.add(crop, kind, "tesseract_pages", conf)
 
     validation = build_validation(config, fonts, writers, val_words, mnist_val.images, log)
     if config.max_width:
@@ -673,19 +720,22 @@ def build_validation(config: TrainingConfig, fonts, writers, val_words, val_digi
     rng = np.random.default_rng(config.seed + 7919)
     validation = CropSet()
     limit_words = len(val_words) if not config.limit else max(6, config.validation_printed // 2)
+    clean = config.redraw_blank_cuts
+    draw = drawn if clean else (lambda make: make())
     for img, _ in val_words[:limit_words]:
-        validation.add(dhsd_crop(rng, [img]), HANDWRITTEN, "dhsd")
+        validation.add(draw(lambda: dhsd_crop(rng, [img], need_ink=clean)), HANDWRITTEN, "dhsd")
     for _ in range(config.validation_digit_strings):
-        validation.add(digit_string_crop(rng, val_digits), HANDWRITTEN, "digit_strings")
+        validation.add(draw(lambda: digit_string_crop(rng, val_digits)), HANDWRITTEN, "digit_strings")
     for _ in range(config.validation_printed):
-        validation.add(printed_crop(rng, list(fonts.held_out)), PRINTED, "printed_held_out_fonts")
+        validation.add(draw(lambda: printed_crop(rng, list(fonts.held_out))), PRINTED, "printed_held_out_fonts")
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.validation_tesseract_pages,
            "fonts": fonts.families(), "writers": writers.to_dict(), "n_words": len(val_words)}
     page_seeds = [config.seed * 1_000_003 + 500_000 + i for i in range(config.validation_tesseract_pages)]
     sources = PageSources(list(fonts.held_out), [img for img, _ in val_words], val_digits)
     for crop, kind, conf in tesseract_crops(sources, page_seeds, config.workers,
                                             _cache_file(config, "validation_pages", key), log):
-        validation.add(crop, kind, "tesseract_pages", conf)
+        if not clean or shows_writing(crop):
+            validation.add(crop, kind, "tesseract_pages", conf)
     return validation
 
 
