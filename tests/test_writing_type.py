@@ -128,6 +128,18 @@ def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
     assert ink_pieces(word) == [(10, 30), (36, 70)]
 
 
+def test_crops_without_writing_are_drawn_again(real_printed_crops):
+    from docsort.training.writing_type import drawn, shows_writing
+
+    paper = np.full((40, 120), 235, np.uint8)
+    blob = paper.copy()
+    blob[4:36, 10:110] = 20  # a lone period blown up to the crop's height
+    assert not shows_writing(paper) and not shows_writing(blob)
+    assert all(shows_writing(c) for c in real_printed_crops[:20])
+    made = iter([blob, paper, real_printed_crops[0]])
+    assert drawn(lambda: next(made)) is real_printed_crops[0]
+
+
 def test_batchnorm_statistics_are_measured_with_the_final_weights():
     from docsort.tfsetup import keras, tensorflow
     from docsort.training.writing_type import build_model, recalibrate_batchnorm
