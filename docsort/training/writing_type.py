@@ -91,7 +91,7 @@ class TrainingConfig:
     # Crops that hold no writing (cuts of handwritten words that fall on blank paper, shapeless
     # blobs) are drawn again, in training and validation alike: neither class is their truth.
     # The main model shipped before this rule kept them.
-    redraw_blank_cuts: bool = True
+    only_writing: bool = True
 
     def scaled(self) -> "TrainingConfig":
         """The source sizes cut down proportionally when ``limit`` is set (quick runs, tests)."""
@@ -653,7 +653,7 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         f"{len(fonts.train)}/{len(fonts.held_out)} training/held-out fonts")
 
     rng = np.random.default_rng(config.seed)
-    clean = config.redraw_blank_cuts
+    clean = config.only_writing
     draw = drawn if clean else (lambda make: make())
     printed_fonts = list(fonts.train)
     train = CropSet()
@@ -720,7 +720,7 @@ def build_validation(config: TrainingConfig, fonts, writers, val_words, val_digi
     rng = np.random.default_rng(config.seed + 7919)
     validation = CropSet()
     limit_words = len(val_words) if not config.limit else max(6, config.validation_printed // 2)
-    clean = config.redraw_blank_cuts
+    clean = config.only_writing
     draw = drawn if clean else (lambda make: make())
     for img, _ in val_words[:limit_words]:
         validation.add(draw(lambda: dhsd_crop(rng, [img], need_ink=clean)), HANDWRITTEN, "dhsd")
