@@ -75,13 +75,10 @@ def prepare(crop: np.ndarray) -> np.ndarray:
     import cv2
 
     grey = as_grey(crop)
-    cdf = np.cumsum(cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()) / grey.size
-    paper = float(np.searchsorted(cdf, 0.90))
-    darkest = float(np.searchsorted(cdf, 0.005))
-    contrast = paper - darkest
-    if contrast < MIN_CONTRAST:
+    found = ink_box(grey)
+    if found is None:
         return np.zeros((HEIGHT, WIDTH_BUCKETS[0]), np.float32)
-    x0, y0, x1, y1 = _ink_box(grey < paper - INK_THRESHOLD * contrast)
+    (x0, y0, x1, y1), paper, contrast = found
     h, w = y1 - y0, x1 - x0
     # The margin is fixed in output pixels, so the same word at any resolution looks the same.
     inner_h, inner_w = HEIGHT - 2 * MARGIN_PX, MAX_WIDTH - 2 * MARGIN_PX
@@ -95,6 +92,23 @@ def prepare(crop: np.ndarray) -> np.ndarray:
     out[top:top + new_h, MARGIN_PX:MARGIN_PX + new_w] = np.clip(
         (paper - body.astype(np.float32)) * (1.0 / contrast), 0.0, 1.0)
     return out
+
+
+def ink_box(grey: np.ndarray) -> Optional[tuple[tuple[int, int, int, int], float, float]]:
+    """The ink's box (x0, y0, x1, y1) in a grey crop, with the paper level and the contrast.
+
+    Paper is the brightest tenth of the pixels, ink the darkest; None when the crop has too
+    little contrast to hold ink at all.
+    """
+    import cv2
+
+    cdf = np.cumsum(cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()) / grey.size
+    paper = float(np.searchsorted(cdf, 0.90))
+    darkest = float(np.searchsorted(cdf, 0.005))
+    contrast = paper - darkest
+    if contrast < MIN_CONTRAST:
+        return None
+    return _ink_box(grey < paper - INK_THRESHOLD * contrast), paper, contrast
 
 
 def _ink_span(profile: np.ndarray) -> tuple[int, int]:

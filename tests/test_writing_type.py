@@ -134,10 +134,35 @@ def test_crops_without_writing_are_drawn_again(real_printed_crops):
     paper = np.full((40, 120), 235, np.uint8)
     blob = paper.copy()
     blob[4:36, 10:110] = 20  # a lone period blown up to the crop's height
-    assert not shows_writing(paper) and not shows_writing(blob)
+    sliver = paper.copy()
+    sliver[18:22, 30:90] = 20  # a piece of a connecting stroke: 4 px of ink, no letter's shape
+    assert not shows_writing(paper) and not shows_writing(blob) and not shows_writing(sliver)
     assert all(shows_writing(c) for c in real_printed_crops[:20])
-    made = iter([blob, paper, real_printed_crops[0]])
+    made = iter([blob, paper, sliver, real_printed_crops[0]])
     assert drawn(lambda: next(made)) is real_printed_crops[0]
+
+
+def test_a_piece_of_a_word_keeps_the_words_scale():
+    """A sliver cut from a word is scanned at the word's scale, not blown up to a word's size."""
+    from docsort.training.writing_type import scan_like
+    from docsort.writing_type import ink_box
+
+    word = np.full((60, 200), 255, np.uint8)
+    word[10:50, 20:180] = 0
+    sliver = word[:, 100:104].copy()
+    sliver[:25] = 255
+    sliver[29:] = 255  # 4 px of ink left, a tenth of the word's height
+
+    def ink_heights(text_height):
+        heights = []
+        for seed in range(40):
+            found = ink_box(scan_like(sliver, np.random.default_rng(seed), text_height=text_height))
+            heights.append(0 if found is None else found[0][3] - found[0][1])
+        return np.array(heights)
+
+    # Text heights run 14-100 px: a tenth of that is at most 10 px, plus what blur adds.
+    assert ink_heights(40).max() <= 16
+    assert np.median(ink_heights(None)) >= 14
 
 
 def test_batchnorm_statistics_are_measured_with_the_final_weights():

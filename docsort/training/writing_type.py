@@ -48,6 +48,9 @@ LONE_CHARACTER_RECIPE = {"single_characters": 18000, "lone_characters": 12000}
 # A crop whose ink, once normalised, covers more of the frame than this shows no shape: a lone
 # period or hyphen blown up to the crop's height, or a scan that drowned the writing.
 MAX_INK_FILL = 0.85
+# Ink shorter than this on the scan shows no letter's shape: a sliver of a stroke, a speck.
+# Normalising it to the classifier's height blows it up into a smooth gradient.
+MIN_INK_HEIGHT = 6
 
 
 @dataclass
@@ -135,12 +138,19 @@ def holds_ink(piece: np.ndarray) -> bool:
 def shows_writing(crop: np.ndarray) -> bool:
     """Whether a finished crop shows writing the classifier can judge: ink with a shape.
 
-    Blank paper (no contrast) and blobs whose normalised ink fills the frame carry nothing of
-    either class; a label on them is noise in training and luck in validation.
+    Blank paper (no contrast), ink only a few pixels tall and blobs whose normalised ink fills
+    the frame carry nothing of either class; a label on them is noise in training and luck in
+    validation.
     """
+    found = wt.ink_box(wt.as_grey(crop))
+    if found is None:
+        return False
+    (_, y0, _, y1), _, _ = found
+    if y1 - y0 < MIN_INK_HEIGHT:
+        return False
     prepared = wt.prepare(crop)
     inner = prepared[wt.MARGIN_PX:wt.HEIGHT - wt.MARGIN_PX, wt.MARGIN_PX:prepared.shape[1] - wt.MARGIN_PX]
-    return bool(prepared.max() > 0) and (inner.size == 0 or float(inner.mean()) <= MAX_INK_FILL)
+    return inner.size == 0 or float(inner.mean()) <= MAX_INK_FILL
 
 
 def drawn(make: Callable, tries: int = 8):
@@ -205,13 +215,24 @@ def _tight(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img[y0:y1, x0:x1]
 
 
-def scan_like(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Put a clean crop (dark on light) through a random scan, at a random text height."""
+def ink_height(img: np.ndarray) -> Optional[int]:
+    """Height of the ink in a clean (dark on white) image; None for blank paper."""
+    box = _ink_rows_cols(img)
+    return None if box is None else box[3] - box[1]
+
+
+def scan_like(img: np.ndarray, rng: np.random.Generator, text_height: Optional[int] = None) -> np.ndarray:
+    """Put a clean crop (dark on light) through a random scan, at a random text height.
+
+    ``text_height`` is the ink height of the word a piece was cut from: the piece keeps the
+    word's scale, as Tesseract's cuts keep the page's. Without it the crop's own ink sets the
+    scale, which would blow a sliver of a stroke up to the size of a word.
+    """
     box = _ink_rows_cols(img)
     if box is None:
         return img
     x0, y0, x1, y1 = box
-    ink_h = max(1, y1 - y0)
+    ink_h = max(1, text_height or (y1 - y0))
     # From small print on a 200 dpi scan to headline or large handwriting at 300 dpi.
     target = math.exp(rng.uniform(math.log(14), math.log(100)))
     factor = target / ink_h
@@ -290,7 +311,7 @@ def punctuated_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
 def dhsd_crop(rng: np.random.Generator, words: list[np.ndarray], need_ink: bool = False) -> np.ndarray:
     img = words[int(rng.integers(len(words)))]
     img = _split_word(img, rng) if rng.random() < 0.3 else img
-    return scan_like(fragment(img, rng, need_ink=need_ink), rng)
+    return scan_like(fragment(img, rng, need_ink=need_ink), rng, ink_height(img))
 
 
 def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: np.ndarray
@@ -337,6 +358,7 @@ def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list
                                     shear=shear), rng)
     word = words[int(rng.integers(len(words)))]
     box = _ink_rows_cols(word)
+    word_height = ink_height(word)
     if box is not None:
         x0, y0, x1, y1 = box
         h, w = y1 - y0, x1 - x0
@@ -346,7 +368,7 @@ def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list
             if width >= 2 and (not need_ink or holds_ink(word[:, a:a + width])):
                 word = word[:, a:a + width]
                 break
-    handwritten = scan_like(word, rng)
+    handwritten = scan_like(word, rng, word_height)
     return printed, handwritten
 
 
@@ -379,6 +401,7 @@ def lone_piece_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.
     size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
     printed = scan_like(render_text(text, font.path, size, rng), rng)
     word = words[int(rng.integers(len(words)))]
+    word_height = ink_height(word)
     pieces = ink_pieces(word)
     if len(pieces) > 1:
         first = int(rng.integers(len(pieces)))
@@ -386,7 +409,7 @@ def lone_piece_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.
         a, b = pieces[first][0], pieces[last][1]
         pad = int(rng.integers(0, 3))
         word = word[:, max(0, a - pad):min(word.shape[1], b + pad)]
-    handwritten = scan_like(word, rng)
+    handwritten = scan_like(word, rng, word_height)
     if rng.random() < 0.5:
         printed, handwritten = degrade.binarise(printed), degrade.binarise(handwritten)
     return printed, handwritten
@@ -438,7 +461,7 @@ def pen_crop(rng: np.random.Generator) -> np.ndarray:
     text = str(rng.choice(words)) if words and rng.random() < 0.7 else text
     height = float(math.exp(rng.uniform(math.log(16), math.log(80))))
     img, boxes = pen.write(text, height, rng, ink=int(rng.integers(0, 120)))
-    crop = scan_like(fragment(img, rng, [(x, w) for x, _, w, _ in boxes] or None), rng)
+    crop = scan_like(fragment(img, rng, [(x, w) for x, _, w, _ in boxes] or None), rng, ink_height(img))
     return degrade.binarise(crop) if rng.random() < 0.2 else crop
 
 
@@ -465,7 +488,7 @@ def digit_string_crop(rng: np.random.Generator, digits: np.ndarray) -> np.ndarra
     stroke = int(rng.integers(-1, max(1, int(height / 25)) + 1))
     ink = int(rng.integers(0, 120))
     img, boxes = compose_digit_string(chosen, rng, gap=gap, height=height, stroke=stroke, ink=ink)
-    return scan_like(fragment(img, rng, [(x, w) for x, _, w, _ in boxes]), rng)
+    return scan_like(fragment(img, rng, [(x, w) for x, _, w, _ in boxes]), rng, ink_height(img))
 
 
 # --- Tesseract's own cuts from synthetic pages -------------------------------------------------
