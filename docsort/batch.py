@@ -328,13 +328,11 @@ def _companion_models() -> list[str]:
     lone-character printed/handwritten model. Their hashes belong in the run information too, so
     a changed member is seen (and earlier results are not reused for it)."""
     from docsort import modelstore
-    from docsort.writing_type import LONE_CHARACTER_MODEL
+    from docsort.writing_type import lone_character_files
 
     names = [Path(f).stem for f in modelstore.load_metrics(modelstore.DIGIT_STRINGS).get("ensemble", [])]
     names = [n for n in names if n != modelstore.DIGIT_STRINGS]
-    if modelstore.model_path(LONE_CHARACTER_MODEL).is_file():
-        names.append(LONE_CHARACTER_MODEL)
-    return names
+    return names + [f.stem for f in lone_character_files(modelstore.models_dir())]
 
 
 def resolve_accept_threshold(options: BatchOptions) -> float:

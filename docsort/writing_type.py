@@ -29,6 +29,9 @@ MIN_CONTRAST = 24.0
 # errors are, and cheap to look at closely: a 32-column crop costs an eighth of a long word.
 LONE_CHARACTER_MODEL = "writing_type_chars"
 LONE_CHARACTER_WIDTH = 48
+# Lone characters on which the main model is this sure (p below it or above 1 minus it) keep its
+# probability: the second look changes almost none of them and would cost most of the time.
+LONE_CHARACTER_DOUBT = 0.01
 INK_THRESHOLD = 0.35
 MARGIN_PX = 2
 # Runs of inked rows/columns holding less than SPECK_SHARE of the ink and further than SPECK_GAP
@@ -184,12 +187,11 @@ class WritingTypeClassifier:
 
         self.model_file = str(model_file or modelstore.model_path(modelstore.WRITING_TYPE))
         self.model = modelstore.load_model(self.model_file)
-        chars = Path(self.model_file).with_name(f"{LONE_CHARACTER_MODEL}.keras")
-        self.lone_character_file: Optional[str] = None
-        self.lone_character_model = None
-        if lone_characters and chars.is_file() and chars.resolve() != Path(self.model_file).resolve():
-            self.lone_character_file = str(chars)
-            self.lone_character_model = modelstore.load_model(str(chars))
+        main = Path(self.model_file).resolve()
+        self.lone_character_files: list[str] = [
+            str(f) for f in lone_character_files(Path(self.model_file).parent)
+            if lone_characters and f.resolve() != main]
+        self.lone_character_models = [modelstore.load_model(f) for f in self.lone_character_files]
         self._predict: dict[int, object] = {}
 
     def _predict_fn(self, model=None):
@@ -220,9 +222,12 @@ class WritingTypeClassifier:
         predict = self._predict_fn()
         for index, x in batches(prepared):
             p = np.asarray(predict(x)).reshape(-1)
-            if self.lone_character_model is not None and x.shape[2] <= LONE_CHARACTER_WIDTH:
-                p_lone = np.asarray(self._predict_fn(self.lone_character_model)(x)).reshape(-1)
-                p = combine_lone_character(p, p_lone)
+            if self.lone_character_models and x.shape[2] <= LONE_CHARACTER_WIDTH:
+                doubt = np.flatnonzero((p >= LONE_CHARACTER_DOUBT) & (p <= 1.0 - LONE_CHARACTER_DOUBT))
+                if len(doubt):
+                    xd = x[doubt]
+                    p[doubt] = combine_lone_character(p[doubt], [np.asarray(self._predict_fn(m)(xd)).reshape(-1)
+                                                                 for m in self.lone_character_models])
             out[index] = p
         return out
 
@@ -236,9 +241,23 @@ class WritingTypeClassifier:
         return [("handwritten" if v >= threshold else "printed", float(v)) for v in p]
 
 
-def combine_lone_character(p_main: np.ndarray, p_lone: np.ndarray) -> np.ndarray:
-    """P(handwritten) of a lone character from both models: the mean of their calibrated probabilities."""
-    return 0.5 * (p_main + p_lone)
+def combine_lone_character(p_main: np.ndarray, p_lone: Sequence[np.ndarray]) -> np.ndarray:
+    """P(handwritten) of a lone character the main model doubts: the mean of the calibrated
+    probabilities of the main model and every lone-character model. Lone characters are where
+    the models err most and disagree most, so averaging independently trained looks pays off."""
+    return np.mean([p_main, *p_lone], axis=0)
+
+
+def lone_character_files(folder) -> list:
+    """The lone-character models in a folder: ``writing_type_chars.keras``, then the further
+    members of its ensemble (``writing_type_chars_2.keras``, ``_3``, ...) in order."""
+    import re
+    from pathlib import Path
+
+    pattern = re.compile(rf"{LONE_CHARACTER_MODEL}(?:_(\d+))?\.keras")
+    found = [(int(m.group(1) or 1), f) for f in Path(folder).glob(f"{LONE_CHARACTER_MODEL}*.keras")
+             if (m := pattern.fullmatch(f.name))]
+    return [f for _, f in sorted(found)]
 
 
 def kind_of(p_handwritten: float, threshold: float = 0.5) -> str:

@@ -11,7 +11,8 @@ import pytest
 from conftest import run_cli
 from docsort import modelstore
 from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
-from docsort.writing_type import HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier, prepare
+from docsort.writing_type import (HEIGHT, LONE_CHARACTER_DOUBT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier,
+                                  prepare)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +115,9 @@ def test_shipped_metrics_describe_the_shipped_model():
     assert metrics["accuracy"] > metrics["tesseract_confidence_baseline"]["accuracy"]
     assert not set(metrics["writer_split"]["train"]) & set(metrics["writer_split"]["validation"])
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])
-    lone = WritingTypeClassifier().lone_character_file
-    assert lone and metrics["lone_character_model"]["sha256"] == modelstore.file_sha256(lone)
+    lone = WritingTypeClassifier().lone_character_files
+    assert lone and [m["sha256"] for m in metrics["lone_character_models"]] == [
+        modelstore.file_sha256(f) for f in lone]
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
@@ -200,16 +202,27 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     assert done.returncode == 0, done.stderr
     lone = json.loads((out / "writing_type_chars.metrics.json").read_text())
     assert lone["input"]["max_width"] == LONE_CHARACTER_WIDTH and lone["n"] > 0
-    both = WritingTypeClassifier(str(out / "writing_type.keras"))
-    assert both.lone_character_file == str(out / "writing_type_chars.keras")
+    # A second member of the lone-character ensemble: its own training crops, the same validation.
+    done = run_cli("train", "writing-type", "--lone-characters", "--member", 1, "--dhsd", dhsd_dir,
+                   "--mnist", mnist_dir, "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline",
+                   "--cache", tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    second = json.loads((out / "writing_type_chars_2.metrics.json").read_text())
+    assert second["training"]["member"] == 1 and second["n"] == lone["n"]
+    assert second["train_sources"] != lone["train_sources"] or second["sha256"] != lone["sha256"]
+    all_three = WritingTypeClassifier(str(out / "writing_type.keras"))
+    assert all_three.lone_character_files == [str(out / "writing_type_chars.keras"),
+                                              str(out / "writing_type_chars_2.keras")]
     dot, word = np.full((30, 30), 255, np.uint8), np.full((30, 150), 255, np.uint8)
     dot[10:20, 10:20] = 0
     word[10:20, 10:140:6] = 0
     main_only = WritingTypeClassifier(str(out / "writing_type.keras"), lone_characters=False)
-    lone_only = WritingTypeClassifier(str(out / "writing_type_chars.keras"), lone_characters=False)
-    p_both, p_main = both.p_handwritten([dot, word]), main_only.p_handwritten([dot, word])
-    assert np.isclose(p_both[0], 0.5 * (p_main[0] + lone_only.p_handwritten([dot])[0]), atol=1e-5)
-    assert np.isclose(p_both[1], p_main[1], atol=1e-6), "words are the main model's alone"
+    p_lone = [WritingTypeClassifier(f, lone_characters=False).p_handwritten([dot])[0]
+              for f in all_three.lone_character_files]
+    p_all, p_main = all_three.p_handwritten([dot, word]), main_only.p_handwritten([dot, word])
+    doubted = LONE_CHARACTER_DOUBT <= p_main[0] <= 1 - LONE_CHARACTER_DOUBT
+    assert np.isclose(p_all[0], (p_main[0] + sum(p_lone)) / 3 if doubted else p_main[0], atol=1e-5)
+    assert np.isclose(p_all[1], p_main[1], atol=1e-6), "words are the main model's alone"
 
 
 def test_evaluate_cli_json_reports_both_classes_and_real_scans(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):

@@ -102,6 +102,10 @@ def train_writing_type(
         False, "--lone-characters",
         help="Train the lone-character model (writing_type_chars.keras, used beside writing_type.keras "
              "in the same folder) on the narrow crops only."),
+    member: int = typer.Option(
+        0, "--member", min=0,
+        help="Ensemble member: its own training crops and starting weights, the same held-out split. "
+             "Members after the first are written as NAME_2.keras, NAME_3.keras, ..."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
@@ -111,10 +115,12 @@ def train_writing_type(
 
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
-                            epochs=epochs, limit=limit, seed=seed)
+                            epochs=epochs, limit=limit, seed=seed, member=member)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=LONE_CHARACTER_FILTERS,
                          name=LONE_CHARACTER_MODEL, **LONE_CHARACTER_RECIPE)
+    if member:
+        config = replace(config, name=f"{config.name}_{member + 1}")
     log = progress_lines(quiet)
     command = "docsort " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     metrics = train_and_measure(config, pages_dir if pages_dir and pages_dir.is_dir() else None,

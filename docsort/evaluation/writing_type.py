@@ -320,7 +320,7 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     metrics = evaluate_on(classifier, validation, pages_dir, report_dir=report_dir, baseline_scores=scores,
                           history=history, log=log)
     metrics["model"] = {"file": classifier.model_file, "sha256": modelstore.file_sha256(classifier.model_file)}
-    if classifier.lone_character_file:
-        metrics["model"]["lone_characters"] = {"file": classifier.lone_character_file,
-                                               "sha256": modelstore.file_sha256(classifier.lone_character_file)}
+    if classifier.lone_character_files:
+        metrics["model"]["lone_characters"] = [{"file": f, "sha256": modelstore.file_sha256(f)}
+                                               for f in classifier.lone_character_files]
     return metrics

@@ -62,6 +62,9 @@ class TrainingConfig:
     epochs: int = 12
     limit: Optional[int] = None
     seed: int = 0
+    # Which member of an ensemble this model is: members draw their own training crops and start
+    # from their own weights; the writer/font split and the validation set are those of ``seed``.
+    member: int = 0
     batch_size: int = 64
     workers: int = 2
     # Crops per source in the full training set; --limit caps the total.
@@ -95,6 +98,11 @@ class TrainingConfig:
     # blobs) are drawn again, in training and validation alike: neither class is their truth.
     # The main model shipped before this rule kept them.
     only_writing: bool = True
+
+    @property
+    def draw_seed(self) -> int:
+        """Seed of the training crops and weights: ``seed`` for the first member of an ensemble."""
+        return self.seed + 1000 * self.member
 
     def scaled(self) -> "TrainingConfig":
         """The source sizes cut down proportionally when ``limit`` is set (quick runs, tests)."""
@@ -675,7 +683,7 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
     log(f"data: {len(train_words)} DHSD training words, {len(val_words)} validation words, "
         f"{len(fonts.train)}/{len(fonts.held_out)} training/held-out fonts")
 
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.draw_seed)
     clean = config.only_writing
     draw = drawn if clean else (lambda make: make())
     printed_fonts = list(fonts.train)
@@ -894,7 +902,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
 
     tf = tensorflow()
     k = keras()
-    k.utils.set_random_seed(config.seed)
+    k.utils.set_random_seed(config.draw_seed)
     x_train = prepare_all(train_set.crops)
     x_val = prepare_all(validation.crops)
     y_train = np.asarray(train_set.labels)
@@ -942,7 +950,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
 
     predict = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.draw_seed)
     for epoch in range(config.epochs):
         t0 = time.time()
         if config.fixed_statistics_epochs and epoch == max(1, config.epochs - config.fixed_statistics_epochs):
@@ -952,7 +960,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
             # the very statistics it will run with.
             chosen = rng.permutation(len(x_train))[:config.recalibration_crops]
             recalibrate_batchnorm(tf, k, model, lambda: _epoch_batches(
-                [x_train[i] for i in chosen], y_train[chosen], config.batch_size, np.random.default_rng(config.seed)))
+                [x_train[i] for i in chosen], y_train[chosen], config.batch_size, np.random.default_rng(config.draw_seed)))
             for layer in model.layers:
                 if isinstance(layer, k.layers.BatchNormalization):
                     layer.trainable = False
@@ -1047,6 +1055,7 @@ def train_and_measure(config: TrainingConfig, pages_dir: Optional[Path], *, base
         "training": {
             "command": command,
             "seed": config.seed,
+            "member": config.member,
             "epochs": config.epochs,
             "limit": config.limit,
             "batch_size": config.batch_size,
