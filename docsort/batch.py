@@ -325,7 +325,7 @@ def run_information() -> dict:
 
 def _companion_models() -> list[str]:
     """Models read beside the three main ones: the whole-field ensemble's other members and the
-    lone-character printed/handwritten model. Their hashes belong in the run information too, so
+    lone-character printed/handwritten models. Their hashes belong in the run information too, so
     a changed member is seen (and earlier results are not reused for it)."""
     from docsort import modelstore
     from docsort.writing_type import lone_character_files

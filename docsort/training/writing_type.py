@@ -94,9 +94,9 @@ class TrainingConfig:
     max_width: Optional[int] = None
     filters: tuple[int, ...] = (12, 24, 48, 64)
     name: str = "writing_type"
-    # Crops that hold no writing (cuts of handwritten words that fall on blank paper, shapeless
-    # blobs) are drawn again, in training and validation alike: neither class is their truth.
-    # The main model shipped before this rule kept them.
+    # Crops that hold no writing (cuts of handwritten words that fall on blank paper, ink a few
+    # pixels tall, shapeless blobs) are drawn again, in training and validation alike: neither
+    # class is their truth.
     only_writing: bool = True
 
     @property
@@ -960,7 +960,8 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
             # the very statistics it will run with.
             chosen = rng.permutation(len(x_train))[:config.recalibration_crops]
             recalibrate_batchnorm(tf, k, model, lambda: _epoch_batches(
-                [x_train[i] for i in chosen], y_train[chosen], config.batch_size, np.random.default_rng(config.draw_seed)))
+                [x_train[i] for i in chosen], y_train[chosen], config.batch_size,
+                np.random.default_rng(config.draw_seed)))
             for layer in model.layers:
                 if isinstance(layer, k.layers.BatchNormalization):
                     layer.trainable = False
