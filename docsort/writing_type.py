@@ -75,10 +75,14 @@ def prepare(crop: np.ndarray) -> np.ndarray:
     Paper is the brightest tenth of the crop's pixels, ink the darkest (crops are dark on light).
     Lines longer than ``MAX_ASPECT`` are scaled down whole rather than cut.
     """
+    grey = as_grey(crop)
+    return normalise(grey, ink_box(grey))
+
+
+def normalise(grey: np.ndarray, found) -> np.ndarray:
+    """``prepare`` for a grey crop whose ``ink_box`` is already known (blank when it is None)."""
     import cv2
 
-    grey = as_grey(crop)
-    found = ink_box(grey)
     if found is None:
         return np.zeros((HEIGHT, WIDTH_BUCKETS[0]), np.float32)
     (x0, y0, x1, y1), paper, contrast = found
@@ -180,7 +184,7 @@ class WritingTypeClassifier:
     """
 
     def __init__(self, model_file: Optional[str] = None, lone_characters: bool = True):
-        """``lone_characters``: also use the lone-character model when one lies beside the model."""
+        """``lone_characters``: also use the lone-character models that lie beside the model."""
         from pathlib import Path
 
         from docsort import modelstore
@@ -188,9 +192,8 @@ class WritingTypeClassifier:
         self.model_file = str(model_file or modelstore.model_path(modelstore.WRITING_TYPE))
         self.model = modelstore.load_model(self.model_file)
         main = Path(self.model_file).resolve()
-        self.lone_character_files: list[str] = [
-            str(f) for f in lone_character_files(Path(self.model_file).parent)
-            if lone_characters and f.resolve() != main]
+        beside = lone_character_files(Path(self.model_file).parent) if lone_characters else []
+        self.lone_character_files: list[str] = [str(f) for f in beside if f.resolve() != main]
         self.lone_character_models = [modelstore.load_model(f) for f in self.lone_character_files]
         self._predict: dict[int, object] = {}
 

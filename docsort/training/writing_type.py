@@ -150,13 +150,14 @@ def shows_writing(crop: np.ndarray) -> bool:
     the frame carry nothing of either class; a label on them is noise in training and luck in
     validation.
     """
-    found = wt.ink_box(wt.as_grey(crop))
+    grey = wt.as_grey(crop)
+    found = wt.ink_box(grey)
     if found is None:
         return False
     (_, y0, _, y1), _, _ = found
     if y1 - y0 < MIN_INK_HEIGHT:
         return False
-    prepared = wt.prepare(crop)
+    prepared = wt.normalise(grey, found)
     inner = prepared[wt.MARGIN_PX:wt.HEIGHT - wt.MARGIN_PX, wt.MARGIN_PX:prepared.shape[1] - wt.MARGIN_PX]
     return inner.size == 0 or float(inner.mean()) <= MAX_INK_FILL
 
@@ -366,10 +367,11 @@ def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list
                                     shear=shear), rng)
     word = words[int(rng.integers(len(words)))]
     box = _ink_rows_cols(word)
-    word_height = ink_height(word)
+    word_height = None
     if box is not None:
         x0, y0, x1, y1 = box
         h, w = y1 - y0, x1 - x0
+        word_height = h
         for _ in range(8 if need_ink else 1):
             width = min(w, int(h * rng.uniform(0.4, 1.0)))
             a = x0 + int(rng.integers(0, max(1, w - width)))
