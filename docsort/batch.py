@@ -325,14 +325,16 @@ def run_information() -> dict:
 
 def _companion_models() -> list[str]:
     """Models read beside the three main ones: the whole-field ensemble's other members and the
-    lone-character printed/handwritten models. Their hashes belong in the run information too, so
-    a changed member is seen (and earlier results are not reused for it)."""
+    further printed/handwritten models (second looks and lone characters). Their hashes belong in
+    the run information too, so a changed member is seen (and earlier results are not reused for it)."""
     from docsort import modelstore
-    from docsort.writing_type import lone_character_files
+    from docsort.writing_type import ensemble_files, lone_character_files
 
     names = [Path(f).stem for f in modelstore.load_metrics(modelstore.DIGIT_STRINGS).get("ensemble", [])]
     names = [n for n in names if n != modelstore.DIGIT_STRINGS]
-    return names + [f.stem for f in lone_character_files(modelstore.models_dir())]
+    folder = modelstore.models_dir()
+    further = ensemble_files(folder, modelstore.WRITING_TYPE)[1:] + lone_character_files(folder)
+    return names + [f.stem for f in further]
 
 
 def resolve_accept_threshold(options: BatchOptions) -> float:

@@ -24,14 +24,16 @@ MAX_ASPECT = MAX_WIDTH / HEIGHT
 BATCH_SIZE = 512
 # Ink must differ from paper by this many grey levels, else the crop is blank paper.
 MIN_CONTRAST = 24.0
-# Crops this narrow once normalised (lone characters, slivers) are also judged by a wider
-# network of their own, kept beside the main model under this name. They are where the
-# errors are, and cheap to look at closely: a 32-column crop costs an eighth of a long word.
+# Crops on which the main model is this sure (p below it or above 1 minus it) keep its
+# probability. The others, a few in a hundred, get a second look by the further members of the
+# ensemble: the looks change almost none of the sure crops and would cost most of the time.
+DOUBT = 0.01
+# Further main models beside ``writing_type.keras`` are named ``writing_type_2.keras``, ``_3``...
+# Crops this narrow once normalised (lone characters, slivers) that the main model doubts are
+# also judged by wider networks of their own, kept beside it under this name. They are where
+# the errors are, and cheap to look at closely: a 32-column crop costs an eighth of a long word.
 LONE_CHARACTER_MODEL = "writing_type_chars"
 LONE_CHARACTER_WIDTH = 48
-# Lone characters on which the main model is this sure (p below it or above 1 minus it) keep its
-# probability: the second look changes almost none of them and would cost most of the time.
-LONE_CHARACTER_DOUBT = 0.01
 INK_THRESHOLD = 0.35
 MARGIN_PX = 2
 # Runs of inked rows/columns holding less than SPECK_SHARE of the ink and further than SPECK_GAP
@@ -183,19 +185,28 @@ class WritingTypeClassifier:
     of the saved model), so 0.5 is the decision threshold and values read as probabilities.
     """
 
-    def __init__(self, model_file: Optional[str] = None, lone_characters: bool = True):
-        """``lone_characters``: also use the lone-character models that lie beside the model."""
+    def __init__(self, model_file: Optional[str] = None, ensemble: bool = True):
+        """``ensemble``: also use the further main models and the lone-character models that lie
+        beside the model (False: the model alone, as when measuring one member)."""
         from pathlib import Path
 
         from docsort import modelstore
 
         self.model_file = str(model_file or modelstore.model_path(modelstore.WRITING_TYPE))
         self.model = modelstore.load_model(self.model_file)
-        main = Path(self.model_file).resolve()
-        beside = lone_character_files(Path(self.model_file).parent) if lone_characters else []
-        self.lone_character_files: list[str] = [str(f) for f in beside if f.resolve() != main]
+        main, folder = Path(self.model_file).resolve(), Path(self.model_file).parent
+        further = ensemble_files(folder, Path(self.model_file).stem) if ensemble else []
+        self.second_look_files: list[str] = [str(f) for f in further if f.resolve() != main]
+        lone = lone_character_files(folder) if ensemble else []
+        self.lone_character_files: list[str] = [str(f) for f in lone if f.resolve() != main]
+        self.second_look_models = [modelstore.load_model(f) for f in self.second_look_files]
         self.lone_character_models = [modelstore.load_model(f) for f in self.lone_character_files]
         self._predict: dict[int, object] = {}
+
+    @property
+    def ensemble_files(self) -> list[str]:
+        """Every model file this classifier reads, the main model first."""
+        return [self.model_file, *self.second_look_files, *self.lone_character_files]
 
     def _predict_fn(self, model=None):
         model = self.model if model is None else model
@@ -225,12 +236,13 @@ class WritingTypeClassifier:
         predict = self._predict_fn()
         for index, x in batches(prepared):
             p = np.asarray(predict(x)).reshape(-1)
-            if self.lone_character_models and x.shape[2] <= LONE_CHARACTER_WIDTH:
-                doubt = np.flatnonzero((p >= LONE_CHARACTER_DOUBT) & (p <= 1.0 - LONE_CHARACTER_DOUBT))
-                if len(doubt):
-                    xd = x[doubt]
-                    p[doubt] = combine_lone_character(p[doubt], [np.asarray(self._predict_fn(m)(xd)).reshape(-1)
-                                                                 for m in self.lone_character_models])
+            looks = list(self.second_look_models)
+            if x.shape[2] <= LONE_CHARACTER_WIDTH:
+                looks += self.lone_character_models
+            doubt = np.flatnonzero((p >= DOUBT) & (p <= 1.0 - DOUBT)) if looks else []
+            if len(doubt):
+                xd = x[doubt]
+                p[doubt] = combine_looks(p[doubt], [np.asarray(self._predict_fn(m)(xd)).reshape(-1) for m in looks])
             out[index] = p
         return out
 
@@ -244,23 +256,29 @@ class WritingTypeClassifier:
         return [("handwritten" if v >= threshold else "printed", float(v)) for v in p]
 
 
-def combine_lone_character(p_main: np.ndarray, p_lone: Sequence[np.ndarray]) -> np.ndarray:
-    """P(handwritten) of a lone character the main model doubts: the mean of the calibrated
-    probabilities of the main model and every lone-character model. Lone characters are where
-    the models err most and disagree most, so averaging independently trained looks pays off."""
-    return np.mean([p_main, *p_lone], axis=0)
+def combine_looks(p_main: np.ndarray, p_looks: Sequence[np.ndarray]) -> np.ndarray:
+    """P(handwritten) of a crop the main model doubts: the mean of the calibrated probabilities
+    of the main model and every further look (the other main models; for lone characters also
+    the lone-character models). Doubted crops are where the models err most and disagree most,
+    so averaging independently trained looks pays off."""
+    return np.mean([p_main, *p_looks], axis=0)
 
 
-def lone_character_files(folder) -> list:
-    """The lone-character models in a folder: ``writing_type_chars.keras``, then the further
-    members of its ensemble (``writing_type_chars_2.keras``, ``_3``, ...) in order."""
+def ensemble_files(folder, name: str) -> list:
+    """``NAME.keras`` in a folder, then the further members of its ensemble (``NAME_2.keras``,
+    ``_3``, ...) in order."""
     import re
     from pathlib import Path
 
-    pattern = re.compile(rf"{LONE_CHARACTER_MODEL}(?:_(\d+))?\.keras")
-    found = [(int(m.group(1) or 1), f) for f in Path(folder).glob(f"{LONE_CHARACTER_MODEL}*.keras")
+    pattern = re.compile(rf"{re.escape(name)}(?:_(\d+))?\.keras")
+    found = [(int(m.group(1) or 1), f) for f in Path(folder).glob(f"{name}*.keras")
              if (m := pattern.fullmatch(f.name))]
     return [f for _, f in sorted(found)]
+
+
+def lone_character_files(folder) -> list:
+    """The lone-character models in a folder: ``writing_type_chars.keras``, then ``_2``, ``_3``..."""
+    return ensemble_files(folder, LONE_CHARACTER_MODEL)
 
 
 def kind_of(p_handwritten: float, threshold: float = 0.5) -> str:

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from docsort import modelstore
 from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
-from docsort.writing_type import (HEIGHT, LONE_CHARACTER_DOUBT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier,
+from docsort.writing_type import (DOUBT, HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier,
                                   prepare)
 
 
@@ -167,6 +167,48 @@ def test_a_piece_of_a_word_keeps_the_words_scale():
     assert np.median(ink_heights(None)) >= 14
 
 
+def test_faint_ink_and_lone_punctuation_keep_their_lines_scale():
+    """A pale word's height is its whole ink, and a printed hyphen stays the size it has in its line."""
+    from docsort.synth.printed import font_split, render_text
+    from docsort.training.writing_type import ink_height, scan_like, type_height
+    from docsort.writing_type import ink_box
+
+    pale = np.full((64, 200), 255, np.uint8)
+    pale[12:52, 20:180] = 190  # pencil: no pixel darker than grey 190
+    pale[30, 100] = 150        # one darker speck, which a fixed grey cut would take for the word
+    assert ink_height(pale) == 40
+
+    font = font_split(0).held_out[0]
+    hyphen = render_text("-", font.path, 40, np.random.default_rng(0))
+    heights = []
+    for seed in range(30):
+        found = ink_box(scan_like(hyphen, np.random.default_rng(seed), type_height(40)))
+        heights.append(0 if found is None else found[0][3] - found[0][1])
+    # Line scales run up to 100 px for a capital; a hyphen is a small fraction of that.
+    assert np.median(heights) < 20
+
+
+def test_a_small_source_scanned_large_keeps_sharp_edges(mnist_dir):
+    """A 20 px MNIST digit scanned at a 100 px text height has a pen line's edges, not soft ramps."""
+    from docsort import mnist
+    from docsort.synth.handwriting import compose_digit_string
+    from docsort.training.writing_type import crisp_edges
+
+    digit, _ = compose_digit_string([mnist.load(mnist_dir).test.images[0]], np.random.default_rng(0))
+    factor = 5.0
+    soft = cv2.resize(digit, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    crisp = crisp_edges(soft, factor)
+
+    def ramp_and_ink(img):
+        """Pixels between ink and paper, and pixels of ink."""
+        return int(((img > 64) & (img < 192)).sum()), int((img <= 128).sum())
+
+    (soft_ramp, soft_ink), (crisp_ramp, crisp_ink) = ramp_and_ink(soft), ramp_and_ink(crisp)
+    assert crisp_ramp < 0.5 * soft_ramp
+    assert 0.75 * soft_ink < crisp_ink < 1.25 * soft_ink  # the same line, only sharper
+    assert crisp.min() == soft.min() or abs(int(crisp.min()) - int(soft.min())) < 10
+
+
 def test_batchnorm_statistics_are_measured_with_the_final_weights():
     from docsort.tfsetup import keras, tensorflow
     from docsort.training.writing_type import build_model, recalibrate_batchnorm
@@ -210,19 +252,31 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     second = json.loads((out / "writing_type_chars_2.metrics.json").read_text())
     assert second["training"]["member"] == 1 and second["n"] == lone["n"]
     assert second["train_sources"] != lone["train_sources"] or second["sha256"] != lone["sha256"]
-    all_three = WritingTypeClassifier(str(out / "writing_type.keras"))
-    assert all_three.lone_character_files == [str(out / "writing_type_chars.keras"),
-                                              str(out / "writing_type_chars_2.keras")]
+    # A second main model: its own training crops, the same validation; it looks again at the
+    # crops of any width that the first one doubts.
+    done = run_cli("train", "writing-type", "--member", 1, "--dhsd", dhsd_dir, "--mnist", mnist_dir,
+                   "--pages", tesseract_pages, "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline",
+                   "--cache", tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    ensemble = WritingTypeClassifier(str(out / "writing_type.keras"))
+    assert ensemble.second_look_files == [str(out / "writing_type_2.keras")]
+    assert ensemble.lone_character_files == [str(out / "writing_type_chars.keras"),
+                                             str(out / "writing_type_chars_2.keras")]
     dot, word = np.full((30, 30), 255, np.uint8), np.full((30, 150), 255, np.uint8)
     dot[10:20, 10:20] = 0
     word[10:20, 10:140:6] = 0
-    main_only = WritingTypeClassifier(str(out / "writing_type.keras"), lone_characters=False)
-    p_lone = [WritingTypeClassifier(f, lone_characters=False).p_handwritten([dot])[0]
-              for f in all_three.lone_character_files]
-    p_all, p_main = all_three.p_handwritten([dot, word]), main_only.p_handwritten([dot, word])
-    doubted = LONE_CHARACTER_DOUBT <= p_main[0] <= 1 - LONE_CHARACTER_DOUBT
-    assert np.isclose(p_all[0], (p_main[0] + sum(p_lone)) / 3 if doubted else p_main[0], atol=1e-5)
-    assert np.isclose(p_all[1], p_main[1], atol=1e-6), "words are the main model's alone"
+
+    def alone(f):
+        return WritingTypeClassifier(str(f), ensemble=False).p_handwritten([dot, word])
+
+    p_all, p_main, p_second = ensemble.p_handwritten([dot, word]), alone(out / "writing_type.keras"), \
+        alone(out / "writing_type_2.keras")
+    p_lone = [alone(f)[0] for f in ensemble.lone_character_files]
+    doubted = (DOUBT <= p_main) & (p_main <= 1 - DOUBT)
+    expected_dot = (p_main[0] + p_second[0] + sum(p_lone)) / 4 if doubted[0] else p_main[0]
+    expected_word = (p_main[1] + p_second[1]) / 2 if doubted[1] else p_main[1]
+    assert np.isclose(p_all[0], expected_dot, atol=1e-5)
+    assert np.isclose(p_all[1], expected_word, atol=1e-5), "words: the main models only"
 
 
 def test_evaluate_cli_json_reports_both_classes_and_real_scans(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):

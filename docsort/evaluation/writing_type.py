@@ -320,7 +320,8 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     metrics = evaluate_on(classifier, validation, pages_dir, report_dir=report_dir, baseline_scores=scores,
                           history=history, log=log)
     metrics["model"] = {"file": classifier.model_file, "sha256": modelstore.file_sha256(classifier.model_file)}
-    if classifier.lone_character_files:
-        metrics["model"]["lone_characters"] = [{"file": f, "sha256": modelstore.file_sha256(f)}
-                                               for f in classifier.lone_character_files]
+    for key, files in (("second_looks", classifier.second_look_files),
+                       ("lone_characters", classifier.lone_character_files)):
+        if files:
+            metrics["model"][key] = [{"file": f, "sha256": modelstore.file_sha256(f)} for f in files]
     return metrics
