@@ -145,6 +145,10 @@ def evaluate_writing_type(
     baseline: bool = typer.Option(True, "--baseline/--no-baseline",
                                   help="Also measure Tesseract's confidence as a classifier (minutes)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=20, help="A smaller validation set (quick runs)."),
+    draws: Optional[list[int]] = typer.Option(
+        None, "--draw", help="Also measure on a further draw of the held-out writers, fonts and digits, cut and "
+                             "scanned anew with this seed (repeat for more; the closing figures used 101, 202, "
+                             "303, 404), alone and pooled with the validation set."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
 ) -> None:
     """Accuracy of the printed/handwritten classifier on held-out writers, fonts and real scans."""
@@ -155,7 +159,8 @@ def evaluate_writing_type(
         raise UsageError(f"real printed scans not found: {pages_dir}")
     log = progress_lines(as_json)
     result = evaluate(str(model) if model else None, dhsd_dir, mnist_dir, pages_dir, seed=seed,
-                      report_dir=report, cache_dir=_cache_dir(cache), baseline=baseline, limit=limit, log=log)
+                      report_dir=report, cache_dir=_cache_dir(cache), baseline=baseline, limit=limit,
+                      draws=draws or (), log=log)
     if as_json:
         print_json(result)
         return
@@ -184,6 +189,13 @@ def _evaluation_table(result: dict):
         table.add_row(f"real printed scans called printed ({real['original']['n']})",
                       f"{100 * real['original']['printed_rate']:.2f} %")
         table.add_row(f"  also rescaled ({real['rescaled']['n']})", f"{100 * real['rescaled']['printed_rate']:.2f} %")
+    further = result.get("further_draws")
+    if further:
+        seeds = ", ".join(map(str, further["seeds"]))
+        table.add_row(f"further draws, seeds {seeds} ({further['n']:,})", f"{100 * further['accuracy']:.2f} %")
+        pooled = further["pooled_with_validation"]
+        table.add_row(f"  pooled with validation ({pooled['n']:,}; {pooled['errors']} errors)",
+                      f"{100 * pooled['accuracy']:.2f} %")
     base = result.get("tesseract_confidence_baseline")
     if base:
         table.add_row(f"Tesseract confidence baseline (threshold {base['threshold']:.0f})",

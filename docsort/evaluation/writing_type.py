@@ -262,6 +262,33 @@ def evaluate_on(classifier, validation, pages_dir: Optional[Path], *, report_dir
     return metrics
 
 
+def further_draws(classifier, config, fonts, val_words, val_digits, seeds: Sequence[int], validation: dict,
+                  log: Callable[[str], None]) -> dict:
+    """The classifier on further draws of the held-out writers, fonts and digits, and pooled with
+    the validation set: how much of the validation figure is the luck of its one draw."""
+    from docsort.training import writing_type as training
+
+    crops, labels, sources = [], [], []
+    for seed in seeds:
+        drawn = training.held_out_draw(config, fonts, val_words, val_digits, int(seed))
+        crops += drawn.crops
+        labels += drawn.labels
+        sources += drawn.sources
+    labels = np.asarray(labels)
+    p = classifier.p_handwritten(crops)
+    summary = classification_summary(labels, p, sources)
+    summary.pop("log_loss", None)
+    summary["seeds"] = [int(s) for s in seeds]
+    summary["errors"] = int(((p >= 0.5) != (labels == 1)).sum())
+    val_errors = validation["n"] - int(np.trace(np.asarray(validation["confusion_matrix"])))
+    n = summary["n"] + validation["n"]
+    summary["pooled_with_validation"] = {"n": n, "errors": summary["errors"] + val_errors,
+                                         "accuracy": 1.0 - (summary["errors"] + val_errors) / n}
+    log(f"further draws (seeds {', '.join(map(str, seeds))}): accuracy {summary['accuracy']:.4f} on "
+        f"{summary['n']} crops; pooled with validation {summary['pooled_with_validation']['accuracy']:.4f}")
+    return summary
+
+
 def write_report(report_dir: Path, validation, labels, p, metrics: dict, history: Optional[dict],
                  real_failures: Sequence[np.ndarray] = ()) -> dict:
     from docsort.evaluation import plots
@@ -295,9 +322,13 @@ def write_report(report_dir: Path, validation, labels, p, metrics: dict, history
 
 def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_dir: Optional[Path], *,
              seed: int = 0, report_dir: Optional[Path] = None, cache_dir: Optional[Path] = None,
-             baseline: bool = True, workers: int = 2, limit: Optional[int] = None,
+             baseline: bool = True, workers: int = 2, limit: Optional[int] = None, draws: Sequence[int] = (),
              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
-    """Rebuild the fixed validation set for ``seed`` and measure the model on it."""
+    """Rebuild the fixed validation set for ``seed`` and measure the model on it.
+
+    ``draws``: seeds of further draws of the same held-out writers, fonts and digits
+    (``held_out_draw``), measured too, alone and pooled with the validation set.
+    """
     from docsort import modelstore
     from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
     from docsort.synth.printed import font_split
@@ -320,6 +351,9 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     metrics = evaluate_on(classifier, validation, pages_dir, report_dir=report_dir, baseline_scores=scores,
                           history=history, log=log)
     metrics["model"] = {"file": classifier.model_file, "sha256": modelstore.file_sha256(classifier.model_file)}
+    if draws:
+        metrics["further_draws"] = further_draws(classifier, config, fonts, val_words, mnist_val.images, draws,
+                                                 metrics, log)
     for key, files in (("second_looks", classifier.second_look_files),
                        ("lone_characters", classifier.lone_character_files)):
         if files:
