@@ -198,15 +198,11 @@ class WritingTypeClassifier:
         further = ensemble_files(folder, Path(self.model_file).stem) if ensemble else []
         self.second_look_files: list[str] = [str(f) for f in further if f.resolve() != main]
         lone = lone_character_files(folder) if ensemble else []
-        self.lone_character_files: list[str] = [str(f) for f in lone if f.resolve() != main]
+        self.lone_character_files: list[str] = [str(f) for f in lone
+                                                if f.resolve() != main and str(f) not in self.second_look_files]
         self.second_look_models = [modelstore.load_model(f) for f in self.second_look_files]
         self.lone_character_models = [modelstore.load_model(f) for f in self.lone_character_files]
         self._predict: dict[int, object] = {}
-
-    @property
-    def ensemble_files(self) -> list[str]:
-        """Every model file this classifier reads, the main model first."""
-        return [self.model_file, *self.second_look_files, *self.lone_character_files]
 
     def _predict_fn(self, model=None):
         model = self.model if model is None else model

@@ -147,8 +147,8 @@ def evaluate_writing_type(
     limit: Optional[int] = typer.Option(None, "--limit", min=20, help="A smaller validation set (quick runs)."),
     draws: Optional[list[int]] = typer.Option(
         None, "--draw", help="Also measure on a further draw of the held-out writers, fonts and digits, cut and "
-                             "scanned anew with this seed (repeat for more; the closing figures used 101, 202, "
-                             "303, 404), alone and pooled with the validation set."),
+                             "scanned anew with this seed (repeat for more; the model card's figures use 101, "
+                             "202, 303 and 404), alone and pooled with the validation set."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
 ) -> None:
     """Accuracy of the printed/handwritten classifier on held-out writers, fonts and real scans."""
