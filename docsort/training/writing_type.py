@@ -750,39 +750,34 @@ def narrow_crops(crops: CropSet, max_width: int) -> CropSet:
 
 def build_validation(config: TrainingConfig, fonts, writers, val_words, val_digits, log) -> CropSet:
     """Held-out writers, fonts and digits; fixed by the seed, so every evaluation sees the same crops."""
-    rng = np.random.default_rng(config.seed + 7919)
-    validation = CropSet()
-    limit_words = len(val_words) if not config.limit else max(6, config.validation_printed // 2)
-    clean = config.only_writing
-    draw = drawn if clean else (lambda make: make())
-    for img, _ in val_words[:limit_words]:
-        validation.add(draw(lambda: dhsd_crop(rng, [img], need_ink=clean)), HANDWRITTEN, "dhsd")
-    for _ in range(config.validation_digit_strings):
-        validation.add(draw(lambda: digit_string_crop(rng, val_digits)), HANDWRITTEN, "digit_strings")
-    for _ in range(config.validation_printed):
-        validation.add(draw(lambda: printed_crop(rng, list(fonts.held_out))), PRINTED, "printed_held_out_fonts")
+    validation = _held_out_crops(config, fonts, val_words, val_digits, np.random.default_rng(config.seed + 7919))
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.validation_tesseract_pages,
            "fonts": fonts.families(), "writers": writers.to_dict(), "n_words": len(val_words)}
     page_seeds = [config.seed * 1_000_003 + 500_000 + i for i in range(config.validation_tesseract_pages)]
     sources = PageSources(list(fonts.held_out), [img for img, _ in val_words], val_digits)
     for crop, kind, conf in tesseract_crops(sources, page_seeds, config.workers,
                                             _cache_file(config, "validation_pages", key), log):
-        if not clean or shows_writing(crop):
+        if not config.only_writing or shows_writing(crop):
             validation.add(crop, kind, "tesseract_pages", conf)
     return validation
 
 
 def held_out_draw(config: TrainingConfig, fonts, val_words, val_digits, seed: int) -> CropSet:
-    """A further draw of the held-out writers, fonts and digits: every validation word once, as
-    many digit strings and printed crops as the validation set, cut, sized and scanned anew with
-    ``seed``; no Tesseract pages. The validation set is one draw; its figure carries that
-    draw's luck, and these measure how much."""
-    rng = np.random.default_rng(seed)
-    draw = drawn if config.only_writing else (lambda make: make())
+    """A further draw of the held-out writers, fonts and digits, cut, sized and scanned anew with
+    ``seed``, as the validation set is but without Tesseract pages. The validation set is one
+    draw; its figure carries that draw's luck, and these measure how much."""
+    return _held_out_crops(config, fonts, val_words, val_digits, np.random.default_rng(seed))
+
+
+def _held_out_crops(config: TrainingConfig, fonts, val_words, val_digits, rng: np.random.Generator) -> CropSet:
+    """Every held-out DHSD word once (fewer with ``limit``), then the validation's counts of digit
+    strings and printed crops in held-out fonts, all drawn with ``rng``."""
     crops = CropSet()
     limit_words = len(val_words) if not config.limit else max(6, config.validation_printed // 2)
+    clean = config.only_writing
+    draw = drawn if clean else (lambda make: make())
     for img, _ in val_words[:limit_words]:
-        crops.add(draw(lambda: dhsd_crop(rng, [img], need_ink=config.only_writing)), HANDWRITTEN, "dhsd")
+        crops.add(draw(lambda: dhsd_crop(rng, [img], need_ink=clean)), HANDWRITTEN, "dhsd")
     for _ in range(config.validation_digit_strings):
         crops.add(draw(lambda: digit_string_crop(rng, val_digits)), HANDWRITTEN, "digit_strings")
     for _ in range(config.validation_printed):
