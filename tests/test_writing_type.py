@@ -167,6 +167,27 @@ def test_a_piece_of_a_word_keeps_the_words_scale():
     assert np.median(ink_heights(None)) >= 14
 
 
+def test_faint_ink_and_lone_punctuation_keep_their_lines_scale():
+    """A pale word's height is its whole ink, and a printed hyphen stays the size it has in its line."""
+    from docsort.synth.printed import font_split, render_text
+    from docsort.training.writing_type import ink_height, scan_like, type_height
+    from docsort.writing_type import ink_box
+
+    pale = np.full((64, 200), 255, np.uint8)
+    pale[12:52, 20:180] = 190  # pencil: no pixel darker than grey 190
+    pale[30, 100] = 150        # one darker speck, which a fixed grey cut would take for the word
+    assert ink_height(pale) == 40
+
+    font = font_split(0).held_out[0]
+    hyphen = render_text("-", font.path, 40, np.random.default_rng(0))
+    heights = []
+    for seed in range(30):
+        found = ink_box(scan_like(hyphen, np.random.default_rng(seed), type_height(40)))
+        heights.append(0 if found is None else found[0][3] - found[0][1])
+    # Line scales run up to 100 px for a capital; a hyphen is a small fraction of that.
+    assert np.median(heights) < 20
+
+
 def test_batchnorm_statistics_are_measured_with_the_final_weights():
     from docsort.tfsetup import keras, tensorflow
     from docsort.training.writing_type import build_model, recalibrate_batchnorm

@@ -39,7 +39,7 @@ from docsort.synth.printed import Font, font_split, random_printed_text, render_
 
 PRINTED, HANDWRITTEN = 0, 1
 CLASS_NAMES = ("printed", "handwritten")
-DATA_VERSION = 2
+DATA_VERSION = 4
 # The lone-character model's convolutions: wider than the main model's, affordable on narrow crops.
 LONE_CHARACTER_FILTERS = (24, 48, 96, 128)
 # Its training makes three times the lone-character pairs of the main model's, since it learns
@@ -51,6 +51,8 @@ MAX_INK_FILL = 0.85
 # Ink shorter than this on the scan shows no letter's shape: a sliver of a stroke, a speck.
 # Normalising it to the classifier's height blows it up into a smooth gradient.
 MIN_INK_HEIGHT = 6
+# A clean source image whose darkest pixel is within this many grey levels of its paper is blank.
+MIN_SOURCE_CONTRAST = 40
 
 
 @dataclass
@@ -130,8 +132,20 @@ class TrainingConfig:
 
 # --- Making crops: what both classes share ----------------------------------------------------
 
+def ink_mask(img: np.ndarray) -> np.ndarray:
+    """The ink of a clean source image (dark on light): darker than paper by 40 % of the contrast.
+
+    Relative, not a fixed grey level: faint pencil or pale ink (DHSD words whose darkest stroke is
+    grey 150) is ink too, and a fixed cut would find only its darkest speck.
+    """
+    paper, darkest = int(img.max()), int(img.min())
+    if paper - darkest < MIN_SOURCE_CONTRAST:
+        return np.zeros(img.shape, bool)
+    return img < paper - 0.4 * (paper - darkest)
+
+
 def _ink_rows_cols(img: np.ndarray) -> Optional[tuple[int, int, int, int]]:
-    mask = img < 160
+    mask = ink_mask(img)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if len(rows) == 0:
         return None
@@ -140,7 +154,7 @@ def _ink_rows_cols(img: np.ndarray) -> Optional[tuple[int, int, int, int]]:
 
 def holds_ink(piece: np.ndarray) -> bool:
     """Whether a cut of a clean (dark on white) word image holds writing, not just paper."""
-    return int((piece < 160).sum()) >= max(8, int(0.02 * piece.size))
+    return int(ink_mask(piece).sum()) >= max(8, int(0.02 * piece.size))
 
 
 def shows_writing(crop: np.ndarray) -> bool:
@@ -224,6 +238,15 @@ def _tight(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img[y0:y1, x0:x1]
 
 
+def type_height(size_px: float) -> int:
+    """Ink height of a capital at this font size: the scale of the line a printed piece is cut from.
+
+    A lone hyphen or period keeps the size it has in its line, as Tesseract's cuts do, rather
+    than being blown up to the height of a word.
+    """
+    return max(1, int(round(0.7 * size_px)))
+
+
 def ink_height(img: np.ndarray) -> Optional[int]:
     """Height of the ink in a clean (dark on white) image; None for blank paper."""
     box = _ink_rows_cols(img)
@@ -233,9 +256,10 @@ def ink_height(img: np.ndarray) -> Optional[int]:
 def scan_like(img: np.ndarray, rng: np.random.Generator, text_height: Optional[int] = None) -> np.ndarray:
     """Put a clean crop (dark on light) through a random scan, at a random text height.
 
-    ``text_height`` is the ink height of the word a piece was cut from: the piece keeps the
-    word's scale, as Tesseract's cuts keep the page's. Without it the crop's own ink sets the
-    scale, which would blow a sliver of a stroke up to the size of a word.
+    ``text_height`` is the ink height of the word (or, for print, of a capital in the line) a
+    piece was cut from: the piece keeps that scale, as Tesseract's cuts keep the page's. Without
+    it the crop's own ink sets the scale, which would blow a sliver of a stroke or a hyphen up to
+    the size of a word.
     """
     box = _ink_rows_cols(img)
     if box is None:
@@ -276,7 +300,7 @@ def printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
     tracking = float(rng.uniform(0.05, 0.4)) if rng.random() < 0.15 else 0.0
     img = render_text(text, font.path, size, rng, embolden=embolden, condense=condense, shear=shear,
                       tracking=tracking)
-    return scan_like(img, rng)
+    return scan_like(img, rng, type_height(size))
 
 
 def styled_printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
@@ -297,7 +321,7 @@ def styled_printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarr
     shear = float(rng.uniform(0.08, 0.3)) if rng.random() < 0.5 else 0.0
     tracking = float(rng.uniform(0.1, 0.6)) if rng.random() < 0.25 else 0.0
     return scan_like(render_text(text, font.path, size, rng, embolden=embolden, condense=condense,
-                                 shear=shear, tracking=tracking), rng)
+                                 shear=shear, tracking=tracking), rng, type_height(size))
 
 
 def punctuated_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
@@ -313,7 +337,7 @@ def punctuated_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
     embolden = int(rng.integers(1, max(1, size // 24) + 1)) if rng.random() < 0.35 else 0
     tracking = float(rng.uniform(0.05, 0.3)) if rng.random() < 0.15 else 0.0
     crop = scan_like(render_text(random_punctuated_text(rng), font.path, size, rng, embolden=embolden,
-                                 tracking=tracking), rng)
+                                 tracking=tracking), rng, type_height(size))
     return degrade.binarise(crop) if rng.random() < 0.5 else crop
 
 
@@ -336,7 +360,7 @@ def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: n
     text = random_symbol_text(rng) if rng.random() < 0.6 else str(rng.integers(0, 10))
     size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
     tracking = float(rng.uniform(0.05, 0.4)) if rng.random() < 0.3 else 0.0
-    printed = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng)
+    printed = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng, type_height(size))
     digit, _ = compose_digit_string([digits[int(rng.integers(len(digits)))]], rng,
                                     height=float(rng.uniform(20, 100)), stroke=int(rng.integers(-1, 3)),
                                     ink=int(rng.integers(0, 120)))
@@ -364,7 +388,7 @@ def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list
     condense = float(rng.uniform(0.7, 1.15)) if rng.random() < 0.3 else 1.0
     shear = float(rng.uniform(0.08, 0.25)) if rng.random() < 0.2 else 0.0
     printed = scan_like(render_text(text, font.path, size, rng, embolden=embolden, condense=condense,
-                                    shear=shear), rng)
+                                    shear=shear), rng, type_height(size))
     word = words[int(rng.integers(len(words)))]
     box = _ink_rows_cols(word)
     word_height = None
@@ -387,7 +411,7 @@ def ink_pieces(img: np.ndarray) -> list[tuple[int, int]]:
 
     Spans holding little of the word's ink (specks, dust) are left out.
     """
-    mass = (img < 160).sum(axis=0)
+    mass = ink_mask(img).sum(axis=0)
     inked = (mass > 0).astype(np.int8)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], inked, [0]))))
     total = max(1, int(mass.sum()))
@@ -409,7 +433,7 @@ def lone_piece_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.
     first = int(rng.integers(len(text)))
     text = text[first:first + (1 if rng.random() < 0.75 else 2)]
     size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    printed = scan_like(render_text(text, font.path, size, rng), rng)
+    printed = scan_like(render_text(text, font.path, size, rng), rng, type_height(size))
     word = words[int(rng.integers(len(words)))]
     word_height = ink_height(word)
     pieces = ink_pieces(word)
@@ -441,7 +465,7 @@ def letter_spaced_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarra
             text = text.upper()
     size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
     tracking = float(rng.uniform(0.1, 0.6)) if roll >= 0.35 else 0.0
-    crop = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng)
+    crop = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng, type_height(size))
     return degrade.binarise(crop) if rng.random() < 0.5 else crop
 
 
@@ -477,7 +501,7 @@ def pen_crop(rng: np.random.Generator) -> np.ndarray:
 
 def _split_word(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One word of a multi-word name, cut at the widest blank gap, as Tesseract splits words."""
-    cols = (img < 160).any(axis=0)
+    cols = ink_mask(img).any(axis=0)
     inked = np.flatnonzero(cols)
     if len(inked) < 2:
         return img
