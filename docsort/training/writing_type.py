@@ -283,6 +283,33 @@ def scan_like(img: np.ndarray, rng: np.random.Generator, text_height: Optional[i
     return _tight(out, rng) if rng.random() < 0.8 else out
 
 
+def random_type(rng: np.random.Generator, bold: Optional[tuple[float, int]] = None,
+                condense: Optional[tuple[float, float, float]] = None,
+                shear: Optional[tuple[float, float, float]] = None,
+                tracking: Optional[tuple[float, float, float]] = None) -> dict:
+    """A font size from small print to headlines, and the type styles each kind of crop calls for.
+
+    Each style is drawn for a share of the crops: ``bold`` is (share, size divisor: the most
+    pixels of emboldening is size // divisor), the others (share, low, high). A style left out
+    is not drawn at all.
+    """
+    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
+    style: dict = {"size_px": size}
+    if bold is not None:
+        share, divisor = bold
+        style["embolden"] = int(rng.integers(1, max(1, size // divisor) + 1)) if rng.random() < share else 0
+    for name, rule, plain in (("condense", condense, 1.0), ("shear", shear, 0.0), ("tracking", tracking, 0.0)):
+        if rule is not None:
+            share, low, high = rule
+            style[name] = float(rng.uniform(low, high)) if rng.random() < share else plain
+    return style
+
+
+def scanned_type(text: str, font: Font, rng: np.random.Generator, style: dict) -> np.ndarray:
+    """Text rendered in ``style`` (from ``random_type``) and scanned at the scale of its line."""
+    return scan_like(render_text(text, font.path, rng=rng, **style), rng, type_height(style["size_px"]))
+
+
 def printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
     font = fonts[int(rng.integers(len(fonts)))]
     text = random_printed_text(rng).strip()
@@ -293,14 +320,9 @@ def printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
     elif roll < 0.25 and len(text) > 2:
         a = int(rng.integers(0, len(text) - 1))
         text = text[a:int(rng.integers(a + 2, len(text) + 1))].strip() or text
-    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    embolden = int(rng.integers(1, max(1, size // 28) + 1)) if rng.random() < 0.12 else 0
-    condense = float(rng.uniform(0.7, 1.15)) if rng.random() < 0.3 else 1.0
-    shear = float(rng.uniform(0.08, 0.25)) if rng.random() < 0.12 else 0.0
-    tracking = float(rng.uniform(0.05, 0.4)) if rng.random() < 0.15 else 0.0
-    img = render_text(text, font.path, size, rng, embolden=embolden, condense=condense, shear=shear,
-                      tracking=tracking)
-    return scan_like(img, rng, type_height(size))
+    style = random_type(rng, bold=(0.12, 28), condense=(0.3, 0.7, 1.15), shear=(0.12, 0.08, 0.25),
+                        tracking=(0.15, 0.05, 0.4))
+    return scanned_type(text, font, rng, style)
 
 
 def styled_printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
@@ -315,13 +337,9 @@ def styled_printed_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarr
     text = (random_symbol_text(rng) if rng.random() < 0.3 else random_printed_text(rng)).strip() or "A"
     if rng.random() < 0.4 and len(text) > 1:
         text = next((ch for ch in rng.permutation(list(text)) if not ch.isspace()), text)
-    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    embolden = int(rng.integers(1, max(1, size // 20) + 1)) if rng.random() < 0.4 else 0
-    condense = float(rng.uniform(0.65, 1.3)) if rng.random() < 0.4 else 1.0
-    shear = float(rng.uniform(0.08, 0.3)) if rng.random() < 0.5 else 0.0
-    tracking = float(rng.uniform(0.1, 0.6)) if rng.random() < 0.25 else 0.0
-    return scan_like(render_text(text, font.path, size, rng, embolden=embolden, condense=condense,
-                                 shear=shear, tracking=tracking), rng, type_height(size))
+    style = random_type(rng, bold=(0.4, 20), condense=(0.4, 0.65, 1.3), shear=(0.5, 0.08, 0.3),
+                        tracking=(0.25, 0.1, 0.6))
+    return scanned_type(text, font, rng, style)
 
 
 def punctuated_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
@@ -333,11 +351,8 @@ def punctuated_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarray:
     from docsort.synth.printed import random_punctuated_text
 
     font = fonts[int(rng.integers(len(fonts)))]
-    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    embolden = int(rng.integers(1, max(1, size // 24) + 1)) if rng.random() < 0.35 else 0
-    tracking = float(rng.uniform(0.05, 0.3)) if rng.random() < 0.15 else 0.0
-    crop = scan_like(render_text(random_punctuated_text(rng), font.path, size, rng, embolden=embolden,
-                                 tracking=tracking), rng, type_height(size))
+    style = random_type(rng, bold=(0.35, 24), tracking=(0.15, 0.05, 0.3))
+    crop = scanned_type(random_punctuated_text(rng), font, rng, style)
     return degrade.binarise(crop) if rng.random() < 0.5 else crop
 
 
@@ -358,9 +373,7 @@ def single_character_pair(rng: np.random.Generator, fonts: list[Font], digits: n
 
     font = fonts[int(rng.integers(len(fonts)))]
     text = random_symbol_text(rng) if rng.random() < 0.6 else str(rng.integers(0, 10))
-    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    tracking = float(rng.uniform(0.05, 0.4)) if rng.random() < 0.3 else 0.0
-    printed = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng, type_height(size))
+    printed = scanned_type(text, font, rng, random_type(rng, tracking=(0.3, 0.05, 0.4)))
     digit, _ = compose_digit_string([digits[int(rng.integers(len(digits)))]], rng,
                                     height=float(rng.uniform(20, 100)), stroke=int(rng.integers(-1, 3)),
                                     ink=int(rng.integers(0, 120)))
@@ -383,12 +396,8 @@ def lone_character_pair(rng: np.random.Generator, fonts: list[Font], words: list
     font = fonts[int(rng.integers(len(fonts)))]
     source = random_symbol_text(rng) if rng.random() < 0.4 else random_printed_text(rng)
     text = next((ch for ch in rng.permutation(list(source)) if not ch.isspace()), "A")
-    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    embolden = int(rng.integers(1, max(1, size // 28) + 1)) if rng.random() < 0.2 else 0
-    condense = float(rng.uniform(0.7, 1.15)) if rng.random() < 0.3 else 1.0
-    shear = float(rng.uniform(0.08, 0.25)) if rng.random() < 0.2 else 0.0
-    printed = scan_like(render_text(text, font.path, size, rng, embolden=embolden, condense=condense,
-                                    shear=shear), rng, type_height(size))
+    style = random_type(rng, bold=(0.2, 28), condense=(0.3, 0.7, 1.15), shear=(0.2, 0.08, 0.25))
+    printed = scanned_type(text, font, rng, style)
     word = words[int(rng.integers(len(words)))]
     box = _ink_rows_cols(word)
     word_height = None
@@ -432,8 +441,7 @@ def lone_piece_pair(rng: np.random.Generator, fonts: list[Font], words: list[np.
     text = random_printed_text(rng).replace(" ", "") or "A"
     first = int(rng.integers(len(text)))
     text = text[first:first + (1 if rng.random() < 0.75 else 2)]
-    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    printed = scan_like(render_text(text, font.path, size, rng), rng, type_height(size))
+    printed = scanned_type(text, font, rng, random_type(rng))
     word = words[int(rng.integers(len(words)))]
     word_height = ink_height(word)
     pieces = ink_pieces(word)
@@ -463,9 +471,9 @@ def letter_spaced_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarra
         text = random_printed_text(rng).strip() or "A"
         if rng.random() < 0.4:
             text = text.upper()
-    size = int(math.exp(rng.uniform(math.log(14), math.log(72))))
-    tracking = float(rng.uniform(0.1, 0.6)) if roll >= 0.35 else 0.0
-    crop = scan_like(render_text(text, font.path, size, rng, tracking=tracking), rng, type_height(size))
+    style = random_type(rng)
+    style["tracking"] = float(rng.uniform(0.1, 0.6)) if roll >= 0.35 else 0.0
+    crop = scanned_type(text, font, rng, style)
     return degrade.binarise(crop) if rng.random() < 0.5 else crop
 
 
