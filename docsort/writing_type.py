@@ -231,15 +231,20 @@ class WritingTypeClassifier:
             return out
         predict = self._predict_fn()
         for index, x in batches(prepared):
-            p = np.asarray(predict(x)).reshape(-1)
+            out[index] = np.asarray(predict(x)).reshape(-1)
+        if not (self.second_look_models or self.lone_character_models):
+            return out
+        # The doubted crops of all batches are looked at again together: the few of each batch
+        # would make small batches that keep one core idle.
+        doubted = np.flatnonzero((out >= DOUBT) & (out <= 1.0 - DOUBT))
+        for index, x in batches([prepared[i] for i in doubted]):
             looks = list(self.second_look_models)
             if x.shape[2] <= LONE_CHARACTER_WIDTH:
                 looks += self.lone_character_models
-            doubt = np.flatnonzero((p >= DOUBT) & (p <= 1.0 - DOUBT)) if looks else []
-            if len(doubt):
-                xd = x[doubt]
-                p[doubt] = combine_looks(p[doubt], [np.asarray(self._predict_fn(m)(xd)).reshape(-1) for m in looks])
-            out[index] = p
+            if looks:
+                chosen = doubted[index]
+                out[chosen] = combine_looks(out[chosen], [np.asarray(self._predict_fn(m)(x)).reshape(-1)
+                                                          for m in looks])
         return out
 
     def p_handwritten(self, crops: Sequence[np.ndarray]) -> np.ndarray:
