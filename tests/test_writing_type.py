@@ -115,9 +115,11 @@ def test_shipped_metrics_describe_the_shipped_model():
     assert metrics["accuracy"] > metrics["tesseract_confidence_baseline"]["accuracy"]
     assert not set(metrics["writer_split"]["train"]) & set(metrics["writer_split"]["validation"])
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])
-    lone = WritingTypeClassifier().lone_character_files
-    assert lone and [m["sha256"] for m in metrics["lone_character_models"]] == [
-        modelstore.file_sha256(f) for f in lone]
+    shipped = WritingTypeClassifier()
+    assert shipped.lone_character_files and [m["sha256"] for m in metrics["lone_character_models"]] == [
+        modelstore.file_sha256(f) for f in shipped.lone_character_files]
+    assert [m["sha256"] for m in metrics.get("second_look_models", [])] == [
+        modelstore.file_sha256(f) for f in shipped.second_look_files]
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():

@@ -1104,6 +1104,8 @@ def train_and_measure(config: TrainingConfig, pages_dir: Optional[Path], *, base
             "command": command,
             "seed": config.seed,
             "member": config.member,
+            # Which generation of the training-data generator made the crops (``DATA_VERSION``).
+            "data_version": DATA_VERSION,
             "epochs": config.epochs,
             "limit": config.limit,
             "batch_size": config.batch_size,
