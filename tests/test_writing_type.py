@@ -11,8 +11,8 @@ import pytest
 from conftest import run_cli
 from docsort import modelstore
 from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
-from docsort.writing_type import (DOUBT, HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier,
-                                  prepare)
+from docsort.writing_type import (DOUBT, HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WIDE_DOUBT,
+                                  WritingTypeClassifier, prepare)
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +253,8 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     p_all, p_main, p_second = ensemble.p_handwritten([dot, word]), alone(out / "writing_type.keras"), \
         alone(out / "writing_type_2.keras")
     p_lone = [alone(f)[0] for f in ensemble.lone_character_files]
-    doubted = (DOUBT <= p_main) & (p_main <= 1 - DOUBT)
+    band = np.array([DOUBT, WIDE_DOUBT])  # the dot is a narrow crop, the word a wide one
+    doubted = (band <= p_main) & (p_main <= 1 - band)
     expected_dot = (p_main[0] + p_second[0] + sum(p_lone)) / 4 if doubted[0] else p_main[0]
     expected_word = (p_main[1] + p_second[1]) / 2 if doubted[1] else p_main[1]
     assert np.isclose(p_all[0], expected_dot, atol=1e-5)
