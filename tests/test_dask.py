@@ -97,6 +97,12 @@ def test_dask_run_equals_local_run(cluster, envelopes, local_run, tmp_path):
         assert results[key] == local_run[key]
     rerun = run_cli("process", envelopes, "--out", out, "--scheduler", address)
     assert rerun.returncode == ExitCode.OK and load(out)["summary"]["reused"] == COUNT
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        # Workers started with --nthreads 1 run their models on one thread, not on every core.
+        threads = client.run(os.getenv, "DOCSORT_TF_THREADS")
+    assert set(threads.values()) == {os.environ.get("DOCSORT_TF_THREADS") or "1"}
 
 
 def test_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, envelopes, local_run, tmp_path):
