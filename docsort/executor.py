@@ -374,26 +374,27 @@ def _dask_task(task: DocumentTask, processor: DocumentProcessor):
             return _Fatal(str(exc))
 
 
-def _match_dask_worker_threads() -> None:
+def _match_dask_worker_threads(worker=None) -> None:
     """Run the models on as many threads as the Dask worker was given (``--nthreads``).
 
     Workers are separate processes the user started, often one per core; a model running on
     every core in each of them oversubscribes the machine (two single-thread workers on two
     cores ran about a fifth slower than ``--jobs 2``). ``DOCSORT_TF_THREADS`` set by the user
-    wins."""
+    wins. ``worker``: the Dask worker, where ``get_worker`` cannot find it (``Client.run``)."""
     if os.environ.get("DOCSORT_TF_THREADS"):
         return
     try:
         from distributed import get_worker
 
-        threads = int(get_worker().state.nthreads)
+        threads = int((worker or get_worker()).state.nthreads)
     except (ImportError, ValueError, AttributeError):
         return
     os.environ["DOCSORT_TF_THREADS"] = str(max(1, threads))
 
 
-def _dask_warm_up(processor: DocumentProcessor) -> Optional[str]:
-    _match_dask_worker_threads()
+def _dask_warm_up(processor: DocumentProcessor, dask_worker=None) -> Optional[str]:
+    """Load the models on a worker before the first document (``Client.run`` passes ``dask_worker``)."""
+    _match_dask_worker_threads(dask_worker)
     try:
         processor.prepare_worker()
     except DocsortError as exc:
