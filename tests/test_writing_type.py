@@ -76,6 +76,28 @@ def test_probabilities_do_not_depend_on_batch_company(classifier, unseen_handwri
     assert ((together >= 0) & (together <= 1)).all()
 
 
+def test_doubted_crops_are_the_mean_of_every_look(classifier, unseen_handwriting, real_printed_crops):
+    """On real crops, the shipped classifier keeps the main model's p where it is sure and takes
+    the mean of the further main models (and, for lone characters, the lone-character models)
+    where it doubts, with the narrower band for wide crops."""
+    # Whole words and their first letters cut out, as Tesseract cuts joined handwriting.
+    crops = unseen_handwriting + [w[:, :max(4, w.shape[0] // 2)] for w in unseen_handwriting] + real_printed_crops
+    prepared = [prepare(c) for c in crops]
+    narrow = np.array([p.shape[1] <= LONE_CHARACTER_WIDTH for p in prepared])
+
+    def alone(f):
+        return WritingTypeClassifier(f, ensemble=False).p_handwritten_prepared(prepared)
+
+    p_main = alone(classifier.model_file)
+    mains = [p_main] + [alone(f) for f in classifier.second_look_files]
+    lone = [alone(f) for f in classifier.lone_character_files]
+    band = np.where(narrow, DOUBT, WIDE_DOUBT)
+    doubted = (band <= p_main) & (p_main <= 1 - band)
+    expected = np.where(doubted, np.where(narrow, np.mean(mains + lone, axis=0), np.mean(mains, axis=0)), p_main)
+    assert (doubted & narrow).any() and (doubted & ~narrow).any(), "both kinds of second look are exercised"
+    assert np.allclose(classifier.p_handwritten_prepared(prepared), expected, atol=1e-5)
+
+
 def test_prepare_normalises_any_crop(unseen_handwriting):
     grey = unseen_handwriting[0]
     out = prepare(grey)
