@@ -8,8 +8,10 @@ choice uses the layout the post office itself relies on:
 - words are grouped into lines and lines into blocks (address blocks);
 - the block in the return-address corner (top left) and the stamp corner (top right) never
   supply the code; of the others the block nearest the centre is the destination;
-- in an address the code is on the last lines (with the city, before it in most of Europe),
-  first on its line.
+- in an address the code is on the last lines of the block: before the place in most of Europe,
+  after place and state in the US, or on a line of its own. Where it stands *within* its line
+  earns nothing, so a word misread as digits at the start of "Springfield, IL 62704" has only
+  its reading's confidence to set against the code's.
 
 Printed codes come from Tesseract's text; handwritten ones from the digit reader. Either way
 the code is decided ``auto`` only when its confidence reaches the accept threshold.
@@ -28,7 +30,7 @@ SENDER_ZONE = (0.42, 0.36)  # x < 42 % of the width and y < 36 % of the height
 STAMP_ZONE = (0.62, 0.36)  # x > 62 % of the width and y < 36 % of the height
 
 _SEPARATORS = re.compile(r"[\s,;:]+")
-_PREFIX = re.compile(r"^(?:[A-Z]{1,2}-)")
+_PREFIX = re.compile(r"^(?:[A-Z]{1,3}-)")
 
 
 @dataclass
@@ -123,8 +125,9 @@ def layout(boxes: Sequence[BBox]) -> Layout:
 def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
     """The ``code_length``-digit token in Tesseract's text of one word region, if any.
 
-    Accepts country prefixes (``D-12345``) and trailing punctuation, nothing else: a longer
-    number (a phone or customer number) is not a postal code.
+    Accepts country prefixes (``D-12345``), a US ZIP+4 (``62704-1234`` is ``62704``) and
+    trailing punctuation, nothing else: a longer number (a phone or customer number) is not a
+    postal code.
     """
     if not text:
         return None
@@ -132,6 +135,9 @@ def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
         token = _PREFIX.sub("", token.strip(".()[]'\""))
         if len(token) == code_length and token.isdigit():
             return token
+        head, dash, plus4 = token.partition("-")
+        if dash and len(head) == code_length and head.isdigit() and len(plus4) == 4 and plus4.isdigit():
+            return head
     # A code that speckle broke into pieces ("65 = 710"): digits and stray marks, no letters.
     if not any(c.isalpha() for c in text):
         digits = "".join(c for c in text if c.isdigit())
@@ -181,10 +187,6 @@ def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
         # The line counts more than the confidence: a word on the street line read as digits
         # with confidence must not beat a doubtful reading of the code line itself.
         score += {0: 1.6, 1: 0.5}.get(from_end, 0.0)
-        line = lay.lines[line_index]
-        first = line.members[0] == c.region
-        score += 0.5 if first else 0.0
-        score += 0.3 if first and len(line.members) > 1 else 0.0  # followed by the city
         score += 1.0 * c.confidence
         if score > best_score:
             best, best_score = c, score

@@ -7,16 +7,21 @@ handwritten or printed. The page is then tilted, unevenly lit, blurred, noised a
 JPEG or PNG like a scan. ``truth.json`` records, per file, the destination code and its source,
 the sender's code, and the box and kind of every text element.
 
-Handwriting comes from one of two hands:
-- the project's own pen strokes (``docsort.synth.pen``): no dataset pixels, used for the
-  committed ``sample_docs/`` and the default mode;
-- real handwriting (``--handwriting DIR``): digits from the MNIST *test* set and words from
-  DHSD writers held out of training, so measurements see hands no model was trained on.
+The destination block follows one of several address layout families (``LAYOUTS``: the code
+before the place, after place and state with ZIP+4, on its own line, behind a country prefix)
+and stands at the centre, lower right or in the left window position; the sender's block is
+printed or handwritten by the same hand, with its own code.
+
+Handwriting is real (``--handwriting DIR`` or ``DOCSORT_DATASETS``): digits from the MNIST *test*
+set and words from DHSD writers held out of training, so measurements see hands no model was
+trained on. Without a handwriting source only printed envelopes can be drawn.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -25,7 +30,7 @@ import cv2
 import numpy as np
 
 from docsort.errors import DatasetError, UsageError
-from docsort.synth import degrade, pen
+from docsort.synth import degrade
 
 PAGE_W, PAGE_H = 1800, 900  # an envelope of about 9 x 4.5 inches at 200 dpi
 TRUTH_FILE = "truth.json"
@@ -51,6 +56,8 @@ class EnvelopeTruth:
     sender_code: Optional[str]
     tilt_degrees: float
     elements: list[TextElement] = field(default_factory=list)
+    layout: str = ""  # the address layout family (LAYOUTS)
+    position: str = ""  # where the destination block stands (POSITIONS)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -59,25 +66,6 @@ class EnvelopeTruth:
 
 
 # --- hands ----------------------------------------------------------------------------------
-
-
-class PenHand:
-    """The project's own stroke handwriting (block capitals and digits)."""
-
-    name = "pen"
-
-    def __init__(self, rng: np.random.Generator, height: float):
-        self.rng = rng
-        self.height = height
-        self.writer = pen.Writer.random(rng, height)
-
-    def word(self, text: str) -> tuple[np.ndarray, str]:
-        image, _ = pen.write(text, self.height * 0.8, self.rng, self.writer)
-        return image, pen.supported(text)
-
-    def digits(self, text: str) -> np.ndarray:
-        image, _ = pen.write(text, self.height * 0.8, self.rng, self.writer)
-        return image
 
 
 class DatasetHand:
@@ -135,6 +123,11 @@ class HandwritingCorpus:
     writers: list[int]
 
     @classmethod
+    def cached(cls, folder: Path, mnist_split: str = "test") -> "HandwritingCorpus":
+        """``load``, once per folder and split in a process (tests and benchmarks draw often)."""
+        return _cached_corpus(str(Path(folder).resolve()), mnist_split)
+
+    @classmethod
     def load(cls, folder: Path, mnist_split: str = "test") -> "HandwritingCorpus":
         """MNIST IDX files and DHSD ``data.csv`` found in ``folder`` or its sub-folders.
 
@@ -176,6 +169,11 @@ class HandwritingCorpus:
             words_by_writer=words,
             writers=sorted(words),
         )
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_corpus(folder: str, mnist_split: str) -> HandwritingCorpus:
+    return HandwritingCorpus.load(Path(folder), mnist_split)
 
 
 def _find_one(folder: Path, stem: str) -> Optional[Path]:
@@ -246,6 +244,99 @@ def _stamp(page: np.ndarray, rng: np.random.Generator) -> None:
         cv2.polylines(page, [np.stack([xs, ys], 1).astype(np.int32)], False, ink, 3, cv2.LINE_AA)
 
 
+# --- address layouts ------------------------------------------------------------------------
+
+# How the code stands in the destination block. Real mail writes it before the place (DE, FR, NL
+# and most of Europe), after place and state (US, CA, AU), on a line of its own, or behind a
+# country prefix ("D-12345"); a reader must find it in any of them, so benchmarks draw them all.
+LAYOUTS = {
+    "code-first": "12345 Berlin: the code before the place (DE, FR, NL, most of Europe)",
+    "code-last": "Springfield, IL 62704: the code after place and state (US, CA, AU), ZIP+4 in print",
+    "code-alone": "the code on a line of its own under the place",
+    "prefixed": "D-12345 Berlin: a country prefix before the code (printed; handwritten as code-first)",
+}
+# Where the destination block stands: the centre of the envelope, lower right, or the left
+# window position of business envelopes.
+POSITIONS = ("centre", "lower-right", "window-left")
+MIXED = "mixed"
+
+US_STATES = ("IL", "NY", "CA", "TX", "WA", "OR", "MA", "OH", "PA", "FL", "GA", "MI", "MN", "CO")
+
+
+def check_layout(name: str) -> str:
+    if name != MIXED and name not in LAYOUTS:
+        raise UsageError(f"--layout must be one of {', '.join([MIXED, *LAYOUTS])}, not {name!r}")
+    return name
+
+
+def _destination_lines(rng: np.random.Generator, family: str, code: str, handwritten: bool
+                       ) -> list[list[tuple[str, str, str]]]:
+    """The destination block as lines of ``(what, text, role)``; ``what`` is ``word``, ``digits``
+    (a handwritten number) or ``text`` (printed as given)."""
+    from docsort.synth.printed import ENGLISH_CITIES, ENGLISH_STREETS, GERMAN_CITIES, GERMAN_STREETS, NAMES
+
+    name = [("word", str(rng.choice(NAMES)), "destination_name")]
+    if not handwritten:
+        name.append(("word", str(rng.choice(NAMES)), "destination_name"))
+    if family == "code-last":
+        street = [("digits", str(rng.integers(1, 9999)), "destination_street"),
+                  ("word", str(rng.choice(ENGLISH_STREETS)).split()[0], "destination_street")]
+        city = str(rng.choice(ENGLISH_CITIES)).split()[0]
+        if handwritten:
+            last = [("word", city, "destination_city")]
+            if rng.random() < 0.5:
+                last.append(("word", str(rng.choice(US_STATES)), "destination_state"))
+            return [name, street, last + [("digits", code, "destination_code")]]
+        plus4 = f"-{int(rng.integers(0, 10000)):04d}" if rng.random() < 0.4 else ""
+        return [name, street, [("word", city + ",", "destination_city"),
+                               ("word", str(rng.choice(US_STATES)), "destination_state"),
+                               ("text", code + plus4, "destination_code")]]
+    street = [("word", str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
+              ("digits", str(rng.integers(1, 150)), "destination_street")]
+    city = [("word", str(rng.choice(GERMAN_CITIES)).split()[0], "destination_city")]
+    if family == "code-alone":
+        return [name, street, city, [("digits", code, "destination_code")]]
+    if family == "prefixed" and not handwritten:
+        return [name, street, [("text", str(rng.choice(["D-", "F-", "DE-"])) + code, "destination_code")] + city]
+    return [name, street, [("digits", code, "destination_code")] + city]
+
+
+def _place_block(rng: np.random.Generator, position: str, width: int, height: int) -> tuple[int, int]:
+    """Top-left corner of a block of this size at ``position``, kept on the page with a margin
+    that a tilted scan does not cut."""
+    margin = 70
+    if position == "lower-right":
+        x = PAGE_W - margin - int(rng.uniform(20, 90)) - width
+        y = PAGE_H - margin - int(rng.uniform(10, 70)) - height
+    elif position == "window-left":
+        x = int(rng.uniform(0.05, 0.1) * PAGE_W)
+        y = int(rng.uniform(0.46, 0.56) * PAGE_H)
+    else:
+        x = int(rng.uniform(0.36, 0.5) * PAGE_W)
+        y = int(rng.uniform(0.4, 0.5) * PAGE_H)
+    x = max(margin, min(x, PAGE_W - margin - width))
+    y = max(int(0.38 * PAGE_H), min(y, PAGE_H - margin - height))
+    return x, y
+
+
+def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: str, colour,
+                   line_height: float, word_gap, kind: str) -> list[TextElement]:
+    """Paste lines of rendered pieces ``(image, text, role)`` as one block at ``position``."""
+    widths = [sum(im.shape[1] for im, _, _ in line) + word_gap(0) * (len(line) - 1) for line in lines]
+    heights = [max(max(im.shape[0] for im, _, _ in line), line_height) for line in lines]
+    x0, y = _place_block(rng, position, max(widths) + 40, int(sum(heights) * 1.15))
+    elements = []
+    for line, line_h in zip(lines, heights):
+        x = x0 + (int(rng.uniform(-20, 20)) if kind == "handwritten" else 0)
+        for image, text, role in line:
+            top = y + (int(rng.uniform(-4, 4)) if kind == "handwritten" else 0)
+            box = _paste(page, image, x, top, colour)
+            elements.append(TextElement(box, kind, text, role))
+            x = box[0] + box[2] + word_gap(1)
+        y += int(line_h * (rng.uniform(0.95, 1.15) if kind == "handwritten" else 1.0))
+    return elements
+
+
 # --- one envelope ---------------------------------------------------------------------------
 
 
@@ -256,95 +347,86 @@ def _code(rng: np.random.Generator, length: int) -> str:
 def make_envelope(
     rng: np.random.Generator,
     *,
-    corpus: Optional[HandwritingCorpus] = None,
+    corpus: Optional[HandwritingCorpus],
     handwritten_share: float = 0.7,
     code_length: int = 5,
     max_tilt: float = 6.0,
+    layout: str = MIXED,
+    position: Optional[str] = None,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
-    """One envelope scan (BGR uint8) and its truth (file name left empty for the caller)."""
+    """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
+
+    ``layout`` and ``position`` are drawn at random when ``mixed`` and None.
+    """
     from docsort.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
+    family = str(rng.choice(list(LAYOUTS))) if layout == MIXED else layout
+    position = str(rng.choice(POSITIONS)) if position is None else position
     fonts = _fonts(rng)
     paper = np.array([rng.uniform(225, 252)] * 3) + rng.uniform(-8, 4, 3)
     page = np.empty((PAGE_H, PAGE_W, 3), np.uint8)
     page[:] = np.clip(paper, 0, 255).astype(np.uint8)
     elements: list[TextElement] = []
+    handwritten = corpus is not None and rng.random() < handwritten_share
+    hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus) if handwritten else None
 
-    # Sender: printed, small, top-left; usually with a code of its own.
-    font = fonts[int(rng.integers(0, len(fonts)))].path
-    size = int(rng.uniform(22, 30))
-    # Far enough from the edge that a tilted scan keeps the whole return address on the page.
-    x0, y = int(rng.uniform(80, 130)), int(rng.uniform(95, 130))
+    # Sender: top-left, usually with a code of its own; printed, or written by the same hand.
     sender_code = _code(rng, code_length) if rng.random() < 0.85 else None
-    lines = [
-        [(str(rng.choice(NAMES)), "sender_name"), (str(rng.choice(NAMES)), "sender_name")],
-        [(str(rng.choice(GERMAN_STREETS)).split()[0], "sender_street"), (str(rng.integers(1, 150)), "sender_street")],
-        ([(sender_code, "sender_code")] if sender_code else []) + [(str(rng.choice(GERMAN_CITIES)).split()[0], "sender_city")],
-    ]
-    for line in lines:
-        x = x0
-        for text, role in line:
-            box = _paste(page, _printed(text, font, size), x, y, (30, 30, 30))
-            elements.append(TextElement(box, "printed", text, role))
-            x = box[0] + box[2] + int(size * 0.45)
-        y += int(size * 1.45)
-    _stamp(page, rng)
-
-    # Destination: near the centre, handwritten or printed.
-    dest_code = _code(rng, code_length)
-    while dest_code == sender_code:
-        dest_code = _code(rng, code_length)
-    handwritten = rng.random() < handwritten_share
-    x0, y = int(rng.uniform(0.36, 0.5) * PAGE_W), int(rng.uniform(0.4, 0.5) * PAGE_H)
-    if handwritten:
-        height = float(rng.uniform(40, 58))
-        hand = DatasetHand(rng, height, corpus) if corpus is not None else PenHand(rng, height)
-        colour = (30, 30, 30) if rng.random() < 0.5 else (140, 50, 25)
-        name_text = str(rng.choice(NAMES))
-        street_text = str(rng.choice(GERMAN_STREETS)).split()[0]
-        city_text = str(rng.choice(GERMAN_CITIES)).split()[0]
-        house = str(rng.integers(1, 150))
-        line_pieces = [
-            [("word", name_text, "destination_name")],
-            [("word", street_text, "destination_street"), ("digits", house, "destination_street")],
-            [("digits", dest_code, "destination_code"), ("word", city_text, "destination_city")],
-        ]
-        for line in line_pieces:
-            x = x0 + int(rng.uniform(-20, 20))
-            line_h = 0
+    x0, y = int(rng.uniform(80, 130)), int(rng.uniform(95, 130))
+    if hand is not None and rng.random() < 0.35:
+        small = DatasetHand(rng, float(rng.uniform(26, 32)), corpus)
+        small.writer, small.stroke, small.slant = hand.writer, hand.stroke, hand.slant
+        lines = [[("word", "", "sender_name")], ([("digits", sender_code, "sender_code")] if sender_code else [])
+                 + [("word", "", "sender_city")]]
+        for line in lines:
+            x = x0
             for what, text, role in line:
-                if what == "digits":
-                    image, label = hand.digits(text), text
-                else:
-                    image, label = hand.word(text)
-                top = y + int(rng.uniform(-4, 4))
-                box = _paste(page, image, x, top, colour)
+                image, label = (small.digits(text), text) if what == "digits" else small.word()
+                box = _paste(page, image, x, y, (40, 40, 40))
                 elements.append(TextElement(box, "handwritten", label, role))
-                x = box[0] + box[2] + int(height * rng.uniform(0.8, 1.3))
-                line_h = max(line_h, image.shape[0])
-            y += int(max(line_h, height * 1.3) * rng.uniform(0.95, 1.15))
+                x = box[0] + box[2] + int(small.height * 0.9)
+            y += int(small.height * 1.5)
     else:
         font = fonts[int(rng.integers(0, len(fonts)))].path
-        size = int(rng.uniform(30, 42))
+        size = int(rng.uniform(22, 30))
         lines = [
-            [(str(rng.choice(NAMES)), "destination_name"), (str(rng.choice(NAMES)), "destination_name")],
-            [(str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
-             (str(rng.integers(1, 150)), "destination_street")],
-            [(dest_code, "destination_code"), (str(rng.choice(GERMAN_CITIES)).split()[0], "destination_city")],
+            [(str(rng.choice(NAMES)), "sender_name"), (str(rng.choice(NAMES)), "sender_name")],
+            [(str(rng.choice(GERMAN_STREETS)).split()[0], "sender_street"), (str(rng.integers(1, 150)), "sender_street")],
+            ([(sender_code, "sender_code")] if sender_code else []) + [(str(rng.choice(GERMAN_CITIES)).split()[0], "sender_city")],
         ]
         for line in lines:
             x = x0
             for text, role in line:
-                box = _paste(page, _printed(text, font, size), x, y, (20, 20, 20))
+                box = _paste(page, _printed(text, font, size), x, y, (30, 30, 30))
                 elements.append(TextElement(box, "printed", text, role))
                 x = box[0] + box[2] + int(size * 0.45)
-            y += int(size * 1.5)
+            y += int(size * 1.45)
+    _stamp(page, rng)
+
+    # Destination: in the layout family's address conventions, at one of the block positions.
+    dest_code = _code(rng, code_length)
+    while dest_code == sender_code:
+        dest_code = _code(rng, code_length)
+    lines = _destination_lines(rng, family, dest_code, handwritten)
+    if hand is not None:
+        colour = (30, 30, 30) if rng.random() < 0.5 else (140, 50, 25)
+        rendered = [[(hand.digits(text), text, role) if what == "digits" else (*hand.word(text), role)
+                     for what, text, role in line] for line in lines]
+        elements += _lay_out_lines(page, rng, rendered, position, colour, hand.height * 1.3,
+                                   lambda i: int(hand.height * rng.uniform(0.8, 1.3)), "handwritten")
+    else:
+        font = fonts[int(rng.integers(0, len(fonts)))].path
+        size = int(rng.uniform(30, 42))
+        rendered = [[(_printed(text, font, size), text, role) for _, text, role in line] for line in lines]
+        elements += _lay_out_lines(page, rng, rendered, position, (20, 20, 20), size * 1.5,
+                                   lambda i: int(size * 0.45), "printed")
 
     page, tilt = _scan(page, rng, max_tilt, elements)
     truth = EnvelopeTruth(
         file="", destination_code=dest_code,
         destination_source="handwritten" if handwritten else "printed",
         sender_code=sender_code, tilt_degrees=round(tilt, 3), elements=elements,
+        layout=family, position=position,
     )
     return page, truth
 
@@ -386,11 +468,20 @@ def write_samples(
     code_length: int = 5,
     mnist_split: str = "test",
     image_format: str = "mixed",
+    layout: str = MIXED,
+    max_tilt: float = 6.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
-    ``image_format`` is ``jpg``, ``png`` or ``mixed`` (about 70 % JPEG, like a mail room's scans).
+    ``image_format`` is ``jpg``, ``png`` or ``mixed`` (about 70 % JPEG, like a mail room's scans);
+    ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a family).
     """
+    check_layout(layout)
+    if handwriting is None and handwritten_share > 0:
+        handwriting = os.environ.get("DOCSORT_DATASETS")
+        if not handwriting:
+            raise UsageError("handwritten envelopes need real handwriting: give --handwriting DIR (MNIST and "
+                             "DHSD) or set DOCSORT_DATASETS, or draw printed ones with --handwritten-share 0")
     if image_format not in ("jpg", "png", "mixed"):
         raise UsageError(f"--format must be jpg, png or mixed, not {image_format!r}")
     if count < 1:
@@ -402,12 +493,16 @@ def write_samples(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    corpus = HandwritingCorpus.load(Path(handwriting), mnist_split) if handwriting else None
+    corpus = HandwritingCorpus.cached(Path(handwriting), mnist_split) if handwritten_share > 0 else None
     truths = []
     for i in range(count):
         rng = np.random.default_rng([seed, i])
+        # A mixed batch takes the families and block positions in turn, so that even a small
+        # one (the demo's eight envelopes) shows each of them.
+        family = list(LAYOUTS)[i % len(LAYOUTS)] if layout == MIXED else layout
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
-                                    code_length=code_length)
+                                    code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
+                                    max_tilt=max_tilt)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -422,8 +517,8 @@ def write_samples(
         truth.file = name
         truths.append(truth)
     payload = {
-        "generator": {"seed": seed, "count": count, "code_length": code_length,
-                      "handwriting": "datasets" if corpus else "pen", "width": PAGE_W, "height": PAGE_H},
+        "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
+                      "layout": layout, "handwriting": "datasets" if corpus else None, "width": PAGE_W, "height": PAGE_H},
         "envelopes": [t.to_dict() for t in truths],
     }
     (out / TRUTH_FILE).write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

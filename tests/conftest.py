@@ -16,6 +16,8 @@ DHSD_DIR = DATASETS / "dhsd"
 TESSERACT_PAGES = DATASETS / "tesseract-pages"
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+# Where ``docsort samples`` and the dataset commands find real handwriting, as a user sets it.
+os.environ.setdefault("DOCSORT_DATASETS", str(DATASETS))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

@@ -65,3 +65,24 @@ def test_printed_code_tokens():
     assert pc.printed_code("9021", 4) == "9021"
     assert pc.printed_code("65 = 710", 5) == "65710"
     assert pc.printed_code("65 Main 710", 5) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(word_conf=st.floats(0.0, 0.9), margin=st.floats(0.01, 0.5))
+def test_a_word_read_as_digits_never_beats_a_surer_code_at_the_end_of_its_line(word_conf, margin):
+    """"Springfield, IL 62704": the word at the start of the line misread as five digits wins
+    only by being read more surely than the code itself, never by standing first."""
+    lay = pc.layout(_envelope_boxes())
+    code_conf = min(1.0, word_conf + margin)
+    word = _candidate(8, "31337", word_conf, "handwritten")
+    code = _candidate(9, "62704", code_conf, "handwritten")
+    assert lay.line_of[8] == lay.line_of[9] and lay.lines[lay.line_of[8]].members[0] == 8
+    assert pc.pick_destination([word, code], lay, PAGE).value == "62704"
+    assert pc.pick_destination([code, word], lay, PAGE).value == "62704"
+
+
+def test_zip_plus_4_reads_as_the_five_digit_code():
+    assert pc.printed_code("62704-1234", 5) == "62704"
+    assert pc.printed_code("IL 62704-1234", 5) == "62704"
+    assert pc.printed_code("DE-10115", 5) == "10115"
+    assert pc.printed_code("62704-12", 5) is None

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 
 import cv2
+import pytest
 
 from conftest import DATASETS, run_cli
 
 
-def test_pen_envelopes_and_truth(tmp_path):
+def test_envelopes_and_truth(tmp_path):
     out = tmp_path / "env"
-    proc = run_cli("samples", "--out", out, "--count", "3", "--seed", "7")
+    proc = run_cli("samples", "--out", out, "--count", "4", "--seed", "7")
     assert proc.returncode == 0, proc.stderr
     truth = json.loads((out / "truth.json").read_text())
     envelopes = truth["envelopes"]
-    assert len(envelopes) == 3 and truth["generator"]["handwriting"] == "pen"
+    assert len(envelopes) == 4 and truth["generator"]["handwriting"] == "datasets"
+    # A mixed batch shows every layout family in turn.
+    assert [env["layout"] for env in envelopes] == ["code-first", "code-last", "code-alone", "prefixed"]
     for env in envelopes:
         image = cv2.imread(str(out / env["file"]))
         assert image is not None and image.shape[:2] == (900, 1800)
@@ -45,6 +48,41 @@ def test_real_handwriting_from_datasets(tmp_path):
     truth = json.loads((out / "truth.json").read_text())
     assert truth["generator"]["handwriting"] == "datasets"
     assert all(env["destination_source"] == "handwritten" for env in truth["envelopes"])
+
+
+def _line_of(env, role):
+    element = next(e for e in env["elements"] if e["role"] == role)
+    x, y, w, h = element["bbox"]
+    return element, y + h / 2
+
+
+@pytest.mark.parametrize("layout", ["code-first", "code-last", "code-alone", "prefixed"])
+def test_each_layout_family_writes_its_convention(tmp_path, layout):
+    out = tmp_path / layout
+    proc = run_cli("samples", "--out", out, "--count", "3", "--seed", "5", "--layout", layout,
+                   "--handwritten-share", "0.5", "--max-tilt", "0")
+    assert proc.returncode == 0, proc.stderr
+    for env in json.loads((out / "truth.json").read_text())["envelopes"]:
+        assert env["layout"] == layout
+        code, code_y = _line_of(env, "destination_code")
+        city, city_y = _line_of(env, "destination_city")
+        same_line = abs(code_y - city_y) < 0.5 * code["bbox"][3]
+        if layout == "code-alone":
+            assert code_y > city_y and not same_line
+        elif layout == "code-last":
+            assert same_line and code["bbox"][0] > city["bbox"][0]
+        else:
+            assert same_line and code["bbox"][0] < city["bbox"][0]
+        if layout == "prefixed" and env["destination_source"] == "printed":
+            assert code["text"].endswith(env["destination_code"]) and "-" in code["text"]
+
+
+def test_printed_only_envelopes_need_no_handwriting(tmp_path):
+    env = {"DOCSORT_DATASETS": ""}
+    proc = run_cli("samples", "--out", tmp_path / "p", "--count", "2", "--handwritten-share", "0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("samples", "--out", tmp_path / "h", "--count", "2", env=env)
+    assert proc.returncode == 2 and "--handwriting" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_missing_handwriting_folder_is_a_clear_error(tmp_path):

@@ -49,18 +49,22 @@ def samples(
     handwriting: Optional[Path] = typer.Option(
         None, "--handwriting",
         help="Folder with the MNIST IDX files and DHSD data.csv: handwriting from MNIST test digits and "
-             "DHSD writers held out of training. Default: the project's own pen-stroke handwriting."),
+             "DHSD writers held out of training [default: $DOCSORT_DATASETS]."),
+    layout: str = typer.Option(
+        "mixed", "--layout",
+        help="Address layout family: code-first, code-last, code-alone, prefixed, or mixed (each envelope draws one)."),
     code_length: int = typer.Option(5, "--code-length", min=1, max=12, help="Digits per postal code."),
     handwritten_share: float = typer.Option(0.7, "--handwritten-share", min=0.0, max=1.0,
                                             help="Share of envelopes addressed by hand."),
     image_format: str = typer.Option("mixed", "--format", help="jpg, png or mixed (about 70 % JPEG)."),
+    max_tilt: float = typer.Option(6.0, "--max-tilt", min=0.0, max=20.0, help="Largest scan tilt in degrees."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.samples import TRUTH_FILE, write_samples
 
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
                            handwritten_share=handwritten_share, code_length=code_length,
-                           image_format=image_format)
+                           image_format=image_format, layout=layout, max_tilt=max_tilt)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

@@ -478,9 +478,9 @@ def letter_spaced_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarra
 
 
 def pen_crop(rng: np.random.Generator) -> np.ndarray:
-    """The project's own stroke handwriting (``synth.pen``), as on the sample envelopes.
+    """The project's own stroke handwriting (``synth.pen``): hand-printed block capitals.
 
-    Training only: it teaches the model the demo's hand-printed capitals, while validation
+    Training only: it teaches the model hand-printed capitals, which look most like print, while validation
     stays on real handwriting.
     """
     from docsort.synth import pen
