@@ -77,7 +77,8 @@ def envelopes(args) -> dict:
     if not args.samples:
         t0 = time.perf_counter()
         write_samples(folder, count=args.count, seed=args.seed, handwriting=args.handwriting,
-                      handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split)
+                      handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
+                      layout=args.layout)
         print(f"generated {args.count} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
     truth = load_truth(folder)
     files = [str(folder / name) for name in sorted(truth)]
@@ -118,6 +119,7 @@ def envelopes(args) -> dict:
         tokens = tess_by_name.get(name, [])
         rows.append({
             "file": name, "source": t["destination_source"], "truth": t["destination_code"],
+            "layout": t.get("layout"), "position": t.get("position"),
             "sender": t["sender_code"], "value": value, "auto": auto,
             "confidence": code["confidence"] if code else None,
             "read_source": code["source"] if code else None,
@@ -141,6 +143,15 @@ def envelopes(args) -> dict:
             "tesseract_alone_last_token_right": round(np.mean([r["tesseract_last"] == r["truth"] for r in sel]), 4),
             "tesseract_alone_any_token_right": round(np.mean([r["tesseract_any"] for r in sel]), 4),
         }
+    # Per address layout family and block position: a reader that only knows one convention
+    # shows here, whatever its total.
+    for key in ("layout", "position"):
+        groups = sorted({r[key] for r in rows if r[key]})
+        report[f"by_{key}"] = {g: {
+            "n": sum(r[key] == g for r in rows),
+            "right_and_auto": round(np.mean([r["value"] == r["truth"] and r["auto"] for r in rows if r[key] == g]), 4),
+            "wrong_auto": int(sum(r["auto"] and r["value"] != r["truth"] for r in rows if r[key] == g)),
+        } for g in groups}
     report["wrong_auto_share_of_all"] = round(np.mean([r["auto"] and r["value"] != r["truth"] for r in rows]), 4)
     report["sender_code_picked"] = int(sum(r["value"] is not None and r["value"] == r["sender"] for r in rows))
     report["tesseract_alone_sender_code_last"] = int(sum(r["tesseract_last"] is not None and r["tesseract_last"] == r["sender"] for r in rows))
@@ -197,6 +208,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--handwriting", required=True, help="folder with MNIST IDX files and DHSD data.csv")
     parser.add_argument("--samples", help="use an existing samples folder instead of generating one")
+    parser.add_argument("--layout", default="mixed", help="address layout family of generated envelopes")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--code-length", type=int, default=5)
     parser.add_argument("--threshold", type=float, default=None)

@@ -233,6 +233,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask measurement")
+    parser.add_argument("--handwriting", type=Path, default=HERE.parent.parent / "shared" / "datasets",
+                        help="folder with MNIST IDX files and DHSD data.csv (default: ../shared/datasets)")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
 
@@ -242,7 +244,7 @@ def main() -> None:
         from docsort.samples import write_samples
 
         shutil.rmtree(envelopes, ignore_errors=True)
-        write_samples(envelopes, count=args.count, seed=args.seed)
+        write_samples(envelopes, count=args.count, seed=args.seed, handwriting=args.handwriting)
     images = sorted(envelopes.glob("envelope_*"))
     n = len(images)
     print(f"{n} envelopes in {envelopes}", file=sys.stderr)
