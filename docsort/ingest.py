@@ -31,11 +31,12 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from docsort import defaults
 from docsort.errors import InputError
 
 SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf"})
 PDF_DPI = 300
-DEFAULT_MAX_MEGAPIXELS = 150.0  # 600 dpi A3 is ~70 MP; anything far beyond is not a scan
+DEFAULT_MAX_MEGAPIXELS = defaults.MAX_MEGAPIXELS
 WORKING_MEGAPIXELS = 20.0  # ~300 dpi A3: enough for Tesseract, bounded memory
 MIN_PAGE_SIDE = 16  # smaller than this cannot hold a line of text
 

@@ -49,10 +49,14 @@ class Mnist:
 
 
 def default_location() -> Path | None:
-    """``$DOCSORT_MNIST`` if set, else keras' cache ``~/.keras/datasets/mnist.npz`` if present."""
+    """``$DOCSORT_MNIST`` if set, else ``$DOCSORT_DATASETS/mnist`` (the folder every dataset
+    command reads), else keras' cache ``~/.keras/datasets/mnist.npz`` if present."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
+    datasets = os.environ.get("DOCSORT_DATASETS")
+    if datasets and (Path(datasets) / "mnist").is_dir():
+        return Path(datasets) / "mnist"
     cached = Path.home() / ".keras" / "datasets" / "mnist.npz"
     return cached if cached.exists() else None
 
@@ -62,8 +66,8 @@ def load(location: str | os.PathLike | None = None) -> Mnist:
     path = Path(location) if location is not None else default_location()
     if path is None:
         raise DatasetError(
-            f"no MNIST data given: pass --data DIR (the four IDX files or mnist.npz), set ${ENV_VAR}, "
-            "or keep keras' ~/.keras/datasets/mnist.npz")
+            f"no MNIST data given: pass --data DIR (the four IDX files or mnist.npz), set ${ENV_VAR} "
+            "or $DOCSORT_DATASETS, or keep keras' ~/.keras/datasets/mnist.npz")
     if not path.exists():
         raise DatasetError(f"MNIST data not found: {path}")
     if path.is_dir():

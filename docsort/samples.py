@@ -29,6 +29,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from docsort import defaults
 from docsort.errors import DatasetError, UsageError
 from docsort.synth import degrade
 
@@ -486,8 +487,7 @@ def write_samples(
         raise UsageError(f"--format must be jpg, png or mixed, not {image_format!r}")
     if count < 1:
         raise UsageError("--count must be at least 1")
-    if not 1 <= code_length <= 12:
-        raise UsageError("--code-length must be between 1 and 12")
+    defaults.check_code_length(code_length)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

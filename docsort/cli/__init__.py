@@ -70,6 +70,25 @@ def print_json(obj) -> None:
     sys.stdout.flush()
 
 
+def print_rows(columns: list[str], rows: list[list], right: tuple[str, ...] = ()) -> None:
+    """A list answer on stdout: a table on a terminal; tab-separated lines with a header line
+    when piped, one row per line and nothing cut short, for ``cut``, ``awk`` and spreadsheets."""
+    if not stdout.is_terminal:
+        sys.stdout.write("\t".join(columns) + "\n")
+        for row in rows:
+            sys.stdout.write("\t".join("" if v is None else str(v) for v in row) + "\n")
+        sys.stdout.flush()
+        return
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for name in columns:
+        table.add_column(name, justify="right" if name in right else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*("-" if v is None else str(v) for v in row))
+    stdout.print(table)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"docsort {__version__}")
@@ -98,3 +117,9 @@ from docsort.cli import commands_digits  # noqa: E402,F401
 from docsort.cli import commands_pipeline  # noqa: E402,F401
 from docsort.cli import commands_process  # noqa: E402,F401
 from docsort.cli import commands_writing_type  # noqa: E402,F401
+
+# `docsort --help` lists what a user reaches for first, first: the batch, then the single-image
+# readers, the cost estimate, and the tools for data and models.
+_COMMAND_ORDER = ("process", "read-digits", "classify", "cost", "samples")
+app.registered_commands.sort(
+    key=lambda c: _COMMAND_ORDER.index(c.name) if c.name in _COMMAND_ORDER else len(_COMMAND_ORDER))

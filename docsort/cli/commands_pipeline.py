@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from docsort import defaults
 from docsort.cli import app, handles_errors, print_json, stdout
 
 
@@ -16,7 +17,7 @@ def read_digits(
     images: List[Path] = typer.Argument(..., help="Images, each one already-cut handwritten number field."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     code_length: Optional[int] = typer.Option(
-        None, "--code-length", min=1, max=40,
+        None, "--code-length", min=defaults.CODE_LENGTH_MIN, max=defaults.CODE_LENGTH_MAX,
         help="Read exactly this many digits (default: as many as the field holds)."),
 ) -> None:
     """Read handwritten digit strings (postal code boxes, amounts, single digits) of any length."""
@@ -53,7 +54,8 @@ def samples(
     layout: str = typer.Option(
         "mixed", "--layout",
         help="Address layout family: code-first, code-last, code-alone, prefixed, or mixed (each envelope draws one)."),
-    code_length: int = typer.Option(5, "--code-length", min=1, max=12, help="Digits per postal code."),
+    code_length: int = typer.Option(defaults.CODE_LENGTH, "--code-length", min=defaults.CODE_LENGTH_MIN,
+                                    max=defaults.CODE_LENGTH_MAX, help="Digits per postal code."),
     handwritten_share: float = typer.Option(0.7, "--handwritten-share", min=0.0, max=1.0,
                                             help="Share of envelopes addressed by hand."),
     image_format: str = typer.Option("mixed", "--format", help="jpg, png or mixed (about 70 % JPEG)."),

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import app, evaluate_app, handles_errors, print_json, progress_lines, stderr, stdout, train_app
+from docsort.cli import app, evaluate_app, handles_errors, print_json, print_rows, progress_lines, stderr, stdout, train_app
 from docsort.errors import ExitCode, InputError, UsageError
 
 DATA_HELP = ("Folder holding the datasets as dhsd/, mnist/ and tesseract-pages/ "
@@ -45,21 +45,10 @@ def classify(
     if as_json:
         print_json(results)
     elif results:
-        stdout.print(_classify_table(results))
+        print_rows(["file", "kind", "p_handwritten"],
+                   [[r["file"], r["kind"], f"{r['p_handwritten']:.3f}"] for r in results], right=("p_handwritten",))
     if failed:
         raise typer.Exit(int(ExitCode.INPUTS_FAILED))
-
-
-def _classify_table(results: list[dict]):
-    from rich.table import Table
-
-    table = Table(title_justify="left")
-    table.add_column("file")
-    table.add_column("kind")
-    table.add_column("p_handwritten", justify="right")
-    for r in results:
-        table.add_row(r["file"], r["kind"], f"{r['p_handwritten']:.3f}")
-    return table
 
 
 def _data_paths(data: Optional[Path], dhsd: Optional[Path], mnist: Optional[Path],
