@@ -197,7 +197,12 @@ def tradeoff_path(name: str = modelstore.DIGITS) -> Path:
 
 
 def load_tradeoff(path: Optional[Path] = None) -> Optional[dict]:
-    """The measured trade-off curve, or None when none is shipped."""
+    """The measured trade-off curve, or None when none is shipped.
+
+    A curve holds only for the models it was measured with, so a file whose recorded models
+    (``models``: the sha256 of every file the code reader uses) are not the installed ones is
+    refused (MissingDependencyError, exit code 4) rather than quietly moving the threshold.
+    """
     path = Path(path) if path is not None else tradeoff_path()
     try:
         data = json.loads(path.read_text())
@@ -207,19 +212,45 @@ def load_tradeoff(path: Optional[Path] = None) -> Optional[dict]:
         raise MissingDependencyError(f"trade-off file {path} cannot be read: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("curve"), list):
         raise MissingDependencyError(f"trade-off file {path} has no curve")
+    check_measured_models(data, path)
     return data
 
 
+def models_mismatch(recorded: Any, installed: Mapping[str, Mapping]) -> Optional[str]:
+    """What differs between a trade-off's recorded models and the installed ones, or None."""
+    if not isinstance(recorded, Mapping) or not recorded:
+        return "no models recorded"
+    differ = []
+    for name in sorted(set(recorded) | set(installed)):
+        mine, theirs = recorded.get(name), installed.get(name)
+        if theirs is None:
+            differ.append(f"{name} not installed")
+        elif not isinstance(mine, Mapping):
+            differ.append(f"{theirs['file']} not measured")
+        elif theirs["sha256"] is None:
+            differ.append(f"{theirs['file']} missing")
+        elif mine.get("sha256") != theirs["sha256"]:
+            differ.append(f"{theirs['file']} differs")
+    return ", ".join(differ) or None
+
+
+def check_measured_models(data: Mapping, path: Path) -> None:
+    """Refuse a trade-off measured with other model files than the installed code reader's."""
+    problem = models_mismatch(data.get("models"), modelstore.code_reader_models())
+    if problem:
+        raise MissingDependencyError(
+            f"trade-off file {path} was not measured with the installed models ({problem}); restore the shipped file "
+            f"or re-measure it (docsort evaluate tradeoff --out {path}), or give process --accept-threshold")
+
+
 def default_accept_threshold() -> float:
-    """The accept threshold ``process`` runs at: the measured cost optimum of the shipped model.
+    """The accept threshold ``process`` runs at: the measured cost optimum of the shipped models.
 
     Falls back to ``FALLBACK_ACCEPT_THRESHOLD`` (the calibrated-confidence optimum for the
-    default costs) when no trade-off file is shipped or it cannot be read.
+    default costs) when no trade-off file is shipped. A file that cannot be read or was measured
+    with other models stops the run (exit code 4): a threshold must not change behind the user's back.
     """
-    try:
-        data = load_tradeoff()
-    except MissingDependencyError:
-        data = None
+    data = load_tradeoff()
     if data:
         threshold = data.get("optimal", {}).get("threshold")
         if isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0:

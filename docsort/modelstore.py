@@ -51,6 +51,25 @@ def load_metrics(name: str) -> dict:
         raise MissingDependencyError(f"model metrics {path} cannot be read: {exc}") from exc
 
 
+def string_model_files() -> list[Path]:
+    """The whole-field models: ``digit_strings.keras`` and the other members of its ensemble
+    named in its metrics (models trained alike from other seeds)."""
+    names = load_metrics(DIGIT_STRINGS).get("ensemble") or [model_path(DIGIT_STRINGS).name]
+    return [models_dir() / name for name in names]
+
+
+def code_reader_models(digit_model: Path | None = None) -> dict[str, dict]:
+    """``{name: {"file", "sha256"}}`` of the model files a postal code's reading and confidence
+    come from: the digit CNN (``digit_model``, default the installed one) and every whole-field
+    model. A measured accept threshold holds for exactly these files; results.json's ``models``
+    block has the same form. A missing file has ``sha256`` None."""
+    files = {DIGITS: Path(digit_model) if digit_model is not None else model_path(DIGITS)}
+    files.update((path.stem, path) for path in string_model_files())
+    return {name: {"file": path.name,
+                   "sha256": file_sha256(str(path.resolve())) if path.is_file() else None}
+            for name, path in files.items()}
+
+
 @functools.lru_cache(maxsize=None)
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()

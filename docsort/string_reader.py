@@ -146,9 +146,7 @@ def ensemble_probability(columns: Sequence[np.ndarray], digits: Sequence[int]) -
 def shipped_members() -> list[str]:
     """The shipped whole-field models: ``digit_strings.keras`` and the other members of its
     ensemble named in its metrics (models trained alike from other seeds)."""
-    metrics = modelstore.load_metrics(modelstore.DIGIT_STRINGS)
-    names = metrics.get("ensemble") or [modelstore.model_path(modelstore.DIGIT_STRINGS).name]
-    return [str(modelstore.models_dir() / name) for name in names]
+    return [str(path) for path in modelstore.string_model_files()]
 
 
 class StringReader:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
-from docsort import cost
+from conftest import REPO, run_cli
+from docsort import cost, modelstore
+from docsort.errors import ExitCode
 from docsort.evaluation import tradeoff
 
 CLASSIC = ("cost", "--accuracy", "0.9903", "--code-length", "5", "--volume", "100000000", "--manual-cost", "0.10")
@@ -143,7 +145,7 @@ def test_measured_tradeoff_is_reoptimised_for_the_users_costs(tmp_path):
     t = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)
     optimal = tradeoff.tradeoff_curve(conf, correct, [t])[0]
     (tmp_path / "digits.tradeoff.json").write_text(json.dumps(
-        {"code_length": 5, "curve": curve, "optimal": optimal,
+        {"code_length": 5, "curve": curve, "optimal": optimal, "models": modelstore.code_reader_models(),
          "costs": {"volume": 1e8, "manual_cost": 0.1, "missort_cost": 1.0}}))
     cheap = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--json"))
     dear = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--missort-cost", "10", "--json"))
@@ -222,17 +224,86 @@ def test_cost_from_a_processed_batch(tmp_path):
 
 # --------------------------------------------------------------------------- the shipped trade-off
 
+def _folder_bytes(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
 def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
+    shipped = _folder_bytes(modelstore.models_dir())
+    work = tmp_path / "work"
+    work.mkdir()
     target = tmp_path / "tradeoff.json"
     result = run_cli("evaluate", "tradeoff", "--count", "60", "--data", mnist_dir, "--out", target,
-                     env={"DOCSORT_TF_THREADS": "1"})
+                     env={"DOCSORT_TF_THREADS": "1"}, cwd=work)
     assert result.returncode == 0, result.stderr
-    assert "cost-optimal threshold" in result.stdout
+    said = " ".join(result.stdout.split())
+    assert "cost-optimal threshold" in said and f"written to {target}" in said
+    # Written only where --out says: the shipped models and threshold are untouched.
+    assert _folder_bytes(modelstore.models_dir()) == shipped
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["tradeoff.json", "work"]
     data = json.loads(target.read_text())
     assert data["fit"]["n"] == data["check"]["n"] == 60
     assert 0.0 <= data["optimal"]["threshold"] <= 1.0
     assert data["command"] == "docsort evaluate tradeoff --count 60"
     assert len(data["curve"]) > 50
+    # It records the models it was measured with, so process and cost can check them.
+    assert set(data["models"]) == {"digits", "digit_strings", "digit_strings_2", "digit_strings_3"}
+    for name, entry in data["models"].items():
+        path = modelstore.models_dir() / entry["file"]
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), name
+
+
+def test_evaluate_tradeoff_writes_nothing_unless_told_where():
+    result = run_cli("evaluate", "tradeoff", "--count", "60")
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0] and "--json" in lines[0]
+
+
+def test_evaluate_tradeoff_will_not_install_a_curve_of_another_digit_model(tmp_path):
+    other = tmp_path / "other.keras"
+    other.write_bytes(modelstore.model_path(modelstore.DIGITS).read_bytes() + b"\0")
+    result = run_cli("evaluate", "tradeoff", "--count", "60", "--model", other,
+                     "--out", cost.tradeoff_path())
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "digits.keras differs" in result.stderr
+
+
+def _models_with_tradeoff(tmp_path, edit):
+    """A models folder like the shipped one whose trade-off file is edited by ``edit``."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in modelstore.models_dir().iterdir():
+        if path.name != "digits.tradeoff.json":
+            (folder / path.name).symlink_to(path.resolve())
+    data = json.loads((modelstore.models_dir() / "digits.tradeoff.json").read_text())
+    edit(data)
+    (folder / "digits.tradeoff.json").write_text(json.dumps(data))
+    return folder
+
+
+def _other_digit_model(data):
+    data["models"]["digits"]["sha256"] = "0" * 64
+
+
+def _no_provenance(data):
+    del data["models"]
+
+
+@pytest.mark.parametrize("edit, says", [(_other_digit_model, "digits.keras differs"),
+                                        (_no_provenance, "no models recorded")])
+def test_process_and_cost_refuse_a_tradeoff_of_other_models(tmp_path, edit, says):
+    models = _models_with_tradeoff(tmp_path, edit)
+    tradeoff_file = models / "digits.tradeoff.json"
+    env = {"DOCSORT_MODELS": str(models)}
+    out = tmp_path / "out"
+    for result in (run_cli("process", "sample_docs/envelope_0001.jpg", "--out", out, env=env, cwd=REPO),
+                   run_cli("cost", env=env)):
+        assert result.returncode == ExitCode.MISSING_DEPENDENCY, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert str(tradeoff_file) in lines[0] and says in lines[0] and "evaluate tradeoff --out" in lines[0]
+    assert not (out / "results.json").exists()
 
 
 def test_shipped_tradeoff_has_an_optimal_threshold_and_a_monotone_curve():
@@ -251,6 +322,7 @@ def test_shipped_tradeoff_has_an_optimal_threshold_and_a_monotone_curve():
 
     shipped = modelstore.model_path(modelstore.DIGITS)
     assert data["model"]["sha256"] == modelstore.file_sha256(str(shipped.resolve()))
+    assert data["models"] == modelstore.code_reader_models()
     check = data["check"]
     lo, hi = check["error_rate_ci95"]
     assert lo <= check["error_rate"] <= hi and check["n"] >= 1000

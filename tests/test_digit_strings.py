@@ -175,14 +175,19 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
     shutil.copy(modelstore.model_path(modelstore.DIGIT_STRINGS), tmp_path / "digit_strings.keras")
     # A one-model "ensemble" of the shipped whole-field model, under another name.
     shutil.copy(modelstore.model_path(modelstore.DIGIT_STRINGS), tmp_path / "member.keras")
+    refitted = tmp_path / "refitted.metrics.json"
+    no_out = run_cli("train", "field-combination", "--data", mnist_dir, "--metrics", metrics)
+    assert no_out.returncode == 2 and "--out" in no_out.stderr and len(no_out.stderr.strip().splitlines()) == 1
     missing = run_cli("train", "field-combination", "--data", mnist_dir, "--metrics", metrics,
-                      "--member", "digit_strings.keras", "--member", "absent.keras")
+                      "--member", "digit_strings.keras", "--member", "absent.keras", "--out", refitted)
     assert missing.returncode == 2 and "absent.keras" in missing.stderr and "Traceback" not in missing.stderr
+    before = metrics.read_bytes()
     proc = run_cli("train", "field-combination", "--data", mnist_dir, "--handwriting", DATASETS,
                    "--envelopes", "4", "--composed", "8", "--metrics", metrics, "--member", "member.keras",
-                   env={"DOCSORT_TF_THREADS": "1"})
+                   "--out", refitted, env={"DOCSORT_TF_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
-    refit = json.loads(metrics.read_text())
+    assert metrics.read_bytes() == before  # written only where --out says
+    refit = json.loads(refitted.read_text())
     fit = refit["combination"]
     assert refit["ensemble"] == ["member.keras"]
     assert fit["fit"]["envelope_fields"] >= 1 and fit["fit"]["n"] == 8 + fit["fit"]["envelope_fields"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from docsort import cost as cost_model
+from docsort import modelstore
 from docsort.cli import app, evaluate_app, handles_errors, print_json, stdout
 from docsort.errors import UsageError
 
@@ -129,17 +131,21 @@ def evaluate_tradeoff_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the composed strings."),
     reader: str = typer.Option("field", "--reader", help="field: the pipeline's whole-field reader; "
                                "boxes: digits cut at their known boxes (perfect segmentation)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the trade-off JSON "
-                                       "(default: models/digits.tradeoff.json beside the model)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the trade-off JSON to this file. Nothing is "
+                                       "written without it; --out models/digits.tradeoff.json replaces the "
+                                       "shipped one and with it process's default accept threshold."),
     as_json: bool = typer.Option(False, "--json", help="Print the trade-off JSON to stdout."),
 ) -> None:
     """Measure the accept/error trade-off of the digit reader and its cost-optimal threshold.
 
     Fits on strings composed from held-out MNIST training digits, then checks the promised
-    error rate on fresh strings composed from MNIST test digits.
+    error rate on fresh strings composed from MNIST test digits. Writes only where --out says.
     """
     from docsort.evaluation import tradeoff
 
+    if out is None and not as_json:
+        raise UsageError("give --out FILE to keep the trade-off, or --json to print it "
+                         f"(--out {cost_model.tradeoff_path()} replaces process's default accept threshold)")
     if count < 50:
         raise UsageError(f"--count must be at least 50 strings (got {count})")
     if reader not in tradeoff.READERS:
@@ -147,11 +153,20 @@ def evaluate_tradeoff_command(
     cost_model.check_non_negative(missort_cost, "--missort-cost")
     cost_model.check_non_negative(manual_cost, "--manual-cost")
     cost_model.check_non_negative(volume, "--volume")
+    installed = cost_model.tradeoff_path()
+    replaces_installed = out is not None and out.resolve() == installed.resolve()
+    if replaces_installed:
+        problem = cost_model.models_mismatch(tradeoff.measured_models(reader, model),
+                                             modelstore.code_reader_models())
+        if problem:
+            raise UsageError(f"not replacing {installed}: this measurement's models are not the installed ones "
+                             f"({problem}), so process would refuse it; write it elsewhere with --out")
     result = tradeoff.measure_tradeoff(count=count, manual_cost=manual_cost, missort_cost=missort_cost,
                                        volume=volume, data_dir=data, model_path=model, seed=seed,
                                        reader=reader)
-    target = out if out is not None else cost_model.tradeoff_path()
-    tradeoff.write_tradeoff(result, target)
+    if out is not None:
+        before = _stored_threshold(out) if replaces_installed else None
+        tradeoff.write_tradeoff(result, out)
     if as_json:
         print_json(result)
         return
@@ -163,4 +178,15 @@ def evaluate_tradeoff_command(
     stdout.print(f"check on fresh MNIST-test strings (n={check['n']}): wrong codes {_pct(check['error_rate'])} "
                  f"(95 % CI {_pct(lo)} to {_pct(hi)}), accepts {_pct(check['accept_rate'], 2)}; "
                  f"{'consistent with' if check['consistent'] else 'DIFFERS from'} the fitted curve", highlight=False)
-    stdout.print(f"written to {target}", highlight=False)
+    stdout.print(f"written to {out}", highlight=False)
+    if replaces_installed:
+        was = "no readable trade-off before" if before is None else f"was {before:.4g}"
+        stdout.print(f"process's default accept threshold is now {opt['threshold']:.4g} ({was})", highlight=False)
+
+
+def _stored_threshold(path: Path) -> Optional[float]:
+    """The optimum a trade-off file holds now, whatever its state (to say what a new one replaces)."""
+    try:
+        return float(json.loads(path.read_text())["optimal"]["threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

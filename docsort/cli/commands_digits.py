@@ -95,6 +95,9 @@ def train_field_combination(
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the envelopes."),
     metrics: Optional[Path] = typer.Option(None, "--metrics",
                                            help="digit_strings.metrics.json to refit. Default: the shipped one."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the refitted metrics to this file (required; "
+                                       "--out models/digit_strings.metrics.json replaces the shipped combination, "
+                                       "and with it every code confidence)."),
     members: Optional[list[str]] = typer.Option(
         None, "--member", help="A whole-field model of the ensemble, a file beside the metrics (repeat; its own "
                                "model first). Default: the members the metrics name."),
@@ -104,15 +107,17 @@ def train_field_combination(
     from docsort.training.digit_strings import refit_combination
 
     path = metrics or modelstore.metrics_path(modelstore.DIGIT_STRINGS)
+    if out is None:
+        raise UsageError(f"give --out FILE for the refitted metrics (--out {path} replaces the ones refitted)")
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
                f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed}"
-               + "".join(f" --member {m}" for m in members or []))
+               + "".join(f" --member {m}" for m in members or []) + f" --out {out}")
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
                             progress=progress_lines(),
-                            members=members)["fit"]
+                            members=members, out=out)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
-                 f"({fit['envelope_fields']} from envelopes), written to {path}", highlight=False)
+                 f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 
 
 @evaluate_app.command("digits")

@@ -251,6 +251,7 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
         "model": {"file": model_file.name, "sha256": modelstore.file_sha256(str(model_file.resolve())),
                   "test_accuracy": metrics.get("test_accuracy")},
         "string_model": _string_model(),
+        "models": measured_models(reader, model_file),
         "reader_sources": _reader_sources(),
         "optimal": {**at_opt, "expected_cost": cost_model.threshold_cost(
             at_opt["accept_rate"], at_opt["error_rate"], volume, manual_cost, missort_cost)},
@@ -273,6 +274,14 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
         "environment": {"python": platform.python_version(), "platform": sys.platform,
                         "tf_threads": os.environ.get("DOCSORT_TF_THREADS")},
     })
+
+
+def measured_models(reader: str, model_file: Optional[Path] = None) -> dict:
+    """The model files the measured confidences come from (``{name: {"file", "sha256"}}``), which
+    ``process`` and ``cost`` check before trusting the curve: the digit model and, for the field
+    reader, every whole-field model."""
+    models = modelstore.code_reader_models(model_file)
+    return models if reader == "field" else {modelstore.DIGITS: models[modelstore.DIGITS]}
 
 
 def _string_model() -> Optional[dict]:

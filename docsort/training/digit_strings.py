@@ -30,7 +30,7 @@ import numpy as np
 
 from docsort import mnist, string_reader
 from docsort.digit_reader import ink_of
-from docsort.errors import UsageError
+from docsort.errors import OutputNotWritableError, UsageError
 
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 2e-3
@@ -486,13 +486,15 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
 def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Optional[str], envelopes: int = 600,
                       envelope_seed: int = 7001, envelope_weight: float = 3.0, count: int = 2000,
                       jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
-                      command: str = "", progress=None, members: Optional[Sequence[str]] = None) -> dict:
+                      command: str = "", progress=None, members: Optional[Sequence[str]] = None,
+                      out: Optional[Path] = None) -> dict:
     """Refit the shipped combination in ``metrics_path`` without retraining the string model:
     on the composed validation codes plus the destination fields the pipeline cuts from
     ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
 
     ``members`` names the whole-field models of the ensemble (files beside ``metrics_path``,
-    its own model first); by default the ones it names already.
+    its own model first); by default the ones it names already. The refitted metrics go to
+    ``out`` (default: ``metrics_path`` itself).
     """
     from docsort.string_reader import StringReader
 
@@ -515,5 +517,10 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
                                "command": command})
     metrics["combination"] = combination
     metrics["ensemble"] = members
-    Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n")
+    target = Path(out) if out is not None else Path(metrics_path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(metrics, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write {target}: {exc.strerror or exc}") from None
     return combination
