@@ -27,7 +27,7 @@ def process(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: st
     """Process files and folders into ``out_dir`` (results.json, results.csv).
 
     ``options`` are the fields of ``BatchOptions``: ``jobs``, ``scheduler``, ``code_length``,
-    ``accept_threshold``, ``overlays``, ``force``, ``fail_fast``, ``wait``, ``max_megapixels``,
+    ``accept_threshold``, ``overlays``, ``overlay_size``, ``force``, ``fail_fast``, ``wait``, ``max_megapixels``,
     ``page_timeout``, ``document_timeout``.
     """
     if isinstance(inputs, (str, os.PathLike)):

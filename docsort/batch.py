@@ -58,6 +58,7 @@ class BatchOptions:
     code_length: int = DEFAULT_CODE_LENGTH
     accept_threshold: Optional[float] = None  # None = the cost model's default
     overlays: bool = False
+    overlay_size: str = "small"  # docsort.overlay.SIZES: reduced JPEG, or "full" (page-size PNG)
     force: bool = False
     fail_fast: bool = False
     wait: bool = False  # wait for another batch on the same output folder instead of failing
@@ -73,6 +74,8 @@ class BatchOptions:
             raise UsageError(f"--code-length must be between 1 and 20 (got {self.code_length})")
         if self.accept_threshold is not None and not 0.0 <= self.accept_threshold <= 1.0:
             raise UsageError(f"--accept-threshold must be between 0 and 1 (got {self.accept_threshold})")
+        if self.overlay_size not in ("small", "full"):
+            raise UsageError(f"--overlay-size must be small or full (got {self.overlay_size})")
         if not self.max_megapixels > 0:
             raise UsageError(f"--max-megapixels must be positive (got {self.max_megapixels})")
         if not self.page_timeout > 0 or not self.document_timeout > 0:
@@ -354,6 +357,7 @@ def pipeline_settings(options: BatchOptions, out: OutputFolder, accept_threshold
         max_megapixels=options.max_megapixels,
         tesseract_timeout=options.page_timeout,
         overlays_dir=str((out.root / OVERLAYS_DIR).resolve()) if options.overlays else None,
+        overlay_size=options.overlay_size,
     )
 
 
@@ -423,7 +427,8 @@ def _run_locked(inputs, out: OutputFolder, options: BatchOptions, progress: Prog
     out.remove_temp_files()
     run = _prepare_run(out, options)
     documents, skipped = collect_documents(inputs, exclude=[out.root])
-    finished, tasks, shas = _take_known_results(documents, out, run.fingerprint, options.force)
+    finished, tasks, shas = _take_known_results(documents, out, run.fingerprint, options.force,
+                                                options.overlay_size if options.overlays else None)
     reused = sum(1 for record in finished.values() if record.get("status") == "ok")
     progress.start(len(documents), len(finished))
     try:
@@ -431,6 +436,7 @@ def _run_locked(inputs, out: OutputFolder, options: BatchOptions, progress: Prog
     finally:
         progress.finish()
     ordered = [finished[d.key] for d in documents if d.key in finished]
+    _remove_stale_overlays(out, documents, finished, shas, options)
     summary = summarise(ordered, skipped=skipped, reused=reused)
     summary.complete = complete and len(ordered) == len(documents)
     summary.cost = _cost(ordered, options, run.accept_threshold)
@@ -445,14 +451,18 @@ def _prepare_run(out: OutputFolder, options: BatchOptions) -> _Run:
     return _Run(info, accept_threshold, settings, settings_fingerprint(info, settings))
 
 
-def _take_known_results(documents: list[InputDocument], out: OutputFolder, fingerprint: str, force: bool):
-    """Results known without processing (reused, or unreadable inputs), the tasks left, the hashes."""
+def _take_known_results(documents: list[InputDocument], out: OutputFolder, fingerprint: str, force: bool,
+                        overlay_size: Optional[str] = None):
+    """Results known without processing (reused, or unreadable inputs), the tasks left, the hashes.
+
+    With overlays (``overlay_size``), a stored result is reused only while its overlays are there.
+    """
     finished: dict[str, dict] = {}
     tasks: list[DocumentTask] = []
     shas: dict[str, Optional[str]] = {}
     for document in documents:
         record, shas[document.key] = _known_result(document, out, fingerprint, force)
-        if isinstance(record, dict):
+        if isinstance(record, dict) and not _overlays_missing(out, document, record, overlay_size):
             finished[document.key] = record
         elif isinstance(record, DocumentResult):
             _log_document(_store(out, document.key, fingerprint, record, finished))
@@ -530,6 +540,40 @@ def _store(out: OutputFolder, key: str, fingerprint: str, result: DocumentResult
     out.save_record(key, fingerprint, record)
     finished[key] = record
     return record
+
+
+def _overlays_missing(out: OutputFolder, document: InputDocument, record: dict, overlay_size: Optional[str]) -> bool:
+    if overlay_size is None:
+        return False
+    from docsort.overlay import expected_files
+
+    folder = out.root / OVERLAYS_DIR
+    return any(not (folder / name).is_file() for name in expected_files(document.path, record, overlay_size))
+
+
+def _remove_stale_overlays(out: OutputFolder, documents: list[InputDocument], finished: dict, shas: dict,
+                           options: BatchOptions) -> None:
+    """Delete the overlays of this run's documents that no longer show their result: all of them
+    when the run has no --overlays, otherwise those of pages gone or of the other size.
+    Documents not in this run (or not finished) keep theirs."""
+    folder = out.root / OVERLAYS_DIR
+    if not folder.is_dir():
+        return
+    from docsort.overlay import OverlayFolder, expected_files
+
+    found = OverlayFolder(folder)
+    removed = 0
+    for document in documents:
+        record = finished.get(document.key)
+        if record is None:
+            continue
+        keep = expected_files(document.path, record, options.overlay_size) if options.overlays else set()
+        try:
+            removed += len(found.remove_stale(document.path, keep, shas.get(document.key)))
+        except OSError as exc:
+            log.warning("cannot remove an old overlay of %s: %s", one_line(document.file), exc.strerror or exc)
+    if removed:
+        log.info("removed %d old overlay file%s from %s", removed, "" if removed == 1 else "s", folder)
 
 
 def _log_document(record: dict) -> None:

@@ -41,6 +41,7 @@ class Settings:
     code_length: int = DEFAULT_CODE_LENGTH
     accept_threshold: Optional[float] = None  # None: the measured cost optimum (docsort.cost)
     overlays_dir: Optional[Path] = None
+    overlay_size: str = "small"  # docsort.overlay.SIZES: reduced JPEG, or "full" (PNG at page size)
     max_megapixels: Optional[float] = None  # None: ingest's default limit
     tesseract_timeout: float = segment.DEFAULT_TIMEOUT_S
     handwritten_threshold: float = 0.5
@@ -88,7 +89,7 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
                  overlay_path: Optional[Path] = None) -> PageResult:
     """Read one page image (uint8 grey or BGR). Raises ``InputError`` when the page cannot be read."""
     result, _ = read_page(image, page_number, settings)
-    _overlay(image, result, overlay_path)
+    _overlay(image, result, overlay_path, settings.overlay_size)
     return result
 
 
@@ -214,12 +215,12 @@ def _printed_confidence(tesseract_conf: float) -> float:
     return min(0.998, 0.95 + 0.048 * (c - 60.0) / 40.0)
 
 
-def _overlay(image: np.ndarray, result: PageResult, path: Optional[Path]) -> None:
+def _overlay(image: np.ndarray, result: PageResult, path: Optional[Path], size: str) -> None:
     if path is None:
         return
     from docsort.overlay import write_overlay
 
-    write_overlay(image, result, path)
+    write_overlay(image, result, path, size)
 
 
 def _sha256(path: Path) -> str:
@@ -230,12 +231,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def overlay_path(settings: Settings, document: Path, sha256: Optional[str], page: int) -> Optional[Path]:
-    """Where a page's overlay goes: unique per document content and page."""
+def overlay_path(settings: Settings, document: Path, page: int) -> Optional[Path]:
+    """Where a page's overlay goes: one file per input file and page (``docsort.overlay.file_name``)."""
     if settings.overlays_dir is None:
         return None
-    tag = (sha256 or "nohash")[:8]
-    return Path(settings.overlays_dir) / f"{document.stem}-{tag}-p{page}.png"
+    from docsort.overlay import file_name
+
+    return Path(settings.overlays_dir) / file_name(document, page, settings.overlay_size)
 
 
 def process_document(path: str | Path, settings: Settings, name: Optional[str] = None) -> DocumentResult:
@@ -259,7 +261,7 @@ def process_document(path: str | Path, settings: Settings, name: Optional[str] =
                 continue
             try:
                 pages.append(process_page(page.image, page.number, settings,
-                                          overlay_path(settings, path, sha, page.number)))
+                                          overlay_path(settings, path, page.number)))
             except (MissingDependencyError, OutputNotWritableError):
                 raise
             except DocsortError as exc:

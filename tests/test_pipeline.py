@@ -88,7 +88,7 @@ def test_overlays_are_written(results):
     docs, overlays = results
     written = sorted(p.name for p in overlays.iterdir())
     assert len(written) == len(docs)
-    assert all(name.endswith("-p1.png") for name in written)
+    assert all(name.endswith("-p1.jpg") for name in written)
 
 
 def test_bad_inputs_become_error_records(tmp_path):

@@ -62,6 +62,10 @@ def process_command(
         None, "--accept-threshold",
         help="Codes below this confidence go to manual sorting [default: the cost-optimal threshold]."),
     overlays: bool = typer.Option(False, "--overlays", help="Write annotated page images to OUT/overlays/."),
+    overlay_size: Optional[str] = typer.Option(
+        None, "--overlay-size", metavar="small|full",
+        help="Overlays as JPEG at most 1600 px long (small, the default) or PNG at page size (full); "
+             "implies --overlays."),
     force: bool = typer.Option(False, "--force", help="Redo documents already done in OUT."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first document that fails."),
     wait: bool = typer.Option(False, "--wait", help="If another batch is writing to OUT, wait for it."),
@@ -90,7 +94,8 @@ def process_command(
         progress = LogProgress()
     summary = process(
         inputs, out, progress=progress, jobs=jobs, scheduler=scheduler,
-        code_length=code_length, accept_threshold=accept_threshold, overlays=overlays, force=force,
+        code_length=code_length, accept_threshold=accept_threshold, overlays=overlays or overlay_size is not None,
+        overlay_size=overlay_size or "small", force=force,
         fail_fast=fail_fast, wait=wait, max_megapixels=max_megapixels, page_timeout=page_timeout,
     )
     if not summary.ok:
