@@ -26,9 +26,9 @@ def process(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: st
             progress: Optional[Progress] = None, **options) -> BatchSummary:
     """Process files and folders into ``out_dir`` (results.json, results.csv).
 
-    ``options`` are the fields of ``BatchOptions``: ``jobs``, ``scheduler``, ``code_length``,
-    ``accept_threshold``, ``overlays``, ``overlay_size``, ``force``, ``fail_fast``, ``wait``, ``max_megapixels``,
-    ``page_timeout``, ``document_timeout``.
+    ``options`` are the fields of ``BatchOptions``: ``jobs``, ``scheduler``, ``scheduler_timeout``,
+    ``code_length``, ``accept_threshold``, ``overlays``, ``overlay_size``, ``force``, ``fail_fast``, ``wait``,
+    ``max_megapixels``, ``page_timeout``, ``document_timeout``.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]

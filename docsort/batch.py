@@ -2,9 +2,10 @@
 
 A run reads like this:
 
-1. check the options, prepare the output folder and lock it (one batch per folder);
-2. check the dependencies (Tesseract, model files) before any work starts;
-3. walk the inputs into a list of documents, hash each one;
+1. check the options and walk the inputs into a list of documents (none at all is a usage error);
+2. check the dependencies (Tesseract, model files, the Dask cluster and its workers) before
+   anything is written, so a run that cannot start leaves no output folder;
+3. prepare the output folder and lock it (one batch per folder), hash each document;
 4. reuse the stored result of every document whose content, settings and models are unchanged;
 5. send the rest to the executor (local processes or Dask) and store each result atomically
    the moment it comes back, so a killed run loses none of the documents it finished;
@@ -16,14 +17,17 @@ Layout of the output folder: ``results.json``, ``results.csv``, ``overlays/`` (w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
+import glob
 import hashlib
 import importlib
 import json
 import os
 import time
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Protocol, Sequence
@@ -31,11 +35,12 @@ from typing import Iterable, Optional, Protocol, Sequence
 from docsort import __version__
 from docsort.errors import (InputError, MissingDependencyError, OutputLockedError,
                             OutputNotWritableError, UsageError)
-from docsort.executor import DEFAULT_DOCUMENT_TIMEOUT_S, DocumentProcessor, DocumentTask, make_executor
+from docsort.executor import (DEFAULT_DOCUMENT_TIMEOUT_S, DEFAULT_SCHEDULER_TIMEOUT_S, DocumentProcessor,
+                              DocumentTask, Executor, make_executor)
 from docsort.ingest import DEFAULT_MAX_MEGAPIXELS, SUPPORTED_SUFFIXES, check_readable
 from docsort.log import current_config, get_logger, one_line
 from docsort.records import DocumentResult
-from docsort.results import (TEMP_SUFFIX, BatchSummary, atomic_write_json, build_results, summarise,
+from docsort.results import (TEMP_SUFFIX, BatchSummary, atomic_write_json, build_results, plural, summarise,
                              write_results)
 
 log = get_logger("batch")
@@ -55,6 +60,7 @@ class BatchOptions:
 
     jobs: Optional[int] = None  # local worker processes; None = all cores
     scheduler: Optional[str] = None  # Dask scheduler address; overrides jobs
+    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S  # to connect and find a first worker
     code_length: int = DEFAULT_CODE_LENGTH
     accept_threshold: Optional[float] = None  # None = the cost model's default
     overlays: bool = False
@@ -80,6 +86,8 @@ class BatchOptions:
             raise UsageError(f"--max-megapixels must be positive (got {self.max_megapixels})")
         if not self.page_timeout > 0 or not self.document_timeout > 0:
             raise UsageError("timeouts must be positive")
+        if not self.scheduler_timeout > 0:
+            raise UsageError(f"--scheduler-timeout must be positive (got {self.scheduler_timeout:g})")
 
 
 class Progress(Protocol):
@@ -107,7 +115,7 @@ class LogProgress:
         self.total, self.done = total, done
         self._last = time.monotonic()
         if total:
-            log.info("%d documents, %d to process", total, total - done)
+            log.info("%s, %d to process", plural(total, "document"), total - done)
 
     def advance(self, document: dict) -> None:
         self.done += 1
@@ -115,7 +123,7 @@ class LogProgress:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            log.info("%d/%d documents done (%d errors)", self.done, self.total, self.errors)
+            log.info("%d/%d documents done (%s)", self.done, self.total, plural(self.errors, "error"))
 
     def finish(self) -> None:
         pass
@@ -142,38 +150,88 @@ def display_name(path: str) -> str:
     return os.path.normpath(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def collect_documents(inputs: Sequence[str | os.PathLike], exclude: Iterable[Path] = ()) -> tuple[list[InputDocument], int]:
-    """The documents named by ``inputs``, in order, each once; and the count of skipped files.
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file in a walked folder that is not a readable kind; named with ``-v``."""
+
+    file: str
+    reason: str
+
+
+@dataclass
+class CollectedInputs:
+    """What the inputs hold: the documents in order, and what gave none."""
+
+    documents: list[InputDocument]
+    skipped: list[SkippedFile]  # files of other kinds in walked folders
+    empty_folders: list[str]  # folders given (or matched) that hold no file at all
+    unmatched: list[str]  # patterns that matched nothing
+
+    def nothing_to_read(self) -> str:
+        """The one-line usage error for inputs that hold no document: what was found and skipped."""
+        parts = [f"{folder} holds no files" for folder in self.empty_folders]
+        if self.skipped:
+            kinds = Counter(Path(s.file).suffix.lower() or "no extension" for s in self.skipped)
+            listed = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+            parts.append(f"{plural(len(self.skipped), 'file')} found, none of a readable kind (skipped {listed}; "
+                         f"docsort reads {' '.join(sorted(SUPPORTED_SUFFIXES))})")
+        parts += [f"no file matches {pattern}" for pattern in self.unmatched]
+        return "no documents to read: " + "; ".join(parts or ["the inputs hold no files"])
+
+
+def _is_pattern(item: str) -> bool:
+    """A glob pattern docsort expands itself: quoted, or left unexpanded by a shell that matched nothing."""
+    return any(char in item for char in "*?[") and not os.path.lexists(item)
+
+
+def collect_documents(inputs: Sequence[str | os.PathLike], exclude: Iterable[Path] = ()) -> CollectedInputs:
+    """The documents named by ``inputs``, in order, each once; and what gave no document.
 
     Folders are walked recursively in sorted order; hidden entries and ``exclude`` (the output
     folder) are left out; files of other kinds are skipped and counted. A named file is always
     a document, whatever its name, so that one that cannot be read gets its own error record.
+    A glob pattern (``scans/*.png``, ``**`` for any depth) stands for the paths it matches, as
+    if each had been named.
     """
     excluded = {os.path.realpath(p) for p in exclude}
-    documents: list[InputDocument] = []
+    collected = CollectedInputs(documents=[], skipped=[], empty_folders=[], unmatched=[])
     seen: set[str] = set()
-    skipped = 0
 
     def add(path: str, error: Optional[str] = None) -> None:
         real = os.path.realpath(path)
         if real in seen:
             return
         seen.add(real)
-        documents.append(InputDocument(file=display_name(path), path=os.path.abspath(path), error=error))
+        collected.documents.append(InputDocument(file=display_name(path), path=os.path.abspath(path), error=error))
 
-    for item in inputs:
-        item = os.fspath(item)
+    def take(item: str) -> None:
         if not os.path.isdir(item):
             add(item)
-            continue
+            return
         if os.path.realpath(item) in excluded:
-            continue
+            return
+        found = False
         for path, error in _walk(item, excluded, visited=set()):
+            found = True
             if error is not None or Path(path).suffix.lower() in SUPPORTED_SUFFIXES:
                 add(path, error)
             else:
-                skipped += 1
-    return documents, skipped
+                suffix = Path(path).suffix.lower() or "no extension"
+                collected.skipped.append(SkippedFile(display_name(path), f"not a readable kind ({suffix})"))
+        if not found:
+            collected.empty_folders.append(display_name(item))
+
+    for item in inputs:
+        item = os.fspath(item)
+        if not _is_pattern(item):
+            take(item)
+            continue
+        matches = sorted(glob.glob(item, recursive=True))
+        if not matches:
+            collected.unmatched.append(display_name(item))
+        for match in matches:
+            take(match)
+    return collected
 
 
 def _walk(folder: str, excluded: set[str], visited: set[str]) -> Iterable[tuple[str, Optional[str]]]:
@@ -398,19 +456,58 @@ def _consistent(result: DocumentResult) -> DocumentResult:
 
 def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
               options: Optional[BatchOptions] = None, progress: Optional[Progress] = None) -> BatchSummary:
-    """Process ``inputs`` into ``out_dir``; see the module docstring for the steps."""
+    """Process ``inputs`` into ``out_dir``; see the module docstring for the steps.
+
+    Nothing is written until the inputs hold a document and the dependencies (and the Dask
+    cluster, if one is named) are usable: a run that cannot start leaves no output folder.
+    """
     options = options or BatchOptions()
     options.check()
     if not inputs:
         raise UsageError("no inputs given")
     progress = progress or LogProgress()
     out = OutputFolder(out_dir)
-    out.prepare()
-    out.lock(wait=options.wait)
+    collected = collect_documents(inputs, exclude=[out.root])
+    _log_inputs(collected)
+    if not collected.documents:
+        raise UsageError(collected.nothing_to_read())
+    run = _prepare_run(out, options)
+    with _cluster(run, options) as cluster:
+        out.prepare()
+        out.lock(wait=options.wait)
+        try:
+            return _run_locked(collected, out, options, progress, run, cluster)
+        finally:
+            out.unlock()
+
+
+def _log_inputs(collected: CollectedInputs) -> None:
+    for skipped in collected.skipped:
+        log.debug("skipped %s: %s", one_line(skipped.file), skipped.reason,
+                  extra={"fields": {"file": skipped.file, "skipped": skipped.reason}})
+    if collected.documents:
+        for pattern in collected.unmatched:
+            log.warning("no file matches %s", one_line(pattern))
+
+
+@contextlib.contextmanager
+def _cluster(run: "_Run", options: BatchOptions):
+    """The Dask cluster named by ``--scheduler``, connected, with a worker and the models loaded
+    (None for local workers); closed when the batch ends, however it ends."""
+    if not options.scheduler:
+        yield None
+        return
+    processor = _processor(run, options, jobs=options.jobs or default_jobs())
+    executor = make_executor(processor, 0, options.scheduler, scheduler_timeout=options.scheduler_timeout)
     try:
-        return _run_locked(inputs, out, options, progress)
+        yield executor
     finally:
-        out.unlock()
+        executor.close()
+
+
+def _processor(run: "_Run", options: BatchOptions, jobs: int) -> DocumentProcessor:
+    return DocumentProcessor(settings=run.settings, pipeline=options.pipeline, env=_worker_env(jobs),
+                             log_config=current_config())
 
 
 @dataclass(frozen=True)
@@ -423,21 +520,21 @@ class _Run:
     fingerprint: str
 
 
-def _run_locked(inputs, out: OutputFolder, options: BatchOptions, progress: Progress) -> BatchSummary:
+def _run_locked(collected: CollectedInputs, out: OutputFolder, options: BatchOptions, progress: Progress,
+                run: _Run, cluster: Optional[Executor]) -> BatchSummary:
     out.remove_temp_files()
-    run = _prepare_run(out, options)
-    documents, skipped = collect_documents(inputs, exclude=[out.root])
+    documents = collected.documents
     finished, tasks, shas = _take_known_results(documents, out, run.fingerprint, options.force,
                                                 options.overlay_size if options.overlays else None)
     reused = sum(1 for record in finished.values() if record.get("status") == "ok")
     progress.start(len(documents), len(finished))
     try:
-        complete = _process(tasks, shas, out, run, options, progress, finished)
+        complete = _process(tasks, shas, out, run, options, progress, finished, cluster)
     finally:
         progress.finish()
     ordered = [finished[d.key] for d in documents if d.key in finished]
     _remove_stale_overlays(out, documents, finished, shas, options)
-    summary = summarise(ordered, skipped=skipped, reused=reused)
+    summary = summarise(ordered, skipped=len(collected.skipped), reused=reused)
     summary.complete = complete and len(ordered) == len(documents)
     summary.cost = _cost(ordered, options, run.accept_threshold)
     _write(out, ordered, summary, run, options)
@@ -472,7 +569,7 @@ def _take_known_results(documents: list[InputDocument], out: OutputFolder, finge
 
 
 def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run, options: BatchOptions,
-             progress: Progress, finished: dict) -> bool:
+             progress: Progress, finished: dict, cluster: Optional[Executor] = None) -> bool:
     """Send the tasks to the executor, store each result as it comes; False if stopped early."""
     if options.scheduler and options.jobs:
         log.info("--jobs is ignored: documents go to the Dask cluster at %s", options.scheduler)
@@ -480,10 +577,12 @@ def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run
         return True
     if options.fail_fast and any(record["status"] != "ok" for record in finished.values()):
         return False
-    jobs = min(options.jobs or default_jobs(), len(tasks))
-    processor = DocumentProcessor(settings=run.settings, pipeline=options.pipeline, env=_worker_env(jobs),
-                                  log_config=current_config())
-    with make_executor(processor, jobs, options.scheduler, options.document_timeout) as executor:
+    if cluster is not None:
+        executor = contextlib.nullcontext(cluster)  # closed by run_batch
+    else:
+        jobs = min(options.jobs or default_jobs(), len(tasks))
+        executor = make_executor(_processor(run, options, jobs), jobs, None, options.document_timeout)
+    with executor as executor:
         for task, result in executor.run(tasks):
             result.sha256 = shas[task.key]
             record = _store(out, task.key, run.fingerprint, _consistent(result), finished)
@@ -503,9 +602,7 @@ def _write(out: OutputFolder, ordered: list[dict], summary: BatchSummary, run: _
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write results to {out.root}: {exc.strerror or exc}") from None
     summary.results_json, summary.results_csv = str(json_path), str(csv_path)
-    log.info("%d documents, %d pages, %d postal codes (%d auto, %d manual), %d errors, %d skipped files; "
-             "results in %s", summary.documents, summary.pages, summary.postal_codes, summary.auto,
-             summary.manual, summary.errors, summary.skipped, json_path)
+    log.info("%s; results in %s", summary.describe(), json_path)
 
 
 def _known_result(document: InputDocument, out: OutputFolder, fingerprint: str, force: bool):
@@ -586,7 +683,7 @@ def _log_document(record: dict) -> None:
     codes = [p["postal_code"] for p in record["pages"] if p.get("postal_code")]
     fields["postal_codes"] = [c["value"] for c in codes]
     described = ", ".join(f"{c['value']} ({c['decision']})" for c in codes) or "no postal code"
-    log.debug("%s: %d pages, %s", name, len(record["pages"]), described, extra={"fields": fields})
+    log.debug("%s: %s, %s", name, plural(len(record["pages"]), "page"), described, extra={"fields": fields})
 
 
 def _cost(documents: list[dict], options: BatchOptions, accept_threshold: float) -> Optional[dict]:

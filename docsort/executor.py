@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Iterable, Iterator, Optional
 
-from docsort.errors import DocsortError, InputError, MissingDependencyError
+from docsort.errors import DocsortError, InputError, MissingDependencyError, UsageError
 from docsort.log import get_logger, native_stderr_silenced, one_line, setup_logging
 from docsort.records import DocumentResult
 
@@ -44,7 +44,7 @@ DEFAULT_DOCUMENT_TIMEOUT_S = 1800.0
 DOCUMENTS_PER_WORKER = 500  # then the worker is replaced (long cron batches, slow memory growth)
 _STARTUP_FAILURES_ALLOWED = 3
 _POLL_S = 0.5
-_WORKER_WAIT_S = 60.0
+DEFAULT_SCHEDULER_TIMEOUT_S = 60.0  # connecting to a Dask scheduler and waiting for its first worker
 
 
 @dataclass(frozen=True)
@@ -402,29 +402,48 @@ def _dask_warm_up(processor: DocumentProcessor, dask_worker=None) -> Optional[st
     return None
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail at once when nothing listens at a tcp:// address (Dask itself would retry for long)."""
+def _connect(address: str, timeout: float):
+    """A Dask client of the scheduler at ``address``, or a one-line error within ``timeout`` seconds.
+
+    A tcp:// address where nothing listens fails at once (Dask itself would retry until its
+    timeout); a silent host or a port that does not answer like a scheduler fails at ``timeout``.
+    """
     import socket
     from urllib.parse import urlsplit
 
-    if "://" not in address:
-        address = f"tcp://{address}"
-    parts = urlsplit(address)
-    if parts.scheme != "tcp":
-        return
     try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host = port = None
-    if not host or not port:
-        from docsort.errors import UsageError
-
-        raise UsageError(f"not a Dask scheduler address: {address} (expected tcp://HOST:PORT)")
+        from distributed import Client
+    except ImportError as exc:
+        raise MissingDependencyError("dask.distributed is not installed") from exc
+    deadline = time.monotonic() + timeout
+    full = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(full)
+    if parts.scheme == "tcp":
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if not host or not port:
+            raise UsageError(f"not a Dask scheduler address: {address} (expected tcp://HOST:PORT)")
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except socket.timeout:
+            raise MissingDependencyError(
+                f"cannot connect to the Dask scheduler at {address}: no answer within {timeout:g} s "
+                "(--scheduler-timeout)") from None
+        except OSError as exc:
+            raise MissingDependencyError(
+                f"cannot connect to the Dask scheduler at {address}: {exc.strerror or exc}") from None
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # rescheduling notes are routine
+    remaining = max(1.0, deadline - time.monotonic())
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        raise MissingDependencyError(
-            f"cannot connect to the Dask scheduler at {address}: {exc.strerror or exc}") from None
+        return Client(address, timeout=remaining, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise MissingDependencyError(f"cannot connect to the Dask scheduler at {address}: "
+                                     f"{_first_line(exc)}") from exc
+    except ValueError as exc:
+        raise UsageError(f"not a Dask scheduler address: {address} ({_first_line(exc)})") from exc
 
 
 class DaskExecutor(Executor):
@@ -437,36 +456,42 @@ class DaskExecutor(Executor):
     """
 
     def __init__(self, processor: DocumentProcessor, address: str, retries: int = 2,
-                 connect_timeout: float = 20.0):
+                 timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S):
+        """Connect, wait for a first worker and load the models on every worker, all within
+        ``timeout`` seconds for the connection and the wait; raises MissingDependencyError when
+        the cluster is not usable, so the batch can fail before it touches its output folder."""
         self.processor = processor
         self.address = address
         self.retries = retries
-        try:
-            from distributed import Client
-        except ImportError as exc:
-            raise MissingDependencyError("dask.distributed is not installed") from exc
-        _check_reachable(address)
-        if not log.isEnabledFor(logging.DEBUG):
-            logging.getLogger("distributed").setLevel(logging.ERROR)  # rescheduling notes are routine
-        try:
-            self.client = Client(address, timeout=connect_timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise MissingDependencyError(f"cannot connect to the Dask scheduler at {address}: "
-                                         f"{_first_line(exc)}") from exc
-        except ValueError as exc:
-            from docsort.errors import UsageError
-
-            raise UsageError(f"not a Dask scheduler address: {address} ({_first_line(exc)})") from exc
         self._futures: list = []
+        deadline = time.monotonic() + timeout
+        self.client = _connect(address, timeout)
+        try:
+            self._wait_for_a_worker(timeout, deadline)
+            self.warm_up()
+        except BaseException:
+            self.client.close()
+            raise
+
+    def _wait_for_a_worker(self, timeout: float, deadline: float) -> None:
+        workers = len(self.client.scheduler_info().get("workers") or {})
+        if workers:
+            log.info("documents go to the Dask cluster at %s (%d worker%s)", self.address, workers,
+                     "" if workers == 1 else "s")
+            return
+        # A warning, so that even a quiet run says why it sits there.
+        log.warning("connected to the Dask scheduler at %s; it has no workers yet, waiting up to %g s "
+                    "for one (--scheduler-timeout)", self.address, timeout)
+        try:
+            self.client.wait_for_workers(1, timeout=max(0.1, deadline - time.monotonic()))
+        except (TimeoutError, OSError):
+            raise MissingDependencyError(
+                f"no Dask worker joined the scheduler at {self.address} within {timeout:g} s "
+                "(--scheduler-timeout)") from None
+        log.info("a Dask worker joined the scheduler at %s", self.address)
 
     def warm_up(self) -> None:
         """Load models on every worker before any document is sent; fail early if one cannot."""
-        if not self.client.scheduler_info().get("workers"):
-            try:
-                self.client.wait_for_workers(1, timeout=_WORKER_WAIT_S)
-            except (TimeoutError, OSError):
-                raise MissingDependencyError(
-                    f"no Dask worker joined the scheduler at {self.address} within {_WORKER_WAIT_S:g} s") from None
         failures = self.client.run(_dask_warm_up, self.processor)
         for worker, message in sorted(failures.items()):
             if message:
@@ -478,7 +503,6 @@ class DaskExecutor(Executor):
         tasks = list(tasks)
         if not tasks:
             return
-        self.warm_up()
         run_id = uuid.uuid4().hex[:12]
         by_key = {}
         for task in tasks:
@@ -509,7 +533,9 @@ class DaskExecutor(Executor):
 
 
 def make_executor(processor: DocumentProcessor, jobs: int, scheduler: Optional[str],
-                  document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S) -> Executor:
+                  document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S,
+                  scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S) -> Executor:
+    """Local workers, or a Dask cluster that is already connected, has a worker and loaded the models."""
     if scheduler:
-        return DaskExecutor(processor, scheduler)
+        return DaskExecutor(processor, scheduler, timeout=scheduler_timeout)
     return LocalExecutor(processor, jobs, document_timeout=document_timeout)

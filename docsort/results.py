@@ -73,6 +73,10 @@ class BatchSummary:
 
     ``skipped`` counts files in walked folders that are not a readable kind; ``reused`` counts
     documents whose unchanged result was taken from an earlier run of the same output folder.
+    Every page is one mail piece and goes either to automatic sorting (``auto``: a code at or
+    above the accept threshold) or to a person (``manual``: a code below it, no code found
+    (``no_code``) or a page that could not be read (``unreadable_pages``)), so
+    ``auto + manual == pages``. ``postal_codes`` counts the pages where a code was found.
     """
 
     documents: int = 0
@@ -83,6 +87,8 @@ class BatchSummary:
     postal_codes: int = 0
     auto: int = 0
     manual: int = 0
+    no_code: int = 0
+    unreadable_pages: int = 0
     cost: Optional[dict] = None
     results_json: Optional[str] = None
     results_csv: Optional[str] = None
@@ -95,9 +101,26 @@ class BatchSummary:
 
     def to_dict(self) -> dict:
         """The ``summary`` object of results.json."""
-        keys = ("documents", "pages", "errors", "skipped", "reused", "postal_codes", "auto", "manual", "cost")
+        keys = ("documents", "pages", "errors", "skipped", "reused", "postal_codes", "auto", "manual", "no_code",
+                "unreadable_pages", "cost")
         data = asdict(self)
         return {key: data[key] for key in keys}
+
+    def describe(self) -> str:
+        """The end-of-run line: '3 documents, 3 pages: 1 auto, 2 manual (1 with no code found), ...'."""
+        why = []
+        if self.no_code:
+            why.append(f"{self.no_code} with no code found")
+        if self.unreadable_pages:
+            why.append(f"{self.unreadable_pages} not readable")
+        manual = f"{self.manual} manual" + (f" ({', '.join(why)})" if why else "")
+        return (f"{plural(self.documents, 'document')}, {plural(self.pages, 'page')}: {self.auto} auto, {manual}, "
+                f"{plural(self.errors, 'error')}, {plural(self.skipped, 'skipped file')}")
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 document', '2 documents'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def summarise(documents: Sequence[Mapping], skipped: int, reused: int) -> BatchSummary:
@@ -110,12 +133,15 @@ def summarise(documents: Sequence[Mapping], skipped: int, reused: int) -> BatchS
         for page in document.get("pages") or []:
             summary.pages += 1
             code = page.get("postal_code")
-            if code:
-                summary.postal_codes += 1
-                if code.get("decision") == "auto":
-                    summary.auto += 1
-                else:
-                    summary.manual += 1
+            summary.postal_codes += bool(code)
+            if page.get("error"):
+                summary.unreadable_pages += 1
+            elif not code:
+                summary.no_code += 1
+            elif code.get("decision") == "auto":
+                summary.auto += 1
+                continue
+            summary.manual += 1
     return summary
 
 

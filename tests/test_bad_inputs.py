@@ -106,6 +106,9 @@ def test_every_bad_input_gets_its_record_and_the_good_ones_are_processed(envelop
         assert records[name]["pages"][0]["postal_code"] is None  # nothing to read: manual sorting
     summary = json.loads((out / "results.json").read_text())["summary"]
     assert summary["skipped"] == 1
+    # Pages without a code (blank, black) and the corrupt TIFF page go to manual sorting too.
+    assert summary["unreadable_pages"] == 1 and summary["no_code"] >= 2
+    assert summary["auto"] + summary["manual"] == summary["pages"]
     assert summary["errors"] == len(BAD_INPUTS) - 1 + 2  # + unreadable file + corrupt TIFF page
 
 
@@ -179,3 +182,31 @@ def test_tesseract_fault_costs_one_document(envelopes, tmp_path, fault):
     failed = [r for r in records if r["status"] == "error"]
     assert len(records) == len(envelopes) and len(failed) == 1
     assert FAULT_MESSAGES[fault] in failed[0]["error"], failed[0]["error"]
+
+
+def test_inputs_that_hold_no_document_are_a_usage_error(tmp_path):
+    """An empty folder, a folder of other files, a pattern that matched nothing: exit 2 at once,
+    one line that says what was found, and no output folder."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".hidden.png").write_bytes(b"x")  # hidden entries are never read
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("x")
+    (notes / "b.txt").write_text("y")
+    (notes / "truth.json").write_text("{}")
+    expected = {
+        (empty,): f"{empty} holds no files",
+        (notes,): "3 files found, none of a readable kind (skipped 1 .json, 2 .txt; docsort reads .bmp .jpeg",
+        (tmp_path / "scans" / "*.png",): f"no file matches {tmp_path / 'scans' / '*.png'}",
+        (empty, notes): f"{empty} holds no files; 3 files found",
+    }
+    out = tmp_path / "out"
+    for inputs, message in expected.items():
+        result = docsort("process", *inputs, "--out", out, timeout=60)
+        assert result.returncode == ExitCode.USAGE, result.stderr
+        assert result.stderr.startswith("docsort: error: no documents to read: ")
+        assert message in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+        assert not out.exists()
+    verbose = docsort("process", notes, "--out", out, "-v", timeout=60)
+    assert f"docsort: debug: skipped {notes / 'a.txt'}: not a readable kind (.txt)" in verbose.stderr.splitlines()

@@ -108,7 +108,7 @@ def test_results_follow_the_interface(reference, envelopes):
     summary = results["summary"]
     assert summary["documents"] == BATCH_SIZE and summary["errors"] == 0
     assert summary["skipped"] == 1  # truth.json is not a scan
-    assert summary["auto"] + summary["manual"] == summary["postal_codes"]
+    assert summary["auto"] + summary["manual"] == summary["pages"]  # every piece goes one way or the other
     assert summary["cost"]
     with open(out / "results.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
@@ -298,11 +298,17 @@ def test_folder_walk_order_hidden_entries_links_and_output_folder(tmp_path):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"x")
     (root / "z" / "loop").symlink_to(root, target_is_directory=True)
-    documents, skipped = collect_documents([root, root / "b.png", tmp_path / "missing.png"], exclude=[root / "out"])
+    collected = collect_documents([root, root / "b.png", tmp_path / "missing.png"], exclude=[root / "out"])
+    documents = collected.documents
     assert [Path(d.path).relative_to(tmp_path).as_posix() for d in documents] == [
         "scans/a/c.JPG", "scans/a/d.tiff", "scans/b.png", "scans/z/e.pdf", "missing.png"]
-    assert skipped == 2  # notes.txt, readme.md
+    assert [(Path(s.file).name, s.reason) for s in collected.skipped] == [
+        ("notes.txt", "not a readable kind (.txt)"), ("readme.md", "not a readable kind (.md)")]
     assert documents[0].file == str(root / "a" / "c.JPG")
+    # A pattern (quoted, or left as it is by a shell that matched nothing) stands for its matches.
+    matched = collect_documents([str(root / "a" / "*.tiff"), str(root / "**" / "*.pdf"), str(root / "*.gif")])
+    assert [Path(d.path).name for d in matched.documents] == ["d.tiff", "e.pdf"]
+    assert matched.unmatched == [str(root / "*.gif")]
 
 
 def test_fail_fast_stops_at_the_first_failed_document(few_envelopes, tmp_path):
@@ -314,3 +320,39 @@ def test_fail_fast_stops_at_the_first_failed_document(few_envelopes, tmp_path):
     documents = load_results(out)["documents"]
     assert [(d["file"], d["status"], d["error"]) for d in documents] == [
         (str(empty), "error", "file is empty (0 bytes)")]
+
+
+def test_end_of_run_line_counts_a_page_without_a_code_as_manual(tmp_path):
+    """The README's rule, said the same way on the terminal and in results.json: every page goes
+    to automatic or to manual sorting, and a page where no code was found goes to a person."""
+    from PIL import Image
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(REPO / "sample_docs" / "envelope_0001.jpg", inputs)
+    Image.new("L", (1800, 900), 255).save(inputs / "blank.png")
+    (inputs / "notes.txt").write_text("not a scan")
+    out = tmp_path / "out"
+    result = run_cli("process", inputs, inputs / "*.gif", "--out", out, "--jobs", "1")
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert (f"docsort: 2 documents, 2 pages: 1 auto, 1 manual (1 with no code found), 0 errors, 1 skipped file; "
+            f"results in {out / 'results.json'}") in result.stderr.splitlines()
+    assert f"docsort: warning: no file matches {inputs / '*.gif'}" in result.stderr.splitlines()
+    assert "notes.txt" not in result.stderr  # without -v, skipped files are only counted
+    summary = load_results(out)["summary"]
+    assert {key: summary[key] for key in ("pages", "postal_codes", "auto", "manual", "no_code", "skipped")} == {
+        "pages": 2, "postal_codes": 1, "auto": 1, "manual": 1, "no_code": 1, "skipped": 1}
+    verbose = run_cli("process", inputs, "--out", out, "-v")
+    assert verbose.returncode == ExitCode.OK, verbose.stderr
+    assert f"docsort: debug: skipped {inputs / 'notes.txt'}: not a readable kind (.txt)" in verbose.stderr.splitlines()
+
+
+def test_one_failed_document_is_counted_in_the_singular(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    result = run_cli("process", empty, "--out", tmp_path / "out")
+    assert result.returncode == ExitCode.INPUTS_FAILED
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("docsort: 1 document, 0 pages: 0 auto, 0 manual, 1 error, 0 skipped files;")
+               for line in lines), result.stderr
+    assert lines[-1].startswith("docsort: error: 1 of 1 document failed; see ")

@@ -12,10 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from docsort.errors import ExitCode
 from docsort.samples import write_samples
@@ -51,9 +52,7 @@ def stop(process: subprocess.Popen) -> None:
 def cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("dask-logs")
     address = f"tcp://127.0.0.1:{free_port()}"
-    scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-        stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "wb"), start_new_session=True)
+    scheduler = start_scheduler(address, logs / "scheduler.log")
     workers = [start_worker(address, logs / f"worker{i}.log") for i in range(2)]
     from distributed import Client
 
@@ -62,6 +61,26 @@ def cluster(tmp_path_factory):
     yield address, workers, logs
     for process in [*workers, scheduler]:
         stop(process)
+
+
+def start_scheduler(address: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def lonely_scheduler(tmp_path_factory):
+    """A real scheduler that no worker has joined."""
+    logs = tmp_path_factory.mktemp("dask-lonely")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    scheduler = start_scheduler(address, logs / "scheduler.log")
+    from distributed import Client
+
+    with Client(address, timeout=60):
+        pass
+    yield address, logs
+    stop(scheduler)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +155,49 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, envelopes
     workers[0] = start_worker(address, logs / "worker0-restarted.log")
 
 
-def test_unreachable_scheduler_is_a_dependency_error(envelopes, tmp_path):
-    result = run_cli("process", envelopes, "--out", tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{free_port()}")
+def test_scheduler_without_workers_says_so_and_gives_up_at_the_timeout(lonely_scheduler, tmp_path):
+    """Even a quiet run says at once why it waits; it fails at --scheduler-timeout, writing nothing."""
+    address, _ = lonely_scheduler
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli("process", REPO / "sample_docs", "--out", out, "--scheduler", address,
+                     "--scheduler-timeout", "3", "-q", timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == ExitCode.MISSING_DEPENDENCY, result.stderr
+    assert result.stderr.splitlines() == [
+        f"docsort: warning: connected to the Dask scheduler at {address}; it has no workers yet, "
+        "waiting up to 3 s for one (--scheduler-timeout)",
+        f"docsort: error: no Dask worker joined the scheduler at {address} within 3 s (--scheduler-timeout)"]
+    assert 3 <= elapsed < 30
+    assert not out.exists()
+
+
+def test_a_worker_that_joins_while_the_batch_waits_gets_the_documents(lonely_scheduler, tmp_path):
+    address, logs = lonely_scheduler
+    out = tmp_path / "out"
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "docsort", "process", REPO / "sample_docs" / "envelope_0001.jpg", "--out", out,
+         "--scheduler", address, "--scheduler-timeout", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_line = batch.stderr.readline()
+    assert "it has no workers yet, waiting up to" in first_line
+    assert not out.exists()
+    worker = start_worker(address, logs / "late-worker.log")
+    try:
+        assert batch.wait(timeout=300) == ExitCode.OK, batch.stderr.read()
+    finally:
+        stop(worker)
+    assert load(out)["summary"]["auto"] == 1
+
+
+def test_unreachable_scheduler_is_a_dependency_error(tmp_path):
+    out = tmp_path / "out"
+    address = f"tcp://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = run_cli("process", REPO / "sample_docs", "--out", out, "--scheduler", address,
+                     "--scheduler-timeout", "3", timeout=120)
     assert result.returncode == ExitCode.MISSING_DEPENDENCY
-    assert "cannot connect to the Dask scheduler" in result.stderr
+    assert result.stderr.splitlines() == [
+        f"docsort: error: cannot connect to the Dask scheduler at {address}: Connection refused"]
+    assert time.monotonic() - started < 30
+    assert not out.exists()

@@ -13,6 +13,7 @@ from docsort.errors import ExitCode, UsageError
 
 DEFAULT_MAX_MEGAPIXELS = 150.0  # docsort.ingest.DEFAULT_MAX_MEGAPIXELS, kept here so --help stays light
 DEFAULT_PAGE_TIMEOUT_S = 60.0
+DEFAULT_SCHEDULER_TIMEOUT_S = 60.0  # docsort.executor.DEFAULT_SCHEDULER_TIMEOUT_S
 
 
 class _TerminalProgress:
@@ -57,6 +58,9 @@ def process_command(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local worker processes [default: all cores]."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                             help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786."),
+    scheduler_timeout: float = typer.Option(
+        DEFAULT_SCHEDULER_TIMEOUT_S, "--scheduler-timeout", metavar="SECONDS",
+        help="With --scheduler: seconds to connect and wait for a first worker before failing (exit 4)."),
     code_length: int = typer.Option(5, "--code-length", help="Digits in a postal code."),
     accept_threshold: Optional[float] = typer.Option(
         None, "--accept-threshold",
@@ -83,6 +87,7 @@ def process_command(
     from docsort import log
     from docsort.api import process
     from docsort.batch import LogProgress
+    from docsort.results import plural
 
     log.setup_logging(log.QUIET if quiet else log.VERBOSE if verbose else log.NORMAL, json_lines=log_json)
     _interrupt_on_sigterm()
@@ -93,13 +98,13 @@ def process_command(
     else:
         progress = LogProgress()
     summary = process(
-        inputs, out, progress=progress, jobs=jobs, scheduler=scheduler,
+        inputs, out, progress=progress, jobs=jobs, scheduler=scheduler, scheduler_timeout=scheduler_timeout,
         code_length=code_length, accept_threshold=accept_threshold, overlays=overlays or overlay_size is not None,
         overlay_size=overlay_size or "small", force=force,
         fail_fast=fail_fast, wait=wait, max_megapixels=max_megapixels, page_timeout=page_timeout,
     )
     if not summary.ok:
-        raise fail(f"{summary.errors} of {summary.documents} documents failed; see {summary.results_json}"
+        raise fail(f"{summary.errors} of {plural(summary.documents, 'document')} failed; see {summary.results_json}"
                    if summary.errors else "stopped before every document was processed",
                    ExitCode.INPUTS_FAILED)
 
