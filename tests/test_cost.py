@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pytest
@@ -220,6 +221,84 @@ def test_cost_from_a_processed_batch(tmp_path):
     table = run_cli("cost", "--results", tmp_path, "--plot", tmp_path / "batch.png")
     assert table.returncode == 0 and "manual sorts per year" in table.stdout
     assert (tmp_path / "batch.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _wilson(successes, n, z=1.96):
+    """The Wilson score interval as published (Wilson 1927; Newcombe 1998, method 3)."""
+    p = successes / n
+    centre = (2 * n * p + z * z) / (2 * (n + z * z))
+    half = z * math.sqrt(z * z + 4 * n * p * (1 - p)) / (2 * (n + z * z))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def test_wilson_interval_matches_the_published_formula():
+    # 0 of 10: the upper bound is z^2 / (n + z^2) = 0.2775.
+    assert cost.wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    for x, n in ((1, 10), (2, 5), (81, 263), (0.06, 5)):
+        assert cost.wilson_interval(x, n) == pytest.approx(_wilson(x, n), abs=1e-5)
+
+
+def test_batch_projection_carries_wilson_intervals(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(RESULTS))
+    report = _json(run_cli("cost", "--results", tmp_path, "--volume", "1000", "--json"))
+    # 5 pieces: 2 sorted automatically, 3 by hand, 0.06 missorts expected.
+    assert report["intervals"] == {"level": 0.95, "method": "Wilson score", "pieces": 5}
+    assert report["accept_rate_interval"] == pytest.approx(_wilson(2, 5), abs=1e-5)
+    assert report["accept_rate_interval"] == pytest.approx([0.1176, 0.7693], abs=1e-4)
+    assert report["manual_share_interval"] == pytest.approx(_wilson(3, 5), abs=1e-5)
+    assert report["error_rate_interval"] == pytest.approx(_wilson(0.06, 5), abs=1e-5)
+    lo, hi = _wilson(3, 5)
+    assert report["manual_sorts_interval"] == [round(1000 * lo), round(1000 * hi)]
+    assert report["annual_cost_interval"] == pytest.approx([100 * lo, 100 * hi], abs=0.01)
+    lo, hi = _wilson(0.06, 5)
+    assert report["expected_missorts_interval"] == [round(1000 * lo), round(1000 * hi)]
+    # Three codes with digit confidences: the per-digit accuracy is known to within its interval.
+    assert report["per_digit_accuracy_interval"] == pytest.approx(_wilson(3 * report["per_digit_accuracy"], 3),
+                                                                  abs=1e-5)
+    for key in ("per_digit_accuracy", "p_code_correct", "manual_share", "manual_sorts", "annual_cost",
+                "accept_rate", "error_rate", "expected_missorts", "expected_cost"):
+        lo, hi = report[f"{key}_interval"]
+        assert lo <= report[key] <= hi, key
+    saving_lo, saving_hi = report["improvement"]["savings_interval"]
+    assert saving_lo <= report["improvement"]["savings"] <= saving_hi
+    table = run_cli("cost", "--results", tmp_path, "--volume", "1000", env={"COLUMNS": "200"})
+    assert "40.00 % (11.76–76.93 %)" in table.stdout and "95 % interval (Wilson score)" in table.stdout
+
+
+def _batch(confidences, decision="auto"):
+    return {"settings": {"accept_threshold": 0.9}, "documents": [
+        {"file": f"{n}.png", "sha256": "x", "status": "ok", "error": None,
+         "pages": [_page("12345", c, decision if c >= 0.9 else "manual")]} for n, c in enumerate(confidences)]}
+
+
+def test_small_batch_warns_once_on_stderr_and_a_big_one_does_not(tmp_path):
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.mkdir(), big.mkdir()
+    (small / "results.json").write_text(json.dumps(RESULTS))
+    (big / "results.json").write_text(json.dumps(_batch([0.99] * 900 + [0.5] * 100)))
+    for args in ((), ("--json",)):
+        warned = run_cli("cost", "--results", small, *args)
+        assert warned.returncode == 0
+        lines = warned.stderr.strip().splitlines()
+        assert len(lines) == 1 and "warning" in lines[0] and "only 5 pieces" in lines[0], warned.stderr
+        assert "12 to 77 %" in lines[0]
+        quiet = run_cli("cost", "--results", big, *args)
+        assert quiet.returncode == 0 and quiet.stderr == ""
+    assert json.loads(run_cli("cost", "--results", small, "--json").stdout)["accept_rate"] == 0.4
+
+
+def test_a_saving_made_only_on_missorts_shows_the_missorts_and_total_that_change(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(_batch([0.97] * 400)))
+    report = _json(run_cli("cost", "--results", tmp_path, "--json"))
+    imp = report["improvement"]
+    assert report["annual_cost"] == imp["annual_cost"] == 0 and imp["savings"] > 0
+    assert imp["expected_cost"] == pytest.approx(report["expected_cost"] - imp["savings"], abs=0.02)
+    table = run_cli("cost", "--results", tmp_path, env={"COLUMNS": "200"}).stdout
+    assert "$0.00 → $0.00" not in table
+    missorts = next(line for line in table.splitlines() if "   missorts per year" in line and "→" in line)
+    assert f"{report['expected_missorts']:,} → {imp['expected_missorts']:,}" in missorts
+    total = next(line for line in table.splitlines() if "expected cost per year" in line and "→" in line)
+    assert f"${report['expected_cost']:,.0f} → ${imp['expected_cost']:,.0f}" in total
 
 
 # --------------------------------------------------------------------------- the shipped trade-off

@@ -10,7 +10,7 @@ import typer
 
 from docsort import cost as cost_model
 from docsort import modelstore
-from docsort.cli import app, evaluate_app, handles_errors, print_json, stdout
+from docsort.cli import app, evaluate_app, handles_errors, print_json, stderr, stdout
 from docsort.errors import UsageError
 
 
@@ -47,6 +47,9 @@ def cost_command(
         report = cost_model.estimate_from_results(results, **options)
     else:
         report = cost_model.estimate_from_metrics(metrics, **options)
+    warning = cost_model.small_sample_warning(report)
+    if warning:
+        stderr.print(f"docsort: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if plot is not None:
         from docsort.cost_plot import plot_cost
 
@@ -71,6 +74,13 @@ def _pct(value, places: int = 3) -> str:
     return "n/a" if value is None else f"{100 * value:.{places}f} %"
 
 
+def _with_interval(text: str, interval, fmt) -> str:
+    """``value (low–high)``: a batch projection with its 95 % interval; the value alone otherwise."""
+    if not interval:
+        return text
+    return f"{text} ({fmt(interval[0]).rstrip(' %')}–{fmt(interval[1])})"
+
+
 def _cost_table(report: dict):
     from rich.table import Table
 
@@ -78,42 +88,58 @@ def _cost_table(report: dict):
     title = {"accuracy": "Sorting cost for a given per-digit accuracy",
              "metrics": "Sorting cost of the digit model",
              "results": "Sorting cost projected from a processed batch"}.get(source.get("kind"), "Sorting cost")
-    caption = f"from {source['file']}" if source.get("file") else None
-    table = Table(title=title, caption=caption, show_header=False, title_justify="left", caption_justify="left")
+    notes = [f"from {source['file']}"] if source.get("file") else []
+    if "intervals" in report:
+        pieces = report["intervals"]["pieces"]
+        notes.append(f"in brackets: 95 % interval (Wilson score) from the batch's {pieces} pieces")
+    table = Table(title=title, caption="; ".join(notes) or None, show_header=False, title_justify="left",
+                  caption_justify="left")
     table.add_column("quantity")
     table.add_column("value", justify="right")
+
+    def row(label, key, fmt, where=report):
+        table.add_row(label, _with_interval(fmt(where[key]), where.get(f"{key}_interval"), fmt))
+
+    batch = "batch" in report
     k = report["code_length"]
-    table.add_row("per-digit accuracy P", _pct(report["per_digit_accuracy"]))
-    table.add_row(f"P(code correct) = P^{k}", _pct(report["p_code_correct"]))
+    row("per-digit accuracy P", "per_digit_accuracy", _pct)
+    row(f"P(code correct) = P^{k}", "p_code_correct", _pct)
     table.add_row("letters per year", _count(report["volume"]))
-    if "batch" in report:
+    if batch:
         b = report["batch"]
         table.add_row("batch: pieces / auto / manual / no code / unreadable",
                       f"{b['pieces']} / {b['auto']} / {b['manual']} / {b['no_code']} / {b['unreadable']}")
-    classic = "" if "batch" in report else " (classic: every wrong code caught)"
-    table.add_row(f"manual sorts per year{classic}", _count(report["manual_sorts"]))
-    table.add_row(f"manual sorting cost per year (at {_money(report['manual_cost'])})", _money(report["annual_cost"]))
+        row("sent to manual sorting", "manual_share", lambda v: _pct(v, 2))
+    classic = "" if batch else " (classic: every wrong code caught)"
+    row(f"manual sorts per year{classic}", "manual_sorts", _count)
+    row(f"manual sorting cost per year (at {_money(report['manual_cost'])})", "annual_cost", _money)
     if "manual_hours" in report:
-        table.add_row(f"manual hours per year (at {report['keying_rate']:,.0f} letters/h)",
-                      _count(report["manual_hours"]))
+        row(f"manual hours per year (at {report['keying_rate']:,.0f} letters/h)", "manual_hours", _count)
     imp = report.get("improvement")
     if imp:
-        table.add_row(f"with +{100 * imp['accuracy_delta']:g} point per digit: P(code correct)",
-                      _pct(imp["p_code_correct"]))
-        table.add_row("   manual sorting cost per year", _money(imp["annual_cost"]))
-        table.add_row("   saving per year", _money(imp["savings"]))
+        row(f"with +{100 * imp['accuracy_delta']:g} point per digit: P(code correct)", "p_code_correct", _pct, imp)
+        if not batch:
+            table.add_row("   manual sorting cost per year", _money(imp["annual_cost"]))
+        else:
+            # Only the lines the gain changes, from -> to: a batch sorted all automatically saves
+            # only missorts, and "manual cost $0 -> $0" would hide where its saving comes from.
+            for label, key, fmt in (("   manual sorting cost per year", "annual_cost", _money),
+                                    ("   missorts per year", "expected_missorts", _count),
+                                    ("   expected cost per year (manual + missorts)", "expected_cost", _money)):
+                if imp[key] != report[key] or key == "expected_cost":
+                    table.add_row(label, f"{fmt(report[key])} → {fmt(imp[key])}")
+        row("   saving per year", "savings", _money, imp)
         if "manual_hours_saved" in imp:
             table.add_row("   manual hours saved per year", _count(imp["manual_hours_saved"]))
-    if report.get("threshold") is not None or "batch" in report:
-        label = ("accept threshold of the batch" if "batch" in report
-                 else "cost-optimal accept threshold (measured)")
+    if report.get("threshold") is not None or batch:
+        label = "accept threshold of the batch" if batch else "cost-optimal accept threshold (measured)"
         table.add_row(label, "n/a" if report.get("threshold") is None else f"{report['threshold']:.4g}")
-        table.add_row("   accepted automatically", _pct(report["accept_rate"], 2))
-        if "batch" not in report:
+        row("   accepted automatically", "accept_rate", lambda v: _pct(v, 2))
+        if not batch:
             table.add_row("   manual sorts per year", _count(report["volume"] * (1 - report["accept_rate"])))
-        table.add_row("   accepted with a wrong code", _pct(report["error_rate"]))
-        table.add_row(f"   missorts per year (at {_money(report['missort_cost'])})", _count(report["expected_missorts"]))
-        table.add_row("   expected cost per year (manual + missorts)", _money(report["expected_cost"]))
+        row("   accepted with a wrong code", "error_rate", _pct)
+        row(f"   missorts per year (at {_money(report['missort_cost'])})", "expected_missorts", _count)
+        row("   expected cost per year (manual + missorts)", "expected_cost", _money)
     return table
 
 
