@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 from docsort import cost, modelstore
 from docsort.errors import ExitCode
 from docsort.evaluation import tradeoff
@@ -372,12 +372,15 @@ def _no_provenance(data):
 @pytest.mark.parametrize("edit, says", [(_other_digit_model, "digits.keras differs"),
                                         (_no_provenance, "no models recorded")])
 def test_process_and_cost_refuse_a_tradeoff_of_other_models(tmp_path, edit, says):
+    import cv2
+
     models = _models_with_tradeoff(tmp_path, edit)
     tradeoff_file = models / "digits.tradeoff.json"
+    envelope = tmp_path / "envelope.png"
+    cv2.imwrite(str(envelope), np.full((400, 600), 255, np.uint8))
     env = {"DOCSORT_MODELS": str(models)}
     out = tmp_path / "out"
-    for result in (run_cli("process", "sample_docs/envelope_0001.jpg", "--out", out, env=env, cwd=REPO),
-                   run_cli("cost", env=env)):
+    for result in (run_cli("process", envelope, "--out", out, env=env), run_cli("cost", env=env)):
         assert result.returncode == ExitCode.MISSING_DEPENDENCY, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
