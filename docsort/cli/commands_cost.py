@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from docsort import cost as cost_model
+from docsort import defaults
 from docsort import modelstore
 from docsort.cli import app, evaluate_app, handles_errors, print_json, stderr, stdout
 from docsort.errors import UsageError
@@ -23,7 +24,8 @@ def cost_command(
         None, "--metrics", help="A model's metrics JSON (key test_accuracy). Default: the shipped digit model's."),
     results: Optional[Path] = typer.Option(
         None, "--results", help="A folder written by `docsort process` (reads its results.json)."),
-    code_length: int = typer.Option(cost_model.DEFAULT_CODE_LENGTH, "--code-length", help="Digits per postal code."),
+    code_length: int = typer.Option(defaults.CODE_LENGTH, "--code-length", min=defaults.CODE_LENGTH_MIN,
+                                    max=defaults.CODE_LENGTH_MAX, help="Digits per postal code."),
     volume: float = typer.Option(cost_model.DEFAULT_VOLUME, "--volume", help="Letters sorted per year."),
     manual_cost: float = typer.Option(cost_model.DEFAULT_MANUAL_COST, "--manual-cost",
                                       help="Cost of sorting one letter by hand."),
@@ -91,7 +93,8 @@ def _cost_table(report: dict):
     notes = [f"from {source['file']}"] if source.get("file") else []
     if "intervals" in report:
         pieces = report["intervals"]["pieces"]
-        notes.append(f"in brackets: 95 % interval (Wilson score) from the batch's {pieces} pieces")
+        notes.append(f"in brackets: 95 % interval (Wilson score) from the batch's {pieces} "
+                     f"piece{'s' if pieces != 1 else ''}")
     table = Table(title=title, caption="; ".join(notes) or None, show_header=False, title_justify="left",
                   caption_justify="left")
     table.add_column("quantity")
