@@ -620,15 +620,16 @@ def _improvement_intervals(digit: Optional[list[float]], code_length: int, volum
                            missort_cost: float, accuracy_delta: float, manual_sorts: float, missorts: float) -> dict:
     """The improvement's P(code correct) and savings over the per-digit accuracy's interval.
 
-    The gain (P+d)^k - P^k is not monotone in P near 1 (it vanishes as P+d reaches 1), so the
-    savings are taken as the least and most over P across its interval.
+    The savings grow with the gain min(1, P+d)^k - P^k, which rises with P up to P = 1 - d and
+    falls after it (P+d cannot pass 1), so over P's interval they are least at one of its ends and
+    most at 1 - d when that lies inside it.
     """
     if not digit:
         return {}
     lo, hi = digit
-    grid = [lo + (hi - lo) * i / 50 for i in range(51)]
+    candidates = {lo, hi, min(hi, max(lo, 1.0 - accuracy_delta))}
     savings = [_batch_improvement(p, code_length, volume, manual_cost, missort_cost, accuracy_delta,
-                                  manual_sorts, missorts)["savings"] for p in grid if p > 0]
+                                  manual_sorts, missorts)["savings"] for p in candidates if p > 0]
     better = [p_code_correct(min(1.0, b + accuracy_delta), code_length) for b in digit]
     return {"p_code_correct_interval": better,
             "savings_interval": [min(savings), max(savings)] if savings else None}

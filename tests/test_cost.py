@@ -271,6 +271,14 @@ def _batch(confidences, decision="auto"):
          "pages": [_page("12345", c, decision if c >= 0.9 else "manual")]} for n, c in enumerate(confidences)]}
 
 
+@pytest.mark.parametrize("confidences", [[0.97] * 400, [0.995] * 40])
+def test_the_saving_lies_in_its_interval(confidences):
+    # Codes of 0.995 have digits of 0.999 = 1 - d, where a further 0.1 point saves the most.
+    imp = cost.batch_projection(_batch(confidences))["improvement"]
+    lo, hi = imp["savings_interval"]
+    assert lo <= imp["savings"] <= hi
+
+
 def test_small_batch_warns_once_on_stderr_and_a_big_one_does_not(tmp_path):
     small, big = tmp_path / "small", tmp_path / "big"
     small.mkdir(), big.mkdir()
@@ -292,6 +300,7 @@ def test_a_saving_made_only_on_missorts_shows_the_missorts_and_total_that_change
     report = _json(run_cli("cost", "--results", tmp_path, "--json"))
     imp = report["improvement"]
     assert report["annual_cost"] == imp["annual_cost"] == 0 and imp["savings"] > 0
+    assert imp["savings_interval"][0] <= imp["savings"] <= imp["savings_interval"][1]
     assert imp["expected_cost"] == pytest.approx(report["expected_cost"] - imp["savings"], abs=0.02)
     table = run_cli("cost", "--results", tmp_path, env={"COLUMNS": "200"}).stdout
     assert "$0.00 → $0.00" not in table
