@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Protocol, Sequence
 
-from docsort import __version__
+from docsort import __version__, defaults
 from docsort.errors import (InputError, MissingDependencyError, OutputLockedError,
                             OutputNotWritableError, UsageError)
 from docsort.executor import (DEFAULT_DOCUMENT_TIMEOUT_S, DEFAULT_SCHEDULER_TIMEOUT_S, DocumentProcessor,
@@ -49,8 +49,8 @@ STATE_DIR = ".docsort"
 RECORDS_DIR = "docs"
 LOCK_FILE = "lock"
 OVERLAYS_DIR = "overlays"
-DEFAULT_CODE_LENGTH = 5
-DEFAULT_PAGE_TIMEOUT_S = 60.0
+DEFAULT_CODE_LENGTH = defaults.CODE_LENGTH
+DEFAULT_PAGE_TIMEOUT_S = defaults.PAGE_TIMEOUT_S
 _HASH_BLOCK = 1 << 20
 
 
@@ -76,16 +76,17 @@ class BatchOptions:
     def check(self) -> None:
         if self.jobs is not None and self.jobs < 1:
             raise UsageError(f"--jobs must be at least 1 (got {self.jobs})")
-        if not 1 <= self.code_length <= 20:
-            raise UsageError(f"--code-length must be between 1 and 20 (got {self.code_length})")
+        defaults.check_code_length(self.code_length)
         if self.accept_threshold is not None and not 0.0 <= self.accept_threshold <= 1.0:
             raise UsageError(f"--accept-threshold must be between 0 and 1 (got {self.accept_threshold})")
         if self.overlay_size not in ("small", "full"):
             raise UsageError(f"--overlay-size must be small or full (got {self.overlay_size})")
         if not self.max_megapixels > 0:
             raise UsageError(f"--max-megapixels must be positive (got {self.max_megapixels})")
-        if not self.page_timeout > 0 or not self.document_timeout > 0:
-            raise UsageError("timeouts must be positive")
+        if not self.page_timeout > 0:
+            raise UsageError(f"--page-timeout must be positive (got {self.page_timeout:g})")
+        if not self.document_timeout > 0:
+            raise UsageError(f"document_timeout must be positive (got {self.document_timeout:g})")
         if not self.scheduler_timeout > 0:
             raise UsageError(f"--scheduler-timeout must be positive (got {self.scheduler_timeout:g})")
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from docsort import modelstore
+from docsort import defaults, modelstore
 from docsort.errors import MissingDependencyError, UsageError
 
-DEFAULT_CODE_LENGTH = 5
+DEFAULT_CODE_LENGTH = defaults.CODE_LENGTH
 DEFAULT_VOLUME = 100_000_000
 DEFAULT_MANUAL_COST = 0.10
 DEFAULT_ACCURACY_DELTA = 0.001
@@ -66,9 +66,7 @@ def check_non_negative(value: float, option: str) -> float:
 
 
 def check_code_length(value: int) -> int:
-    if not (isinstance(value, int) and value >= 1):
-        raise UsageError(f"--code-length must be a positive number of digits (got {value})")
-    return value
+    return defaults.check_code_length(value)
 
 
 def check_keying_rate(value: Optional[float]) -> Optional[float]:

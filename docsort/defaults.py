@@ -19,6 +19,7 @@ CODE_LENGTH = 5  # digits in a postal code (US ZIP, DE PLZ, FR code postal)
 # field (an amount, a house or customer number) as long.
 CODE_LENGTH_MIN, CODE_LENGTH_MAX = 1, 12
 PAGE_TIMEOUT_S = 60.0  # seconds Tesseract may spend on one page
+SCHEDULER_TIMEOUT_S = 60.0  # connecting to a Dask scheduler and waiting for its first worker
 MAX_MEGAPIXELS = 150.0  # 600 dpi A3 is about 70 MP; anything far beyond is not a scan
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Iterable, Iterator, Optional
 
+from docsort import defaults
 from docsort.errors import DocsortError, InputError, MissingDependencyError, UsageError
 from docsort.log import get_logger, native_stderr_silenced, one_line, setup_logging
 from docsort.records import DocumentResult
@@ -44,7 +45,7 @@ DEFAULT_DOCUMENT_TIMEOUT_S = 1800.0
 DOCUMENTS_PER_WORKER = 500  # then the worker is replaced (long cron batches, slow memory growth)
 _STARTUP_FAILURES_ALLOWED = 3
 _POLL_S = 0.5
-DEFAULT_SCHEDULER_TIMEOUT_S = 60.0  # connecting to a Dask scheduler and waiting for its first worker
+DEFAULT_SCHEDULER_TIMEOUT_S = defaults.SCHEDULER_TIMEOUT_S
 
 
 @dataclass(frozen=True)

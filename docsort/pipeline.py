@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from docsort import number_fields, postal_code, preprocess, segment
+from docsort import defaults, number_fields, postal_code, preprocess, segment
 from docsort.errors import DocsortError, InputError, MissingDependencyError, OutputNotWritableError
 from docsort.records import Crop, DocumentResult, PageResult, PostalCode
 
 if TYPE_CHECKING:
     from docsort.digit_reader import DigitString
 
-DEFAULT_CODE_LENGTH = 5
+DEFAULT_CODE_LENGTH = defaults.CODE_LENGTH
 # A handwritten field is read as a code only if its shape can hold that many digits.
 MIN_DIGIT_ASPECT, MAX_DIGIT_ASPECT = 0.22, 1.6
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +12,7 @@ from docsort.cli import evaluate_app, handles_errors, print_json, progress_lines
 from docsort.errors import UsageError
 
 DATA_HELP = ("MNIST: a folder with the four IDX files (gzip or not) or keras' mnist.npz. "
-             "Default: $DOCSORT_MNIST, then ~/.keras/datasets/mnist.npz.")
+             "Default: $DOCSORT_MNIST, then $DOCSORT_DATASETS/mnist, then ~/.keras/datasets/mnist.npz.")
 
 
 @train_app.command("digits")
@@ -85,7 +86,8 @@ def train_digit_strings(
 def train_field_combination(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
     handwriting: Optional[Path] = typer.Option(
-        None, "--handwriting", help="Folder with MNIST and DHSD (as for samples) to generate envelopes from."),
+        None, "--handwriting", help="Folder with MNIST and DHSD (as for samples) to generate envelopes from "
+                                    "[default: $DOCSORT_DATASETS]."),
     envelopes: int = typer.Option(600, "--envelopes", min=0,
                                   help="Envelopes with validation digits read by the pipeline (0: none)."),
     envelope_seed: int = typer.Option(7001, "--envelope-seed", help="Seed of those envelopes."),
@@ -107,6 +109,7 @@ def train_field_combination(
     from docsort.training.digit_strings import refit_combination
 
     path = metrics or modelstore.metrics_path(modelstore.DIGIT_STRINGS)
+    handwriting = handwriting or (Path(os.environ["DOCSORT_DATASETS"]) if os.environ.get("DOCSORT_DATASETS") else None)
     if out is None:
         raise UsageError(f"give --out FILE for the refitted metrics (--out {path} replaces the ones refitted)")
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "

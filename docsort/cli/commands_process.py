@@ -8,12 +8,10 @@ from typing import List, Optional
 
 import typer
 
+from docsort import defaults
 from docsort.cli import app, fail, handles_errors, stderr
 from docsort.errors import ExitCode, UsageError
 
-DEFAULT_MAX_MEGAPIXELS = 150.0  # docsort.ingest.DEFAULT_MAX_MEGAPIXELS, kept here so --help stays light
-DEFAULT_PAGE_TIMEOUT_S = 60.0
-DEFAULT_SCHEDULER_TIMEOUT_S = 60.0  # docsort.executor.DEFAULT_SCHEDULER_TIMEOUT_S
 
 
 class _TerminalProgress:
@@ -49,6 +47,21 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _threshold_help() -> str:
+    """The accept threshold's help with its default as a number, read from the shipped trade-off
+    file without checking it (``process`` itself checks the file before it trusts it)."""
+    import json
+
+    from docsort import modelstore
+
+    text = "Codes below this confidence go to manual sorting"
+    try:
+        optimal = json.loads((modelstore.models_dir() / "digits.tradeoff.json").read_text())["optimal"]
+        return f"{text} [default: {float(optimal['threshold']):.3f}, the cost-optimal threshold of the shipped models]."
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{text} [default: the cost-optimal threshold of the shipped models]."
+
+
 @app.command("process")
 @handles_errors
 def process_command(
@@ -59,12 +72,13 @@ def process_command(
     scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                             help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786."),
     scheduler_timeout: float = typer.Option(
-        DEFAULT_SCHEDULER_TIMEOUT_S, "--scheduler-timeout", metavar="SECONDS",
+        defaults.SCHEDULER_TIMEOUT_S, "--scheduler-timeout", metavar="SECONDS",
         help="With --scheduler: seconds to connect and wait for a first worker before failing (exit 4)."),
-    code_length: int = typer.Option(5, "--code-length", help="Digits in a postal code."),
+    code_length: int = typer.Option(defaults.CODE_LENGTH, "--code-length", min=defaults.CODE_LENGTH_MIN,
+                                    max=defaults.CODE_LENGTH_MAX, help="Digits in a postal code."),
     accept_threshold: Optional[float] = typer.Option(
         None, "--accept-threshold",
-        help="Codes below this confidence go to manual sorting [default: the cost-optimal threshold]."),
+        help=_threshold_help()),
     overlays: bool = typer.Option(False, "--overlays", help="Write annotated page images to OUT/overlays/."),
     overlay_size: Optional[str] = typer.Option(
         None, "--overlay-size", metavar="small|full",
@@ -73,9 +87,9 @@ def process_command(
     force: bool = typer.Option(False, "--force", help="Redo documents already done in OUT."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first document that fails."),
     wait: bool = typer.Option(False, "--wait", help="If another batch is writing to OUT, wait for it."),
-    max_megapixels: float = typer.Option(DEFAULT_MAX_MEGAPIXELS, "--max-megapixels",
+    max_megapixels: float = typer.Option(defaults.MAX_MEGAPIXELS, "--max-megapixels",
                                          help="Refuse pages larger than this (decompression bombs)."),
-    page_timeout: float = typer.Option(DEFAULT_PAGE_TIMEOUT_S, "--page-timeout",
+    page_timeout: float = typer.Option(defaults.PAGE_TIMEOUT_S, "--page-timeout",
                                        help="Seconds Tesseract may spend on one page."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="One line per document on stderr."),
