@@ -322,13 +322,17 @@ def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
     work.mkdir()
     target = tmp_path / "tradeoff.json"
     result = run_cli("evaluate", "tradeoff", "--count", "60", "--data", mnist_dir, "--out", target,
-                     env={"DOCSORT_TF_THREADS": "1"}, cwd=work)
+                     "--report", tmp_path / "report", env={"DOCSORT_TF_THREADS": "1"}, cwd=work)
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stdout.split())
     assert "cost-optimal threshold" in said and f"written to {target}" in said
-    # Written only where --out says: the shipped models and threshold are untouched.
+    # Written only where --out and --report say: the shipped models and threshold are untouched.
     assert _folder_bytes(modelstore.models_dir()) == shipped
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["tradeoff.json", "work"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "report", "report/tradeoff.json", "report/tradeoff.png", "tradeoff.json", "work"]
+    assert (tmp_path / "report" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "report" / "tradeoff.json").read_text())["optimal"] == \
+        json.loads(target.read_text())["optimal"]
     data = json.loads(target.read_text())
     assert data["fit"]["n"] == data["check"]["n"] == 60
     assert 0.0 <= data["optimal"]["threshold"] <= 1.0
@@ -345,7 +349,7 @@ def test_evaluate_tradeoff_writes_nothing_unless_told_where():
     result = run_cli("evaluate", "tradeoff", "--count", "60")
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--out" in lines[0] and "--json" in lines[0]
+    assert len(lines) == 1 and "--out" in lines[0] and "--json" in lines[0] and "--report" in lines[0]
 
 
 def test_evaluate_tradeoff_will_not_install_a_curve_of_another_digit_model(tmp_path):

@@ -164,6 +164,9 @@ def evaluate_tradeoff_command(
                                        "written without it; --out models/digits.tradeoff.json replaces the "
                                        "shipped one and with it process's default accept threshold."),
     as_json: bool = typer.Option(False, "--json", help="Print the trade-off JSON to stdout."),
+    report_dir: Optional[Path] = typer.Option(
+        None, "--report", metavar="DIR",
+        help="Also write DIR/tradeoff.json and DIR/tradeoff.png (cost vs threshold, accept vs error rate)."),
 ) -> None:
     """Measure the accept/error trade-off of the digit reader and its cost-optimal threshold.
 
@@ -172,8 +175,9 @@ def evaluate_tradeoff_command(
     """
     from docsort.evaluation import tradeoff
 
-    if out is None and not as_json:
-        raise UsageError("give --out FILE to keep the trade-off, or --json to print it "
+    if out is None and not as_json and report_dir is None:
+        raise UsageError("give --out FILE to keep the trade-off, --report DIR for it with its picture, or --json "
+                         "to print it "
                          f"(--out {cost_model.tradeoff_path()} replaces process's default accept threshold)")
     if count < 50:
         raise UsageError(f"--count must be at least 50 strings (got {count})")
@@ -196,6 +200,8 @@ def evaluate_tradeoff_command(
     if out is not None:
         before = _stored_threshold(out) if replaces_installed else None
         tradeoff.write_tradeoff(result, out)
+    if report_dir is not None:
+        _tradeoff_report(result, Path(report_dir), volume=volume, manual_cost=manual_cost, missort_cost=missort_cost)
     if as_json:
         print_json(result)
         return
@@ -207,7 +213,10 @@ def evaluate_tradeoff_command(
     stdout.print(f"check on fresh MNIST-test strings (n={check['n']}): wrong codes {_pct(check['error_rate'])} "
                  f"(95 % CI {_pct(lo)} to {_pct(hi)}), accepts {_pct(check['accept_rate'], 2)}; "
                  f"{'consistent with' if check['consistent'] else 'DIFFERS from'} the fitted curve", highlight=False)
-    stdout.print(f"written to {out}", highlight=False)
+    if out is not None:
+        stdout.print(f"written to {out}", highlight=False)
+    if report_dir is not None:
+        stdout.print(f"report written to {report_dir}", highlight=False)
     if replaces_installed:
         was = "no readable trade-off before" if before is None else f"was {before:.4g}"
         stdout.print(f"process's default accept threshold is now {opt['threshold']:.4g} ({was})", highlight=False)
@@ -219,3 +228,21 @@ def _stored_threshold(path: Path) -> Optional[float]:
         return float(json.loads(path.read_text())["optimal"]["threshold"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _tradeoff_report(result: dict, folder: Path, *, volume: float, manual_cost: float, missort_cost: float) -> None:
+    """The measured trade-off as a person looks at it: its JSON and the cost picture of ``cost --plot``."""
+    from docsort.cost_plot import plot_cost
+    from docsort.errors import OutputNotWritableError
+    from docsort.evaluation import tradeoff
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot create report folder {folder}: {exc.strerror or exc}") from None
+    path = tradeoff.write_tradeoff(result, folder / "tradeoff.json")
+    accuracy = float(result["model"]["test_accuracy"])  # the digit model the curve was measured with
+    report = cost_model.estimate_from_accuracy(accuracy, code_length=int(result.get("code_length", 5)),
+                                               volume=volume, manual_cost=manual_cost, missort_cost=missort_cost,
+                                               tradeoff=result, tradeoff_file=path)
+    plot_cost(report, folder / "tradeoff.png", curve=result["curve"])
