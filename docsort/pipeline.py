@@ -45,6 +45,14 @@ class Settings:
     max_megapixels: Optional[float] = None  # None: ingest's default limit
     tesseract_timeout: float = segment.DEFAULT_TIMEOUT_S
     handwritten_threshold: float = 0.5
+    country: Optional[str] = None  # a postal directory: only its codes can be auto (docsort.directory)
+    directory_file: Optional[str] = None  # a user's own directory (CSV of code, place)
+
+    def directory(self):
+        """The postal directory the codes are read against, loaded once per process (or None)."""
+        from docsort import directory
+
+        return directory.load(self.country, self.directory_file)
 
     def threshold(self) -> float:
         if self.accept_threshold is not None:
@@ -82,7 +90,12 @@ def warm_up(settings: Optional[Settings] = None) -> None:
     writing_type.p_handwritten([page])
     from docsort.field_reader import read_fields
 
-    read_fields([page], (settings or Settings()).code_length, reader=digits)
+    settings = settings or Settings()
+    read_fields([page], settings.code_length, reader=digits)
+    if settings.directory() is not None:  # the directory and its reading calibration, loaded once
+        from docsort.directory_reader import shipped_calibration
+
+        shipped_calibration()
 
 
 def process_page(image: np.ndarray, page_number: int, settings: Settings,
@@ -115,13 +128,17 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     p_hw = writing_type.p_handwritten(crops)
     kinds = ["handwritten" if p >= settings.handwritten_threshold else "printed" for p in p_hw]
 
-    k = settings.code_length
+    directory = settings.directory()
+    k = directory.length if directory is not None else settings.code_length
     page_size = clean.grey.shape[1], clean.grey.shape[0]
     lay = postal_code.layout([r.bbox for r in regions])
     candidates: list[postal_code.CodeCandidate] = []
     fields = _number_fields(regions, kinds, lay, page_size, k)
     field_crops = [number_fields.cut(clean.grey, bbox) for _, bbox in fields]
-    field_readings = read_fields(field_crops, k, reader=digits) if fields else []
+    if directory is None:
+        field_readings = read_fields(field_crops, k, reader=digits) if fields else []
+    else:
+        field_readings = _read_against(field_crops, k, directory, digits)
     # Per region keep the better reading: of the region alone, or joined with its neighbour.
     readings: dict[int, DigitString] = {}
     field_boxes: dict[int, tuple[int, int, int, int]] = {}
@@ -135,11 +152,13 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
                 word = next((w for w in region.words if value in w.text), None)
                 conf = _printed_confidence(word.conf if word else region.tesseract_conf)
                 candidates.append(postal_code.CodeCandidate(
-                    i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox))
+                    i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
+                    _validity(directory, value)))
         elif i in readings and len(readings[i].digits) == k:
             reading = readings[i]
             candidates.append(postal_code.CodeCandidate(
-                i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i]))
+                i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i],
+                _validity(directory, reading.digits)))
     chosen = postal_code.pick_destination(candidates, lay, page_size)
 
     records = []
@@ -157,16 +176,46 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     code = None
     if chosen is not None:
         threshold = settings.threshold()
+        confidence = float(chosen.confidence)
+        checked = {}
+        if directory is not None:
+            from docsort import directory as postal_directory
+
+            words = postal_code.place_words(lay, [r.text for r in regions], [kind == "printed" for kind in kinds],
+                                            chosen.region)
+            place = postal_directory.check_place(directory, chosen.value, words)
+            confidence = postal_directory.with_place(confidence, place.match)
+            checked = dict(valid=chosen.value in directory, place=directory.place(chosen.value),
+                           place_read=place.read, place_match=place.match)
         code = PostalCode(
             value=chosen.value,
             source=chosen.source,
-            confidence=float(chosen.confidence),
+            confidence=confidence,
             digit_confidences=[float(c) for c in chosen.digit_confidences],
             bbox=clean.page_bbox(chosen.bbox),
-            decision="auto" if chosen.confidence >= threshold else "manual",
+            # A code that does not exist is never sorted automatically.
+            decision="auto" if confidence >= threshold and checked.get("valid", True) else "manual",
+            **checked,
         )
     result = PageResult(page=page_number, width=width, height=height, crops=records, postal_code=code)
     return result, list(zip(field_crops, field_readings))
+
+
+def _validity(directory, value: str) -> dict:
+    """What a code candidate carries with a directory: whether its code exists."""
+    return {} if directory is None else {"valid": value in directory}
+
+
+def _read_against(field_crops, code_length: int, directory, digits) -> list[DigitString]:
+    """Each field read against the directory: its best code that exists, with P(right). A field
+    with no candidate code that exists keeps its plain reading (it can never be ``auto``)."""
+    from docsort import directory_reader
+
+    out = []
+    for field in directory_reader.read_fields(field_crops, code_length, directory, reader=digits):
+        against = field.directory
+        out.append(against.as_digit_string() if against is not None and against.code else field.plain)
+    return out
 
 
 def _number_fields(regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:

@@ -187,7 +187,30 @@ def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
         # The line counts more than the confidence: a word on the street line read as digits
         # with confidence must not beat a doubtful reading of the code line itself.
         score += {0: 1.6, 1: 0.5}.get(from_end, 0.0)
-        score += 1.0 * c.confidence
+        # With a postal directory a code that does not exist has no confidence to offer.
+        score += 1.0 * (c.confidence if c.extras.get("valid", True) else 0.0)
         if score > best_score:
             best, best_score = c, score
     return best
+
+
+def place_words(lay: Layout, texts: Sequence[Optional[str]], printed: Sequence[bool], region: int) -> list[str]:
+    """The printed words that name the place of the code in ``region``: the other words of its
+    line ("12345 Berlin", "Springfield, IL 62704"), or, when the code stands alone on its line,
+    the words of the line above it in the same block. Words with digits are not place names."""
+    line = lay.line_of[region]
+    block = lay.blocks[lay.block_of[region]]
+
+    def words_of(line_index: int) -> list[str]:
+        out = []
+        for i in lay.lines[line_index].members:
+            if not printed[i] or not texts[i]:
+                continue
+            out += [w for w in texts[i].split() if not any(ch.isdigit() for ch in w) and any(ch.isalpha() for ch in w)]
+        return out
+
+    words = words_of(line)
+    position = block.lines.index(line)
+    if not words and position > 0:
+        words = words_of(block.lines[position - 1])
+    return words

@@ -43,9 +43,15 @@ class PostalCode:
     digit_confidences: list[float]
     bbox: BBox
     decision: Literal["auto", "manual"]
+    # With a postal directory (--country / --directory): whether the code exists, the directory's
+    # place for it, the place name read on the page, and whether the two agree (None: none read).
+    valid: Optional[bool] = None
+    place: Optional[str] = None
+    place_read: Optional[str] = None
+    place_match: Optional[bool] = None
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "value": self.value,
             "source": self.source,
             "confidence": round(float(self.confidence), 6),
@@ -53,6 +59,9 @@ class PostalCode:
             "bbox": [int(v) for v in self.bbox],
             "decision": self.decision,
         }
+        if self.valid is not None:
+            d.update(valid=self.valid, place=self.place, place_read=self.place_read, place_match=self.place_match)
+        return d
 
 
 @dataclass

@@ -59,6 +59,8 @@ class EnvelopeTruth:
     elements: list[TextElement] = field(default_factory=list)
     layout: str = ""  # the address layout family (LAYOUTS)
     position: str = ""  # where the destination block stands (POSITIONS)
+    destination_place: Optional[str] = None  # with --country: the directory's place for the code
+    country: Optional[str] = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -270,36 +272,59 @@ def check_layout(name: str) -> str:
     return name
 
 
-def _destination_lines(rng: np.random.Generator, family: str, code: str, handwritten: bool
+@dataclass(frozen=True)
+class Address:
+    """A destination's code and place as the envelope writes them: a real one from a postal
+    directory (``--country``), or a made-up code with a place name from the generator's lists."""
+
+    code: str
+    city: Optional[str] = None  # None: a place name drawn from the generator's lists
+    state: Optional[str] = None  # US state abbreviation
+    prefixes: tuple[str, ...] = ("D-", "F-", "DE-")
+
+
+def _destination_lines(rng: np.random.Generator, family: str, address: Address, handwritten: bool
                        ) -> list[list[tuple[str, str, str]]]:
     """The destination block as lines of ``(what, text, role)``; ``what`` is ``word``, ``digits``
     (a handwritten number) or ``text`` (printed as given)."""
     from docsort.synth.printed import ENGLISH_CITIES, ENGLISH_STREETS, GERMAN_CITIES, GERMAN_STREETS, NAMES
 
+    code = address.code
     name = [("word", str(rng.choice(NAMES)), "destination_name")]
     if not handwritten:
         name.append(("word", str(rng.choice(NAMES)), "destination_name"))
     if family == "code-last":
         street = [("digits", str(rng.integers(1, 9999)), "destination_street"),
                   ("word", str(rng.choice(ENGLISH_STREETS)).split()[0], "destination_street")]
-        city = str(rng.choice(ENGLISH_CITIES)).split()[0]
+        city = address.city or str(rng.choice(ENGLISH_CITIES)).split()[0]
         if handwritten:
             last = [("word", city, "destination_city")]
-            if rng.random() < 0.5:
-                last.append(("word", str(rng.choice(US_STATES)), "destination_state"))
+            if rng.random() < 0.5 and (address.state or not address.city):
+                last.append(("word", address.state or str(rng.choice(US_STATES)), "destination_state"))
             return [name, street, last + [("digits", code, "destination_code")]]
         plus4 = f"-{int(rng.integers(0, 10000)):04d}" if rng.random() < 0.4 else ""
+        if address.city and not address.state:  # a real place of a country without states
+            return [name, street, [("word", city + ",", "destination_city"), ("text", code, "destination_code")]]
         return [name, street, [("word", city + ",", "destination_city"),
-                               ("word", str(rng.choice(US_STATES)), "destination_state"),
+                               ("word", address.state or str(rng.choice(US_STATES)), "destination_state"),
                                ("text", code + plus4, "destination_code")]]
     street = [("word", str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
               ("digits", str(rng.integers(1, 150)), "destination_street")]
-    city = [("word", str(rng.choice(GERMAN_CITIES)).split()[0], "destination_city")]
+    city = [("word", address.city or str(rng.choice(GERMAN_CITIES)).split()[0], "destination_city")]
     if family == "code-alone":
         return [name, street, city, [("digits", code, "destination_code")]]
     if family == "prefixed" and not handwritten:
-        return [name, street, [("text", str(rng.choice(["D-", "F-", "DE-"])) + code, "destination_code")] + city]
+        return [name, street, [("text", str(rng.choice(list(address.prefixes))) + code, "destination_code")] + city]
     return [name, street, [("digits", code, "destination_code")] + city]
+
+
+def _real_address(rng: np.random.Generator, directory) -> Address:
+    """A code of the directory, drawn uniformly, with its place (and state) as the directory has it."""
+    codes = directory.__dict__.setdefault("_sample_codes", directory.codes())
+    code = codes[int(rng.integers(0, len(codes)))]
+    places = directory.places(code)
+    prefixes = directory.format.prefixes or ((f"{directory.country}-",) if directory.country else ("",))
+    return Address(code, places[0] if places else None, directory.states.get(code) or None, prefixes)
 
 
 def _place_block(rng: np.random.Generator, position: str, width: int, height: int) -> tuple[int, int]:
@@ -354,10 +379,12 @@ def make_envelope(
     max_tilt: float = 6.0,
     layout: str = MIXED,
     position: Optional[str] = None,
+    directory=None,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
-    ``layout`` and ``position`` are drawn at random when ``mixed`` and None.
+    ``layout`` and ``position`` are drawn at random when ``mixed`` and None. With a postal
+    ``directory`` both codes are real ones and the printed places are theirs.
     """
     from docsort.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
@@ -372,7 +399,10 @@ def make_envelope(
     hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus) if handwritten else None
 
     # Sender: top-left, usually with a code of its own; printed, or written by the same hand.
-    sender_code = _code(rng, code_length) if rng.random() < 0.85 else None
+    if directory is not None:
+        code_length = directory.length
+    sender = _real_address(rng, directory) if directory is not None else None
+    sender_code = (sender.code if sender else _code(rng, code_length)) if rng.random() < 0.85 else None
     x0, y = int(rng.uniform(80, 130)), int(rng.uniform(95, 130))
     if hand is not None and rng.random() < 0.35:
         small = DatasetHand(rng, float(rng.uniform(26, 32)), corpus)
@@ -393,7 +423,9 @@ def make_envelope(
         lines = [
             [(str(rng.choice(NAMES)), "sender_name"), (str(rng.choice(NAMES)), "sender_name")],
             [(str(rng.choice(GERMAN_STREETS)).split()[0], "sender_street"), (str(rng.integers(1, 150)), "sender_street")],
-            ([(sender_code, "sender_code")] if sender_code else []) + [(str(rng.choice(GERMAN_CITIES)).split()[0], "sender_city")],
+            ([(sender_code, "sender_code")] if sender_code else [])
+            + [((sender.city if sender and sender_code and sender.city else str(rng.choice(GERMAN_CITIES)).split()[0]),
+                "sender_city")],
         ]
         for line in lines:
             x = x0
@@ -405,10 +437,11 @@ def make_envelope(
     _stamp(page, rng)
 
     # Destination: in the layout family's address conventions, at one of the block positions.
-    dest_code = _code(rng, code_length)
-    while dest_code == sender_code:
-        dest_code = _code(rng, code_length)
-    lines = _destination_lines(rng, family, dest_code, handwritten)
+    address = _real_address(rng, directory) if directory is not None else Address(_code(rng, code_length))
+    while address.code == sender_code:
+        address = _real_address(rng, directory) if directory is not None else Address(_code(rng, code_length))
+    dest_code = address.code
+    lines = _destination_lines(rng, family, address, handwritten)
     if hand is not None:
         colour = (30, 30, 30) if rng.random() < 0.5 else (140, 50, 25)
         rendered = [[(hand.digits(text), text, role) if what == "digits" else (*hand.word(text), role)
@@ -428,6 +461,8 @@ def make_envelope(
         destination_source="handwritten" if handwritten else "printed",
         sender_code=sender_code, tilt_degrees=round(tilt, 3), elements=elements,
         layout=family, position=position,
+        destination_place=directory.place(dest_code) if directory is not None else None,
+        country=directory.country if directory is not None else None,
     )
     return page, truth
 
@@ -471,13 +506,22 @@ def write_samples(
     image_format: str = "mixed",
     layout: str = MIXED,
     max_tilt: float = 6.0,
+    country: Optional[str] = None,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
     ``image_format`` is ``jpg``, ``png`` or ``mixed`` (about 70 % JPEG, like a mail room's scans);
-    ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a family).
+    ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a family). With ``country``
+    the codes are real codes of its postal directory, with their places (and US states), and the
+    code length is the country's.
     """
     check_layout(layout)
+    directory = None
+    if country:
+        from docsort import directory as directories
+
+        directory = directories.load(country)
+        code_length = directory.length
     if handwriting is None and handwritten_share > 0:
         handwriting = os.environ.get("DOCSORT_DATASETS")
         if not handwriting:
@@ -502,7 +546,7 @@ def write_samples(
         family = list(LAYOUTS)[i % len(LAYOUTS)] if layout == MIXED else layout
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
-                                    max_tilt=max_tilt)
+                                    max_tilt=max_tilt, directory=directory)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -518,7 +562,9 @@ def write_samples(
         truths.append(truth)
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
-                      "layout": layout, "handwriting": "datasets" if corpus else None, "width": PAGE_W, "height": PAGE_H},
+                      "layout": layout, "handwriting": "datasets" if corpus else None, "width": PAGE_W, "height": PAGE_H,
+                      "country": directory.country if directory is not None else None,
+                      "directory": directory.describe() if directory is not None else None},
         "envelopes": [t.to_dict() for t in truths],
     }
     (out / TRUTH_FILE).write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

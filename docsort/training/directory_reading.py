@@ -1,0 +1,278 @@
+"""Fit how a field read against a postal directory says P(code right), and measure what the
+directory changes.
+
+There are no labelled handwritten postal codes in the data, so real codes of a directory are
+written with MNIST digits (each code's digits drawn from the digits of that value, at envelope
+sizes, touching now and then, through scanner degradations) and read by both number-field
+readers, as ``process`` does. The fit uses only the 5,000 MNIST training digits held out of
+training (``mnist.train_validation_split``); the check uses MNIST test digits.
+
+- ``fit_calibration``: the readers' score weights (the conditional likelihood of the true code
+  among each field's candidates) and the logistic model to P(code right), pooled over
+  directories of different density (US: 42 % of all 5-digit strings are codes, DE: 8 %), so it
+  holds for any directory. Written to ``models/directory_reading.json``.
+- ``measure_tradeoff``: accept and error rates at every threshold, without and with the
+  directory, on the same composed codes, and the cost-optimal threshold of each. Written to
+  ``models/digits.tradeoff.CC.json``.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from docsort import cost as cost_model
+from docsort import directory as directories
+from docsort import directory_reader, modelstore
+
+FIT_COUNTRIES = ("US", "DE")
+FEATURES = ("bias", "renormalised", "valid_mass", "segmented", "whole", "density")
+
+
+@dataclass
+class ReadCodes:
+    """Composed codes of one directory as read: truths, plain readings, directory candidates."""
+
+    country: str
+    truths: list[str]
+    plain: list[tuple[str, float]]  # (digits, confidence) without the directory
+    scored: list[directory_reader.Scored]
+
+
+def compose_codes(images: np.ndarray, labels: np.ndarray, codes: Sequence[str], seed: int) -> list[np.ndarray]:
+    """Each code written with MNIST digits of its values (digits used once until a value's pool
+    runs out), sized, spaced and scanned like ``evaluation.tradeoff.compose_strings``."""
+    from docsort.synth import degrade
+    from docsort.synth.handwriting import compose_digit_string
+
+    rng = np.random.default_rng(seed)
+    pools = {d: list(rng.permutation(np.flatnonzero(labels == d))) for d in range(10)}
+    used = {d: 0 for d in range(10)}
+    strings = []
+    for code in codes:
+        picks = []
+        for c in code:
+            d = int(c)
+            if used[d] >= len(pools[d]):
+                pools[d], used[d] = list(rng.permutation(pools[d])), 0
+            picks.append(images[pools[d][used[d]]])
+            used[d] += 1
+        height = float(rng.uniform(30, 80))
+        stroke = int(rng.random() < 0.3)
+        image, _ = compose_digit_string(picks, rng, gap=(-0.1, 0.6), height=height, stroke=stroke)
+        strings.append(degrade.random_scan(image, rng, strength=0.6))
+    return strings
+
+
+def draw_codes(directory: directories.Directory, count: int, seed: int) -> list[str]:
+    """``count`` codes of the directory drawn uniformly (every code as likely as any other)."""
+    codes = directory.codes()
+    rng = np.random.default_rng(seed)
+    return [codes[i] for i in rng.integers(0, len(codes), count)]
+
+
+def read_codes(country: str, split, count: int, seed: int, progress: Callable[[str], None] = lambda s: None,
+               batch: int = 100) -> ReadCodes:
+    """Compose ``count`` real codes of ``country`` from ``split``'s digits and read them."""
+    directory = directories.load(country)
+    truths = draw_codes(directory, count, seed)
+    strings = compose_codes(split.images, split.labels, truths, seed + 1)
+    plain, scored = [], []
+    for start in range(0, count, batch):
+        readings = directory_reader.read_fields(strings[start:start + batch], directory.length, None)
+        for r in readings:
+            plain.append((r.plain.digits, float(r.plain.confidence)))
+            scored.append(directory_reader.score_candidates(r.splits, r.whole, directory))
+        progress(f"{country}: read {min(count, start + batch)} of {count} codes")
+    return ReadCodes(country, truths, plain, scored)
+
+
+def _choice_loss(params: np.ndarray, sets: list[tuple[np.ndarray, np.ndarray, int]]) -> float:
+    a, b = params
+    total = 0.0
+    for seg, whole, truth in sets:
+        z = a * seg + b * whole
+        total -= z[truth] - np.logaddexp.reduce(z)
+    return total / max(1, len(sets))
+
+
+def fit_score(read: Sequence[ReadCodes]) -> dict:
+    """The weights of the two readers' log-probabilities that make the true code most probable
+    among each field's candidates."""
+    from scipy.optimize import minimize
+
+    sets = []
+    for rc in read:
+        for truth, s in zip(rc.truths, rc.scored):
+            if truth in s.codes and len(s.codes) > 1:
+                sets.append((np.log(np.maximum(s.segmented, directory_reader.EPSILON)),
+                             np.log(np.maximum(s.whole, directory_reader.EPSILON)), s.codes.index(truth)))
+    result = minimize(_choice_loss, np.array([1.0, 1.0]), args=(sets,), method="Nelder-Mead",
+                      options={"xatol": 1e-3, "fatol": 1e-6})
+    a, b = (float(v) for v in result.x)
+    return {"segmented": round(a, 6), "whole": round(b, 6)}
+
+
+def _top_rows(read: Sequence[ReadCodes], score: dict) -> tuple[np.ndarray, np.ndarray]:
+    calibration = directory_reader.Calibration(score, {"bias": 0.0})
+    rows, right = [], []
+    for rc in read:
+        for truth, s in zip(rc.truths, rc.scored):
+            reading = directory_reader.decide(s, calibration)
+            if not reading.code:
+                rows.append([0.0] * len(FEATURES))
+                right.append(False)
+                continue
+            i = s.codes.index(reading.code)
+            x = directory_reader.features(reading.candidates[0][1], s.valid_mass, float(s.segmented[i]),
+                                          float(s.whole[i]), s.density)
+            rows.append([x[name] for name in FEATURES])
+            right.append(reading.code == truth)
+    return np.array(rows, float), np.array(right, bool)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """Logistic regression by Newton's method (a little ridge keeps it finite when separable)."""
+    w = np.zeros(x.shape[1])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
+        gradient = x.T @ (p - y) + l2 * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def fit_calibration(read: Sequence[ReadCodes]) -> dict:
+    score = fit_score(read)
+    x, y = _top_rows(read, score)
+    w = fit_logistic(x, y.astype(float))
+    return {"score": score, "weights": {name: round(float(v), 6) for name, v in zip(FEATURES, w)},
+            "top_right": float(y.mean()), "n": int(len(y))}
+
+
+def train(data: Optional[str], count: int, seed: int, out: Path, command: str,
+          countries: Sequence[str] = FIT_COUNTRIES, progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Fit the shipped calibration on composed codes of held-out MNIST training digits."""
+    from docsort import mnist
+
+    _, validation = mnist.train_validation_split(mnist.load(data).train)
+    read = [read_codes(cc, validation, count, seed + 10 * i, progress) for i, cc in enumerate(countries)]
+    fit = fit_calibration(read)
+    result = {
+        "description": "How a handwritten field read against a postal directory says P(code right): the two "
+                       "readers' scores of each candidate code (weights of their log-probabilities) and a logistic "
+                       "model on the best candidate (docsort.directory_reader).",
+        "score": fit["score"],
+        "weights": fit["weights"],
+        "fit": {"data": f"real codes of {', '.join(countries)} written with the MNIST training digits held out for "
+                        f"validation ({len(validation)} digits, mnist.train_validation_split)",
+                "countries": list(countries), "per_country": count, "seed": seed, "n": fit["n"],
+                "top_right": round(fit["top_right"], 6)},
+        "models": modelstore.code_reader_models(),
+        "directories": {cc: directories.load(cc).describe() for cc in countries},
+        "command": command,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "environment": {"python": platform.python_version(), "platform": sys.platform},
+    }
+    _write(result, out)
+    return result
+
+
+# --------------------------------------------------------------------------- trade-off with and without
+
+
+def _confidences(rc: ReadCodes, calibration) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(plain confidences, plain right, directory confidences, directory right)."""
+    plain_conf = np.array([c for _, c in rc.plain])
+    plain_right = np.array([d == t for (d, _), t in zip(rc.plain, rc.truths)])
+    readings = [directory_reader.decide(s, calibration) for s in rc.scored]
+    dir_conf = np.array([r.confidence for r in readings])
+    dir_right = np.array([r.code == t for r, t in zip(readings, rc.truths)])
+    return plain_conf, plain_right, dir_conf, dir_right
+
+
+def _operating_point(conf, right, manual_cost, missort_cost, volume) -> tuple[dict, list]:
+    from docsort.evaluation import tradeoff
+
+    threshold = tradeoff.fit_threshold(conf, right, manual_cost, missort_cost)
+    point = tradeoff.tradeoff_curve(conf, right, [threshold])[0]
+    point["expected_cost"] = cost_model.threshold_cost(point["accept_rate"], point["error_rate"], volume,
+                                                       manual_cost, missort_cost)
+    point["code_accuracy"] = float(np.mean(right))
+    curve = tradeoff.tradeoff_curve(conf, right, tradeoff.curve_thresholds([threshold]))
+    return point, curve
+
+
+def _checked(threshold, fit, fresh, volume, manual_cost, missort_cost) -> dict:
+    from docsort.evaluation import tradeoff
+
+    check = tradeoff.check_threshold(threshold, fit, fresh)
+    check["expected_cost"] = cost_model.threshold_cost(check["accept_rate"], check["error_rate"], volume,
+                                                       manual_cost, missort_cost)
+    return check
+
+
+def measure_tradeoff(country: str, data: Optional[str], count: int, seed: int, command: str,
+                     manual_cost: float = cost_model.DEFAULT_MANUAL_COST,
+                     missort_cost: float = cost_model.DEFAULT_MISSORT_COST,
+                     volume: float = cost_model.DEFAULT_VOLUME,
+                     progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Accept and error rates without and with ``country``'s directory on the same real codes:
+    fitted on held-out training digits, checked on MNIST test digits."""
+    from docsort import mnist
+
+    calibration = directory_reader.shipped_calibration()
+    data_set = mnist.load(data)
+    _, validation = mnist.train_validation_split(data_set.train)
+    fit = read_codes(country, validation, count, seed * 2 + 100, progress)
+    check = read_codes(country, data_set.test, count, seed * 2 + 101, progress)
+    fp_conf, fp_right, fd_conf, fd_right = _confidences(fit, calibration)
+    cp_conf, cp_right, cd_conf, cd_right = _confidences(check, calibration)
+    without, without_curve = _operating_point(fp_conf, fp_right, manual_cost, missort_cost, volume)
+    with_dir, with_curve = _operating_point(fd_conf, fd_right, manual_cost, missort_cost, volume)
+    directory = directories.load(country)
+    return cost_model.round_report({
+        "description": f"Accept/error trade-off of the handwritten code reader on real {country} codes, without and "
+                       f"with the {country} postal directory (the same composed codes); error_rate = share of all "
+                       "letters accepted with a wrong code.",
+        "code_length": directory.length,
+        "country": country,
+        "directory": directory.describe(),
+        "reader": "docsort.directory_reader.read_fields (as in process --country)",
+        "costs": {"volume": volume, "manual_cost": manual_cost, "missort_cost": missort_cost},
+        "models": modelstore.code_reader_models(),
+        "calibration": {"file": directory_reader.CALIBRATION_FILE,
+                        "sha256": modelstore.file_sha256(str(modelstore.models_dir() / directory_reader.CALIBRATION_FILE))},
+        "optimal": with_dir,
+        "without_directory": {
+            "optimal": without,
+            "check": _checked(without["threshold"], (fp_conf, fp_right), (cp_conf, cp_right), volume, manual_cost,
+                              missort_cost),
+            "curve": without_curve,
+        },
+        "fit": {"data": f"{count} real {country} codes written with the MNIST training digits held out for validation",
+                "n": count, "seed": seed * 2 + 100, "code_accuracy": with_dir["code_accuracy"]},
+        "check": {"data": f"{count} real {country} codes written with MNIST test digits", "seed": seed * 2 + 101,
+                  **_checked(with_dir["threshold"], (fd_conf, fd_right), (cd_conf, cd_right), volume, manual_cost,
+                             missort_cost)},
+        "curve": with_curve,
+        "command": command,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "environment": {"python": platform.python_version(), "platform": sys.platform},
+    })
+
+
+def _write(result: dict, path: Path) -> None:
+    from docsort.evaluation.tradeoff import write_tradeoff
+
+    write_tradeoff(result, Path(path))
+
