@@ -72,11 +72,14 @@ class BatchOptions:
     page_timeout: float = DEFAULT_PAGE_TIMEOUT_S  # Tesseract, per page
     document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S  # a whole document, local workers
     pipeline: str = "docsort.pipeline"  # module with Settings, process_document, warm_up
+    country: Optional[str] = None  # a postal directory (docsort.directory): only its codes are auto
+    directory: Optional[str] = None  # a user's own directory file (CSV of code, place)
 
     def check(self) -> None:
         if self.jobs is not None and self.jobs < 1:
             raise UsageError(f"--jobs must be at least 1 (got {self.jobs})")
         defaults.check_code_length(self.code_length)
+        self.check_directory()
         if self.accept_threshold is not None and not 0.0 <= self.accept_threshold <= 1.0:
             raise UsageError(f"--accept-threshold must be between 0 and 1 (got {self.accept_threshold})")
         if self.overlay_size not in ("small", "full"):
@@ -89,6 +92,24 @@ class BatchOptions:
             raise UsageError(f"document_timeout must be positive (got {self.document_timeout:g})")
         if not self.scheduler_timeout > 0:
             raise UsageError(f"--scheduler-timeout must be positive (got {self.scheduler_timeout:g})")
+
+    def check_directory(self) -> None:
+        """Load the postal directory now (a bad country or file is a usage error before anything
+        is written); its code length is the batch's, and a different ``--code-length`` is refused."""
+        from docsort import directory as directories
+
+        found = directories.load(self.country, self.directory)
+        if found is None:
+            return
+        if self.country:
+            self.country = found.country
+        if self.directory:
+            self.directory = str(Path(self.directory).expanduser().resolve())
+        if self.code_length != found.length:
+            if self.code_length != DEFAULT_CODE_LENGTH:
+                raise UsageError(f"--code-length {self.code_length} does not fit the postal directory of "
+                                 f"{found.name}, whose codes have {found.length} digits")
+            self.code_length = found.length
 
 
 class Progress(Protocol):
@@ -404,7 +425,8 @@ def resolve_accept_threshold(options: BatchOptions) -> float:
         return float(options.accept_threshold)
     from docsort.cost import default_accept_threshold
 
-    return float(default_accept_threshold())
+    return float(default_accept_threshold(options.country if options.country or options.directory else None,
+                                          directory=bool(options.country or options.directory)))
 
 
 def pipeline_settings(options: BatchOptions, out: OutputFolder, accept_threshold: float):
@@ -417,6 +439,8 @@ def pipeline_settings(options: BatchOptions, out: OutputFolder, accept_threshold
         tesseract_timeout=options.page_timeout,
         overlays_dir=str((out.root / OVERLAYS_DIR).resolve()) if options.overlays else None,
         overlay_size=options.overlay_size,
+        country=options.country,
+        directory_file=options.directory,
     )
 
 
@@ -544,9 +568,25 @@ def _run_locked(collected: CollectedInputs, out: OutputFolder, options: BatchOpt
 
 def _prepare_run(out: OutputFolder, options: BatchOptions) -> _Run:
     info = run_information()
+    directory = _directory_information(options)
+    if directory is not None:  # results.json names it; a changed directory is a changed setting
+        info["directory"] = directory
     accept_threshold = resolve_accept_threshold(options)
     settings = pipeline_settings(options, out, accept_threshold)
     return _Run(info, accept_threshold, settings, settings_fingerprint(info, settings))
+
+
+def _directory_information(options: BatchOptions) -> Optional[dict]:
+    """The postal directory of the run as ``results.json`` names it (a user's file with its hash)."""
+    from docsort import directory as directories
+
+    found = directories.load(options.country, options.directory)
+    if found is None:
+        return None
+    described = found.describe()
+    if options.directory:
+        described["sha256"] = hashlib.sha256(Path(options.directory).read_bytes()).hexdigest()
+    return described
 
 
 def _take_known_results(documents: list[InputDocument], out: OutputFolder, fingerprint: str, force: bool,
@@ -598,6 +638,8 @@ def _write(out: OutputFolder, ordered: list[dict], summary: BatchSummary, run: _
     header = dict(run.info)
     header["settings"] = {"code_length": options.code_length, "accept_threshold": run.accept_threshold,
                           "max_megapixels": options.max_megapixels}
+    if options.country or options.directory:
+        header["settings"].update(country=options.country, directory=options.directory)
     try:
         json_path, csv_path = write_results(out.root, build_results(ordered, summary, header))
     except OSError as exc:

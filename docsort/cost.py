@@ -49,6 +49,8 @@ DEFAULT_MISSORT_COST = 1.00
 FALLBACK_ACCEPT_THRESHOLD = 0.9
 
 TRADEOFF_SUFFIX = ".tradeoff.json"
+# The measured directory whose threshold serves countries and users' lists measured with none.
+CAUTIOUS_DIRECTORY = "US"
 
 
 # --------------------------------------------------------------------------- validation
@@ -190,7 +192,11 @@ def tradeoff_path_for(metrics_file: Path) -> Path:
     return metrics_file.with_name(stem + TRADEOFF_SUFFIX)
 
 
-def tradeoff_path(name: str = modelstore.DIGITS) -> Path:
+def tradeoff_path(name: str = modelstore.DIGITS, country: Optional[str] = None) -> Path:
+    """The shipped trade-off, or with ``country`` the one measured without and with its postal
+    directory (``digits.tradeoff.US.json``)."""
+    if country:
+        return modelstore.models_dir() / f"{name}.tradeoff.{country}.json"
     return modelstore.models_dir() / f"{name}{TRADEOFF_SUFFIX}"
 
 
@@ -241,14 +247,25 @@ def check_measured_models(data: Mapping, path: Path) -> None:
             f"or re-measure it (docsort evaluate tradeoff --out {path}), or give process --accept-threshold")
 
 
-def default_accept_threshold() -> float:
+def default_accept_threshold(country: Optional[str] = None, directory: bool = False) -> float:
     """The accept threshold ``process`` runs at: the measured cost optimum of the shipped models.
 
-    Falls back to ``FALLBACK_ACCEPT_THRESHOLD`` (the calibrated-confidence optimum for the
-    default costs) when no trade-off file is shipped. A file that cannot be read or was measured
-    with other models stops the run (exit code 4): a threshold must not change behind the user's back.
+    With a postal directory (``directory``) codes are read against it and their confidences mean
+    P(code right) among the codes that exist, so the optimum measured with the country's
+    directory is taken (``digits.tradeoff.CC.json``), or, for a country or a user's list without
+    one, the optimum of the most similar measured directory: the densest one (US), which is the
+    cautious choice. Falls back to ``FALLBACK_ACCEPT_THRESHOLD`` (the calibrated-confidence
+    optimum for the default costs) when no trade-off file is shipped. A file that cannot be read
+    or was measured with other models stops the run (exit code 4): a threshold must not change
+    behind the user's back.
     """
-    data = load_tradeoff()
+    if directory:
+        path = tradeoff_path(country=country) if country else None
+        if path is None or not path.is_file():
+            path = tradeoff_path(country=CAUTIOUS_DIRECTORY)
+        data = load_tradeoff(path) if path.is_file() else None
+    else:
+        data = load_tradeoff()
     if data:
         threshold = data.get("optimal", {}).get("threshold")
         if isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0:

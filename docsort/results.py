@@ -21,6 +21,8 @@ CSV_HEADER = ("file", "page", "status", "postal_code", "source", "confidence", "
               "printed_crops", "handwritten_crops", "error")
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
+# With a postal directory (--country / --directory), after the columns above.
+CSV_DIRECTORY_COLUMNS = ("valid", "place", "place_read", "place_match")
 TEMP_SUFFIX = ".tmp"
 
 
@@ -153,19 +155,23 @@ def build_results(documents: Sequence[Mapping], summary: BatchSummary, header: M
     return results
 
 
-def csv_rows(documents: Iterable[Mapping]) -> Iterable[tuple]:
-    """One row per page; one row (no page) per document that could not be read."""
+def csv_rows(documents: Iterable[Mapping], directory: bool = False) -> Iterable[tuple]:
+    """One row per page; one row (no page) per document that could not be read. With a postal
+    ``directory`` each row ends with the code's ``CSV_DIRECTORY_COLUMNS``."""
     for document in documents:
         pages = document.get("pages") or []
         if not pages:
             yield (document.get("file"), "", document.get("status"), "", "", "", "", "", "",
-                   document.get("error") or "")
+                   document.get("error") or "") + (("",) * len(CSV_DIRECTORY_COLUMNS) if directory else ())
             continue
         for page in pages:
             crops = page.get("crops") or []
             code = page.get("postal_code") or {}
             page_error = page.get("error")
             confidence = code.get("confidence")
+            checked = ()
+            if directory:
+                checked = tuple(_csv_value(code.get(name)) for name in CSV_DIRECTORY_COLUMNS)
             yield (
                 document.get("file"),
                 page.get("page"),
@@ -177,14 +183,22 @@ def csv_rows(documents: Iterable[Mapping]) -> Iterable[tuple]:
                 sum(1 for crop in crops if crop.get("kind") == "printed"),
                 sum(1 for crop in crops if crop.get("kind") == "handwritten"),
                 page_error or "",
-            )
+            ) + checked
 
 
-def render_csv(documents: Iterable[Mapping]) -> bytes:
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render_csv(documents: Iterable[Mapping], directory: bool = False) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    writer.writerows(csv_rows(documents))
+    writer.writerow(CSV_HEADER + (CSV_DIRECTORY_COLUMNS if directory else ()))
+    writer.writerows(csv_rows(documents, directory))
     return buffer.getvalue().encode("utf-8")
 
 
@@ -193,5 +207,5 @@ def write_results(out_dir: Path, results: Mapping) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     json_path, csv_path = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
     atomic_write_json(json_path, results)
-    atomic_write_bytes(csv_path, render_csv(results["documents"]))
+    atomic_write_bytes(csv_path, render_csv(results["documents"], directory=bool(results.get("directory"))))
     return json_path, csv_path

@@ -75,7 +75,15 @@ def process_command(
         defaults.SCHEDULER_TIMEOUT_S, "--scheduler-timeout", metavar="SECONDS",
         help="With --scheduler: seconds to connect and wait for a first worker before failing (exit 4)."),
     code_length: int = typer.Option(defaults.CODE_LENGTH, "--code-length", min=defaults.CODE_LENGTH_MIN,
-                                    max=defaults.CODE_LENGTH_MAX, help="Digits in a postal code."),
+                                    max=defaults.CODE_LENGTH_MAX,
+                                    help="Digits in a postal code (with --country: the country's)."),
+    country: Optional[str] = typer.Option(
+        None, "--country", metavar="CC",
+        help="Read codes against this country's postal directory (US, DE, FR, AT, ...): only codes that exist "
+             "can be sorted automatically, and the printed place beside a code is checked against it."),
+    directory: Optional[str] = typer.Option(
+        None, "--directory", metavar="FILE",
+        help="Read codes against your own postal directory: a CSV of code,place rows."),
     accept_threshold: Optional[float] = typer.Option(
         None, "--accept-threshold",
         help=_threshold_help()),
@@ -116,6 +124,7 @@ def process_command(
         code_length=code_length, accept_threshold=accept_threshold, overlays=overlays or overlay_size is not None,
         overlay_size=overlay_size or "small", force=force,
         fail_fast=fail_fast, wait=wait, max_megapixels=max_megapixels, page_timeout=page_timeout,
+        country=country, directory=directory,
     )
     if not summary.ok:
         raise fail(f"{summary.errors} of {plural(summary.documents, 'document')} failed; see {summary.results_json}"
