@@ -84,10 +84,12 @@ def test_evaluate_command_json_and_report(mnist_dir, tmp_path):
 
 def test_tiny_training_run_writes_a_usable_model(mnist_dir, tmp_path):
     out = tmp_path / "run"
-    result = run_cli("train", "digits", "--data", mnist_dir, "--limit", "500", "--epochs", "1", "--out", out, "-q")
+    result = run_cli("train", "digits", "--data", mnist_dir, "--limit", "500", "--epochs", "1", "--epoch-size", "1000",
+                     "--scanned-test", "500", "--out", out, "-q")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "digits.metrics.json").read_text())
     assert metrics["training_samples"] == 500 and metrics["epochs"] == 1 and metrics["seed"] == 1
+    assert metrics["epoch_size"] == 1000 and metrics["n_scanned_test"] == 500
     assert metrics["n_test"] == 10000 and 0.0 < metrics["test_accuracy"] <= 1.0
     assert metrics["dataset"]["sha256"]["train-images-idx3-ubyte.gz"]
     assert "--limit 500" in metrics["command"]

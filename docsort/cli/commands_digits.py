@@ -27,6 +27,11 @@ def train_digits(
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
                                            help="Writer and scanner augmentation (default: on for cnn, off for mlp)."),
     seed: int = typer.Option(1, "--seed", help="Seed for weights, augmentation and shuffling."),
+    epoch_size: int = typer.Option(10000, "--epoch-size", min=10,
+                                   help="Digits per epoch: a smaller training set is repeated, freshly varied, "
+                                        "up to this many (quick trial runs: fewer)."),
+    scanned_test: Optional[int] = typer.Option(None, "--scanned-test", min=10,
+                                               help="Test digits also measured in the scanned look (default: all)."),
     out: Path = typer.Option(Path("runs/digits"), "--out",
                              help="Folder for digits.keras, digits.metrics.json and digits.history.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
@@ -37,7 +42,8 @@ def train_digits(
     from docsort.training.digits import TrainingConfig, train
 
     config = TrainingConfig(data=str(data) if data else None, arch=arch, limit=limit, epochs=epochs,
-                            seed=seed, augment=augment, out=out)
+                            seed=seed, augment=augment, epoch_size=epoch_size,
+                            scanned_test_limit=scanned_test, out=out)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     stdout.print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% "
@@ -123,6 +129,40 @@ def train_field_combination(
                  f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 
 
+@train_app.command("field-calibration")
+@handles_errors
+def train_field_calibration(
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Folder with MNIST (IDX files) and DHSD (data.csv). Default: $DOCSORT_DATASETS."),
+    out: Path = typer.Option(..., "--out", help="Write the metrics with the fitted calibration to this file "
+                                                "(--out models/digit_strings.metrics.json replaces the shipped one)."),
+    metrics: Optional[Path] = typer.Option(None, "--metrics",
+                                           help="digit_strings.metrics.json to start from. Default: the shipped one."),
+    numbers: int = typer.Option(2000, "--numbers", min=20, help="Number fields of MNIST validation digits."),
+    not_numbers: int = typer.Option(800, "--not-numbers", min=10,
+                                    help="Crops that are no number (DHSD training writers' words and others)."),
+    seed: int = typer.Option(11, "--seed", help="Seed of the composed fields and crops."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the fields."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
+) -> None:
+    """Fit read-digits' confidence for fields of any length, and P(a field is a number at all)."""
+    import os
+
+    from docsort import modelstore
+    from docsort.training.field_calibration import calibrate
+
+    folder = data or os.environ.get("DOCSORT_DATASETS")
+    if not folder:
+        raise UsageError("give --data DIR (the folder with MNIST and DHSD) or set $DOCSORT_DATASETS")
+    path = metrics or modelstore.metrics_path(modelstore.DIGIT_STRINGS)
+    command = (f"docsort train field-calibration --data {folder} --numbers {numbers} --not-numbers {not_numbers} "
+               f"--seed {seed} --out {out}")
+    fit = calibrate(folder, Path(path), out, numbers, not_numbers, seed, jobs, command,
+                    progress_lines(quiet))["fit"]
+    stdout.print(f"field calibration fitted on {fit['numbers']} number fields and {fit['not_numbers']} crops "
+                 f"that are no number in {fit['seconds']:.0f} s, written to {out}", highlight=False)
+
+
 @evaluate_app.command("digits")
 @handles_errors
 def evaluate_digits(
@@ -130,16 +170,29 @@ def evaluate_digits(
     model: Optional[Path] = typer.Option(None, "--model", help="A digits .keras file. Default: the shipped model."),
     report: Optional[Path] = typer.Option(None, "--report",
                                           help="Write metrics.json, confusion_matrix.png, failures.png, "
-                                               "learning_curve.png to this folder."),
+                                               "learning_curve.png and field_reliability.png to this folder."),
     scanned: bool = typer.Option(False, "--scanned",
                                  help="Also read the test digits as scanned from paper (through to_mnist)."),
+    fields: Optional[int] = typer.Option(
+        None, "--fields", min=0,
+        help="Number fields of each length 1-10 (MNIST test digits) to measure read-digits' confidence on "
+             "(default: 100 with --report, else 0)."),
+    words: int = typer.Option(300, "--words", min=0,
+                              help="DHSD words of held-out writers measured with them (not numbers)."),
+    handwriting: Optional[Path] = typer.Option(
+        None, "--handwriting", help="Folder with DHSD (data.csv) for those words. Default: $DOCSORT_DATASETS."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the fields."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
 ) -> None:
-    """Accuracy, confusion matrix and calibration of the digit reader on the 10,000 MNIST test digits."""
+    """Accuracy, confusion matrix and calibration of the digit reader on the 10,000 MNIST test digits,
+    and the reliability of read-digits' field confidence."""
     from docsort.evaluation.digits import evaluate
 
+    per_length = fields if fields is not None else (100 if report is not None else 0)
     result = evaluate(str(data) if data else None, str(model) if model else None,
-                      str(report) if report else None, scanned=scanned)
+                      str(report) if report else None, scanned=scanned,
+                      handwriting=str(handwriting) if handwriting else None, fields_per_length=per_length,
+                      words=words, jobs=jobs, progress=progress_lines(as_json))
     if as_json:
         print_json(result)
         return
@@ -148,6 +201,12 @@ def evaluate_digits(
     if "scanned_test_accuracy" in result:
         stdout.print(f"Same digits scanned from paper: accuracy {100 * result['scanned_test_accuracy']:.2f} % "
                      f"on {result['scanned_n']:,}", highlight=False, soft_wrap=True)
+    if "calibration" in result:
+        calibration = result["calibration"]
+        stdout.print(f"read-digits confidence on {calibration['n']:,} readings of number fields (1-10 digits) and "
+                     f"held-out words: expected calibration error {100 * calibration['ece']:.2f} % "
+                     f"(combination alone {100 * calibration['before']['ece']:.2f} %); words called numbers "
+                     f"{100 * calibration['words']['called_numbers']:.1f} %", highlight=False, soft_wrap=True)
     stdout.print(_per_digit_table(result))
     if report is not None:
         stdout.print(f"report written to {report}", highlight=False)

@@ -46,6 +46,8 @@ class TrainingConfig:
     epochs: int | None = None
     seed: int = 1
     augment: bool | None = None
+    epoch_size: int = MIN_EPOCH_SAMPLES  # small training sets are repeated up to this many per epoch
+    scanned_test_limit: int | None = None  # None: all 10,000 test digits also in the scanned look
     out: Path = Path("runs/digits")
     command: str = field(default_factory=lambda: shlex.join(["docsort", *sys.argv[1:]]))
 
@@ -160,9 +162,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- training
 
 
-def epoch_inputs(train: mnist.Split, rng: np.random.Generator, use_augment: bool) -> tuple[np.ndarray, np.ndarray]:
+def epoch_inputs(train: mnist.Split, rng: np.random.Generator, use_augment: bool,
+                 epoch_size: int = MIN_EPOCH_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
     """One epoch's inputs: a freshly varied copy of the training digits, float32 in [0, 1]."""
-    repeats = max(1, math.ceil(MIN_EPOCH_SAMPLES / len(train)))
+    repeats = max(1, math.ceil(epoch_size / len(train)))
     images = np.concatenate([train.images] * repeats)
     labels = np.concatenate([train.labels] * repeats)
     if use_augment:
@@ -206,7 +209,7 @@ def train(config: TrainingConfig, progress=None) -> dict:
     rng = np.random.default_rng(config.seed)
 
     model = build_network(config.arch, keras)
-    steps_per_epoch = math.ceil(max(len(train_split), MIN_EPOCH_SAMPLES) / BATCH_SIZE)
+    steps_per_epoch = math.ceil(max(len(train_split), config.epoch_size) / BATCH_SIZE)
     total_steps = steps_per_epoch * epochs
     warmup = min(steps_per_epoch, total_steps // 4)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -222,7 +225,7 @@ def train(config: TrainingConfig, progress=None) -> dict:
         f"{epochs} epochs, augmentation {'on' if use_augment else 'off'}")
     for epoch in range(epochs):
         tick = time.time()
-        x_train, y_train = epoch_inputs(train_split, rng, use_augment)
+        x_train, y_train = epoch_inputs(train_split, rng, use_augment, config.epoch_size)
         fitted = model.fit(x_train, y_train, batch_size=BATCH_SIZE, epochs=1, verbose=0,
                            validation_data=(x_val, val_split.labels), shuffle=False)
         for key in history:
@@ -245,7 +248,7 @@ def train(config: TrainingConfig, progress=None) -> dict:
     test_metrics = classification_metrics(test_probs, data.test.labels)
     val_metrics = classification_metrics(logits_of(shipped, val_split.images), val_split.labels)
     say("measuring the scanned-look test digits")
-    scanned = scanned_test_accuracy(DigitReader(shipped), data.test)
+    scanned = scanned_test_accuracy(DigitReader(shipped), data.test, config.scanned_test_limit)
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -270,6 +273,7 @@ def train(config: TrainingConfig, progress=None) -> dict:
         "validation_samples": len(val_split),
         "limit": config.limit,
         "epochs": epochs,
+        "epoch_size": config.epoch_size,
         "best_epoch": best[1],
         "augmentation": use_augment,
         "seed": config.seed,
