@@ -8,8 +8,14 @@ against the ground truth, and Tesseract alone (its text's k-digit tokens) side b
 ``--strings N`` it also measures ``read-digits`` on N composed strings of MNIST test digits
 with touching and overlapping neighbours.
 
+With ``--country CC`` the envelopes carry real codes and places of that country, and the same
+envelopes are read without and with its postal directory, side by side (and, for each, at the
+lowest threshold whose wrong ``auto`` codes stay within ``--wrong-auto-cap`` of all envelopes).
+
     python benchmarks/bench_envelopes.py --count 200 --handwriting ../shared/datasets \
         --strings 1000 --jobs 2
+    python benchmarks/bench_envelopes.py --count 300 --country US --layout code-alone \
+        --handwriting ../shared/datasets --jobs 2
 """
 
 from __future__ import annotations
@@ -78,23 +84,37 @@ def envelopes(args) -> dict:
         t0 = time.perf_counter()
         write_samples(folder, count=args.count, seed=args.seed, handwriting=args.handwriting,
                       handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
-                      layout=args.layout)
+                      layout=args.layout, country=args.country)
         print(f"generated {args.count} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
     truth = load_truth(folder)
     files = [str(folder / name) for name in sorted(truth)]
-    threshold = args.threshold if args.threshold is not None else default_accept_threshold()
-    settings = Settings(code_length=args.code_length, accept_threshold=threshold,
-                        overlays_dir=Path(args.overlays) if args.overlays else None)
-
     ctx = get_context("spawn")
-    start = time.perf_counter()
-    with ctx.Pool(args.jobs, initializer=_init, initargs=(settings,)) as pool:
-        results = pool.map(_process, files, chunksize=1)
-    pipeline_wall = time.perf_counter() - start
     start = time.perf_counter()
     with ctx.Pool(args.jobs) as pool:
         tess = pool.starmap(_tesseract_alone, [(f, args.code_length) for f in files], chunksize=1)
     tesseract_wall = time.perf_counter() - start
+    runs = [(None, args.threshold if args.threshold is not None else default_accept_threshold())]
+    if args.country:
+        runs.append((args.country, args.threshold if args.threshold is not None
+                     else default_accept_threshold(args.country, directory=True)))
+    reports = {}
+    for country, threshold in runs:
+        settings = Settings(code_length=args.code_length, accept_threshold=threshold,
+                            overlays_dir=Path(args.overlays) if args.overlays else None, country=country)
+        start = time.perf_counter()
+        with ctx.Pool(args.jobs, initializer=_init, initargs=(settings,)) as pool:
+            results = pool.map(_process, files, chunksize=1)
+        pipeline_wall = time.perf_counter() - start
+        report = _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall,
+                         args.details and (args.details if country is None else f"{args.details}.{country}"))
+        if not args.country:
+            return report
+        reports["with_directory" if country else "without_directory"] = report
+    return reports
+
+
+def _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall, details) -> dict:
+    """The measures of one reading of the envelopes, against their truth."""
     tess_by_name = {name: tokens for name, tokens, _ in tess}
 
     rows = []
@@ -122,6 +142,8 @@ def envelopes(args) -> dict:
             "layout": t.get("layout"), "position": t.get("position"),
             "sender": t["sender_code"], "value": value, "auto": auto,
             "confidence": code["confidence"] if code else None,
+            "valid": code.get("valid", True) if code else False,
+            "place_match": code.get("place_match") if code else None,
             "read_source": code["source"] if code else None,
             "tesseract_last": tokens[-1] if tokens else None,
             "tesseract_any": t["destination_code"] in tokens, "seconds": seconds,
@@ -169,9 +191,34 @@ def envelopes(args) -> dict:
             calib.append({"range": [lo, hi], "n": int(sel.sum()), "right": round(float(right[sel].mean()), 4),
                           "mean_confidence": round(float(conf[sel].mean()), 4)})
     report["calibration"] = calib
-    if args.details:
-        Path(args.details).write_text(json.dumps(rows, indent=1))
+    report["at_wrong_auto_cap"] = _at_wrong_auto_cap(rows, args.wrong_auto_cap)
+    if any(r["place_match"] is not None for r in rows):
+        printed = [r for r in rows if r["source"] == "printed"]
+        report["printed_place_match"] = round(np.mean([r["place_match"] is True for r in printed]), 4) if printed else None
+    if details:
+        Path(details).write_text(json.dumps(rows, indent=1))
     return report
+
+
+def _at_wrong_auto_cap(rows: list[dict], cap: float) -> dict:
+    """The lowest accept threshold whose wrong ``auto`` codes stay within ``cap`` of all
+    envelopes (a code that does not exist is never auto), and what each source gets there."""
+    conf = np.array([r["confidence"] if r["confidence"] is not None and r["valid"] else -1.0 for r in rows])
+    right = np.array([r["value"] == r["truth"] for r in rows])
+    best = None
+    for t in sorted(set(conf[conf >= 0].tolist()) | {1.01}):
+        auto = conf >= t
+        if (auto & ~right).mean() <= cap:
+            best = t
+            break
+    auto = conf >= best
+    out = {"cap": cap, "threshold": round(float(best), 6), "wrong_auto_share_of_all": round(float((auto & ~right).mean()), 4)}
+    for source in ("handwritten", "printed"):
+        sel = np.array([r["source"] == source for r in rows])
+        if sel.any():
+            out[source] = {"n": int(sel.sum()), "right_and_auto": round(float((auto & right)[sel].mean()), 4),
+                           "right_and_auto_count": int((auto & right)[sel].sum())}
+    return out
 
 
 def strings(args) -> dict:
@@ -220,6 +267,10 @@ def main() -> None:
                         help="train: development runs that must not look at the test set")
     parser.add_argument("--overlays")
     parser.add_argument("--details", help="write per-envelope rows as JSON here")
+    parser.add_argument("--country", help="real codes and places of this country, read without and with its "
+                                          "postal directory")
+    parser.add_argument("--wrong-auto-cap", type=float, default=0.005,
+                        help="share of all envelopes wrong and auto at which both readings are compared")
     args = parser.parse_args()
     args.jobs = max(1, min(2, args.jobs))
     report = {}

@@ -388,6 +388,34 @@ def estimate_from_metrics(metrics_file: Optional[Path] = None, **options) -> dic
     return report
 
 
+def with_directory(report: dict, country: str, volume: float = DEFAULT_VOLUME,
+                   manual_cost: float = DEFAULT_MANUAL_COST, missort_cost: float = DEFAULT_MISSORT_COST) -> dict:
+    """``report`` at the operating point measured with ``country``'s postal directory (the one
+    ``process --country`` runs at), and the same codes' operating point without it beside it
+    (``without_directory``), from ``digits.tradeoff.CC.json``."""
+    from docsort import directory as directories
+
+    cc = directories.check_country(country)
+    path = tradeoff_path(country=cc)
+    if not path.is_file():
+        measured = sorted(p.name.split(".")[-2] for p in path.parent.glob(f"{modelstore.DIGITS}.tradeoff.*.json"))
+        raise UsageError(f"no trade-off measured with the {cc} postal directory ({path} does not exist; measured: "
+                         f"{', '.join(measured) or 'none'}); measure it with docsort evaluate tradeoff --country {cc} "
+                         f"--out {path}")
+    data = load_tradeoff(path)
+    code_length = int(data.get("code_length", report["code_length"]))
+    if code_length != report["code_length"]:
+        raise UsageError(f"--code-length {report['code_length']} does not fit the {cc} postal directory, whose codes "
+                         f"have {code_length} digits")
+    without = dict(data["without_directory"], costs=data.get("costs"), code_length=code_length)
+    report = dict(report)
+    report.update(tradeoff_fields(data, code_length, volume, manual_cost, missort_cost, path))
+    report["without_directory"] = tradeoff_fields(without, code_length, volume, manual_cost, missort_cost, path)
+    report["without_directory"].pop("tradeoff", None)
+    report["directory"] = data.get("directory") or {"country": cc}
+    return round_report(report)
+
+
 def estimate_from_results(results_dir: Path, **options) -> dict:
     """A processed batch's observed manual share and expected missorts, scaled to the volume."""
     results_dir = Path(results_dir)

@@ -208,13 +208,21 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def features(top: float, valid_mass: float, seg: float, whole: float, density: float) -> dict[str, float]:
-    """What the calibration sees of the best candidate: its renormalised probability, how much
-    of the segmenting reader's belief lies on codes that exist, each reader's own probability of
-    it, and how dense the directory is (the share of all k-digit strings that are codes: in a
-    dense one a misreading often lands on a code that exists)."""
-    return {"bias": 1.0, "renormalised": _logit(top), "valid_mass": math.log(max(valid_mass, 1e-12)),
-            "segmented": _logit(seg), "whole": _logit(whole), "density": math.log(max(density, 1e-9))}
+# Where the readers' absolute liking of the best code is clipped: far below it a field is not
+# the code whatever it is.
+ABSOLUTE_FLOOR = -40.0
+
+
+def features(top: float, valid_mass: float, plain: float, absolute: float, density: float) -> dict[str, float]:
+    """What the calibration sees of the best candidate: its renormalised probability; how much of
+    the segmenting reader's belief lies on codes that exist at all; P(right) of the plain reading
+    without the directory (a handwritten word or a smudge is no well-read number, and then no
+    code); how much the readers like the best code in absolute terms (its weighted
+    log-probabilities); how dense the directory is (the share of all k-digit strings that are
+    codes: in a dense one a misreading often lands on a code that exists)."""
+    return {"bias": 1.0, "renormalised": _logit(top), "valid_mass": math.log(max(valid_mass, 1e-6)),
+            "plain": _logit(plain), "absolute": max(ABSOLUTE_FLOOR, min(0.0, absolute)),
+            "density": math.log(max(density, 1e-9))}
 
 
 def calibrated(weights: dict, x: dict[str, float]) -> float:
@@ -234,10 +242,12 @@ class Scored:
     whole: np.ndarray
     valid_mass: float
     density: float
+    plain: float = 0.0  # P(right) of the reading without the directory
 
 
-def score_candidates(splits: FieldSplits, whole: StringReading, directory: Directory) -> Scored:
-    """The field's candidate codes that exist, each with both readers' probabilities."""
+def score_candidates(splits: FieldSplits, whole: StringReading, directory: Directory, plain: float = 0.0) -> Scored:
+    """The field's candidate codes that exist, each with both readers' probabilities (``plain``:
+    P(right) of the field's reading without the directory)."""
     k = directory.length
     all_seg = segmented_probabilities(splits, directory)
     codes_sorted = directory.__dict__.get("_codes_sorted")
@@ -252,7 +262,7 @@ def score_candidates(splits: FieldSplits, whole: StringReading, directory: Direc
     codes = list(chosen)
     seg = np.array([chosen[c] for c in codes], np.float64)
     whole_p = whole_probabilities(whole, codes)
-    return Scored(codes, seg, whole_p, float(all_seg.sum()), len(directory) / 10.0 ** k)
+    return Scored(codes, seg, whole_p, float(all_seg.sum()), len(directory) / 10.0 ** k, float(plain))
 
 
 def decide(scored: Scored, calibration: Optional[Calibration]) -> DirectoryReading:
@@ -268,10 +278,10 @@ def decide(scored: Scored, calibration: Optional[Calibration]) -> DirectoryReadi
     best = int(order[0])
     top = float(posterior[best])
     if calibration is not None:
-        x = features(top, scored.valid_mass, float(scored.segmented[best]), float(scored.whole[best]), scored.density)
+        x = features(top, scored.valid_mass, scored.plain, float(log_score[best]), scored.density)
         confidence = calibrated(calibration.weights, x)
-    else:
-        confidence = top * min(1.0, scored.valid_mass + float(scored.whole[best]))
+    else:  # the renormalised probability, discounted by the belief left off the directory
+        confidence = top * min(1.0, scored.valid_mass)
     code = scored.codes[best]
     # Each digit is right whenever the code is, and as right as the candidates that share it.
     digit_conf = []
@@ -280,14 +290,6 @@ def decide(scored: Scored, calibration: Optional[Calibration]) -> DirectoryReadi
         digit_conf.append(max(confidence, min(1.0, share)))
     candidates = [(scored.codes[i], float(posterior[i])) for i in order[:5]]
     return DirectoryReading(code, confidence, digit_conf, candidates, scored.valid_mass)
-
-
-def read_against(splits: FieldSplits, whole: StringReading, directory: Directory,
-                 calibration: Optional[Calibration] = None) -> DirectoryReading:
-    """One field read against ``directory`` (``calibration``: the shipped one when None)."""
-    if calibration is None:
-        calibration = shipped_calibration()
-    return decide(score_candidates(splits, whole, directory), calibration)
 
 
 _shipped: dict[str, Optional[Calibration]] = {}
@@ -332,7 +334,9 @@ def read_fields(fields: Sequence[np.ndarray], code_length: int, directory: Optio
     out = []
     for splits, whole in zip(segmented, wholes):
         plain = _plain_reading(splits, whole, code_length, weights)
-        against = decide(score_candidates(splits, whole, directory), calibration) if directory is not None else None
+        against = None
+        if directory is not None:
+            against = decide(score_candidates(splits, whole, directory, plain.confidence), calibration)
         out.append(FieldReadings(plain, against, splits, whole))
     return out
 
@@ -360,3 +364,29 @@ def _ink(image: np.ndarray) -> np.ndarray:
     if arr.dtype.kind == "f" and arr.size and arr.max() <= 1.0:
         return arr.astype(np.float32)
     return ink_of(arr)
+
+
+def read_codes(fields: Sequence[np.ndarray], directory: Directory) -> list[dict]:
+    """``read-digits --country``: each already-cut field read as one of the directory's codes.
+
+    A row holds the best code that exists (``digits``), P(it is right), whether the field was
+    read as a code that exists at all (``valid``; when not, ``digits`` is the plain reading and
+    the confidence 0: a code that does not exist cannot be the right one), the directory's place
+    for it, the plain reading without the directory, and the next candidates.
+    """
+    rows = []
+    for field in read_fields(fields, directory.length, directory):
+        against = field.directory
+        if against is not None and against.code:
+            row = against.as_digit_string().to_dict()
+            row.update(valid=True, place=directory.place(against.code))
+        else:
+            row = DigitString(field.plain.digits, 0.0, [0.0] * len(field.plain.digits)).to_dict()
+            row.update(valid=False, place=None)
+        row["digits"] = row["digits"] or None
+        row["without_directory"] = {"digits": field.plain.digits or None,
+                                    "confidence": round(float(field.plain.confidence), 6),
+                                    "valid": field.plain.digits in directory}
+        row["candidates"] = [[code, round(p, 6)] for code, p in (against.candidates if against else [])]
+        rows.append(row)
+    return rows

@@ -114,6 +114,7 @@ def main() -> None:
 # Command modules register themselves on the apps above.
 from docsort.cli import commands_cost  # noqa: E402,F401
 from docsort.cli import commands_digits  # noqa: E402,F401
+from docsort.cli import commands_directory  # noqa: E402,F401
 from docsort.cli import commands_pipeline  # noqa: E402,F401
 from docsort.cli import commands_process  # noqa: E402,F401
 from docsort.cli import commands_writing_type  # noqa: E402,F401

@@ -37,10 +37,17 @@ def cost_command(
                                                 help="Letters per hour one person sorts by hand; adds manual hours."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: cost vs threshold, accept vs error, cost vs accuracy."),
+    country: Optional[str] = typer.Option(
+        None, "--country", metavar="CC",
+        help="Show what reading against this country's postal directory changes: the cost-optimal threshold, "
+             "accept and error rates with and without it (measured on the same codes)."),
 ) -> None:
     """The mail-sorting cost estimate: P(code correct) = P^k, manual sorts and their yearly cost."""
     if sum(x is not None for x in (accuracy, metrics, results)) > 1:
         raise UsageError("give at most one of --accuracy, --metrics and --results")
+    if country is not None and results is not None:
+        raise UsageError("--country measures the reader with and without a directory; a processed batch "
+                         "(--results) was already read with or without one: give one of them")
     options = dict(code_length=code_length, volume=volume, manual_cost=manual_cost, missort_cost=missort_cost,
                    accuracy_delta=accuracy_delta, keying_rate=keying_rate)
     if accuracy is not None:
@@ -49,6 +56,9 @@ def cost_command(
         report = cost_model.estimate_from_results(results, **options)
     else:
         report = cost_model.estimate_from_metrics(metrics, **options)
+    if country is not None:
+        report = cost_model.with_directory(report, country, volume=volume, manual_cost=manual_cost,
+                                           missort_cost=missort_cost)
     warning = cost_model.small_sample_warning(report)
     if warning:
         stderr.print(f"docsort: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
@@ -134,8 +144,11 @@ def _cost_table(report: dict):
         row("   saving per year", "savings", _money, imp)
         if "manual_hours_saved" in imp:
             table.add_row("   manual hours saved per year", _count(imp["manual_hours_saved"]))
+    directory = report.get("directory")
     if report.get("threshold") is not None or batch:
         label = "accept threshold of the batch" if batch else "cost-optimal accept threshold (measured)"
+        if directory:
+            label = f"cost-optimal accept threshold with the {directory.get('country')} postal directory"
         table.add_row(label, "n/a" if report.get("threshold") is None else f"{report['threshold']:.4g}")
         row("   accepted automatically", "accept_rate", lambda v: _pct(v, 2))
         if not batch:
@@ -143,6 +156,12 @@ def _cost_table(report: dict):
         row("   accepted with a wrong code", "error_rate", _pct)
         row(f"   missorts per year (at {_money(report['missort_cost'])})", "expected_missorts", _count)
         row("   expected cost per year (manual + missorts)", "expected_cost", _money)
+    without = report.get("without_directory")
+    if without and without.get("threshold") is not None:
+        table.add_row("the same codes without the directory: cost-optimal threshold", f"{without['threshold']:.4g}")
+        table.add_row("   accepted automatically", _pct(without["accept_rate"], 2))
+        table.add_row("   accepted with a wrong code", _pct(without["error_rate"]))
+        table.add_row("   expected cost per year (manual + missorts)", _money(without["expected_cost"]))
     return table
 
 
@@ -167,6 +186,10 @@ def evaluate_tradeoff_command(
     report_dir: Optional[Path] = typer.Option(
         None, "--report", metavar="DIR",
         help="Also write DIR/tradeoff.json and DIR/tradeoff.png (cost vs threshold, accept vs error rate)."),
+    country: Optional[str] = typer.Option(
+        None, "--country", metavar="CC",
+        help="Measure on real codes of this country, read without and with its postal directory "
+             "(--out models/digits.tradeoff.CC.json is what cost --country and process --country use)."),
 ) -> None:
     """Measure the accept/error trade-off of the digit reader and its cost-optimal threshold.
 
@@ -186,6 +209,10 @@ def evaluate_tradeoff_command(
     cost_model.check_non_negative(missort_cost, "--missort-cost")
     cost_model.check_non_negative(manual_cost, "--manual-cost")
     cost_model.check_non_negative(volume, "--volume")
+    if country is not None:
+        _directory_tradeoff(country, count, seed, data, out, as_json, report_dir, volume=volume,
+                            manual_cost=manual_cost, missort_cost=missort_cost)
+        return
     installed = cost_model.tradeoff_path()
     replaces_installed = out is not None and out.resolve() == installed.resolve()
     if replaces_installed:
@@ -220,6 +247,39 @@ def evaluate_tradeoff_command(
     if replaces_installed:
         was = "no readable trade-off before" if before is None else f"was {before:.4g}"
         stdout.print(f"process's default accept threshold is now {opt['threshold']:.4g} ({was})", highlight=False)
+
+
+def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path], out: Optional[Path], as_json: bool,
+                        report_dir: Optional[Path], *, volume: float, manual_cost: float, missort_cost: float) -> None:
+    """``evaluate tradeoff --country``: the same real codes read without and with the directory."""
+    from docsort import directory as directories
+    from docsort.cli import progress_lines
+    from docsort.evaluation import tradeoff
+    from docsort.training.directory_reading import measure_tradeoff
+
+    cc = directories.check_country(country)
+    if report_dir is not None:
+        raise UsageError("--report is not available with --country; give --out FILE or --json")
+    command = (f"docsort evaluate tradeoff --country {cc} --count {count}" + (f" --seed {seed}" if seed else "")
+               + (f" --data {data}" if data else "") + (f" --out {out}" if out else ""))
+    result = measure_tradeoff(cc, str(data) if data else None, count, seed, command, manual_cost=manual_cost,
+                              missort_cost=missort_cost, volume=volume,
+                              progress=progress_lines(as_json and out is None))
+    if out is not None:
+        tradeoff.write_tradeoff(result, out)
+    if as_json:
+        print_json(result)
+        return
+    for label, point in (("without the directory", result["without_directory"]["optimal"]),
+                         (f"with the {cc} directory", result["optimal"])):
+        stdout.print(f"{label}: cost-optimal threshold {point['threshold']:.4g}, accepts {_pct(point['accept_rate'], 2)}, "
+                     f"wrong codes {_pct(point['error_rate'])} of letters, codes right {_pct(point['code_accuracy'], 2)}",
+                     highlight=False)
+    check = result["check"]
+    stdout.print(f"check on fresh MNIST-test codes (n={check['n']}), with the directory: wrong codes "
+                 f"{_pct(check['error_rate'])}, accepts {_pct(check['accept_rate'], 2)}", highlight=False)
+    if out is not None:
+        stdout.print(f"written to {out}", highlight=False)
 
 
 def _stored_threshold(path: Path) -> Optional[float]:

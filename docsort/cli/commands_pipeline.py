@@ -19,6 +19,11 @@ def read_digits(
     code_length: Optional[int] = typer.Option(
         None, "--code-length", min=defaults.CODE_LENGTH_MIN, max=defaults.CODE_LENGTH_MAX,
         help="Read exactly this many digits (default: as many as the field holds)."),
+    country: Optional[str] = typer.Option(
+        None, "--country", metavar="CC",
+        help="Read each field as a postal code of this country's directory: the best code that exists."),
+    directory: Optional[Path] = typer.Option(
+        None, "--directory", metavar="FILE", help="Read each field as a code of your own directory (CSV of code,place)."),
 ) -> None:
     """Read handwritten digit strings (postal code boxes, amounts, single digits) of any length."""
     from docsort.field_reader import read_fields
@@ -31,6 +36,9 @@ def read_digits(
             fields.append(read_image(path))
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from exc
+    if country or directory:
+        _read_codes(images, fields, country, directory, code_length, as_json)
+        return
     readings = read_fields(fields, code_length)
     rows = [{"file": str(path), **reading.to_dict()} for path, reading in zip(images, readings)]
     if as_json:
@@ -39,6 +47,26 @@ def read_digits(
     for row in rows:
         digits = row["digits"] or "-"
         stdout.print(f"{row['file']}\t{digits}\t{row['confidence']:.3f}", markup=False, highlight=False)
+
+
+def _read_codes(images, fields, country, directory_file, code_length, as_json) -> None:
+    """``read-digits --country/--directory``: each field as the best code of the directory."""
+    from docsort import directory as directories
+    from docsort.directory_reader import read_codes
+    from docsort.errors import UsageError
+
+    found = directories.load(country, directory_file)
+    if code_length is not None and code_length != found.length:
+        raise UsageError(f"--code-length {code_length} does not fit the postal directory of {found.name}, "
+                         f"whose codes have {found.length} digits")
+    rows = [{"file": str(path), **row} for path, row in zip(images, read_codes(fields, found))]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        place = row["place"] if row["valid"] else "not a code of the directory"
+        stdout.print(f"{row['file']}\t{row['digits'] or '-'}\t{row['confidence']:.3f}\t{place}",
+                     markup=False, highlight=False)
 
 
 @app.command("samples")
@@ -60,13 +88,17 @@ def samples(
                                             help="Share of envelopes addressed by hand."),
     image_format: str = typer.Option("mixed", "--format", help="jpg, png or mixed (about 70 % JPEG)."),
     max_tilt: float = typer.Option(6.0, "--max-tilt", min=0.0, max=20.0, help="Largest scan tilt in degrees."),
+    country: Optional[str] = typer.Option(
+        None, "--country", metavar="CC",
+        help="Real codes of this country's postal directory with their places (and US states); the code length "
+             "is the country's."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.samples import TRUTH_FILE, write_samples
 
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
                            handwritten_share=handwritten_share, code_length=code_length,
-                           image_format=image_format, layout=layout, max_tilt=max_tilt)
+                           image_format=image_format, layout=layout, max_tilt=max_tilt, country=country)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)
