@@ -451,6 +451,7 @@ class FieldSplits:
     field: _Field
     probs: np.ndarray
     scored: dict[str, float] = field(default_factory=dict, repr=False)
+    path: list[int] = field(default_factory=list, repr=False)  # the reading's segments
 
     def probability(self, digits: str) -> float:
         """P(the field reads as ``digits``) by this reader."""
@@ -508,7 +509,7 @@ def analyse_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = No
         plausibility = float(np.exp(sum(f.shapes[s] for s in path)))
         confidence = string_probability * plausibility
         results.append(FieldSplits(DigitString("".join(digits), confidence, confs, boxes), f, probs,
-                                   {"".join(digits): string_probability}))
+                                   {"".join(digits): string_probability}, list(path)))
     return results
 
 

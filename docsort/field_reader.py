@@ -21,6 +21,7 @@ and shipped in ``digit_strings.metrics.json``, so the code confidence means P(co
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -88,6 +89,17 @@ def combination_weights() -> Optional[dict]:
     return modelstore.load_metrics(modelstore.DIGIT_STRINGS).get("combination")
 
 
+@dataclass
+class FieldAnalysis:
+    """One field as both readers saw it, and the reading taken (``reading.confidence`` is the
+    combination's P(right) when the combination is shipped)."""
+
+    splits: FieldSplits
+    whole: StringReading
+    reading: DigitString
+    agree: bool
+
+
 def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None,
                 string_reader=None, weights: Optional[dict] = None) -> list[DigitString]:
     """Read many number fields at once with both readers (each makes whole-batch model calls).
@@ -95,19 +107,28 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
     ``fields`` are grey crops (dark ink on light paper) or ink-high float arrays. With
     ``code_length`` every answer has exactly that many digits, or is empty with confidence 0.
     """
+    return [a.reading for a in analyse_fields([as_ink(f) for f in fields], code_length, reader,
+                                              string_reader, weights)]
+
+
+def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None,
+                   string_reader=None, weights: Optional[dict] = None,
+                   wholes: Optional[Sequence[StringReading]] = None) -> list[FieldAnalysis]:
+    """``read_fields`` on ink-high fields, keeping what each reader saw. ``wholes``: the
+    whole-field readings when already made (they do not depend on ``code_length``)."""
     from docsort import digit_reader
 
-    inks = [_ink(f) for f in fields]
     segmented = digit_reader.analyse_fields(inks, code_length, reader=reader)
     if not inks:
         return []
-    if string_reader is None:
-        from docsort.string_reader import shared_reader
+    if wholes is None:
+        if string_reader is None:
+            from docsort.string_reader import shared_reader
 
-        string_reader = shared_reader()
+            string_reader = shared_reader()
+        wholes = string_reader.read_inks(inks)
     if weights is None:
         weights = combination_weights()
-    wholes = string_reader.read_inks(inks)
     results = []
     for splits, whole in zip(segmented, wholes):
         seg = splits.reading
@@ -120,11 +141,12 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
             reading.confidence = p_right
             # Each digit is right whenever the whole code is: P(digit) >= P(code).
             reading.digit_confidences = [max(c, reading.confidence) for c in reading.digit_confidences]
-        results.append(reading)
+        results.append(FieldAnalysis(splits, whole, reading, agree))
     return results
 
 
-def _ink(image: np.ndarray) -> np.ndarray:
+def as_ink(image: np.ndarray) -> np.ndarray:
+    """A grey crop (dark on light) or an ink-high float array -> ink-high float32 0..1."""
     arr = np.asarray(image)
     if arr.dtype.kind == "f" and arr.size and arr.max() <= 1.0:
         return arr.astype(np.float32)

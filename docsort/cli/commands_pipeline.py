@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from docsort import defaults
-from docsort.cli import app, handles_errors, print_json, stdout
+from docsort.cli import app, handles_errors, print_json, print_rows, stdout
 
 
 @app.command("read-digits")
@@ -25,9 +25,13 @@ def read_digits(
     directory: Optional[Path] = typer.Option(
         None, "--directory", metavar="FILE", help="Read each field as a code of your own directory (CSV of code,place)."),
 ) -> None:
-    """Read handwritten digit strings (postal code boxes, amounts, single digits) of any length."""
-    from docsort.field_reader import read_fields
+    """Read handwritten digit strings (postal code boxes, amounts, single digits) of any length.
+
+    Each field also says whether it is a number at all: one that is not (a word, a line, a
+    smudge) gets no digits and confidence 0. That is an answer, not an error: the exit code is 0.
+    """
     from docsort.errors import InputError
+    from docsort.field_confidence import read_number_fields
     from docsort.ingest import read_image
 
     fields = []
@@ -39,14 +43,14 @@ def read_digits(
     if country or directory:
         _read_codes(images, fields, country, directory, code_length, as_json)
         return
-    readings = read_fields(fields, code_length)
-    rows = [{"file": str(path), **reading.to_dict()} for path, reading in zip(images, readings)]
+    answers = read_number_fields(fields, code_length)
+    rows = [{"file": str(path), **answer.to_dict()} for path, answer in zip(images, answers)]
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        digits = row["digits"] or "-"
-        stdout.print(f"{row['file']}\t{digits}\t{row['confidence']:.3f}", markup=False, highlight=False)
+    print_rows(["file", "digits", "confidence", "is_number", "p_number"],
+               [[r["file"], r["digits"], f"{r['confidence']:.3f}", "yes" if r["is_number"] else "no",
+                 f"{r['p_number']:.3f}"] for r in rows], right=("confidence", "p_number"))
 
 
 def _read_codes(images, fields, country, directory_file, code_length, as_json) -> None:

@@ -17,6 +17,9 @@ from docsort import mnist
 
 SCANNED_SEED = 7
 ECE_BINS = 15
+# Number fields and words for the field confidence's reliability: seeded, never fitted on.
+FIELD_SEED = 2027
+FIELD_BINS = 10
 LABELS = [str(d) for d in range(10)]
 
 
@@ -67,8 +70,14 @@ def scanned_test_accuracy(reader, test: mnist.Split, limit: int | None = None) -
 
 
 def evaluate(data: str | None = None, model_file: str | None = None, report_dir: str | None = None,
-             scanned: bool = False, scanned_limit: int | None = None) -> dict:
-    """Measure a digit model on the MNIST test set; optionally write a report folder."""
+             scanned: bool = False, scanned_limit: int | None = None, handwriting: str | None = None,
+             fields_per_length: int = 0, words: int = 0, jobs: int = 1, progress=None) -> dict:
+    """Measure a digit model on the MNIST test set; optionally write a report folder.
+
+    With ``fields_per_length``, also the ``read-digits`` field confidence (``field_calibration``)
+    on number fields of MNIST test digits and ``words`` DHSD words of held-out writers found
+    under ``handwriting``.
+    """
     from docsort.digit_model import DigitReader
 
     dataset = mnist.load(data)
@@ -84,8 +93,98 @@ def evaluate(data: str | None = None, model_file: str | None = None, report_dir:
         result["scanned_n"] = scanned_metrics["n"]
         result["scanned_ece"] = scanned_metrics["ece"]
         result["scanned_confusion_matrix"] = scanned_metrics["confusion_matrix"]
+    if fields_per_length:
+        result["calibration"] = field_calibration(dataset.test, handwriting, fields_per_length, words, jobs, progress)
     if report_dir is not None:
         write_report(Path(report_dir), result, dataset.test, probs, reader.path)
+    return result
+
+
+def _reliability(confidence: np.ndarray, right: np.ndarray, bins: int = FIELD_BINS) -> dict:
+    """ECE and the per-bin counts, mean confidence and accuracy (equal-width bins)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        members = which == b
+        n = int(members.sum())
+        conf = float(confidence[members].mean()) if n else None
+        accuracy = float(right[members].mean()) if n else None
+        if n:
+            ece += n / len(right) * abs(conf - accuracy)
+        rows.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": n, "confidence": conf,
+                     "accuracy": accuracy})
+    return {"ece": float(ece), "n": int(len(right)), "accuracy": float(right.mean()) if len(right) else None,
+            "confidence": float(confidence.mean()) if len(right) else None, "bins": rows}
+
+
+def field_calibration(test: mnist.Split, handwriting: str | None, per_length: int, words: int = 300,
+                      jobs: int = 1, progress=None) -> dict:
+    """Reliability of ``read-digits``' confidence on fields no part of it was fitted on.
+
+    Number fields of 1-10 digits composed from MNIST test digits (``per_length`` of each
+    length), each read without and with its code length, and real words by the DHSD writers held
+    out of all training (read without and with a code length of 1-10): the shipped calibration
+    (``after``) against the combination's own confidence (``before``, a word's reading taken
+    as a number).
+    """
+    import os
+
+    from docsort.errors import DatasetError, MissingDependencyError
+    from docsort.field_confidence import assess, shipped_calibration
+    from docsort.synth.handwriting import dhsd_writer_split
+    from docsort.training import field_calibration as fitting
+
+    calibration = shipped_calibration()
+    if calibration is None:
+        raise MissingDependencyError("the shipped digit_strings.metrics.json has no field_calibration")
+    folder = handwriting or os.environ.get("DOCSORT_DATASETS")
+    index = next(iter(sorted(Path(folder).rglob("data.csv"))), None) if folder and Path(folder).is_dir() else None
+    if index is None:
+        raise DatasetError(f"no DHSD data.csv under {folder or '(none given)'}: give --handwriting DIR "
+                           "(or --fields 0 to leave out the field confidence)")
+    rng = np.random.default_rng(FIELD_SEED)
+    count = per_length * len(fitting.LENGTHS)
+    numbers, truths = fitting.number_fields(test.images, test.labels, count, FIELD_SEED)
+    writers = dhsd_writer_split().validation
+    crops = fitting.word_fields(index.parent, writers, words, FIELD_SEED + 1)
+    word_lengths = [int(rng.integers(1, max(fitting.LENGTHS) + 1)) for _ in crops]
+    rows = fitting.read_all(numbers + crops, [len(t) for t in truths] + word_lengths, jobs, progress)
+
+    settings = {"without_code_length": [], "with_code_length": []}
+    for k, row in enumerate(rows):
+        truth = truths[k] if k < count else None
+        for setting, read in (("without_code_length", row), ("with_code_length", row["known"])):
+            right_features = read["right"] if read["read"] else None
+            p_number, is_number, after = assess(row["number"], right_features, calibration)
+            settings[setting].append({"length": len(truth) if truth else 0, "is_number": is_number,
+                                      "before": read["combined"] if read["read"] else 0.0,
+                                      "before_right": read["read"] == truth,
+                                      "after": after, "after_right": bool(is_number and read["read"] == truth)})
+    result: dict = {}
+    pooled = [r for rs in settings.values() for r in rs]
+    for which in ("after", "before"):
+        block = _reliability(np.array([r[which] for r in pooled]), np.array([r[f"{which}_right"] for r in pooled]))
+        for setting, rs in settings.items():
+            block[setting] = _reliability(np.array([r[which] for r in rs]), np.array([r[f"{which}_right"] for r in rs]))
+            block[setting]["by_length"] = {}
+            for length in fitting.LENGTHS:
+                chosen = [r for r in rs if r["length"] == length]
+                part = _reliability(np.array([r[which] for r in chosen]),
+                                    np.array([r[f"{which}_right"] for r in chosen]))
+                block[setting]["by_length"][str(length)] = {k: part[k] for k in ("n", "accuracy", "confidence", "ece")}
+        result[which] = block
+    word_rows = [r for rs in settings.values() for r in rs if r["length"] == 0]
+    result.update(result.pop("after"))
+    result["words"] = {
+        "n": len(crops), "writers": list(writers), "readings": len(word_rows),
+        "called_numbers": float(np.mean([r["is_number"] for r in word_rows])),
+        "confidence_below_0.05": float(np.mean([r["after"] < 0.05 for r in word_rows])),
+        "before_confidence_below_0.05": float(np.mean([r["before"] < 0.05 for r in word_rows])),
+    }
+    result["data"] = (f"{count} number fields of 1-{max(fitting.LENGTHS)} digits composed from MNIST test digits "
+                      f"(seed {FIELD_SEED}), each read without and with its code length; {len(crops)} DHSD words "
+                      f"of held-out writers {list(writers)}, read without and with a code length of 1-10")
     return result
 
 
@@ -107,6 +206,15 @@ def write_report(folder: Path, result: dict, test: mnist.Split, probs: np.ndarra
     plots.save_failure_gallery([test.images[i] for i in wrong], test.labels[wrong].tolist(),
                                predicted[wrong].tolist(), probs[wrong].max(axis=1).tolist(),
                                folder / "failures.png", title="Misread MNIST test digits")
+    if "calibration" in result:
+        calibration = result["calibration"]
+        panels = {f"{name.replace('_', ' ')}": {"shipped calibration": calibration[name]["bins"],
+                                                 "combination alone (before)": calibration["before"][name]["bins"]}
+                  for name in ("without_code_length", "with_code_length")}
+        plots.save_reliability_diagram(
+            panels, folder / "field_reliability.png",
+            title=f"read-digits confidence: number fields of MNIST test digits (1-10 digits) and held-out "
+                  f"DHSD words\nECE {100 * calibration['ece']:.2f} % (before {100 * calibration['before']['ece']:.2f} %)")
     history = history_for(model_file)
     if history:
         plots.save_learning_curve(history, folder / "learning_curve.png", title="Digit reader training")

@@ -117,6 +117,41 @@ def save_learning_curve(history: Mapping[str, Sequence[float]], path: str | os.P
     return _save(fig, path)
 
 
+def save_reliability_diagram(panels: Mapping[str, Mapping[str, Sequence[Mapping]]], path: str | os.PathLike,
+                             title: str = "Reliability") -> Path:
+    """Observed accuracy against predicted confidence, per confidence bin, with the count of
+    each bin; one panel per setting, one line per confidence compared (the diagonal is perfect).
+
+    ``panels``: ``{panel title: {line label: [{"lo", "hi", "n", "confidence", "accuracy"}, ...]}}``.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    for ax, (name, lines) in zip(axes.flat, panels.items()):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect")
+        counts = ax.twinx()
+        for k, (label, bins) in enumerate(lines.items()):
+            shown = [b for b in bins if b["n"]]
+            line, = ax.plot([b["confidence"] for b in shown], [b["accuracy"] for b in shown], marker="o",
+                            markersize=4, label=label)
+            width = (shown[0]["hi"] - shown[0]["lo"]) / (len(lines) + 1) if shown else 0.0
+            counts.bar([b["lo"] + (k + 0.5) * width for b in shown], [b["n"] for b in shown], width=width,
+                       color=line.get_color(), alpha=0.18)
+        counts.set_yscale("log")
+        counts.set_ylabel("fields per bin (bars)", fontsize=8)
+        ax.set_zorder(counts.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("predicted confidence")
+        ax.set_ylabel("observed accuracy")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _legend(key: str) -> str:
     """Keras history names as a reader says them: val_loss -> validation loss, loss -> training loss."""
     if key.startswith("val_"):
