@@ -586,6 +586,13 @@ def _directory_information(options: BatchOptions) -> Optional[dict]:
     described = found.describe()
     if options.directory:
         described["sha256"] = hashlib.sha256(Path(options.directory).read_bytes()).hexdigest()
+    from docsort import modelstore
+    from docsort.directory_reader import CALIBRATION_FILE
+
+    calibration = modelstore.models_dir() / CALIBRATION_FILE
+    if calibration.is_file():  # how handwritten codes are read against it: a changed file is a changed reading
+        described["reading"] = {"file": CALIBRATION_FILE,
+                                "sha256": hashlib.sha256(calibration.read_bytes()).hexdigest()}
     return described
 
 

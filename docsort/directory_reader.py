@@ -203,8 +203,13 @@ class Calibration:
         return cls(data["score"], data["weights"])
 
 
+# Probabilities enter the calibration as log-odds within +-9.2 (1e-4 .. 1 - 1e-4): beyond that a
+# renormalised probability only says how few candidates there were, not how sure the readers are.
+LOGIT_LIMIT = 1e-4
+
+
 def _logit(p: float) -> float:
-    p = min(1.0 - 1e-9, max(1e-9, float(p)))
+    p = min(1.0 - LOGIT_LIMIT, max(LOGIT_LIMIT, float(p)))
     return math.log(p / (1.0 - p))
 
 
@@ -256,9 +261,12 @@ def score_candidates(splits: FieldSplits, whole: StringReading, directory: Direc
     top = min(TOP_SEGMENTED, len(all_seg))
     best = np.argpartition(-all_seg, top - 1)[:top] if top else np.zeros(0, np.int64)
     chosen = {codes_sorted[i]: float(all_seg[i]) for i in best if all_seg[i] > 0}
+    position = directory.__dict__.get("_code_position")
+    if position is None:
+        position = directory.__dict__["_code_position"] = {code: i for i, code in enumerate(codes_sorted)}
     for code in _whole_proposals(whole, k):
-        if code in directory and code not in chosen:
-            chosen[code] = splits.probability(code) if all_seg.size else 0.0
+        if code in position and code not in chosen:
+            chosen[code] = float(all_seg[position[code]]) if all_seg.size else 0.0
     codes = list(chosen)
     seg = np.array([chosen[c] for c in codes], np.float64)
     whole_p = whole_probabilities(whole, codes)
@@ -267,7 +275,8 @@ def score_candidates(splits: FieldSplits, whole: StringReading, directory: Direc
 
 def decide(scored: Scored, calibration: Optional[Calibration]) -> DirectoryReading:
     """The best candidate, its P(right), and the candidates' renormalised probabilities."""
-    if not scored.codes:
+    if not scored.codes or (scored.valid_mass <= 0.0 and scored.plain <= 0.0):
+        # Neither reader reads the field as a code's number of digits: it holds no code.
         return DirectoryReading("", 0.0, [], [], scored.valid_mass)
     score = calibration.score if calibration else DEFAULT_SCORE
     log_score = (score["segmented"] * np.log(np.maximum(scored.segmented, EPSILON))

@@ -155,7 +155,7 @@ def read_fields_of(country: str, fields: Sequence[np.ndarray], truths: Sequence[
     directory = directories.load(country)
     plain, scored = [], []
     for start in range(0, len(fields), batch):
-        for r in directory_reader.read_fields(list(fields[start:start + batch]), directory.length, directory):
+        for r in directory_reader.read_fields(list(fields[start:start + batch]), directory.length, None):
             plain.append((r.plain.digits, float(r.plain.confidence)))
             scored.append(directory_reader.score_candidates(r.splits, r.whole, directory, r.plain.confidence))
     return ReadCodes(country, list(truths), plain, scored)
@@ -206,18 +206,24 @@ def _top_rows(read: Sequence[ReadCodes], score: dict) -> tuple[np.ndarray, np.nd
     return np.array(rows, float), np.array(right, bool)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
-    """Logistic regression by Newton's method (a little ridge keeps it finite when separable)."""
-    w = np.zeros(x.shape[1])
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
-        gradient = x.T @ (p - y) + l2 * w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
+# Evidence *for* the code: the calibration may weigh it little, never against the code (a field
+# the readers find no code in at all must not look sure because one input sits at its floor).
+EVIDENCE = ("renormalised", "valid_mass", "plain", "absolute")
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """Logistic regression with a ridge (it stays finite where words and codes separate
+    completely) and non-negative weights on the ``EVIDENCE`` features."""
+    from scipy.optimize import minimize
+
+    def loss(w):
+        z = np.clip(x @ w, -50, 50)
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * w @ w
+        return value, x.T @ (p - y) + l2 * w
+
+    bounds = [(0.0, None) if name in EVIDENCE else (None, None) for name in FEATURES]
+    return minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds).x
 
 
 def fit_calibration(read: Sequence[ReadCodes]) -> dict:
@@ -228,10 +234,12 @@ def fit_calibration(read: Sequence[ReadCodes]) -> dict:
             "top_right": float(y.mean()), "n": int(len(y))}
 
 
-def train(data: Optional[str], dhsd: str | Path, count: int, words: int, seed: int, out: Path, command: str,
-          countries: Sequence[str] = FIT_COUNTRIES, progress: Callable[[str], None] = lambda s: None) -> dict:
-    """Fit the shipped calibration on composed codes of held-out MNIST training digits, and on
-    fields that hold no code alone: handwritten words, and codes joined with a word."""
+def read_fit_set(data: Optional[str], dhsd: str | Path, count: int, words: int, seed: int,
+                 countries: Sequence[str] = FIT_COUNTRIES,
+                 progress: Callable[[str], None] = lambda s: None) -> tuple[list[ReadCodes], int]:
+    """The fields the calibration is fitted on, read: composed real codes of held-out MNIST
+    training digits, and fields that hold no code alone (handwritten words, and codes joined with
+    a word). Returns them and how many words were used."""
     from docsort import mnist
 
     _, validation = mnist.train_validation_split(mnist.load(data).train)
@@ -245,6 +253,18 @@ def train(data: Optional[str], dhsd: str | Path, count: int, words: int, seed: i
         joined_codes = draw_codes(directory, len(mine), seed + 2000 + i)
         written = compose_codes(validation.images, validation.labels, joined_codes, seed + 3000 + i)
         read.append(read_fields_of(cc, code_and_word_fields(written, mine, seed + 4000 + i), joined_codes))
+    return read, len(word_images)
+
+
+def train(data: Optional[str], dhsd: str | Path, count: int, words: int, seed: int, out: Path, command: str,
+          countries: Sequence[str] = FIT_COUNTRIES, progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Fit the shipped calibration (``read_fit_set``) and write it to ``out``."""
+    read, word_count = read_fit_set(data, dhsd, count, words, seed, countries, progress)
+    return write_calibration(read, word_count, count, seed, out, command, countries)
+
+
+def write_calibration(read: Sequence[ReadCodes], word_count: int, count: int, seed: int, out: Path, command: str,
+                      countries: Sequence[str] = FIT_COUNTRIES) -> dict:
     fit = fit_calibration(read)
     result = {
         "description": "How a handwritten field read against a postal directory says P(code right): the two "
@@ -253,10 +273,10 @@ def train(data: Optional[str], dhsd: str | Path, count: int, words: int, seed: i
         "score": fit["score"],
         "weights": fit["weights"],
         "fit": {"data": f"real codes of {', '.join(countries)} written with the MNIST training digits held out for "
-                        f"validation ({len(validation)} digits, mnist.train_validation_split); {len(word_images)} "
+                        f"validation (mnist.train_validation_split); {word_count} "
                         "handwritten words of the DHSD writers the printed/handwritten classifier trained on, alone "
                         "and joined behind a written code",
-                "countries": list(countries), "per_country": count, "words": len(word_images), "seed": seed,
+                "countries": list(countries), "per_country": count, "words": word_count, "seed": seed,
                 "n": fit["n"],
                 "top_right": round(fit["top_right"], 6)},
         "models": modelstore.code_reader_models(),
