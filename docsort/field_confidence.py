@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from docsort import field_reader, modelstore
-from docsort.digit_reader import INK_LEVEL, DigitString
+from docsort.digit_reader import INK_LEVEL, DigitString, _stroke_width
 
 NUMBER_THRESHOLD = 0.5
 EPSILON = 1e-6
@@ -73,8 +73,6 @@ def _ink_shape(ink: np.ndarray) -> dict[str, float]:
     quarter = h // 4
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
-    from docsort.digit_reader import _stroke_width
-
     return {"middle_ink": float(profile[quarter:h - quarter].sum() / max(profile.sum(), 1.0)),
             "fill": float(mask.sum() / (h * w)), "aspect": float(w / h),
             "pieces": float((areas >= 0.05 * areas.max()).sum()), "pen": float(_stroke_width(mask) / h)}

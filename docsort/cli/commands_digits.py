@@ -206,7 +206,7 @@ def evaluate_digits(
         stdout.print(f"read-digits confidence on {calibration['n']:,} readings of number fields (1-10 digits) and "
                      f"held-out words: expected calibration error {100 * calibration['ece']:.2f} % "
                      f"(combination alone {100 * calibration['before']['ece']:.2f} %); words called numbers "
-                     f"{100 * calibration['words']['called_numbers']:.1f} %", highlight=False, soft_wrap=True)
+                     f"{100 * calibration['words'].get('called_numbers', 0.0):.1f} %", highlight=False, soft_wrap=True)
     stdout.print(_per_digit_table(result))
     if report is not None:
         stdout.print(f"report written to {report}", highlight=False)

@@ -80,6 +80,8 @@ def evaluate(data: str | None = None, model_file: str | None = None, report_dir:
     """
     from docsort.digit_model import DigitReader
 
+    if fields_per_length:
+        dhsd_folder(handwriting)  # before any work: the words are needed at the end
     dataset = mnist.load(data)
     reader = DigitReader(model_file)
     probs = reader.predict_proba(dataset.test.images)
@@ -118,6 +120,20 @@ def _reliability(confidence: np.ndarray, right: np.ndarray, bins: int = FIELD_BI
             "confidence": float(confidence.mean()) if len(right) else None, "bins": rows}
 
 
+def dhsd_folder(handwriting: str | None) -> Path:
+    """The DHSD folder (its ``data.csv``) under ``handwriting`` or ``$DOCSORT_DATASETS``."""
+    import os
+
+    from docsort.errors import DatasetError
+
+    folder = handwriting or os.environ.get("DOCSORT_DATASETS")
+    index = next(iter(sorted(Path(folder).rglob("data.csv"))), None) if folder and Path(folder).is_dir() else None
+    if index is None:
+        raise DatasetError(f"no DHSD data.csv under {folder or '(none given)'}: give --handwriting DIR "
+                           "(or --fields 0 to leave out the field confidence)")
+    return index.parent
+
+
 def field_calibration(test: mnist.Split, handwriting: str | None, per_length: int, words: int = 300,
                       jobs: int = 1, progress=None) -> dict:
     """Reliability of ``read-digits``' confidence on fields no part of it was fitted on.
@@ -128,9 +144,7 @@ def field_calibration(test: mnist.Split, handwriting: str | None, per_length: in
     (``after``) against the combination's own confidence (``before``, a word's reading taken
     as a number).
     """
-    import os
-
-    from docsort.errors import DatasetError, MissingDependencyError
+    from docsort.errors import MissingDependencyError
     from docsort.field_confidence import assess, shipped_calibration
     from docsort.synth.handwriting import dhsd_writer_split
     from docsort.training import field_calibration as fitting
@@ -138,16 +152,12 @@ def field_calibration(test: mnist.Split, handwriting: str | None, per_length: in
     calibration = shipped_calibration()
     if calibration is None:
         raise MissingDependencyError("the shipped digit_strings.metrics.json has no field_calibration")
-    folder = handwriting or os.environ.get("DOCSORT_DATASETS")
-    index = next(iter(sorted(Path(folder).rglob("data.csv"))), None) if folder and Path(folder).is_dir() else None
-    if index is None:
-        raise DatasetError(f"no DHSD data.csv under {folder or '(none given)'}: give --handwriting DIR "
-                           "(or --fields 0 to leave out the field confidence)")
+    dhsd_dir = dhsd_folder(handwriting)
     rng = np.random.default_rng(FIELD_SEED)
     count = per_length * len(fitting.LENGTHS)
     numbers, truths = fitting.number_fields(test.images, test.labels, count, FIELD_SEED)
     writers = dhsd_writer_split().validation
-    crops = fitting.word_fields(index.parent, writers, words, FIELD_SEED + 1)
+    crops = fitting.word_fields(dhsd_dir, writers, words, FIELD_SEED + 1)
     word_lengths = [int(rng.integers(1, max(fitting.LENGTHS) + 1)) for _ in crops]
     rows = fitting.read_all(numbers + crops, [len(t) for t in truths] + word_lengths, jobs, progress)
 
@@ -176,12 +186,12 @@ def field_calibration(test: mnist.Split, handwriting: str | None, per_length: in
         result[which] = block
     word_rows = [r for rs in settings.values() for r in rs if r["length"] == 0]
     result.update(result.pop("after"))
-    result["words"] = {
-        "n": len(crops), "writers": list(writers), "readings": len(word_rows),
-        "called_numbers": float(np.mean([r["is_number"] for r in word_rows])),
-        "confidence_below_0.05": float(np.mean([r["after"] < 0.05 for r in word_rows])),
-        "before_confidence_below_0.05": float(np.mean([r["before"] < 0.05 for r in word_rows])),
-    }
+    result["words"] = {"n": len(crops), "writers": list(writers), "readings": len(word_rows)}
+    if word_rows:
+        result["words"].update({
+            "called_numbers": float(np.mean([r["is_number"] for r in word_rows])),
+            "confidence_below_0.05": float(np.mean([r["after"] < 0.05 for r in word_rows])),
+            "before_confidence_below_0.05": float(np.mean([r["before"] < 0.05 for r in word_rows]))})
     result["data"] = (f"{count} number fields of 1-{max(fitting.LENGTHS)} digits composed from MNIST test digits "
                       f"(seed {FIELD_SEED}), each read without and with its code length; {len(crops)} DHSD words "
                       f"of held-out writers {list(writers)}, read without and with a code length of 1-10")
@@ -214,7 +224,8 @@ def write_report(folder: Path, result: dict, test: mnist.Split, probs: np.ndarra
         plots.save_reliability_diagram(
             panels, folder / "field_reliability.png",
             title=f"read-digits confidence: number fields of MNIST test digits (1-10 digits) and held-out "
-                  f"DHSD words\nECE {100 * calibration['ece']:.2f} % (before {100 * calibration['before']['ece']:.2f} %)")
+                  f"DHSD words\nECE {100 * calibration['ece']:.2f} % "
+                  f"(before {100 * calibration['before']['ece']:.2f} %)")
     history = history_for(model_file)
     if history:
         plots.save_learning_curve(history, folder / "learning_curve.png", title="Digit reader training")

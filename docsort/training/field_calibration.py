@@ -27,8 +27,8 @@ import numpy as np
 from docsort.errors import DatasetError
 
 LENGTHS = tuple(range(1, 11))
-# Letters whose hand-printed capital is drawn like a digit (O 0, I 1, Z 2, S 5, B 8, G 6, Q 9):
-# a lone one is a number field's reading, not a negative.
+# Letters whose hand-printed capital is drawn like a digit (O 0, I 1, Z 2, S 5, B 8, G 6, Q 9,
+# D 0, L and T 1 or 7): a lone one is a number field's reading, not a negative.
 DIGIT_LIKE_LETTERS = set("OIZSBGQDLT")
 NOT_NUMBER_KINDS = ("word", "letters", "capitals", "capital", "rule", "blank", "smudge")
 # The share of crops handed to read-digits that are numbers, as the models are fitted: most are.
@@ -282,7 +282,7 @@ def read_all(fields: list[np.ndarray], code_lengths: list[Optional[int]], jobs: 
     rows: list[dict] = []
     if jobs > 1:
         with get_context("spawn").Pool(jobs) as pool:
-            for done, part in enumerate(pool.imap(read_for_calibration, parts), 1):
+            for part in pool.imap(read_for_calibration, parts):
                 rows.extend(part)
                 say(f"read {len(rows)}/{len(fields)} fields")
     else:
