@@ -73,7 +73,8 @@ class Directory:
     source: dict  # package, version, licence (or the user's file)
     places_by_code: dict[str, str]  # each code's places joined by PLACE_SEPARATOR, its main one first
     states: dict[str, str] = field(default_factory=dict)
-    _array: Optional[np.ndarray] = field(default=None, repr=False)
+    # What readers derive from the codes once per process (sorted codes, digit array, prefix tree).
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.places_by_code)
@@ -101,14 +102,23 @@ class Directory:
     def digit_array(self) -> np.ndarray:
         """Every code as a row of digits, ``(codes, length)`` uint8, in sorted order: what a
         reader's per-digit probabilities are scored against in one pass."""
-        if self._array is None:
-            codes = sorted(self.places_by_code)
-            self._array = (np.frombuffer("".join(codes).encode("ascii"), np.uint8).reshape(len(codes), self.length)
-                           - ord("0")).astype(np.uint8)
-        return self._array
+        if "digits" not in self.derived:
+            codes = self.codes()
+            self.derived["digits"] = (np.frombuffer("".join(codes).encode("ascii"), np.uint8)
+                                      .reshape(len(codes), self.length) - ord("0")).astype(np.uint8)
+        return self.derived["digits"]
 
     def codes(self) -> list[str]:
-        return sorted(self.places_by_code)
+        """The codes in sorted order (the order of ``digit_array``); do not change the list."""
+        if "codes" not in self.derived:
+            self.derived["codes"] = sorted(self.places_by_code)
+        return self.derived["codes"]
+
+    def position(self, code: str) -> Optional[int]:
+        """Where a code stands in ``codes()``, or None when it does not exist."""
+        if "positions" not in self.derived:
+            self.derived["positions"] = {c: i for i, c in enumerate(self.codes())}
+        return self.derived["positions"].get(code)
 
     def describe(self) -> dict:
         """What ``results.json`` says of the directory used."""

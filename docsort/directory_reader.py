@@ -64,7 +64,7 @@ class DirectoryReading:
 def prefix_tree(directory: Directory) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per digit position t (1..k): for each distinct prefix of t digits, the index of its
     (t-1)-digit parent and its last digit. The codes are sorted, so the last level is the codes."""
-    tree = directory.__dict__.get("_prefix_tree")
+    tree = directory.derived.get("prefix_tree")
     if tree is not None:
         return tree
     digits = directory.digit_array()
@@ -79,7 +79,7 @@ def prefix_tree(directory: Directory) -> list[tuple[np.ndarray, np.ndarray]]:
         firsts = np.flatnonzero(new)
         levels.append((parent_ids[firsts], digits[firsts, t - 1].astype(np.int64)))
         parent_ids = ids
-    directory.__dict__["_prefix_tree"] = levels
+    directory.derived["prefix_tree"] = levels
     return levels
 
 
@@ -255,18 +255,14 @@ def score_candidates(splits: FieldSplits, whole: StringReading, directory: Direc
     P(right) of the field's reading without the directory)."""
     k = directory.length
     all_seg = segmented_probabilities(splits, directory)
-    codes_sorted = directory.__dict__.get("_codes_sorted")
-    if codes_sorted is None:
-        codes_sorted = directory.__dict__["_codes_sorted"] = directory.codes()
+    codes_sorted = directory.codes()
     top = min(TOP_SEGMENTED, len(all_seg))
     best = np.argpartition(-all_seg, top - 1)[:top] if top else np.zeros(0, np.int64)
     chosen = {codes_sorted[i]: float(all_seg[i]) for i in best if all_seg[i] > 0}
-    position = directory.__dict__.get("_code_position")
-    if position is None:
-        position = directory.__dict__["_code_position"] = {code: i for i, code in enumerate(codes_sorted)}
     for code in _whole_proposals(whole, k):
-        if code in position and code not in chosen:
-            chosen[code] = float(all_seg[position[code]]) if all_seg.size else 0.0
+        at = directory.position(code)
+        if at is not None and code not in chosen:
+            chosen[code] = float(all_seg[at]) if all_seg.size else 0.0
     codes = list(chosen)
     seg = np.array([chosen[c] for c in codes], np.float64)
     whole_p = whole_probabilities(whole, codes)

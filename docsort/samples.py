@@ -320,7 +320,7 @@ def _destination_lines(rng: np.random.Generator, family: str, address: Address, 
 
 def _real_address(rng: np.random.Generator, directory) -> Address:
     """A code of the directory, drawn uniformly, with its place (and state) as the directory has it."""
-    codes = directory.__dict__.setdefault("_sample_codes", directory.codes())
+    codes = directory.codes()
     code = codes[int(rng.integers(0, len(codes)))]
     places = directory.places(code)
     prefixes = directory.format.prefixes or ((f"{directory.country}-",) if directory.country else ("",))
