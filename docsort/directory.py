@@ -397,15 +397,16 @@ PLACE_TOLERANCE = 0.25
 def place_similarity(read: str, place: str) -> float:
     """1 for the same place, falling with the edits between them (0 when nothing is shared).
 
-    The page may write only the first words of a long name ("Frankfurt" for "Frankfurt am
-    Main", "Halle" for "Halle (Saale)"), so the read name is also compared with the directory
-    name's leading words.
+    The page may write only part of a long name ("Frankfurt" for "Frankfurt am Main", "Halle"
+    for "Halle (Saale)"), or OCR may lose part of it, so the read name is also compared with every
+    run of the directory name's words.
     """
     a, b = fold(read), fold(place)
     if not a or not b:
         return 0.0
     words = b.split()
-    options = {" ".join(words[:n]) for n in range(1, len(words) + 1)}
+    options = {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+    options = {o for o in options if len(o) >= 4 or o == b}  # not "am" of "Frankfurt am Main"
     best = 0.0
     for option in options:
         best = max(best, 1.0 - edit_distance(a, option) / max(len(a), len(option)))

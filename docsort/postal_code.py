@@ -197,7 +197,8 @@ def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
 def place_words(lay: Layout, texts: Sequence[Optional[str]], printed: Sequence[bool], region: int) -> list[str]:
     """The printed words that name the place of the code in ``region``: the other words of its
     line ("12345 Berlin", "Springfield, IL 62704"), or, when the code stands alone on its line,
-    the words of the line above it in the same block. Words with digits are not place names."""
+    the words of the line above it in the same block. Words mostly of digits (a code, a house
+    number) are not place names; a letter OCR took for a digit ("Ho6rnum") does not make one."""
     line = lay.line_of[region]
     block = lay.blocks[lay.block_of[region]]
 
@@ -206,7 +207,7 @@ def place_words(lay: Layout, texts: Sequence[Optional[str]], printed: Sequence[b
         for i in lay.lines[line_index].members:
             if not printed[i] or not texts[i]:
                 continue
-            out += [w for w in texts[i].split() if not any(ch.isdigit() for ch in w) and any(ch.isalpha() for ch in w)]
+            out += [w for w in texts[i].split() if sum(ch.isalpha() for ch in w) > 2 * sum(ch.isdigit() for ch in w)]
         return out
 
     words = words_of(line)

@@ -71,6 +71,7 @@ def test_place_names_match_through_case_accents_abbreviations_and_ocr_noise():
     assert directory.matches_place("Frankfurt a. Main", ["Frankfurt am Main"])
     assert directory.matches_place("Frankfurt", ["Frankfurt am Main"])
     assert directory.matches_place("Dresdcn", ["Dresden"])
+    assert directory.matches_place("Ho6rnum (Sylt)", ["Hörnum (Sylt)"])  # OCR took an ö for a 6
     assert not directory.matches_place("Hamburg", ["Berlin"])
     us = directory.load("US")
     assert directory.check_place(us, "62704", ["Springfield,", "IL"]).match is True
