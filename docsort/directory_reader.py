@@ -12,13 +12,16 @@ over all strings:
    candidates too (it reads touching digits the segmenting reader cannot cut);
 3. every candidate is scored by both readers (a weighted product of their probabilities),
    the scores are renormalised over the candidates: P(code | the code exists);
-4. a logistic model turns that, the belief left on codes that exist and the readers' own
-   probabilities of the chosen code into P(code right), fitted on composed codes of held-out
-   MNIST training digits with real codes of several directories
-   (``training.directory_reading``) and shipped in ``models/directory_reading.json``.
+4. a logistic model turns that, the P(right) of the plain reading without the directory, how
+   much the readers like the best code in absolute terms, the belief left on codes that exist
+   and the directory's density into P(code right). It is fitted on real codes of the US and
+   German directories written with held-out MNIST training digits, and on handwritten words and
+   codes joined with a word, which hold no code (``training.directory_reading``), and shipped in
+   ``models/directory_reading.json``.
 
 A reading of a code that does not exist gives way to the best code that does; when the best
-one is still doubtful, its P(right) says so and the letter goes to a person.
+one is still doubtful, its P(right) says so and the letter goes to a person. A field neither
+reader reads as the code's number of digits holds no code.
 """
 
 from __future__ import annotations
