@@ -57,7 +57,8 @@ def _threshold_help() -> str:
     text = "Codes below this confidence go to manual sorting"
     try:
         optimal = json.loads((modelstore.models_dir() / "digits.tradeoff.json").read_text())["optimal"]
-        return f"{text} [default: {float(optimal['threshold']):.3f}, the cost-optimal threshold of the shipped models]."
+        return (f"{text} [default: {float(optimal['threshold']):.3f}, the cost-optimal threshold of the shipped models; "
+                f"with --country, the one measured with its directory].")
     except (OSError, ValueError, KeyError, TypeError):
         return f"{text} [default: the cost-optimal threshold of the shipped models]."
 
