@@ -201,3 +201,14 @@ def test_cost_shows_what_the_directory_changes(country):
     assert with_directory["error_rate"] <= without["error_rate"]
     table = run_cli("cost", "--country", country).stdout
     assert f"with the {country} postal directory" in table and "without the directory" in table
+
+
+def test_samples_with_a_country_draw_real_codes_places_and_states(tmp_path):
+    us = directory.load("US")
+    truths = write_samples(tmp_path, count=3, seed=5, country="US", layout="code-last", handwritten_share=0)
+    for truth in truths:
+        assert truth.destination_code in us and truth.destination_place == us.place(truth.destination_code)
+        assert truth.sender_code is None or truth.sender_code in us
+        state = next(e.text for e in truth.elements if e.role == "destination_state")
+        assert state == us.states[truth.destination_code]
+    assert json.loads((tmp_path / "truth.json").read_text())["generator"]["directory"]["package"] == "zipcodes"
