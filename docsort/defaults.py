@@ -8,7 +8,7 @@ The environment variables docsort reads:
 | ``DOCSORT_MODELS`` | folder of the model files (default: the shipped ``models/``) |
 | ``DOCSORT_DATASETS`` | folder with ``mnist/``, ``dhsd/``, ``tesseract-pages/`` for ``train``, ``evaluate``, ``samples`` |
 | ``DOCSORT_MNIST`` | the MNIST files alone (``train digits``, ``evaluate digits``) |
-| ``DOCSORT_CACHE`` | where training keeps generated crops between runs |
+| ``DOCSORT_CACHE`` | where training keeps generated crops between runs, and postal directories their compact form |
 | ``DOCSORT_TF_THREADS`` | threads per worker for the networks (set per worker by ``process``) |
 """
 
