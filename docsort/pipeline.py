@@ -153,7 +153,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
                 conf = _printed_confidence(word.conf if word else region.tesseract_conf)
                 candidates.append(postal_code.CodeCandidate(
                     i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
-                    _validity(directory, value)))
+                    {**_validity(directory, value), "plus4": postal_code.printed_plus4(region.text, k)}))
         elif i in readings and len(readings[i].digits) == k:
             reading = readings[i]
             candidates.append(postal_code.CodeCandidate(
@@ -193,6 +193,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
             confidence=confidence,
             digit_confidences=[float(c) for c in chosen.digit_confidences],
             bbox=clean.page_bbox(chosen.bbox),
+            plus4=chosen.extras.get("plus4"),
             # A code that does not exist is never sorted automatically.
             decision="auto" if confidence >= threshold and checked.get("valid", True) else "manual",
             **checked,

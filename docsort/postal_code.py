@@ -146,6 +146,13 @@ def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
     return None
 
 
+def printed_plus4(text: Optional[str], code_length: int) -> Optional[str]:
+    """The +4 of a US ZIP+4 in Tesseract's text (``IL 62704-1234`` -> ``1234``), else None: it
+    names the delivery segment, which the code itself (the ``value``) leaves open."""
+    match = re.search(rf"(?<!\d)\d{{{code_length}}}-(\d{{4}})(?!\d)", text or "")
+    return match.group(1) if match else None
+
+
 def in_zone(bbox: BBox, page_size: tuple[int, int]) -> Optional[str]:
     """``"sender"`` or ``"stamp"`` when a block stands in that corner of the page."""
     pw, ph = page_size

@@ -43,6 +43,7 @@ class PostalCode:
     digit_confidences: list[float]
     bbox: BBox
     decision: Literal["auto", "manual"]
+    plus4: Optional[str] = None  # a US ZIP+4's last four digits (printed codes), else None
     # With a postal directory (--country / --directory): whether the code exists, the directory's
     # place for it, the place name read on the page, and whether the two agree (None: none read).
     valid: Optional[bool] = None
@@ -58,6 +59,7 @@ class PostalCode:
             "digit_confidences": [round(float(c), 6) for c in self.digit_confidences],
             "bbox": [int(v) for v in self.bbox],
             "decision": self.decision,
+            "plus4": self.plus4,
         }
         if self.valid is not None:
             d.update(valid=self.valid, place=self.place, place_read=self.place_read, place_match=self.place_match)

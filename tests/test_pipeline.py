@@ -111,3 +111,20 @@ def test_bad_inputs_become_error_records(tmp_path):
 def test_blank_page_has_no_code():
     result = process_page(np.full((900, 1800), 245, np.uint8), 1, Settings())
     assert result.postal_code is None and result.crops == []
+
+
+def test_a_printed_zip_plus_4_gives_the_code_and_its_plus4(tmp_path):
+    """"Springfield, IL 62704-1234": the value is the 5-digit code, the +4 is recorded."""
+    folder = tmp_path / "us"
+    write_samples(folder, count=6, seed=3, handwritten_share=0.0, layout="code-last", max_tilt=1.0)
+    truth = load_truth(folder)
+    with_plus4 = {name: t for name, t in truth.items()
+                  if "-" in next(e["text"] for e in t["elements"] if e["role"] == "destination_code")}
+    assert with_plus4, "the generator draws ZIP+4 on some printed code-last envelopes"
+    settings = Settings(accept_threshold=0.9)
+    for name, t in truth.items():
+        code = process_document(folder / name, settings).pages[0].postal_code
+        assert code is not None and code.value == t["destination_code"]
+        written = next(e["text"] for e in t["elements"] if e["role"] == "destination_code")
+        assert code.plus4 == (written.split("-")[1] if name in with_plus4 else None)
+        assert code.to_dict()["plus4"] == code.plus4

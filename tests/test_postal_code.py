@@ -86,3 +86,11 @@ def test_zip_plus_4_reads_as_the_five_digit_code():
     assert pc.printed_code("IL 62704-1234", 5) == "62704"
     assert pc.printed_code("DE-10115", 5) == "10115"
     assert pc.printed_code("62704-12", 5) is None
+
+
+def test_plus4_is_the_four_digits_after_the_code():
+    assert pc.printed_plus4("62704-1234", 5) == "1234"
+    assert pc.printed_plus4("IL 62704-1234", 5) == "1234"
+    assert pc.printed_plus4("62704", 5) is None
+    assert pc.printed_plus4("162704-12345", 5) is None
+    assert pc.printed_plus4(None, 5) is None
