@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-from conftest import run_cli
+import pytest
+from conftest import REPO, run_cli
 
 from docsort.errors import ExitCode
 
@@ -44,3 +46,43 @@ def test_exit_codes_are_stable():
         "OK": 0, "INTERNAL_ERROR": 1, "USAGE": 2, "INPUTS_FAILED": 3, "MISSING_DEPENDENCY": 4,
         "LOCKED": 5, "OUTPUT_NOT_WRITABLE": 6, "INTERRUPTED": 130,
     }
+
+
+def test_help_lists_process_first_and_shows_the_default_threshold_as_a_number():
+    listed = [line.split()[0] for line in run_cli("--help").stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed[:5] == ["process", "read-digits", "classify", "cost", "samples"]
+    shown = " ".join(run_cli("process", "--help").stdout.split())
+    shipped = json.loads((REPO / "models" / "digits.tradeoff.json").read_text())["optimal"]["threshold"]
+    assert f"[default: {shipped:.3f}," in shown
+
+
+@pytest.mark.parametrize("command", [["process", "x", "--out", "o"], ["read-digits", "x"], ["cost", "--accuracy", "0.99"],
+                                     ["samples", "--out", "o"]])
+def test_every_code_length_has_the_same_range(command, tmp_path):
+    for length, ok in (("0", False), ("13", False)):
+        result = run_cli(*command, "--code-length", length, cwd=tmp_path)
+        assert result.returncode == ExitCode.USAGE, (command, result.stderr)
+        assert "1<=x<=12" in result.stderr or "less than or equal to 12" in result.stderr \
+            or "greater than or equal to 1" in result.stderr or "between 1 and 12" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_list_commands_print_tab_separated_lines_when_piped(tmp_path):
+    import cv2
+    import numpy as np
+
+    name = tmp_path / ("a-rather-long-file-name-that-a-table-would-have-to-cut-short-" * 2 + ".png")
+    crop = np.full((40, 160), 255, np.uint8)
+    cv2.putText(crop, "Berlin", (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2)
+    cv2.imwrite(str(name), crop)
+    for command in ("classify", "read-digits"):
+        result = run_cli(command, name)  # stdout is a pipe here, as under cron or in a shell pipeline
+        assert result.returncode == 0, result.stderr
+        header, row = result.stdout.rstrip("\n").split("\n")
+        assert header.split("\t")[0] == "file" and row.split("\t")[0] == str(name), command
+        assert "…" not in result.stdout and "..." not in result.stdout
+
+
+def test_option_names_in_error_messages(tmp_path):
+    result = run_cli("process", tmp_path, "--out", tmp_path / "o", "--page-timeout", "0")
+    assert result.returncode == ExitCode.USAGE and "--page-timeout must be positive" in result.stderr
