@@ -117,6 +117,16 @@ def test_read_digits_with_a_country_takes_the_valid_second_best_reading(tmp_path
     assert row["digits"] == "35260" and row["valid"] is True and row["place"] == "Stadtallendorf"
     assert row["without_directory"]["digits"] == "35268" and row["without_directory"]["valid"] is False
     assert row["confidence"] > plain["confidence"]
+    assert row["is_number"] is True and row["p_number"] > 0.5
+
+
+def test_read_digits_with_a_country_gives_a_word_no_code(dhsd_dir):
+    word = sorted(dhsd_dir.rglob("*.png"))[0]
+    result = run_cli("read-digits", word, "--country", "US", "--json")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)[0]
+    assert row["is_number"] is False and row["digits"] is None and row["confidence"] == 0.0
+    assert row["valid"] is False and row["place"] is None
 
 
 def _printed_envelope(path: Path, lines: list[str]) -> None:

@@ -58,19 +58,25 @@ def _read_codes(images, fields, country, directory_file, code_length, as_json) -
     from docsort import directory as directories
     from docsort.directory_reader import read_codes
     from docsort.errors import UsageError
+    from docsort.field_confidence import read_number_fields
 
     found = directories.load(country, directory_file)
     if code_length is not None and code_length != found.length:
         raise UsageError(f"--code-length {code_length} does not fit the postal directory of {found.name}, "
                          f"whose codes have {found.length} digits")
     rows = [{"file": str(path), **row} for path, row in zip(images, read_codes(fields, found))]
+    # A word, a rule or a smudge is no code, however close a code of the directory comes to it.
+    for row, answer in zip(rows, read_number_fields(fields, found.length)):
+        row.update(is_number=answer.is_number, p_number=round(float(answer.p_number), 6))
+        if not answer.is_number:
+            row.update(digits=None, confidence=0.0, digit_confidences=[], valid=False, place=None)
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        place = row["place"] if row["valid"] else "not a code of the directory"
-        stdout.print(f"{row['file']}\t{row['digits'] or '-'}\t{row['confidence']:.3f}\t{place}",
-                     markup=False, highlight=False)
+    print_rows(["file", "digits", "confidence", "place", "is_number"],
+               [[r["file"], r["digits"], f"{r['confidence']:.3f}",
+                 r["place"] if r["valid"] else "not a code of the directory", "yes" if r["is_number"] else "no"]
+                for r in rows], right=("confidence",))
 
 
 @app.command("samples")
