@@ -329,7 +329,7 @@ def read_fields(fields: Sequence[np.ndarray], code_length: int, directory: Optio
 
     if not fields:
         return []
-    inks = [_ink(f) for f in fields]
+    inks = [field_reader.as_ink(f) for f in fields]
     segmented = digit_reader.analyse_fields(inks, code_length, reader=reader)
     if string_reader is None:
         from docsort.string_reader import shared_reader
@@ -353,25 +353,7 @@ def _plain_reading(splits: FieldSplits, whole: StringReading, code_length: int, 
     """The reading without a directory, exactly as ``field_reader.read_fields`` takes it."""
     from docsort import field_reader
 
-    seg = splits.reading
-    source, _, p_right = field_reader.choose(splits, whole, code_length, weights)
-    if source == "whole":
-        reading = DigitString(whole.digits, whole.confidence, list(whole.digit_confidences))
-    else:
-        reading = DigitString(seg.digits, seg.confidence, list(seg.digit_confidences), seg.boxes)
-    if reading.digits and p_right is not None:
-        reading.confidence = p_right
-        reading.digit_confidences = [max(c, p_right) for c in reading.digit_confidences]
-    return reading
-
-
-def _ink(image: np.ndarray) -> np.ndarray:
-    from docsort.digit_reader import ink_of
-
-    arr = np.asarray(image)
-    if arr.dtype.kind == "f" and arr.size and arr.max() <= 1.0:
-        return arr.astype(np.float32)
-    return ink_of(arr)
+    return field_reader.combined_reading(splits, whole, code_length, weights)[0]
 
 
 def read_codes(fields: Sequence[np.ndarray], directory: Directory) -> list[dict]:

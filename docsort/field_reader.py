@@ -131,18 +131,25 @@ def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None
         weights = combination_weights()
     results = []
     for splits, whole in zip(segmented, wholes):
-        seg = splits.reading
-        source, agree, p_right = choose(splits, whole, code_length, weights)
-        if source == "whole":
-            reading = DigitString(whole.digits, whole.confidence, list(whole.digit_confidences))
-        else:
-            reading = DigitString(seg.digits, seg.confidence, list(seg.digit_confidences), seg.boxes)
-        if reading.digits and p_right is not None:
-            reading.confidence = p_right
-            # Each digit is right whenever the whole code is: P(digit) >= P(code).
-            reading.digit_confidences = [max(c, reading.confidence) for c in reading.digit_confidences]
+        reading, agree = combined_reading(splits, whole, code_length, weights)
         results.append(FieldAnalysis(splits, whole, reading, agree))
     return results
+
+
+def combined_reading(splits: FieldSplits, whole: StringReading, code_length: Optional[int],
+                     weights: Optional[dict]) -> tuple[DigitString, bool]:
+    """The reading the combination takes, with P(it is right), and whether the readers agreed."""
+    seg = splits.reading
+    source, agree, p_right = choose(splits, whole, code_length, weights)
+    if source == "whole":
+        reading = DigitString(whole.digits, whole.confidence, list(whole.digit_confidences))
+    else:
+        reading = DigitString(seg.digits, seg.confidence, list(seg.digit_confidences), seg.boxes)
+    if reading.digits and p_right is not None:
+        reading.confidence = p_right
+        # Each digit is right whenever the whole code is: P(digit) >= P(code).
+        reading.digit_confidences = [max(c, reading.confidence) for c in reading.digit_confidences]
+    return reading, agree
 
 
 def as_ink(image: np.ndarray) -> np.ndarray:
