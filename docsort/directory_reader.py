@@ -323,37 +323,23 @@ class FieldReadings:
 
 def read_fields(fields: Sequence[np.ndarray], code_length: int, directory: Optional[Directory] = None,
                 reader=None, string_reader=None, calibration: Optional[Calibration] = None) -> list[FieldReadings]:
-    """Read number fields with both readers (one batch each), as ``field_reader.read_fields``
-    does, and, with a directory, each also against the directory."""
-    from docsort import digit_reader, field_reader
+    """Read number fields as ``field_reader`` does (its readings are the ``plain`` ones) and,
+    with a directory, each also against the directory."""
+    from docsort import field_reader
 
     if not fields:
         return []
-    inks = [field_reader.as_ink(f) for f in fields]
-    segmented = digit_reader.analyse_fields(inks, code_length, reader=reader)
-    if string_reader is None:
-        from docsort.string_reader import shared_reader
-
-        string_reader = shared_reader()
-    wholes = string_reader.read_inks(inks)
-    weights = field_reader.combination_weights()
+    analyses = field_reader.analyse_fields([field_reader.as_ink(f) for f in fields], code_length, reader,
+                                           string_reader)
     if directory is not None and calibration is None:
         calibration = shipped_calibration()
     out = []
-    for splits, whole in zip(segmented, wholes):
-        plain = _plain_reading(splits, whole, code_length, weights)
+    for a in analyses:
         against = None
         if directory is not None:
-            against = decide(score_candidates(splits, whole, directory, plain.confidence), calibration)
-        out.append(FieldReadings(plain, against, splits, whole))
+            against = decide(score_candidates(a.splits, a.whole, directory, a.reading.confidence), calibration)
+        out.append(FieldReadings(a.reading, against, a.splits, a.whole))
     return out
-
-
-def _plain_reading(splits: FieldSplits, whole: StringReading, code_length: int, weights) -> DigitString:
-    """The reading without a directory, exactly as ``field_reader.read_fields`` takes it."""
-    from docsort import field_reader
-
-    return field_reader.combined_reading(splits, whole, code_length, weights)[0]
 
 
 def read_codes(fields: Sequence[np.ndarray], directory: Directory) -> list[dict]:
@@ -365,18 +351,18 @@ def read_codes(fields: Sequence[np.ndarray], directory: Directory) -> list[dict]
     for it, the plain reading without the directory, and the next candidates.
     """
     rows = []
-    for field in read_fields(fields, directory.length, directory):
-        against = field.directory
+    for read in read_fields(fields, directory.length, directory):
+        against = read.directory
         if against is not None and against.code:
             row = against.as_digit_string().to_dict()
             row.update(valid=True, place=directory.place(against.code))
         else:
-            row = DigitString(field.plain.digits, 0.0, [0.0] * len(field.plain.digits)).to_dict()
+            row = DigitString(read.plain.digits, 0.0, [0.0] * len(read.plain.digits)).to_dict()
             row.update(valid=False, place=None)
         row["digits"] = row["digits"] or None
-        row["without_directory"] = {"digits": field.plain.digits or None,
-                                    "confidence": round(float(field.plain.confidence), 6),
-                                    "valid": field.plain.digits in directory}
+        row["without_directory"] = {"digits": read.plain.digits or None,
+                                    "confidence": round(float(read.plain.confidence), 6),
+                                    "valid": read.plain.digits in directory}
         row["candidates"] = [[code, round(p, 6)] for code, p in (against.candidates if against else [])]
         rows.append(row)
     return rows
