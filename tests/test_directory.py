@@ -222,3 +222,18 @@ def test_samples_with_a_country_draw_real_codes_places_and_states(tmp_path):
         state = next(e.text for e in truth.elements if e.role == "destination_state")
         assert state == us.states[truth.destination_code]
     assert json.loads((tmp_path / "truth.json").read_text())["generator"]["directory"]["package"] == "zipcodes"
+
+
+def test_directory_reading_calibration_is_reproduced_where_asked(tmp_path, mnist_dir, dhsd_dir):
+    from docsort import modelstore
+
+    shipped = (modelstore.models_dir() / "directory_reading.json").read_bytes()
+    out = tmp_path / "directory_reading.json"
+    result = run_cli("train", "directory-reading", "--data", mnist_dir, "--handwriting", dhsd_dir,
+                     "--count", "50", "--words", "10", "--out", out)
+    assert result.returncode == 0, result.stderr
+    fit = json.loads(out.read_text())
+    assert set(fit["directories"]) == {"US", "DE"} and set(fit["weights"]) >= {"bias", "renormalised"}
+    assert all(np.isfinite(v) for v in [*fit["score"].values(), *fit["weights"].values()])
+    assert "--out" in fit["command"] and fit["fit"]["countries"] == ["US", "DE"]
+    assert (modelstore.models_dir() / "directory_reading.json").read_bytes() == shipped
