@@ -480,8 +480,8 @@ def letter_spaced_crop(rng: np.random.Generator, fonts: list[Font]) -> np.ndarra
 def pen_crop(rng: np.random.Generator) -> np.ndarray:
     """The project's own stroke handwriting (``synth.pen``): hand-printed block capitals.
 
-    Training only: it teaches the model hand-printed capitals, which look most like print, while validation
-    stays on real handwriting.
+    An optional training source (``pen_strokes``, 0 in the shipped recipe): hand-printed capitals
+    look most like print; validation stays on real handwriting.
     """
     from docsort.synth import pen
     from docsort.synth.printed import NAMES, random_city_line, random_postal_code, random_street_line
