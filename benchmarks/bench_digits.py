@@ -36,10 +36,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from docsort import mnist
-    from docsort.digit_model import DigitReader
-    from docsort.digit_prep import to_mnist_batch
-    from docsort.training.augment import scanned_paper
+    from docsort.training.datasets import mnist
+    from docsort.reading.digits.mnist_model import DigitReader
+    from docsort.reading.digits.mnist_format import to_mnist_batch
+    from docsort.training.train.augment import scanned_paper
 
     test = mnist.load(args.data).test
     digits = np.concatenate([test.images] * (args.count // len(test) + 1))[: args.count]

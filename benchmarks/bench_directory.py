@@ -19,7 +19,7 @@ import time
 
 _LOAD = """
 import json, sys, time
-from docsort import directory
+from docsort.page import directory
 import numpy
 start = time.perf_counter()
 d = directory.load(sys.argv[1])

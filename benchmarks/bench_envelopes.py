@@ -40,14 +40,14 @@ _SETTINGS = None
 
 def _init(settings) -> None:
     global _SETTINGS
-    from docsort.pipeline import warm_up
+    from docsort.page.pipeline import warm_up
 
     _SETTINGS = settings
     warm_up(settings)
 
 
 def _process(path: str):
-    from docsort.pipeline import process_document
+    from docsort.page.pipeline import process_document
 
     start = time.perf_counter()
     doc = process_document(path, _SETTINGS)
@@ -58,7 +58,7 @@ def _tesseract_alone(path: str, code_length: int):
     """Tesseract's own reading of the page: its k-digit tokens in reading order."""
     import pytesseract
 
-    from docsort.postal_code import printed_code
+    from docsort.page.destination import printed_code
 
     start = time.perf_counter()
     text = pytesseract.image_to_string(path, lang="eng", config="--psm 11")
@@ -75,9 +75,9 @@ def _overlap(a, b) -> float:
 
 
 def envelopes(args) -> dict:
-    from docsort.cost import default_accept_threshold
-    from docsort.pipeline import Settings
-    from docsort.samples import load_truth, write_samples
+    from docsort.cost.model import default_accept_threshold
+    from docsort.page.pipeline import Settings
+    from docsort.training.samples import load_truth, write_samples
 
     folder = Path(args.samples) if args.samples else Path(tempfile.mkdtemp(prefix="docsort-bench-"))
     if not args.samples:
@@ -223,9 +223,9 @@ def _at_wrong_auto_cap(rows: list[dict], cap: float) -> dict:
 
 def strings(args) -> dict:
     """read-digits on composed strings of MNIST test digits (touching and overlapping)."""
-    from docsort.field_reader import read_fields
-    from docsort.samples import HandwritingCorpus
-    from docsort.synth.handwriting import compose_digit_string
+    from docsort.reading.digits.combine import read_fields
+    from docsort.training.samples import HandwritingCorpus
+    from docsort.training.synth.handwriting import compose_digit_string
 
     corpus = HandwritingCorpus.load(Path(args.handwriting), args.mnist_split)
     rng = np.random.default_rng(args.seed + 1)

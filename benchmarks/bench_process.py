@@ -2,7 +2,7 @@
 
     python benchmarks/bench_process.py --count 200
 
-On N synthetic envelopes (``docsort.samples``) it measures, each on the same files:
+On N synthetic envelopes (``docsort.training.samples``) it measures, each on the same files:
 - Tesseract alone (``tesseract IMAGE stdout --psm 11 tsv``), 1 and 2 processes at a time;
 - ``docsort process --jobs 1`` and ``--jobs 2`` (wall time of the whole command);
 - ``docsort process --scheduler`` on a local Dask cluster of 2 single-threaded workers,
@@ -175,13 +175,13 @@ def model_throughput(batch: int = 256, repeats: int = 20) -> dict[str, float]:
 import json, os, time
 os.environ.setdefault("DOCSORT_TF_THREADS", "1")
 import numpy as np
-from docsort import modelstore
+from docsort.reading import manifest
 out = {{}}
-shapes = {{modelstore.DIGITS: (28, 28), modelstore.WRITING_TYPE: (32, 128, 1)}}  # width: a typical word
+shapes = {{manifest.DIGITS: (28, 28), manifest.WRITING_TYPE: (32, 128, 1)}}  # width: a typical word
 for runtime in ("numpy", "keras"):
     for name, shape in shapes.items():
-        path = modelstore.model_path(name)
-        model = modelstore.load_model(path) if runtime == "numpy" else modelstore.load_keras_model(path)
+        path = manifest.model_path(name)
+        model = manifest.load_model(path) if runtime == "numpy" else manifest.load_keras_model(path)
         x = np.random.default_rng(0).random(({batch}, *shape), dtype=np.float32)
         model.predict_on_batch(x)
         started = time.perf_counter()
@@ -241,7 +241,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="docsort-bench-"))
     envelopes = work / "envelopes"
     if not envelopes.is_dir() or len(list(envelopes.glob("envelope_*"))) != args.count:
-        from docsort.samples import write_samples
+        from docsort.training.samples import write_samples
 
         shutil.rmtree(envelopes, ignore_errors=True)
         write_samples(envelopes, count=args.count, seed=args.seed, handwriting=args.handwriting)
@@ -299,7 +299,7 @@ def main() -> None:
         f"{' --no-dask' if args.no_dask else ''}` on {stamp}.\n\nMachine: {machine()}.\n\n"
         f"Load average (1, 5, 15 min) when it finished: {load} (other work on the machine inflates "
         "wall times).\n\n"
-        f"{n} synthetic envelopes (`docsort.samples`, seed {args.seed}); Tesseract runs with "
+        f"{n} synthetic envelopes (`docsort.training.samples`, seed {args.seed}); Tesseract runs with "
         "`OMP_THREAD_LIMIT=1` and `--psm 11` as in the pipeline; wall times include start-up.\n\n"
         f"{table}\n", encoding="utf-8")
     print(f"written {args.results}", file=sys.stderr)

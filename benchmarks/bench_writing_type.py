@@ -28,9 +28,9 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    from docsort.evaluation.writing_type import real_scan_crops
-    from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
-    from docsort.writing_type import WritingTypeClassifier, prepare
+    from docsort.training.evaluate.writing_type import real_scan_crops
+    from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
+    from docsort.reading.writing_type import WritingTypeClassifier, prepare
 
     printed = [c["image"] for c in real_scan_crops(DATASETS / "tesseract-pages", (0.8, 1.0, 1.25))]
     handwritten = [img for img, _, _ in load_dhsd(DATASETS / "dhsd", dhsd_writer_split(0).validation)]

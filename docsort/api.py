@@ -15,9 +15,9 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
-from docsort.batch import BatchOptions, Progress, run_batch
+from docsort.batch.runner import BatchOptions, Progress, run_batch
 from docsort.errors import UsageError
-from docsort.results import BatchSummary
+from docsort.batch.results import BatchSummary
 
 __all__ = ["BatchOptions", "BatchSummary", "process"]
 

@@ -23,7 +23,7 @@ from PIL import Image
 from test_ingest import A3_600DPI, BAD_INPUTS, make_bad_input
 
 from docsort.errors import ExitCode
-from docsort.samples import write_samples
+from docsort.training.samples import write_samples
 
 UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 

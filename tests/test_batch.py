@@ -1,7 +1,7 @@
 """``docsort process`` as cron runs it: results files, re-runs, kill -9, Ctrl-C, locks, exit codes.
 
 Every test runs the real command (real Tesseract, real models) on envelopes made by
-``docsort.samples``; the 40-envelope reference run is shared by the tests that compare with it.
+``docsort.training.samples``; the 40-envelope reference run is shared by the tests that compare with it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, run_cli
 
 from docsort.errors import ExitCode
-from docsort.samples import write_samples
+from docsort.training.samples import write_samples
 
 BATCH_SIZE = 40
 CSV_HEADER = "file,page,status,postal_code,source,confidence,decision,printed_crops,handwritten_crops,error"
@@ -96,12 +96,12 @@ def test_results_follow_the_interface(reference, envelopes):
 
     jsonschema.validate(results, results_schema())
     # Every model the pipeline reads is named with its hash, ensemble members included.
-    from docsort import modelstore
+    from docsort.reading import manifest
 
-    shipped = sorted(p.name for p in modelstore.models_dir().glob("*.keras"))
+    shipped = sorted(p.name for p in manifest.models_dir().glob("*.keras"))
     assert sorted(m["file"] for m in results["models"].values()) == shipped
     for model in results["models"].values():
-        assert model["sha256"] == modelstore.file_sha256(modelstore.models_dir() / model["file"])
+        assert model["sha256"] == manifest.file_sha256(manifest.models_dir() / model["file"])
     files = [d["file"] for d in results["documents"]]
     assert files == sorted(files) and len(files) == BATCH_SIZE
     assert all(f.startswith(str(envelopes)) for f in files)
@@ -252,10 +252,10 @@ def test_missing_tesseract_stops_before_any_work(few_envelopes, tmp_path):
 
 
 def test_corrupt_model_stops_before_any_work(few_envelopes, tmp_path):
-    from docsort import modelstore
+    from docsort.reading import manifest
 
     models = tmp_path / "models"
-    shutil.copytree(modelstore.models_dir(), models)
+    shutil.copytree(manifest.models_dir(), models)
     digits = models / "digits.keras"
     digits.write_bytes(digits.read_bytes()[: digits.stat().st_size // 2])
     out = tmp_path / "out"
@@ -290,7 +290,7 @@ def test_python_api_raises_instead_of_exiting(few_envelopes, tmp_path):
 
 
 def test_folder_walk_order_hidden_entries_links_and_output_folder(tmp_path):
-    from docsort.batch import collect_documents
+    from docsort.batch.runner import collect_documents
 
     root = tmp_path / "scans"
     for name in ("b.png", "a/c.JPG", "a/d.tiff", ".hidden/x.png", ".dot.png", "notes.txt", "out/overlays/z.png",

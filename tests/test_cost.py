@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from docsort import cost, modelstore
+from docsort.cost import model as cost
+from docsort.reading import manifest
 from docsort.errors import ExitCode
-from docsort.evaluation import tradeoff
+from docsort.training.evaluate import tradeoff
 
 CLASSIC = ("cost", "--accuracy", "0.9903", "--code-length", "5", "--volume", "100000000", "--manual-cost", "0.10")
 
@@ -146,7 +147,7 @@ def test_measured_tradeoff_is_reoptimised_for_the_users_costs(tmp_path):
     t = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)
     optimal = tradeoff.tradeoff_curve(conf, correct, [t])[0]
     (tmp_path / "digits.tradeoff.json").write_text(json.dumps(
-        {"code_length": 5, "curve": curve, "optimal": optimal, "models": modelstore.code_reader_models(),
+        {"code_length": 5, "curve": curve, "optimal": optimal, "models": manifest.code_reader_models(),
          "costs": {"volume": 1e8, "manual_cost": 0.1, "missort_cost": 1.0}}))
     cheap = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--json"))
     dear = _json(run_cli("cost", "--metrics", tmp_path / "digits.metrics.json", "--missort-cost", "10", "--json"))
@@ -203,7 +204,7 @@ def test_batch_projection_prices_an_accuracy_gain_on_manual_sorts_and_missorts()
 
 
 def test_batch_projection_accepts_pages_and_records():
-    from docsort.records import PageResult, PostalCode
+    from docsort.batch.records import PageResult, PostalCode
 
     page = PageResult(1, 10, 10, postal_code=PostalCode("12345", "printed", 0.98, [0.996] * 5, (0, 0, 1, 1), "auto"))
     failed = PageResult(2, 10, 10, error="page cannot be rasterised")
@@ -317,7 +318,7 @@ def _folder_bytes(folder):
 
 
 def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
-    shipped = _folder_bytes(modelstore.models_dir())
+    shipped = _folder_bytes(manifest.models_dir())
     work = tmp_path / "work"
     work.mkdir()
     target = tmp_path / "tradeoff.json"
@@ -327,7 +328,7 @@ def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
     said = " ".join(result.stdout.split())
     assert "cost-optimal threshold" in said and f"written to {target}" in said
     # Written only where --out and --report say: the shipped models and threshold are untouched.
-    assert _folder_bytes(modelstore.models_dir()) == shipped
+    assert _folder_bytes(manifest.models_dir()) == shipped
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
         "report", "report/tradeoff.json", "report/tradeoff.png", "tradeoff.json", "work"]
     assert (tmp_path / "report" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -341,7 +342,7 @@ def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
     # It records the models it was measured with, so process and cost can check them.
     assert set(data["models"]) == {"digits", "digit_strings", "digit_strings_2", "digit_strings_3"}
     for name, entry in data["models"].items():
-        path = modelstore.models_dir() / entry["file"]
+        path = manifest.models_dir() / entry["file"]
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), name
 
 
@@ -354,7 +355,7 @@ def test_evaluate_tradeoff_writes_nothing_unless_told_where():
 
 def test_evaluate_tradeoff_will_not_install_a_curve_of_another_digit_model(tmp_path):
     other = tmp_path / "other.keras"
-    other.write_bytes(modelstore.model_path(modelstore.DIGITS).read_bytes() + b"\0")
+    other.write_bytes(manifest.model_path(manifest.DIGITS).read_bytes() + b"\0")
     result = run_cli("evaluate", "tradeoff", "--count", "60", "--model", other,
                      "--out", cost.tradeoff_path())
     assert result.returncode == 2, result.stderr
@@ -365,10 +366,10 @@ def _models_with_tradeoff(tmp_path, edit):
     """A models folder like the shipped one whose trade-off file is edited by ``edit``."""
     folder = tmp_path / "models"
     folder.mkdir()
-    for path in modelstore.models_dir().iterdir():
+    for path in manifest.models_dir().iterdir():
         if path.name != "digits.tradeoff.json":
             (folder / path.name).symlink_to(path.resolve())
-    data = json.loads((modelstore.models_dir() / "digits.tradeoff.json").read_text())
+    data = json.loads((manifest.models_dir() / "digits.tradeoff.json").read_text())
     edit(data)
     (folder / "digits.tradeoff.json").write_text(json.dumps(data))
     return folder
@@ -413,11 +414,11 @@ def test_shipped_tradeoff_has_an_optimal_threshold_and_a_monotone_curve():
     for a, b in zip(curve, curve[1:]):
         assert b["accept_rate"] <= a["accept_rate"] and b["error_rate"] <= a["error_rate"]
     # Measured for the model that ships (re-run `docsort evaluate tradeoff` after retraining).
-    from docsort import modelstore
+    from docsort.reading import manifest
 
-    shipped = modelstore.model_path(modelstore.DIGITS)
-    assert data["model"]["sha256"] == modelstore.file_sha256(str(shipped.resolve()))
-    assert data["models"] == modelstore.code_reader_models()
+    shipped = manifest.model_path(manifest.DIGITS)
+    assert data["model"]["sha256"] == manifest.file_sha256(str(shipped.resolve()))
+    assert data["models"] == manifest.code_reader_models()
     check = data["check"]
     lo, hi = check["error_rate_ci95"]
     assert lo <= check["error_rate"] <= hi and check["n"] >= 1000

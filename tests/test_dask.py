@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, run_cli
 
 from docsort.errors import ExitCode
-from docsort.samples import write_samples
+from docsort.training.samples import write_samples
 
 DASK = str(Path(sys.executable).with_name("dask"))
 COUNT = 10

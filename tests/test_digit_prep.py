@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from docsort import mnist
-from docsort.digit_prep import to_mnist, to_mnist_batch
-from docsort.synth import degrade
+from docsort.training.datasets import mnist
+from docsort.reading.digits.mnist_format import to_mnist, to_mnist_batch
+from docsort.training.synth import degrade
 
 
 @pytest.fixture(scope="module")

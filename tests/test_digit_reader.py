@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from docsort import digit_reader
-from docsort.mnist import read_idx_images, read_idx_labels
-from docsort.synth.handwriting import compose_digit_string
+from docsort.reading.digits import segmenting
+from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+from docsort.training.synth.handwriting import compose_digit_string
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_read_digits_cli_reads_postal_codes(mnist_test, tmp_path):
 def test_any_length_without_code_length(mnist_test):
     rng = np.random.default_rng(9)
     texts = ["7", "42", "913", "2024", "31415926"]
-    readings = digit_reader.read_fields([_field(mnist_test, t, rng, gap=(0.1, 0.4)) for t in texts])
+    readings = segmenting.read_fields([_field(mnist_test, t, rng, gap=(0.1, 0.4)) for t in texts])
     assert sum(r.digits == t for r, t in zip(readings, texts)) >= 4
 
 
@@ -57,21 +57,21 @@ def test_touching_digits_are_split(mnist_test):
     rng = np.random.default_rng(2)
     texts = [f"{n:05d}" for n in rng.integers(0, 100000, 12)]
     fields = [_field(mnist_test, t, rng, gap=(-0.2, 0.05)) for t in texts]
-    readings = digit_reader.read_fields(fields, code_length=5)
+    readings = segmenting.read_fields(fields, code_length=5)
     assert sum(r.digits == t for r, t in zip(readings, texts)) >= 8
 
 
 def test_confidence_is_low_when_the_field_is_doubtful(mnist_test):
     rng = np.random.default_rng(4)
-    clean = digit_reader.read_field(_field(mnist_test, "4711", rng, gap=(0.2, 0.4)), code_length=4)
+    clean = segmenting.read_field(_field(mnist_test, "4711", rng, gap=(0.2, 0.4)), code_length=4)
     smudged = _field(mnist_test, "4711", rng, gap=(0.2, 0.4))
     smudged[:, smudged.shape[1] // 3: smudged.shape[1] // 2] = 40  # a blot over the middle digits
-    doubtful = digit_reader.read_field(smudged, code_length=4)
+    doubtful = segmenting.read_field(smudged, code_length=4)
     assert doubtful.confidence < clean.confidence
 
 
 def test_blank_field_reads_nothing():
-    reading = digit_reader.read_field(np.full((40, 120), 250, np.uint8), code_length=5)
+    reading = segmenting.read_field(np.full((40, 120), 250, np.uint8), code_length=5)
     assert reading.digits == "" and reading.confidence == 0.0
 
 

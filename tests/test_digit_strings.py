@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import DATASETS, run_cli
-from docsort import modelstore, string_reader
-from docsort.mnist import read_idx_images, read_idx_labels
-from docsort.synth.handwriting import compose_digit_string
+from docsort.reading import manifest
+from docsort.reading.digits import strings as string_reader
+from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+from docsort.training.synth.handwriting import compose_digit_string
 
 # What the numpy inference runtime can run (see the team's list of allowed layers).
 ALLOWED_LAYERS = {"InputLayer", "Conv2D", "Conv1D", "Dense", "BatchNormalization", "LayerNormalization",
@@ -71,7 +72,7 @@ def test_shipped_models_use_only_layers_the_runtime_runs():
             config = json.loads(archive.read("config.json"))
         layers = {layer["class_name"] for layer in config["config"]["layers"]}
         assert layers <= ALLOWED_LAYERS, layers - ALLOWED_LAYERS
-    metrics = modelstore.load_metrics(modelstore.DIGIT_STRINGS)
+    metrics = manifest.load_metrics(manifest.DIGIT_STRINGS)
     assert {"agree", "segmented", "whole"} <= set(metrics["combination"])
 
 
@@ -89,7 +90,7 @@ def test_ensemble_weighs_a_reading_by_every_member():
 def test_each_reader_weighs_the_other_readers_answer(mnist_test):
     """The segmenting reader gives its own reading the probability it reports, other strings of
     the same field less, and all strings together at most 1; the whole-field ensemble too."""
-    from docsort import digit_reader
+    from docsort.reading.digits import segmenting as digit_reader
 
     rng = np.random.default_rng(11)
     fields = [_field(mnist_test, text, rng, gap=(0.1, 0.4)) for text in ("20761", "58314")]
@@ -160,8 +161,8 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
 
 
 def test_validation_envelopes_draw_only_digits_held_out_of_training(mnist_dir, dhsd_dir):
-    from docsort.mnist import VALIDATION_SEED, VALIDATION_SIZE
-    from docsort.samples import HandwritingCorpus
+    from docsort.training.datasets.mnist import VALIDATION_SEED, VALIDATION_SIZE
+    from docsort.training.samples import HandwritingCorpus
 
     corpus = HandwritingCorpus.load(DATASETS, "validation")
     used = np.concatenate(list(corpus.digit_indices.values()))
@@ -171,10 +172,10 @@ def test_validation_envelopes_draw_only_digits_held_out_of_training(mnist_dir, d
 
 def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir, dhsd_dir, tmp_path):
     metrics = tmp_path / "digit_strings.metrics.json"
-    metrics.write_text(modelstore.metrics_path(modelstore.DIGIT_STRINGS).read_text())
-    shutil.copy(modelstore.model_path(modelstore.DIGIT_STRINGS), tmp_path / "digit_strings.keras")
+    metrics.write_text(manifest.metrics_path(manifest.DIGIT_STRINGS).read_text())
+    shutil.copy(manifest.model_path(manifest.DIGIT_STRINGS), tmp_path / "digit_strings.keras")
     # A one-model "ensemble" of the shipped whole-field model, under another name.
-    shutil.copy(modelstore.model_path(modelstore.DIGIT_STRINGS), tmp_path / "member.keras")
+    shutil.copy(manifest.model_path(manifest.DIGIT_STRINGS), tmp_path / "member.keras")
     refitted = tmp_path / "refitted.metrics.json"
     no_out = run_cli("train", "field-combination", "--data", mnist_dir, "--metrics", metrics)
     assert no_out.returncode == 2 and "--out" in no_out.stderr and len(no_out.stderr.strip().splitlines()) == 1

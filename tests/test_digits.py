@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from docsort import mnist, modelstore
-from docsort.digit_model import DigitReader
-from docsort.evaluation.digits import scanned_test_accuracy
+from docsort.training.datasets import mnist
+from docsort.reading import manifest
+from docsort.reading.digits.mnist_model import DigitReader
+from docsort.training.evaluate.digits import scanned_test_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +31,12 @@ def test_shipped_model_reads_the_mnist_test_set(reader, test_set):
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     accuracy = (probs.argmax(axis=1) == test_set.labels).mean()
     assert accuracy >= 0.996
-    shipped = modelstore.load_metrics("digits")
+    shipped = manifest.load_metrics("digits")
     assert shipped["test_accuracy"] == pytest.approx(accuracy, abs=2e-4)
 
 
 def test_shipped_model_is_calibrated(reader, test_set):
-    from docsort.evaluation.digits import expected_calibration_error
+    from docsort.training.evaluate.digits import expected_calibration_error
 
     probs = reader.predict_proba(test_set.images)
     assert expected_calibration_error(probs, test_set.labels) <= 0.01
@@ -47,7 +48,7 @@ def test_shipped_model_reads_scanned_digits(reader, test_set):
     result = scanned_test_accuracy(reader, test_set)
     assert result["n"] == 10000
     assert result["accuracy"] >= 0.993
-    assert result["accuracy"] == pytest.approx(modelstore.load_metrics("digits")["scanned_test_accuracy"], abs=1e-3)
+    assert result["accuracy"] == pytest.approx(manifest.load_metrics("digits")["scanned_test_accuracy"], abs=1e-3)
 
 
 def test_read_digit_images_takes_digits_as_cut_from_paper(reader, test_set):

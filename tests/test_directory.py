@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from docsort import directory
+from docsort.page import directory
 from docsort.errors import ExitCode, UsageError
-from docsort.samples import load_truth, write_samples
+from docsort.training.samples import load_truth, write_samples
 from docsort.schema import results_schema
 
 
@@ -103,8 +103,8 @@ def test_bad_directory_options_are_one_line_usage_errors(tmp_path, args):
 def test_read_digits_with_a_country_takes_the_valid_second_best_reading(tmp_path, mnist_dir):
     """A German code written with MNIST test digits whose last digit the readers take for an 8:
     35268 does not exist, so read against the directory it is 35260 (Stadtallendorf)."""
-    from docsort import mnist
-    from docsort.training.directory_reading import compose_codes
+    from docsort.training.datasets import mnist
+    from docsort.training.train.directory_reading import compose_codes
 
     test = mnist.load(mnist_dir).test
     field = tmp_path / "field.png"
@@ -131,7 +131,7 @@ def test_read_digits_with_a_country_gives_a_word_no_code(dhsd_dir):
 
 def _printed_envelope(path: Path, lines: list[str]) -> None:
     """A clean printed envelope: a destination block of ``lines`` near the centre."""
-    from docsort.synth.printed import available_fonts, render_text
+    from docsort.training.synth.printed import available_fonts, render_text
 
     font = next(f.path for f in available_fonts() if f.family == "DejaVu Sans" and f.style == "Book")
     page = np.full((900, 1800), 245, np.uint8)
@@ -225,9 +225,9 @@ def test_samples_with_a_country_draw_real_codes_places_and_states(tmp_path):
 
 
 def test_directory_reading_calibration_is_reproduced_where_asked(tmp_path, mnist_dir, dhsd_dir):
-    from docsort import modelstore
+    from docsort.reading import manifest
 
-    shipped = (modelstore.models_dir() / "directory_reading.json").read_bytes()
+    shipped = (manifest.models_dir() / "directory_reading.json").read_bytes()
     out = tmp_path / "directory_reading.json"
     result = run_cli("train", "directory-reading", "--data", mnist_dir, "--handwriting", dhsd_dir,
                      "--count", "50", "--words", "10", "--out", out)
@@ -236,4 +236,4 @@ def test_directory_reading_calibration_is_reproduced_where_asked(tmp_path, mnist
     assert set(fit["directories"]) == {"US", "DE"} and set(fit["weights"]) >= {"bias", "renormalised"}
     assert all(np.isfinite(v) for v in [*fit["score"].values(), *fit["weights"].values()])
     assert "--out" in fit["command"] and fit["fit"]["countries"] == ["US", "DE"]
-    assert (modelstore.models_dir() / "directory_reading.json").read_bytes() == shipped
+    assert (manifest.models_dir() / "directory_reading.json").read_bytes() == shipped

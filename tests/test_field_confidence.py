@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import DATASETS, run_cli
-from docsort import field_confidence, modelstore
-from docsort.mnist import read_idx_images, read_idx_labels
-from docsort.synth.handwriting import dhsd_writer_split
-from docsort.training import field_calibration
+from docsort.reading.digits import confidence as field_confidence
+from docsort.reading import manifest
+from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+from docsort.training.synth.handwriting import dhsd_writer_split
+from docsort.training.train import field_calibration
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_read_digits_says_whether_each_field_is_a_number(mnist_test, dhsd_dir, t
 
 
 def test_shipped_calibration_is_fitted_on_the_shipped_combination():
-    metrics = modelstore.load_metrics(modelstore.DIGIT_STRINGS)
+    metrics = manifest.load_metrics(manifest.DIGIT_STRINGS)
     fit = metrics["field_calibration"]["fit"]
     assert fit["combination_sha256"] == field_confidence.combination_digest(metrics)
     assert fit["command"].startswith("docsort train field-calibration") and fit["numbers"] >= 1000
@@ -103,7 +104,7 @@ def test_calibration_command_writes_its_fit_where_asked(tmp_path):
     assert calibration["fit"]["numbers"] == 30 and calibration["fit"]["not_numbers"] == 12
     assert len(calibration["number"]["weights"]) == len(calibration["number"]["features"]) + len(
         calibration["number"]["products"])
-    assert written["combination"] == modelstore.load_metrics(modelstore.DIGIT_STRINGS)["combination"]
+    assert written["combination"] == manifest.load_metrics(manifest.DIGIT_STRINGS)["combination"]
 
 
 def test_evaluate_digits_report_draws_the_field_reliability(mnist_dir, tmp_path):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from docsort.errors import InputError
-from docsort.ingest import iter_pages
+from docsort.page.ingest import iter_pages
 
 EXAMPLES = 5000
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from docsort.errors import InputError
-from docsort.ingest import WORKING_MEGAPIXELS, check_readable, iter_pages, read_image
+from docsort.page.ingest import WORKING_MEGAPIXELS, check_readable, iter_pages, read_image
 
 
 def page_with_mark(width: int = 300, height: int = 200) -> np.ndarray:
@@ -279,7 +279,7 @@ def test_unreadable_file_without_root_privileges(tmp_path):
     cv2.imwrite(str(path), page_with_mark())
     path.chmod(0o000)
     code = (
-        "import sys\nfrom docsort.ingest import check_readable, iter_pages\nfrom docsort.errors import InputError\n"
+        "import sys\nfrom docsort.page.ingest import check_readable, iter_pages\nfrom docsort.errors import InputError\n"
         "for read in (check_readable, iter_pages):\n"
         "    try:\n        read(sys.argv[1])\n    except InputError as exc:\n        print(exc)\n"
     )
@@ -295,7 +295,7 @@ A3_600DPI = (7016, 9921)  # width, height in pixels
 
 PEAK_RSS_CODE = """
 import json, resource, sys
-from docsort.ingest import iter_pages
+from docsort.page.ingest import iter_pages
 [page] = list(iter_pages(sys.argv[1]))
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(json.dumps({"shape": page.image.shape, "scale": page.scale,

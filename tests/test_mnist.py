@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from docsort import mnist
+from docsort.training.datasets import mnist
 from docsort.errors import DatasetError, ExitCode
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli
 
-from docsort import overlay
-from docsort.records import Crop, PageResult, PostalCode
+from docsort.page import overlay
+from docsort.batch.records import Crop, PageResult, PostalCode
 
 SAMPLES = REPO / "sample_docs"
 

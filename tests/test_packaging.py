@@ -33,7 +33,7 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
                    check=True, capture_output=True, text=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DOCSORT_MODELS")}
     env["PYTHONPATH"] = str(target)
-    probe = ("import os, docsort, docsort.modelstore as m, docsort.string_reader as s; "
+    probe = ("import os, docsort, docsort.reading.manifest as m, docsort.reading.digits.strings as s; "
              "print(docsort.__file__); print(m.model_path('digits')); print(m.model_path('digits').is_file()); "
              "members = s.shipped_members(); print(len(members), all(os.path.isfile(p) for p in members))")
     out = subprocess.run([sys.executable, "-c", probe],

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import DATASETS
 from docsort import __version__
-from docsort.pipeline import Settings, process_document, process_page, warm_up
-from docsort.samples import load_truth, write_samples
+from docsort.page.pipeline import Settings, process_document, process_page, warm_up
+from docsort.training.samples import load_truth, write_samples
 from docsort.schema import results_schema
 
 

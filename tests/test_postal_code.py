@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from docsort import postal_code as pc
+from docsort.page import destination as pc
 
 PAGE = (1800, 900)
 

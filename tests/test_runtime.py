@@ -1,6 +1,6 @@
 """The numpy inference engine gives the answers Keras gives, on the shipped models and real data.
 
-Workers read mail with ``docsort.runtime`` instead of TensorFlow; if the two ever disagreed, a
+Workers read mail with ``docsort.reading.engine`` instead of TensorFlow; if the two ever disagreed, a
 batch would read differently from the evaluation that measured the model. So each shipped model
 is run both ways on real crops, and a small model using every supported layer checks the rest.
 """
@@ -15,22 +15,23 @@ import zipfile
 import numpy as np
 import pytest
 
-from docsort import modelstore, runtime
+from docsort.reading import manifest
+from docsort.reading import engine as runtime
 from docsort.errors import MissingDependencyError
 
 TOLERANCE = 1e-4
 
 
 def _keras_outputs(path, x):
-    model = modelstore.load_keras_model(path)
+    model = manifest.load_keras_model(path)
     return np.asarray(model.predict_on_batch(x), np.float32)
 
 
 def test_digit_model_matches_keras_on_real_mnist_digits(mnist_dir):
-    from docsort import mnist
+    from docsort.training.datasets import mnist
 
     digits = mnist.load(mnist_dir).test.images[:600].astype(np.float32) / 255.0
-    path = modelstore.model_path(modelstore.DIGITS)
+    path = manifest.model_path(manifest.DIGITS)
     ours = runtime.load(path).predict_on_batch(digits)
     theirs = _keras_outputs(path, digits)
     assert ours.shape == (600, 10)
@@ -43,17 +44,17 @@ def test_digit_model_matches_keras_on_real_mnist_digits(mnist_dir):
 def test_writing_type_model_matches_keras_on_real_crops(dhsd_dir, tesseract_pages):
     import cv2
 
-    from docsort import segment
-    from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
-    from docsort.writing_type import batches, prepare
+    from docsort.page import tesseract
+    from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
+    from docsort.reading.writing_type import batches, prepare
 
     crops = [img for img, _, _ in load_dhsd(dhsd_dir, dhsd_writer_split(0).validation)[::40]]
     page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
-    for word in segment.words(page):
+    for word in tesseract.words(page):
         x, y, w, h = word.bbox
         crops.append(page[y:y + h, x:x + w])
     prepared = [prepare(c) for c in crops]
-    path = modelstore.model_path(modelstore.WRITING_TYPE)
+    path = manifest.model_path(manifest.WRITING_TYPE)
     engine = runtime.load(path)
     compared = 0
     for _, x in batches(prepared):
@@ -66,9 +67,9 @@ def test_writing_type_model_matches_keras_on_real_crops(dhsd_dir, tesseract_page
 
 
 def test_string_model_matches_keras_on_real_composed_fields(mnist_dir):
-    from docsort import mnist
-    from docsort.string_reader import bucket_width, pad_to, prepare, shipped_members
-    from docsort.synth.handwriting import compose_digit_string
+    from docsort.training.datasets import mnist
+    from docsort.reading.digits.strings import bucket_width, pad_to, prepare, shipped_members
+    from docsort.training.synth.handwriting import compose_digit_string
 
     test = mnist.load(mnist_dir).test
     rng = np.random.default_rng(7)
@@ -79,7 +80,7 @@ def test_string_model_matches_keras_on_real_composed_fields(mnist_dir):
     width = max(bucket_width(s.shape[1]) for s in strips)
     x = pad_to(strips, width)
     members = shipped_members()
-    assert len(members) >= 1 and members[0] == str(modelstore.model_path(modelstore.DIGIT_STRINGS))
+    assert len(members) >= 1 and members[0] == str(manifest.model_path(manifest.DIGIT_STRINGS))
     for path in members:  # every model of the whole-field ensemble
         ours = runtime.load(path).predict_on_batch(x)
         theirs = _keras_outputs(path, x)
@@ -117,7 +118,7 @@ def _every_layer_model(keras):
 
 
 def test_every_supported_layer_matches_keras(tmp_path):
-    from docsort.tfsetup import keras as get_keras
+    from docsort.training.tf import keras as get_keras
 
     keras = get_keras()
     keras.utils.set_random_seed(3)
@@ -138,7 +139,7 @@ def test_every_supported_layer_matches_keras(tmp_path):
 
 
 def test_unsupported_layer_falls_back_to_keras(tmp_path):
-    from docsort.tfsetup import keras as get_keras
+    from docsort.training.tf import keras as get_keras
 
     keras = get_keras()
     inputs = keras.Input((8, 8, 1))
@@ -148,25 +149,25 @@ def test_unsupported_layer_falls_back_to_keras(tmp_path):
 
     with pytest.raises(runtime.UnsupportedModel, match="UpSampling2D"):
         runtime.load(path)
-    model = modelstore.load_model(path)
+    model = manifest.load_model(path)
     assert getattr(model, "runtime", "keras") == "keras"
     assert np.asarray(model.predict_on_batch(np.ones((2, 8, 8, 1), np.float32))).shape == (2, 256)
 
 
 def test_damaged_model_file_is_a_dependency_error(tmp_path):
     path = tmp_path / "digits.keras"
-    with zipfile.ZipFile(modelstore.model_path(modelstore.DIGITS)) as src, zipfile.ZipFile(path, "w") as dst:
+    with zipfile.ZipFile(manifest.model_path(manifest.DIGITS)) as src, zipfile.ZipFile(path, "w") as dst:
         dst.writestr("config.json", src.read("config.json"))
         dst.writestr("model.weights.h5", b"not hdf5 at all")
     with pytest.raises(MissingDependencyError, match="corrupt or unreadable"):
-        modelstore.load_model(path)
+        manifest.load_model(path)
 
 
 def test_reading_mail_never_imports_tensorflow():
     """A worker answers with both models loaded and TensorFlow never imported (fast, small)."""
     script = (
         "import sys, json\n"
-        "from docsort.pipeline import Settings, process_document, warm_up\n"
+        "from docsort.page.pipeline import Settings, process_document, warm_up\n"
         "warm_up(Settings())\n"
         "doc = process_document('sample_docs/envelope_0002.jpg', Settings()).to_dict()\n"
         "print(json.dumps({'code': doc['pages'][0]['postal_code']['value'],\n"

@@ -6,17 +6,17 @@ import cv2
 import numpy as np
 import pytest
 
-from docsort import segment
+from docsort.page import tesseract
 from docsort.errors import InputError
 
 
 def test_version_and_languages():
-    assert segment.check_tesseract().startswith(("4.", "5."))
+    assert tesseract.check_tesseract().startswith(("4.", "5."))
 
 
 def test_words_of_a_real_scan_come_with_boxes_and_lines(tesseract_pages):
     page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
-    found = segment.words(page)
+    found = tesseract.words(page)
     text = " ".join(w.text for w in found)
     assert "quick brown dog" in text
     h, w = page.shape
@@ -28,10 +28,10 @@ def test_words_of_a_real_scan_come_with_boxes_and_lines(tesseract_pages):
 
 
 def test_blank_page_has_no_words():
-    assert segment.words(np.full((300, 400), 255, np.uint8)) == []
+    assert tesseract.words(np.full((300, 400), 255, np.uint8)) == []
 
 
 def test_a_page_that_takes_too_long_is_an_input_error(tesseract_pages):
     page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
     with pytest.raises(InputError, match="longer than"):
-        segment.words(page, timeout=0.01)
+        tesseract.words(page, timeout=0.01)

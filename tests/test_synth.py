@@ -7,10 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from docsort.synth.handwriting import compose_digit_string, dhsd_writer_split, load_dhsd
-from docsort.synth.printed import (
-    available_fonts, font_split, random_address_line, random_postal_code, random_printed_text, render_text,
-)
+from docsort.training.synth.handwriting import compose_digit_string, dhsd_writer_split, load_dhsd
+from docsort.training.synth.printed import available_fonts, font_split, random_address_line, random_postal_code, random_printed_text, render_text
 
 
 def ring(size: int = 28) -> np.ndarray:
@@ -22,7 +20,7 @@ def ring(size: int = 28) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def mnist_digits(mnist_dir):
-    from docsort import mnist
+    from docsort.training.datasets import mnist
 
     data = mnist.load(mnist_dir)
     return data.train.images[:200]

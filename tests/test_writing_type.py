@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from docsort import modelstore
-from docsort.synth.handwriting import dhsd_writer_split, load_dhsd
-from docsort.writing_type import (DOUBT, HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WIDE_DOUBT,
-                                  WritingTypeClassifier, prepare)
+from docsort.reading import manifest
+from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
+from docsort.reading.writing_type import DOUBT, HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WIDE_DOUBT, WritingTypeClassifier, prepare
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +29,12 @@ def unseen_handwriting(dhsd_dir):
 @pytest.fixture(scope="module")
 def real_printed_crops(tesseract_pages):
     """Words Tesseract cuts from real printed scans, as the pipeline cuts them."""
-    from docsort import segment
+    from docsort.page import tesseract
 
     crops = []
     for name in ("phototest.tif", "eurotext.tif"):
         page = cv2.imread(str(tesseract_pages / name), cv2.IMREAD_GRAYSCALE)
-        for word in segment.words(page):
+        for word in tesseract.words(page):
             x, y, w, h = word.bbox
             crops.append(page[y:y + h, x:x + w])
     assert len(crops) > 100
@@ -55,8 +54,8 @@ def test_real_printed_scans_are_printed(classifier, real_printed_crops):
 
 def test_printed_words_with_brackets_and_marks_stay_printed(classifier):
     """Tesseract leaves brackets, quotes and marks on the word: "<lazy>", "#90", "12.5%"."""
-    from docsort.synth import degrade
-    from docsort.synth.printed import font_split, render_text
+    from docsort.training.synth import degrade
+    from docsort.training.synth.printed import font_split, render_text
 
     words = ("<lazy>", "<23>", "(quick)", "[brown]", "{fox}", "«rapide»", "„Hund“", "#90", "12.5%", "goose,")
     fonts = [f for f in font_split(0).held_out if "Bold" in f.path or "Regular" in f.path]
@@ -129,8 +128,8 @@ def test_classify_cli_json_and_unreadable_input(tmp_path, unseen_handwriting, re
 
 
 def test_shipped_metrics_describe_the_shipped_model():
-    metrics = modelstore.load_metrics(modelstore.WRITING_TYPE)
-    assert metrics["sha256"] == modelstore.file_sha256(str(modelstore.model_path(modelstore.WRITING_TYPE)))
+    metrics = manifest.load_metrics(manifest.WRITING_TYPE)
+    assert metrics["sha256"] == manifest.file_sha256(str(manifest.model_path(manifest.WRITING_TYPE)))
     assert metrics["n"] == sum(map(sum, metrics["confusion_matrix"]))
     assert metrics["accuracy"] >= 0.97
     assert metrics["real_scans"]["original"]["printed_rate"] >= 0.995
@@ -139,13 +138,13 @@ def test_shipped_metrics_describe_the_shipped_model():
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])
     shipped = WritingTypeClassifier()
     assert shipped.lone_character_files and [m["sha256"] for m in metrics["lone_character_models"]] == [
-        modelstore.file_sha256(f) for f in shipped.lone_character_files]
+        manifest.file_sha256(f) for f in shipped.lone_character_files]
     assert [m["sha256"] for m in metrics.get("second_look_models", [])] == [
-        modelstore.file_sha256(f) for f in shipped.second_look_files]
+        manifest.file_sha256(f) for f in shipped.second_look_files]
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
-    from docsort.training.writing_type import ink_pieces
+    from docsort.training.train.writing_type import ink_pieces
 
     word = np.full((40, 120), 255, np.uint8)
     word[5:35, 10:30] = 0   # a letter
@@ -155,7 +154,7 @@ def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
 
 
 def test_crops_without_writing_are_drawn_again(real_printed_crops):
-    from docsort.training.writing_type import drawn, shows_writing
+    from docsort.training.train.writing_type import drawn, shows_writing
 
     paper = np.full((40, 120), 235, np.uint8)
     blob = paper.copy()
@@ -170,8 +169,8 @@ def test_crops_without_writing_are_drawn_again(real_printed_crops):
 
 def test_a_piece_of_a_word_keeps_the_words_scale():
     """A sliver cut from a word is scanned at the word's scale, not blown up to a word's size."""
-    from docsort.training.writing_type import scan_like
-    from docsort.writing_type import ink_box
+    from docsort.training.train.writing_type import scan_like
+    from docsort.reading.writing_type import ink_box
 
     word = np.full((60, 200), 255, np.uint8)
     word[10:50, 20:180] = 0
@@ -193,9 +192,9 @@ def test_a_piece_of_a_word_keeps_the_words_scale():
 
 def test_faint_ink_and_lone_punctuation_keep_their_lines_scale():
     """A pale word's height is its whole ink, and a printed hyphen stays the size it has in its line."""
-    from docsort.synth.printed import font_split, render_text
-    from docsort.training.writing_type import ink_height, scan_like, type_height
-    from docsort.writing_type import ink_box
+    from docsort.training.synth.printed import font_split, render_text
+    from docsort.training.train.writing_type import ink_height, scan_like, type_height
+    from docsort.reading.writing_type import ink_box
 
     pale = np.full((64, 200), 255, np.uint8)
     pale[12:52, 20:180] = 190  # pencil: no pixel darker than grey 190
@@ -213,8 +212,8 @@ def test_faint_ink_and_lone_punctuation_keep_their_lines_scale():
 
 
 def test_batchnorm_statistics_are_measured_with_the_final_weights():
-    from docsort.tfsetup import keras, tensorflow
-    from docsort.training.writing_type import build_model, recalibrate_batchnorm
+    from docsort.training.tf import keras, tensorflow
+    from docsort.training.train.writing_type import build_model, recalibrate_batchnorm
 
     k, tf = keras(), tensorflow()
     model = build_model(k)
@@ -298,4 +297,4 @@ def test_evaluate_cli_json_reports_both_classes_and_real_scans(tmp_path, dhsd_di
     assert set(result["per_class_accuracy"]) == {"printed", "handwritten"}
     assert result["accuracy"] >= 0.9
     assert result["real_scans"]["original"]["n"] > 100
-    assert result["model"]["sha256"] == modelstore.file_sha256(str(modelstore.model_path(modelstore.WRITING_TYPE)))
+    assert result["model"]["sha256"] == manifest.file_sha256(str(manifest.model_path(manifest.WRITING_TYPE)))

@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from docsort import cost as cost_model
-from docsort import defaults
-from docsort import modelstore
+from docsort.cost import model as cost_model
+from docsort import settings
+from docsort.reading import manifest
 from docsort.cli import app, evaluate_app, handles_errors, print_json, stderr, stdout
 from docsort.errors import UsageError
 
@@ -24,8 +24,8 @@ def cost_command(
         None, "--metrics", help="A model's metrics JSON (key test_accuracy). Default: the shipped digit model's."),
     results: Optional[Path] = typer.Option(
         None, "--results", help="A folder written by `docsort process` (reads its results.json)."),
-    code_length: int = typer.Option(defaults.CODE_LENGTH, "--code-length", min=defaults.CODE_LENGTH_MIN,
-                                    max=defaults.CODE_LENGTH_MAX, help="Digits per postal code."),
+    code_length: int = typer.Option(settings.CODE_LENGTH, "--code-length", min=settings.CODE_LENGTH_MIN,
+                                    max=settings.CODE_LENGTH_MAX, help="Digits per postal code."),
     volume: float = typer.Option(cost_model.DEFAULT_VOLUME, "--volume", help="Letters sorted per year."),
     manual_cost: float = typer.Option(cost_model.DEFAULT_MANUAL_COST, "--manual-cost",
                                       help="Cost of sorting one letter by hand."),
@@ -63,7 +63,7 @@ def cost_command(
     if warning:
         stderr.print(f"docsort: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if plot is not None:
-        from docsort.cost_plot import plot_cost
+        from docsort.cost.plot import plot_cost
 
         plot_cost(report, plot, curve=cost_model.curve_of(report))
     if as_json:
@@ -196,7 +196,7 @@ def evaluate_tradeoff_command(
     Fits on strings composed from held-out MNIST training digits, then checks the promised
     error rate on fresh strings composed from MNIST test digits. Writes only where --out says.
     """
-    from docsort.evaluation import tradeoff
+    from docsort.training.evaluate import tradeoff
 
     if out is None and not as_json and report_dir is None:
         raise UsageError("give --out FILE to keep the trade-off, --report DIR for it with its picture, or --json "
@@ -217,7 +217,7 @@ def evaluate_tradeoff_command(
     replaces_installed = out is not None and out.resolve() == installed.resolve()
     if replaces_installed:
         problem = cost_model.models_mismatch(tradeoff.measured_models(reader, model),
-                                             modelstore.code_reader_models())
+                                             manifest.code_reader_models())
         if problem:
             raise UsageError(f"not replacing {installed}: this measurement's models are not the installed ones "
                              f"({problem}), so process would refuse it; write it elsewhere with --out")
@@ -252,10 +252,10 @@ def evaluate_tradeoff_command(
 def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path], out: Optional[Path], as_json: bool,
                         report_dir: Optional[Path], *, volume: float, manual_cost: float, missort_cost: float) -> None:
     """``evaluate tradeoff --country``: the same real codes read without and with the directory."""
-    from docsort import directory as directories
+    from docsort.page import directory as directories
     from docsort.cli import progress_lines
-    from docsort.evaluation import tradeoff
-    from docsort.training.directory_reading import measure_tradeoff
+    from docsort.training.evaluate import tradeoff
+    from docsort.training.train.directory_reading import measure_tradeoff
 
     cc = directories.check_country(country)
     if report_dir is not None:
@@ -292,9 +292,9 @@ def _stored_threshold(path: Path) -> Optional[float]:
 
 def _tradeoff_report(result: dict, folder: Path, *, volume: float, manual_cost: float, missort_cost: float) -> None:
     """The measured trade-off as a person looks at it: its JSON and the cost picture of ``cost --plot``."""
-    from docsort.cost_plot import plot_cost
+    from docsort.cost.plot import plot_cost
     from docsort.errors import OutputNotWritableError
-    from docsort.evaluation import tradeoff
+    from docsort.training.evaluate import tradeoff
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def train_digits(
     """Train the handwritten digit reader on MNIST (reproduces models/digits.keras with --out models)."""
     if arch not in ("cnn", "mlp"):
         raise UsageError(f"--arch must be cnn or mlp, not {arch!r}")
-    from docsort.training.digits import TrainingConfig, train
+    from docsort.training.train.digits import TrainingConfig, train
 
     config = TrainingConfig(data=str(data) if data else None, arch=arch, limit=limit, epochs=epochs,
                             seed=seed, augment=augment, epoch_size=epoch_size,
@@ -73,7 +73,7 @@ def train_digit_strings(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the whole-field digit string reader (CTC) on strings composed from MNIST training digits."""
-    from docsort.training.digit_strings import StringTrainingConfig, train
+    from docsort.training.train.digit_strings import StringTrainingConfig, train
 
     config = StringTrainingConfig(data=str(data) if data else None, steps=steps, seed=seed, out=out,
                                   validation_strings=validation_strings, test_strings=test_strings,
@@ -111,10 +111,10 @@ def train_field_combination(
                                "model first). Default: the members the metrics name."),
 ) -> None:
     """Refit P(code right) of the two number-field readers on fields the pipeline cuts from envelopes."""
-    from docsort import modelstore
-    from docsort.training.digit_strings import refit_combination
+    from docsort.reading import manifest
+    from docsort.training.train.digit_strings import refit_combination
 
-    path = metrics or modelstore.metrics_path(modelstore.DIGIT_STRINGS)
+    path = metrics or manifest.metrics_path(manifest.DIGIT_STRINGS)
     handwriting = handwriting or (Path(os.environ["DOCSORT_DATASETS"]) if os.environ.get("DOCSORT_DATASETS") else None)
     if out is None:
         raise UsageError(f"give --out FILE for the refitted metrics (--out {path} replaces the ones refitted)")
@@ -148,13 +148,13 @@ def train_field_calibration(
     """Fit read-digits' confidence for fields of any length, and P(a field is a number at all)."""
     import os
 
-    from docsort import modelstore
-    from docsort.training.field_calibration import calibrate
+    from docsort.reading import manifest
+    from docsort.training.train.field_calibration import calibrate
 
     folder = data or os.environ.get("DOCSORT_DATASETS")
     if not folder:
         raise UsageError("give --data DIR (the folder with MNIST and DHSD) or set $DOCSORT_DATASETS")
-    path = metrics or modelstore.metrics_path(modelstore.DIGIT_STRINGS)
+    path = metrics or manifest.metrics_path(manifest.DIGIT_STRINGS)
     command = (f"docsort train field-calibration --data {folder} --numbers {numbers} --not-numbers {not_numbers} "
                f"--seed {seed} --out {out}")
     fit = calibrate(folder, Path(path), out, numbers, not_numbers, seed, jobs, command,
@@ -186,7 +186,7 @@ def evaluate_digits(
 ) -> None:
     """Accuracy, confusion matrix and calibration of the digit reader on the 10,000 MNIST test digits,
     and the reliability of read-digits' field confidence."""
-    from docsort.evaluation.digits import evaluate
+    from docsort.training.evaluate.digits import evaluate
 
     per_length = fields if fields is not None else (100 if report is not None else 0)
     result = evaluate(str(data) if data else None, str(model) if model else None,

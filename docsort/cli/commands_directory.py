@@ -33,7 +33,7 @@ def train_directory_reading(
     Real US and DE codes are written with the MNIST training digits held out of training and
     read by both number-field readers; never MNIST test digits.
     """
-    from docsort.training.directory_reading import train
+    from docsort.training.train.directory_reading import train
 
     if out is None:
         raise UsageError("give --out FILE for the fit (--out models/directory_reading.json replaces the shipped one)")

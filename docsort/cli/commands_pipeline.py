@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from docsort import defaults
+from docsort import settings
 from docsort.cli import app, handles_errors, print_json, print_rows, stdout
 
 
@@ -17,7 +17,7 @@ def read_digits(
     images: List[Path] = typer.Argument(..., help="Images, each one already-cut handwritten number field."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     code_length: Optional[int] = typer.Option(
-        None, "--code-length", min=defaults.CODE_LENGTH_MIN, max=defaults.CODE_LENGTH_MAX,
+        None, "--code-length", min=settings.CODE_LENGTH_MIN, max=settings.CODE_LENGTH_MAX,
         help="Read exactly this many digits (default: as many as the field holds)."),
     country: Optional[str] = typer.Option(
         None, "--country", metavar="CC",
@@ -31,8 +31,8 @@ def read_digits(
     smudge) gets no digits and confidence 0. That is an answer, not an error: the exit code is 0.
     """
     from docsort.errors import InputError
-    from docsort.field_confidence import read_number_fields
-    from docsort.ingest import read_image
+    from docsort.reading.digits.confidence import read_number_fields
+    from docsort.page.ingest import read_image
 
     fields = []
     for path in images:
@@ -55,10 +55,10 @@ def read_digits(
 
 def _read_codes(images, fields, country, directory_file, code_length, as_json) -> None:
     """``read-digits --country/--directory``: each field as the best code of the directory."""
-    from docsort import directory as directories
-    from docsort.directory_reader import read_codes
+    from docsort.page import directory as directories
+    from docsort.reading.digits.directory_reader import read_codes
     from docsort.errors import UsageError
-    from docsort.field_confidence import read_number_fields
+    from docsort.reading.digits.confidence import read_number_fields
 
     found = directories.load(country, directory_file)
     if code_length is not None and code_length != found.length:
@@ -92,8 +92,8 @@ def samples(
     layout: str = typer.Option(
         "mixed", "--layout",
         help="Address layout family: code-first, code-last, code-alone, prefixed, or mixed (each envelope draws one)."),
-    code_length: int = typer.Option(defaults.CODE_LENGTH, "--code-length", min=defaults.CODE_LENGTH_MIN,
-                                    max=defaults.CODE_LENGTH_MAX, help="Digits per postal code."),
+    code_length: int = typer.Option(settings.CODE_LENGTH, "--code-length", min=settings.CODE_LENGTH_MIN,
+                                    max=settings.CODE_LENGTH_MAX, help="Digits per postal code."),
     handwritten_share: float = typer.Option(0.7, "--handwritten-share", min=0.0, max=1.0,
                                             help="Share of envelopes addressed by hand."),
     image_format: str = typer.Option("mixed", "--format", help="jpg, png or mixed (about 70 % JPEG)."),
@@ -104,7 +104,7 @@ def samples(
              "is the country's."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
-    from docsort.samples import TRUTH_FILE, write_samples
+    from docsort.training.samples import TRUTH_FILE, write_samples
 
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
                            handwritten_share=handwritten_share, code_length=code_length,

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from docsort import defaults
+from docsort import settings
 from docsort.cli import app, fail, handles_errors, stderr
 from docsort.errors import ExitCode, UsageError
 
@@ -52,11 +52,11 @@ def _threshold_help() -> str:
     file without checking it (``process`` itself checks the file before it trusts it)."""
     import json
 
-    from docsort import modelstore
+    from docsort.reading import manifest
 
     text = "Codes below this confidence go to manual sorting"
     try:
-        optimal = json.loads((modelstore.models_dir() / "digits.tradeoff.json").read_text())["optimal"]
+        optimal = json.loads((manifest.models_dir() / "digits.tradeoff.json").read_text())["optimal"]
         return (f"{text} [default: {float(optimal['threshold']):.3f}, the cost-optimal threshold of the shipped models; "
                 f"with --country, the one measured with its directory].")
     except (OSError, ValueError, KeyError, TypeError):
@@ -73,10 +73,10 @@ def process_command(
     scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                             help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786."),
     scheduler_timeout: float = typer.Option(
-        defaults.SCHEDULER_TIMEOUT_S, "--scheduler-timeout", metavar="SECONDS",
+        settings.SCHEDULER_TIMEOUT_S, "--scheduler-timeout", metavar="SECONDS",
         help="With --scheduler: seconds to connect and wait for a first worker before failing (exit 4)."),
-    code_length: int = typer.Option(defaults.CODE_LENGTH, "--code-length", min=defaults.CODE_LENGTH_MIN,
-                                    max=defaults.CODE_LENGTH_MAX,
+    code_length: int = typer.Option(settings.CODE_LENGTH, "--code-length", min=settings.CODE_LENGTH_MIN,
+                                    max=settings.CODE_LENGTH_MAX,
                                     help="Digits in a postal code (with --country: the country's)."),
     country: Optional[str] = typer.Option(
         None, "--country", metavar="CC",
@@ -96,9 +96,9 @@ def process_command(
     force: bool = typer.Option(False, "--force", help="Redo documents already done in OUT."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first document that fails."),
     wait: bool = typer.Option(False, "--wait", help="If another batch is writing to OUT, wait for it."),
-    max_megapixels: float = typer.Option(defaults.MAX_MEGAPIXELS, "--max-megapixels",
+    max_megapixels: float = typer.Option(settings.MAX_MEGAPIXELS, "--max-megapixels",
                                          help="Refuse pages larger than this (decompression bombs)."),
-    page_timeout: float = typer.Option(defaults.PAGE_TIMEOUT_S, "--page-timeout",
+    page_timeout: float = typer.Option(settings.PAGE_TIMEOUT_S, "--page-timeout",
                                        help="Seconds Tesseract may spend on one page."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="One line per document on stderr."),
@@ -109,8 +109,8 @@ def process_command(
         raise UsageError("--quiet and --verbose cannot be used together")
     from docsort import log
     from docsort.api import process
-    from docsort.batch import LogProgress
-    from docsort.results import plural
+    from docsort.batch.runner import LogProgress
+    from docsort.batch.results import plural
 
     log.setup_logging(log.QUIET if quiet else log.VERBOSE if verbose else log.NORMAL, json_lines=log_json)
     _interrupt_on_sigterm()

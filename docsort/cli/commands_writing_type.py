@@ -26,8 +26,8 @@ def classify(
     model: Optional[Path] = typer.Option(None, "--model", help="A writing_type .keras file. Default: the shipped model."),
 ) -> None:
     """Say for each word crop whether it is printed or handwritten."""
-    from docsort.ingest import read_image
-    from docsort.writing_type import WritingTypeClassifier, kind_of
+    from docsort.page.ingest import read_image
+    from docsort.reading.writing_type import WritingTypeClassifier, kind_of
 
     crops, names, failed = [], [], 0
     for path in images:
@@ -98,9 +98,8 @@ def train_writing_type(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
-    from docsort.training.writing_type import (LONE_CHARACTER_FILTERS, LONE_CHARACTER_RECIPE, TrainingConfig,
-                                               train_and_measure)
-    from docsort.writing_type import LONE_CHARACTER_MODEL, LONE_CHARACTER_WIDTH
+    from docsort.training.train.writing_type import LONE_CHARACTER_FILTERS, LONE_CHARACTER_RECIPE, TrainingConfig, train_and_measure
+    from docsort.reading.writing_type import LONE_CHARACTER_MODEL, LONE_CHARACTER_WIDTH
 
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
@@ -141,7 +140,7 @@ def evaluate_writing_type(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
 ) -> None:
     """Accuracy of the printed/handwritten classifier on held-out writers, fonts and real scans."""
-    from docsort.evaluation.writing_type import evaluate
+    from docsort.training.evaluate.writing_type import evaluate
 
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     if pages_dir is not None and not pages_dir.is_dir():

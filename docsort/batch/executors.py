@@ -1,0 +1,542 @@
+"""Where documents are processed: local worker processes or a Dask cluster.
+
+One task is one document. Both executors take the same ``DocumentProcessor`` (the pipeline
+settings, picklable and small) and yield ``(task, DocumentResult)`` as documents finish; the
+batch runner in the client process writes every result, so a local run and a cluster run leave
+identical output.
+
+Models are loaded once per worker process (``warm_up`` before the first document, kept in a
+module-level cache, never pickled). Each worker runs Tesseract single-threaded
+(``OMP_THREAD_LIMIT=1``) and limits TensorFlow's threads (``DOCSORT_TF_THREADS``) so that
+workers x threads stays within the cores.
+
+Local workers are managed here rather than by ``concurrent.futures``: a pool there is broken
+for good when one worker dies, while here the document that worker held fails with a message,
+a fresh worker takes its place and the other documents go on. A document that runs past
+``document_timeout`` has its worker killed the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any, Iterable, Iterator, Optional
+
+from docsort import settings as defaults
+from docsort.errors import DocsortError, InputError, MissingDependencyError, UsageError
+from docsort.log import get_logger, native_stderr_silenced, one_line, setup_logging
+from docsort.batch.records import DocumentResult
+
+log = get_logger("executor")
+
+DEFAULT_DOCUMENT_TIMEOUT_S = 1800.0
+DOCUMENTS_PER_WORKER = 500  # then the worker is replaced (long cron batches, slow memory growth)
+_STARTUP_FAILURES_ALLOWED = 3
+_POLL_S = 0.5
+DEFAULT_SCHEDULER_TIMEOUT_S = defaults.SCHEDULER_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class DocumentTask:
+    """One document to process: ``path`` is what workers open, ``file`` what results show."""
+
+    key: str
+    path: str
+    file: str
+
+
+@dataclass(frozen=True)
+class DocumentProcessor:
+    """Everything a worker needs to process documents, sent once to each worker.
+
+    ``pipeline`` names a module with ``process_document(path, settings) -> DocumentResult``
+    and ``warm_up(settings)``.
+    """
+
+    settings: Any
+    pipeline: str = "docsort.page.pipeline"
+    env: dict = field(default_factory=dict)
+    log_config: dict = field(default_factory=dict)  # level and format of the batch's log
+
+    def prepare_worker(self) -> None:
+        """Thread limits and model loading, once per worker process."""
+        for name, value in self.env.items():
+            os.environ.setdefault(name, value)
+        os.environ["OMP_THREAD_LIMIT"] = "1"
+        key = (self.pipeline, repr(self.settings))
+        if key not in _warm:
+            importlib.import_module(self.pipeline).warm_up(self.settings)
+            _warm.add(key)
+
+    def process(self, task: DocumentTask) -> DocumentResult:
+        """Process one document; only a missing dependency escapes, anything else is its record."""
+        self.prepare_worker()
+        pipeline = importlib.import_module(self.pipeline)
+        try:
+            result = pipeline.process_document(task.path, self.settings)
+        except MissingDependencyError:
+            raise
+        except DocsortError as exc:
+            result = error_result(task, str(exc))
+        except Exception as exc:  # a bug must cost one document, not the batch
+            log.debug("unexpected error on %s", one_line(task.file), exc_info=True)
+            result = error_result(task, f"internal error: {type(exc).__name__}: {_first_line(exc)}")
+        result.file = task.file
+        return result
+
+
+_warm: set = set()
+
+
+def error_result(task: DocumentTask, message: str) -> DocumentResult:
+    return DocumentResult(file=task.file, sha256=None, status="error", error=message)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Executor:
+    """Runs document tasks somewhere and yields each result once, as it finishes."""
+
+    def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop all work now (also on Ctrl-C); safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+# Local worker processes ----------------------------------------------------------------------
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: die with the batch process, so a killed batch leaves no worker behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_main(conn, processor: DocumentProcessor) -> None:
+    """A local worker: warm up, then process one document per request until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch process's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _set_parent_death_signal()
+    raw_allowed = _log_like_the_batch(processor.log_config)
+    try:
+        with native_stderr_silenced(not raw_allowed):
+            processor.prepare_worker()
+    except DocsortError as exc:
+        conn.send(("fatal", type(exc).__name__, str(exc)))
+        return
+    except Exception as exc:
+        conn.send(("fatal", "MissingDependencyError", f"worker cannot start: {_first_line(exc)}"))
+        return
+    conn.send(("ready",))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        task = request
+        try:
+            result = processor.process(task)
+        except MissingDependencyError as exc:
+            conn.send(("fatal", type(exc).__name__, str(exc)))
+            return
+        try:
+            conn.send(("done", task.key, result))
+        except (BrokenPipeError, OSError):
+            return
+
+
+def _log_like_the_batch(config: dict) -> bool:
+    """Worker log lines look like the batch's; library chatter only shows with --verbose.
+
+    Returns whether raw output of libraries may reach stderr (never in JSON-lines mode).
+    """
+    level = config.get("level", logging.INFO)
+    json_lines = config.get("json_lines", False)
+    setup_logging(level, json_lines=json_lines)
+    raw_allowed = level <= logging.DEBUG and not json_lines
+    if not raw_allowed:
+        warnings.simplefilter("ignore")
+    return raw_allowed
+
+
+@contextlib.contextmanager
+def _main_module_hidden_if_not_a_file():
+    """A spawned worker re-runs the caller's main script; a script read from stdin cannot be."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or os.path.isfile(path) or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    ready: bool = False
+    task: Optional[DocumentTask] = None
+    started_at: float = 0.0
+    documents_done: int = 0
+
+
+def _death_message(exitcode: Optional[int]) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the worker process died while reading this document (killed by {name})"
+    return f"the worker process died while reading this document (exit status {exitcode})"
+
+
+class LocalExecutor(Executor):
+    """``jobs`` worker processes on this machine, replaced when one dies or has done
+    ``DOCUMENTS_PER_WORKER`` documents."""
+
+    def __init__(self, processor: DocumentProcessor, jobs: int,
+                 document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S):
+        self.processor = processor
+        self.jobs = max(1, int(jobs))
+        self.document_timeout = document_timeout
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._startup_failures = 0
+
+    def _start_worker(self) -> _Worker:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_worker_main, args=(child_conn, self.processor),
+                                        name="docsort-worker", daemon=True)
+        # Born with Ctrl-C ignored (an ignored signal stays ignored across exec, and Python then
+        # installs no handler), so a Ctrl-C on the terminal cannot interrupt a worker, even while
+        # it starts: only the batch process handles it.
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+        try:
+            with _main_module_hidden_if_not_a_file():
+                process.start()
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous)
+        child_conn.close()
+        worker = _Worker(process=process, conn=parent_conn, started_at=time.monotonic())
+        self._workers.append(worker)
+        return worker
+
+    def _stop_worker(self, worker: _Worker, kill: bool = False) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if kill and worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=5)
+        worker.conn.close()
+
+    def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        pending = deque(tasks)
+        if not pending:
+            return
+        for _ in range(min(self.jobs, len(pending))):
+            self._start_worker()
+        while pending or any(w.task is not None for w in self._workers):
+            if not self._workers:
+                self._start_worker()
+            sources = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
+            ready = wait(sources, timeout=_POLL_S)
+            for worker in list(self._workers):
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    yield from self._handle(worker, pending)
+            yield from self._enforce_timeout(pending)
+
+    def _handle(self, worker: _Worker, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        message = None
+        try:
+            if worker.conn.poll():
+                message = worker.conn.recv()
+        except (EOFError, OSError):
+            message = None
+        if message is None:
+            if worker.process.is_alive():
+                return
+            yield from self._worker_died(worker, pending)
+            return
+        kind = message[0]
+        if kind == "fatal":
+            _, name, text = message
+            raise (MissingDependencyError if name == "MissingDependencyError" else DocsortError)(text)
+        if kind == "done":
+            task = worker.task
+            worker.task = None
+            worker.documents_done += 1
+            yield task, message[2]
+            if worker.documents_done >= DOCUMENTS_PER_WORKER and pending:
+                self._stop_worker(worker, kill=True)  # a fresh process bounds memory creep
+                self._start_worker()
+                return
+        elif kind == "ready":
+            log.debug("worker %d ready (models loaded) after %.1f s", worker.process.pid,
+                      time.monotonic() - worker.started_at)
+        worker.ready = True
+        self._assign(worker, pending)
+
+    def _assign(self, worker: _Worker, pending: deque) -> None:
+        if not pending:
+            # Nothing left for it: a worker holds no state worth a graceful exit, and
+            # TensorFlow's shutdown would cost seconds.
+            self._stop_worker(worker, kill=True)
+            return
+        worker.task = pending.popleft()
+        worker.started_at = time.monotonic()
+        worker.conn.send(worker.task)
+
+    def _worker_died(self, worker: _Worker, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        self._stop_worker(worker)
+        exitcode = worker.process.exitcode
+        if worker.task is not None:
+            task = worker.task
+            yield task, error_result(task, _death_message(exitcode))
+        elif not worker.ready:
+            self._startup_failures += 1
+            if self._startup_failures > _STARTUP_FAILURES_ALLOWED:
+                raise DocsortError(f"worker processes die while starting (exit status {exitcode})")
+        if pending and len(self._workers) < self.jobs:
+            self._start_worker()
+
+    def _enforce_timeout(self, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if worker.task is not None and now - worker.started_at > self.document_timeout:
+                task = worker.task
+                self._stop_worker(worker, kill=True)
+                yield task, error_result(
+                    task, f"processing took longer than {self.document_timeout:g} s; stopped")
+                if pending and len(self._workers) < self.jobs:
+                    self._start_worker()
+
+    def close(self) -> None:
+        for worker in list(self._workers):
+            self._stop_worker(worker, kill=True)
+
+
+# Dask ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fatal:
+    message: str
+
+
+_one_document_at_a_time = threading.Lock()
+
+
+def _dask_task(task: DocumentTask, processor: DocumentProcessor):
+    """One document on a Dask worker; a worker started with several threads still runs one at
+    a time (PDF rendering and the model cache are not thread-safe; use processes to scale)."""
+    with _one_document_at_a_time:
+        _match_dask_worker_threads()
+        try:
+            return processor.process(task)
+        except MissingDependencyError as exc:
+            return _Fatal(str(exc))
+
+
+def _match_dask_worker_threads(worker=None) -> None:
+    """Run the models on as many threads as the Dask worker was given (``--nthreads``).
+
+    Workers are separate processes the user started, often one per core; a model running on
+    every core in each of them oversubscribes the machine (two single-thread workers on two
+    cores ran about a fifth slower than ``--jobs 2``). ``DOCSORT_TF_THREADS`` set by the user
+    wins. ``worker``: the Dask worker, where ``get_worker`` cannot find it (``Client.run``)."""
+    if os.environ.get("DOCSORT_TF_THREADS"):
+        return
+    try:
+        from distributed import get_worker
+
+        threads = int((worker or get_worker()).state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return
+    os.environ["DOCSORT_TF_THREADS"] = str(max(1, threads))
+
+
+def _dask_warm_up(processor: DocumentProcessor, dask_worker=None) -> Optional[str]:
+    """Load the models on a worker before the first document (``Client.run`` passes ``dask_worker``)."""
+    _match_dask_worker_threads(dask_worker)
+    try:
+        processor.prepare_worker()
+    except DocsortError as exc:
+        return str(exc)
+    return None
+
+
+def _connect(address: str, timeout: float):
+    """A Dask client of the scheduler at ``address``, or a one-line error within ``timeout`` seconds.
+
+    A tcp:// address where nothing listens fails at once (Dask itself would retry until its
+    timeout); a silent host or a port that does not answer like a scheduler fails at ``timeout``.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise MissingDependencyError("dask.distributed is not installed") from exc
+    deadline = time.monotonic() + timeout
+    full = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(full)
+    if parts.scheme == "tcp":
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if not host or not port:
+            raise UsageError(f"not a Dask scheduler address: {address} (expected tcp://HOST:PORT)")
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except socket.timeout:
+            raise MissingDependencyError(
+                f"cannot connect to the Dask scheduler at {address}: no answer within {timeout:g} s "
+                "(--scheduler-timeout)") from None
+        except OSError as exc:
+            raise MissingDependencyError(
+                f"cannot connect to the Dask scheduler at {address}: {exc.strerror or exc}") from None
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # rescheduling notes are routine
+    remaining = max(1.0, deadline - time.monotonic())
+    try:
+        return Client(address, timeout=remaining, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise MissingDependencyError(f"cannot connect to the Dask scheduler at {address}: "
+                                     f"{_first_line(exc)}") from exc
+    except ValueError as exc:
+        raise UsageError(f"not a Dask scheduler address: {address} ({_first_line(exc)})") from exc
+
+
+class DaskExecutor(Executor):
+    """One task per document on an existing Dask cluster (``dask scheduler`` + ``dask worker``).
+
+    Workers read the documents themselves, so the input paths must be readable by every
+    worker under the same names (shared storage). A worker lost mid-task has its task
+    rescheduled by Dask (``retries`` more covers exceptions); a document that keeps killing
+    workers fails with a message once Dask gives up on it.
+    """
+
+    def __init__(self, processor: DocumentProcessor, address: str, retries: int = 2,
+                 timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S):
+        """Connect, wait for a first worker and load the models on every worker, all within
+        ``timeout`` seconds for the connection and the wait; raises MissingDependencyError when
+        the cluster is not usable, so the batch can fail before it touches its output folder."""
+        self.processor = processor
+        self.address = address
+        self.retries = retries
+        self._futures: list = []
+        deadline = time.monotonic() + timeout
+        self.client = _connect(address, timeout)
+        try:
+            self._wait_for_a_worker(timeout, deadline)
+            self.warm_up()
+        except BaseException:
+            self.client.close()
+            raise
+
+    def _wait_for_a_worker(self, timeout: float, deadline: float) -> None:
+        workers = len(self.client.scheduler_info().get("workers") or {})
+        if workers:
+            log.info("documents go to the Dask cluster at %s (%d worker%s)", self.address, workers,
+                     "" if workers == 1 else "s")
+            return
+        # A warning, so that even a quiet run says why it sits there.
+        log.warning("connected to the Dask scheduler at %s; it has no workers yet, waiting up to %g s "
+                    "for one (--scheduler-timeout)", self.address, timeout)
+        try:
+            self.client.wait_for_workers(1, timeout=max(0.1, deadline - time.monotonic()))
+        except (TimeoutError, OSError):
+            raise MissingDependencyError(
+                f"no Dask worker joined the scheduler at {self.address} within {timeout:g} s "
+                "(--scheduler-timeout)") from None
+        log.info("a Dask worker joined the scheduler at %s", self.address)
+
+    def warm_up(self) -> None:
+        """Load models on every worker before any document is sent; fail early if one cannot."""
+        failures = self.client.run(_dask_warm_up, self.processor)
+        for worker, message in sorted(failures.items()):
+            if message:
+                raise MissingDependencyError(f"Dask worker {worker}: {message}")
+
+    def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        from distributed import as_completed
+
+        tasks = list(tasks)
+        if not tasks:
+            return
+        run_id = uuid.uuid4().hex[:12]
+        by_key = {}
+        for task in tasks:
+            future = self.client.submit(_dask_task, task, self.processor, retries=self.retries,
+                                        key=f"docsort-{run_id}-{task.key[:24]}", pure=False)
+            by_key[future.key] = task
+            self._futures.append(future)
+        for future in as_completed(self._futures, loop=self.client.loop):
+            task = by_key[future.key]
+            try:
+                result = future.result()
+            except Exception as exc:  # KilledWorker, or an error after all retries
+                if type(exc).__name__ == "KilledWorker":
+                    message = "the worker process died while reading this document (on every Dask worker tried)"
+                else:
+                    message = f"the Dask task failed: {type(exc).__name__}: {_first_line(exc)}"
+                result = error_result(task, message)
+            future.release()
+            if isinstance(result, _Fatal):
+                raise MissingDependencyError(result.message)
+            yield task, result
+
+    def close(self) -> None:
+        if self._futures:
+            self.client.cancel(self._futures)
+            self._futures = []
+        self.client.close()
+
+
+def make_executor(processor: DocumentProcessor, jobs: int, scheduler: Optional[str],
+                  document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S,
+                  scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S) -> Executor:
+    """Local workers, or a Dask cluster that is already connected, has a worker and loaded the models."""
+    if scheduler:
+        return DaskExecutor(processor, scheduler, timeout=scheduler_timeout)
+    return LocalExecutor(processor, jobs, document_timeout=document_timeout)

@@ -1,0 +1,340 @@
+"""From a scanned page to its crops, their kinds and the destination postal code.
+
+``process_page`` is the whole job for one page, as a short sequence of stages:
+
+    clean page (preprocess) -> Tesseract words, one call (segment) -> word regions from the
+    ink (number_fields) -> printed/handwritten, one batch (writing_type) -> handwritten number
+    fields read, one batch, by the segmenting and the whole-field reader (field_reader) ->
+    destination code (postal_code) -> overlay
+
+``process_document`` runs it over every page of a file and never raises for a bad input: the
+document (or the page) gets status ``error`` and a one-line message. A missing dependency
+(Tesseract, a model file) is not a bad input and propagates, so a batch stops at once.
+Worker processes call ``warm_up`` once so models load before the first document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from docsort import settings as defaults
+from docsort.page import regions as number_fields
+from docsort.page import destination as postal_code
+from docsort.page import clean as preprocess
+from docsort.page import tesseract
+from docsort.errors import DocsortError, InputError, MissingDependencyError, OutputNotWritableError
+from docsort.batch.records import Crop, DocumentResult, PageResult, PostalCode
+
+if TYPE_CHECKING:
+    from docsort.reading.digits.segmenting import DigitString
+
+DEFAULT_CODE_LENGTH = defaults.CODE_LENGTH
+# A handwritten field is read as a code only if its shape can hold that many digits.
+MIN_DIGIT_ASPECT, MAX_DIGIT_ASPECT = 0.22, 1.6
+
+
+@dataclass
+class Settings:
+    """What a run is asked to do; the same for every page of a batch."""
+
+    code_length: int = DEFAULT_CODE_LENGTH
+    accept_threshold: Optional[float] = None  # None: the measured cost optimum (docsort.cost.model)
+    overlays_dir: Optional[Path] = None
+    overlay_size: str = "small"  # docsort.page.overlay.SIZES: reduced JPEG, or "full" (PNG at page size)
+    max_megapixels: Optional[float] = None  # None: ingest's default limit
+    tesseract_timeout: float = tesseract.DEFAULT_TIMEOUT_S
+    handwritten_threshold: float = 0.5
+    country: Optional[str] = None  # a postal directory: only its codes can be auto (docsort.page.directory)
+    directory_file: Optional[str] = None  # a user's own directory (CSV of code, place)
+
+    def directory(self):
+        """The postal directory the codes are read against, loaded once per process (or None)."""
+        from docsort.page import directory
+
+        return directory.load(self.country, self.directory_file)
+
+    def threshold(self) -> float:
+        if self.accept_threshold is not None:
+            return float(self.accept_threshold)
+        from docsort.cost.model import default_accept_threshold
+
+        return default_accept_threshold()
+
+
+class _Models:
+    """The two models, loaded once per process."""
+
+    writing_type = None
+    digits = None
+
+    @classmethod
+    def get(cls):
+        if cls.writing_type is None:
+            from docsort.reading.writing_type import WritingTypeClassifier
+
+            cls.writing_type = WritingTypeClassifier()
+        if cls.digits is None:
+            from docsort.reading.digits.mnist_model import shared_reader
+
+            cls.digits = shared_reader()
+        return cls.writing_type, cls.digits
+
+
+def warm_up(settings: Optional[Settings] = None) -> None:
+    """Check Tesseract and load the models now, so the first document pays no start-up cost."""
+    tesseract.check_tesseract()
+    writing_type, digits = _Models.get()
+    page = np.full((64, 200), 255, np.uint8)
+    page[20:44, 20:180:8] = 0
+    writing_type.p_handwritten([page])
+    from docsort.reading.digits.combine import read_fields
+
+    settings = settings or Settings()
+    read_fields([page], settings.code_length, reader=digits)
+    if settings.directory() is not None:  # the directory and its reading calibration, loaded once
+        from docsort.reading.digits.directory_reader import shipped_calibration
+
+        shipped_calibration()
+
+
+def process_page(image: np.ndarray, page_number: int, settings: Settings,
+                 overlay_path: Optional[Path] = None) -> PageResult:
+    """Read one page image (uint8 grey or BGR). Raises ``InputError`` when the page cannot be read."""
+    result, _ = read_page(image, page_number, settings)
+    _overlay(image, result, overlay_path, settings.overlay_size)
+    return result
+
+
+def read_page(image: np.ndarray, page_number: int, settings: Settings
+              ) -> tuple[PageResult, list[tuple[np.ndarray, DigitString]]]:
+    """The page's result and every handwritten number field read on it (the crop as cut from
+    the clean page, and its reading): the field reader is fitted on these crops, so it learns
+    from what the pipeline really hands it."""
+    from docsort.reading.digits.combine import read_fields
+
+    if image is None or image.ndim not in (2, 3) or min(image.shape[:2]) < 8:
+        raise InputError("page image is empty or too small")
+    height, width = image.shape[:2]
+    writing_type, digits = _Models.get()
+
+    clean = preprocess.prepare(image)
+    words = tesseract.words(clean.grey, timeout=settings.tesseract_timeout)
+    regions = number_fields.text_regions(clean.ink, words)
+    if not regions:
+        return PageResult(page=page_number, width=width, height=height), []
+
+    crops = [number_fields.cut(clean.grey, r.bbox) for r in regions]
+    p_hw = writing_type.p_handwritten(crops)
+    kinds = ["handwritten" if p >= settings.handwritten_threshold else "printed" for p in p_hw]
+
+    directory = settings.directory()
+    k = directory.length if directory is not None else settings.code_length
+    page_size = clean.grey.shape[1], clean.grey.shape[0]
+    lay = postal_code.layout([r.bbox for r in regions])
+    candidates: list[postal_code.CodeCandidate] = []
+    fields = _number_fields(regions, kinds, lay, page_size, k)
+    field_crops = [number_fields.cut(clean.grey, bbox) for _, bbox in fields]
+    if directory is None:
+        field_readings = read_fields(field_crops, k, reader=digits) if fields else []
+    else:
+        field_readings = _read_against(field_crops, k, directory, digits)
+    # Per region keep the better reading: of the region alone, or joined with its neighbour.
+    readings: dict[int, DigitString] = {}
+    field_boxes: dict[int, tuple[int, int, int, int]] = {}
+    for (i, bbox), reading in zip(fields, field_readings):
+        if i not in readings or reading.confidence > readings[i].confidence:
+            readings[i], field_boxes[i] = reading, bbox
+    for i, region in enumerate(regions):
+        if kinds[i] == "printed":
+            value = postal_code.printed_code(region.text, k)
+            if value:
+                word = next((w for w in region.words if value in w.text), None)
+                conf = _printed_confidence(word.conf if word else region.tesseract_conf)
+                candidates.append(postal_code.CodeCandidate(
+                    i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
+                    {**_validity(directory, value), "plus4": postal_code.printed_plus4(region.text, k)}))
+        elif i in readings and len(readings[i].digits) == k:
+            reading = readings[i]
+            candidates.append(postal_code.CodeCandidate(
+                i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i],
+                _validity(directory, reading.digits)))
+    chosen = postal_code.pick_destination(candidates, lay, page_size)
+
+    records = []
+    for i, region in enumerate(regions):
+        reading = readings.get(i)
+        records.append(Crop(
+            bbox=clean.page_bbox(region.bbox),
+            kind=kinds[i],
+            p_handwritten=float(p_hw[i]),
+            # Tesseract's text for print; for handwriting, which Tesseract cannot read, the digits.
+            text=region.text if kinds[i] == "printed" else (reading.digits or None if reading else None),
+            digits=reading.digits if reading and reading.digits else None,
+            confidence=float(reading.confidence) if reading and reading.digits else None,
+        ))
+    code = None
+    if chosen is not None:
+        threshold = settings.threshold()
+        confidence = float(chosen.confidence)
+        checked = {}
+        if directory is not None:
+            from docsort.page import directory as postal_directory
+
+            words = postal_code.place_words(lay, [r.text for r in regions], [kind == "printed" for kind in kinds],
+                                            chosen.region)
+            place = postal_directory.check_place(directory, chosen.value, words)
+            confidence = postal_directory.with_place(confidence, place.match)
+            checked = dict(valid=chosen.value in directory, place=directory.place(chosen.value),
+                           place_read=place.read, place_match=place.match)
+        code = PostalCode(
+            value=chosen.value,
+            source=chosen.source,
+            confidence=confidence,
+            digit_confidences=[float(c) for c in chosen.digit_confidences],
+            bbox=clean.page_bbox(chosen.bbox),
+            plus4=chosen.extras.get("plus4"),
+            # A code that does not exist is never sorted automatically.
+            decision="auto" if confidence >= threshold and checked.get("valid", True) else "manual",
+            **checked,
+        )
+    result = PageResult(page=page_number, width=width, height=height, crops=records, postal_code=code)
+    return result, list(zip(field_crops, field_readings))
+
+
+def _validity(directory, value: str) -> dict:
+    """What a code candidate carries with a directory: whether its code exists."""
+    return {} if directory is None else {"valid": value in directory}
+
+
+def _read_against(field_crops, code_length: int, directory, digits) -> list[DigitString]:
+    """Each field read against the directory: its best code that exists, with P(right). A field
+    with no candidate code that exists keeps its plain reading (it can never be ``auto``)."""
+    from docsort.reading.digits import directory_reader
+
+    out = []
+    for field in directory_reader.read_fields(field_crops, code_length, directory, reader=digits):
+        against = field.directory
+        out.append(against.as_digit_string() if against is not None and against.code else field.plain)
+    return out
+
+
+def _number_fields(regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Handwritten fields to read as codes: ``(region, box)`` pairs.
+
+    A writer who leaves a wide space inside a code splits it into two ink regions, so each
+    region standing where a code can is read alone and, when a handwritten neighbour follows
+    it closely on the same line, also joined with it; the better reading wins.
+    """
+    fields = []
+    for i, region in enumerate(regions):
+        if kinds[i] != "handwritten" or not postal_code.may_hold_code(lay, i, page_size):
+            continue
+        if _may_hold_digits(region.bbox, count):
+            fields.append((i, region.bbox))
+        members = lay.lines[lay.line_of[i]].members
+        position = members.index(i)
+        x, y, w, h = region.bbox
+        if position + 1 < len(members) and w / max(h, 1) < 0.55 * count:  # too narrow alone
+            j = members[position + 1]
+            nx, ny, nw, nh = regions[j].bbox
+            if kinds[j] == "handwritten" and nx - (x + w) <= 0.9 * max(h, nh):
+                joined = postal_code.union_box([region.bbox, regions[j].bbox])
+                if _may_hold_digits(joined, count):
+                    fields.append((i, joined))
+    return fields
+
+
+def _may_hold_digits(bbox: tuple[int, int, int, int], count: int) -> bool:
+    _, _, w, h = bbox
+    aspect = w / max(h, 1)
+    return MIN_DIGIT_ASPECT * count <= aspect <= MAX_DIGIT_ASPECT * count
+
+
+def _printed_confidence(tesseract_conf: float) -> float:
+    """Tesseract's word confidence (0-100) for a printed code as a probability that it is right.
+
+    A printed word that Tesseract reads as exactly ``code_length`` digits is almost always
+    right once its confidence is past ~70 (on the envelope benchmark every such code was), but
+    the number itself is not a probability: it is mapped onto one that puts clean print
+    (conf >= 80) above the usual accept thresholds and doubtful print (conf < 60) below them.
+    """
+    c = max(0.0, min(100.0, float(tesseract_conf)))
+    if c < 60.0:
+        return 0.8 * c / 60.0
+    return min(0.998, 0.95 + 0.048 * (c - 60.0) / 40.0)
+
+
+def _overlay(image: np.ndarray, result: PageResult, path: Optional[Path], size: str) -> None:
+    if path is None:
+        return
+    from docsort.page.overlay import write_overlay
+
+    write_overlay(image, result, path, size)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def overlay_path(settings: Settings, document: Path, page: int) -> Optional[Path]:
+    """Where a page's overlay goes: one file per input file and page (``docsort.page.overlay.file_name``)."""
+    if settings.overlays_dir is None:
+        return None
+    from docsort.page.overlay import file_name
+
+    return Path(settings.overlays_dir) / file_name(document, page, settings.overlay_size)
+
+
+def process_document(path: str | Path, settings: Settings, name: Optional[str] = None) -> DocumentResult:
+    """Every page of one file. Never raises for a bad input; a missing dependency propagates."""
+    from docsort.page import ingest
+
+    path = Path(path)
+    label = name if name is not None else str(path)
+    try:
+        sha = _sha256(path)
+    except OSError as exc:
+        return DocumentResult(file=label, sha256=None, status="error",
+                              error=f"cannot read file: {exc.strerror or exc}")
+    pages: list[PageResult] = []
+    try:
+        limit = settings.max_megapixels
+        page_iter = ingest.iter_pages(path) if limit is None else ingest.iter_pages(path, max_megapixels=limit)
+        for page in page_iter:
+            if not page.ok:
+                pages.append(PageResult(page=page.number, width=0, height=0, error=page.error))
+                continue
+            try:
+                pages.append(process_page(page.image, page.number, settings,
+                                          overlay_path(settings, path, page.number)))
+            except (MissingDependencyError, OutputNotWritableError):
+                raise
+            except DocsortError as exc:
+                h, w = page.image.shape[:2]
+                pages.append(PageResult(page=page.number, width=w, height=h, error=_one_line(exc)))
+    except (MissingDependencyError, OutputNotWritableError):
+        raise
+    except DocsortError as exc:
+        return DocumentResult(file=label, sha256=sha, status="error", error=_one_line(exc))
+    except (OSError, ValueError, MemoryError) as exc:
+        return DocumentResult(file=label, sha256=sha, status="error",
+                              error=f"cannot read document: {_one_line(exc)}")
+    if not pages:
+        return DocumentResult(file=label, sha256=sha, status="error", error="document has no pages")
+    if all(p.error for p in pages):
+        return DocumentResult(file=label, sha256=sha, status="error", error=pages[0].error, pages=[])
+    return DocumentResult(file=label, sha256=sha, status="ok", pages=pages)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,199 @@
+"""Word regions of a page, built from the ink itself and labelled with Tesseract's text.
+
+Tesseract cuts printed text into words well but handwriting badly: it splits one handwritten
+postal code into several boxes, glues it to the city beside it, or misses faint strokes
+altogether. A number field has to reach the digit reader whole, so the regions here come
+from connected components of the ink: marks on one line that lie closer than about half their
+height belong to one word (digits of a code do; a code and its city, written a space apart,
+do not), small marks above a word (dots, umlauts, a detached bar of a 5) join it. Tesseract's
+words are then attached to the regions that contain them, and Tesseract words with no ink
+region of their own (faint print) become regions too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from docsort.page.clean import components
+from docsort.page.tesseract import TesseractWord
+
+from docsort.batch.records import BBox
+
+# Marks on one line closer than this share of the taller one's height belong to one word.
+WORD_GAP = 0.5
+# Marks overlapping vertically by this share of the shorter one are on the same line.
+LINE_OVERLAP = 0.35
+MIN_SPECK_AREA = 12
+# Text is lower than this share of the page's short side (stamps and postmarks are taller).
+MAX_TEXT_HEIGHT = 0.1
+MIN_TEXT_HEIGHT = 8
+
+
+@dataclass
+class TextRegion:
+    """One word-sized region of ink on the clean page, with Tesseract's reading when it had one."""
+
+    bbox: BBox
+    words: list[TesseractWord] = field(default_factory=list)
+
+    @property
+    def text(self) -> Optional[str]:
+        return " ".join(w.text for w in self.words) if self.words else None
+
+    @property
+    def tesseract_conf(self) -> float:
+        confs = [w.conf for w in self.words if w.conf >= 0]
+        return float(min(confs)) if confs else -1.0
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, i: int, j: int) -> None:
+        ri, rj = self.find(i), self.find(j)
+        if ri != rj:
+            self.parent[max(ri, rj)] = min(ri, rj)
+
+
+def ink_components(ink: np.ndarray) -> np.ndarray:
+    """Bounding boxes (n, 4: x, y, w, h) and areas (n,) of the ink's connected components."""
+    _, _, stats = components(ink)
+    stats = stats[1:]
+    return stats[stats[:, cv2.CC_STAT_AREA] >= MIN_SPECK_AREA]
+
+
+def group_words(stats: np.ndarray, max_height: float) -> list[BBox]:
+    """Join ink components into word boxes (see the module doc for the rules)."""
+    keep = (stats[:, 3] <= max_height) & (stats[:, 2] <= 25 * np.maximum(stats[:, 3], 1))
+    s = stats[keep].astype(np.float64)
+    if len(s) == 0:
+        return []
+    boxes = []
+    for members in _link(s, strict=False):
+        if _too_tall(s[members]):
+            # Two lines chained together (a descender touching the line below): regroup
+            # the members line by line.
+            for part in _link(s[members], strict=True):
+                boxes.append(_box(s[members][part]))
+        else:
+            boxes.append(_box(s[members]))
+    return boxes
+
+
+def _box(s: np.ndarray) -> BBox:
+    x0, y0 = s[:, 0].min(), s[:, 1].min()
+    x1, y1 = (s[:, 0] + s[:, 2]).max(), (s[:, 1] + s[:, 3]).max()
+    return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def _too_tall(s: np.ndarray) -> bool:
+    """A word is about as tall as its tallest letters; much taller means several lines."""
+    h = s[:, 3]
+    letters = h[h >= 0.5 * h.max()]
+    top, bottom = s[:, 1].min(), (s[:, 1] + s[:, 3]).max()
+    return len(s) > 1 and (bottom - top) > 1.7 * float(np.median(letters))
+
+
+def _link(s: np.ndarray, strict: bool) -> list[list[int]]:
+    """Groups of component indices that form words; ``strict`` joins only marks on one line."""
+    n = len(s)
+    x0, y0, w, h = s[:, 0], s[:, 1], s[:, 2], s[:, 3]
+    x1, y1 = x0 + w, y0 + h
+    uf = _UnionFind(n)
+    gap = np.maximum(x0[None, :] - x1[:, None], x0[:, None] - x1[None, :])
+    overlap_v = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :])
+    taller = np.maximum(h[:, None], h[None, :])
+    shorter = np.minimum(h[:, None], h[None, :])
+    if strict:
+        cy = y0 + h / 2
+        same_line = ((overlap_v >= 0.6 * shorter) & (gap <= WORD_GAP * taller)
+                     & (np.abs(cy[:, None] - cy[None, :]) <= 0.5 * taller))
+        links = same_line
+    else:
+        same_line = (overlap_v >= LINE_OVERLAP * shorter) & (gap <= WORD_GAP * taller)
+        # A small mark just above or below a bigger one it overlaps horizontally (i-dots,
+        # umlauts, the loose bar of a handwritten 5 or 7).
+        overlap_h = np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :])
+        vgap = np.maximum(y0[None, :] - y1[:, None], y0[:, None] - y1[None, :])
+        area = w * h
+        smaller_share = (np.minimum(area[:, None], area[None, :])
+                         / np.maximum(np.maximum(area[:, None], area[None, :]), 1))
+        attached = (overlap_h > 0) & (vgap <= 0.3 * taller) & (smaller_share < 0.2)
+        links = same_line | attached
+    ii, jj = np.nonzero(np.triu(links, 1))
+    for i, j in zip(ii.tolist(), jj.tolist()):
+        uf.union(i, j)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(uf.find(i), []).append(i)
+    return list(groups.values())
+
+
+def _looks_like_text(box: BBox, max_height: float) -> bool:
+    x, y, w, h = box
+    if h < MIN_TEXT_HEIGHT or h > max_height:
+        return False
+    if w > 40 * h:  # a rule or a postmark's cancel line
+        return False
+    return w >= 0.15 * h
+
+
+def _contains(box: BBox, word: TesseractWord, margin: int = 3) -> bool:
+    x, y, w, h = box
+    wx, wy, ww, wh = word.bbox
+    cx, cy = wx + ww / 2, wy + wh / 2
+    return x - margin <= cx <= x + w + margin and y - margin <= cy <= y + h + margin
+
+
+def _overlap_share(box: BBox, other: BBox) -> float:
+    """Share of ``box``'s area covered by ``other``."""
+    x, y, w, h = box
+    ox, oy, ow, oh = other
+    iw = min(x + w, ox + ow) - max(x, ox)
+    ih = min(y + h, oy + oh) - max(y, oy)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / float(max(1, w * h))
+
+
+def text_regions(ink: np.ndarray, words: list[TesseractWord]) -> list[TextRegion]:
+    """The page's word regions in reading order (top to bottom, left to right)."""
+    page_h, page_w = ink.shape
+    max_height = MAX_TEXT_HEIGHT * min(page_h, page_w)
+    boxes = [b for b in group_words(ink_components(ink), max_height) if _looks_like_text(b, max_height)]
+    regions = [TextRegion(b) for b in boxes]
+    for word in words:
+        holders = [r for r in regions if _contains(r.bbox, word)]
+        if holders:
+            min(holders, key=lambda r: r.bbox[2] * r.bbox[3]).words.append(word)
+        elif word.conf >= 60 and any(c.isalnum() for c in word.text):
+            if not any(_overlap_share(word.bbox, r.bbox) > 0.5 for r in regions):
+                regions.append(TextRegion(word.bbox, [word]))
+    for r in regions:
+        r.words.sort(key=lambda w: w.bbox[0])
+    regions.sort(key=lambda r: (r.bbox[1] + r.bbox[3] / 2, r.bbox[0]))
+    return regions
+
+
+def cut(grey: np.ndarray, bbox: BBox, margin: int = 4) -> np.ndarray:
+    """The crop of ``bbox`` from the clean page with a little paper around it."""
+    x, y, w, h = bbox
+    ph, pw = grey.shape[:2]
+    return grey[max(0, y - margin):min(ph, y + h + margin), max(0, x - margin):min(pw, x + w + margin)]
+
+
+def field_ink(grey: np.ndarray, bbox: BBox, ink_depth: float = 0.28) -> np.ndarray:
+    """Ink intensity (0..1, ink high) of a number field, for the digit reader."""
+    crop = cut(grey, bbox, margin=2).astype(np.float32)
+    return np.clip((255.0 - crop) / 255.0, 0, 1)

@@ -1,0 +1,229 @@
+"""Read a handwritten number field whole, without splitting it into digits.
+
+Digits that overlap or intertwine cannot be cut apart cleanly, so this reader never cuts: a
+convolutional sequence model (``models/digit_strings.keras``) looks at the field as a strip of
+columns and gives, per column, the probability of each digit and of "no digit here" (the CTC
+blank). The string is the best path through the columns (repeats merged, blanks dropped); its
+probability is the CTC probability of that string summed over every way of placing it on the
+columns, with the model's temperature fitted on validation strings so it means P(right).
+
+Several such models trained from other seeds read each field as an ensemble: each proposes its
+best path, and a string's probability is the geometric mean of theirs, so a reading only one
+model likes is doubted.
+
+Fields are scaled to one height and padded to a few fixed widths, so the models see whole
+batches of a handful of shapes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from docsort.reading import manifest
+
+HEIGHT = 32
+# The ink of a field is scaled to this height, with paper above and below.
+BODY = 24
+SIDE_PAD = 4
+WIDTH_BUCKETS = (64, 96, 128, 192, 256, 384, 512)
+# Columns per model output step (the network pools width by 4).
+STRIDE = 4
+BLANK = 10
+CHUNK = 64
+INK_LEVEL = 0.3
+
+
+@dataclass
+class StringReading:
+    """The whole-field reading: digits, P(string right), per-digit peak probabilities, and each
+    member model's column probabilities (so any other reading of the field can be weighed)."""
+
+    digits: str
+    confidence: float
+    digit_confidences: list[float]
+    columns: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def probability(self, digits: str) -> float:
+        """P(the field reads as ``digits``) by this reader."""
+        if not digits or not digits.isdigit() or not self.columns:
+            return 0.0
+        return ensemble_probability(self.columns, [int(c) for c in digits])
+
+
+def prepare(ink: np.ndarray) -> np.ndarray:
+    """An ink-high field (float 0..1) -> (HEIGHT, width) float32, ink cropped and scaled to BODY px."""
+    ink = np.asarray(ink, np.float32)
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= 3]
+    if not keep:
+        return np.zeros((HEIGHT, WIDTH_BUCKETS[0]), np.float32)
+    s = stats[keep]
+    x0, y0 = int(s[:, 0].min()), int(s[:, 1].min())
+    x1, y1 = int((s[:, 0] + s[:, 2]).max()), int((s[:, 1] + s[:, 3]).max())
+    crop = ink[y0:y1, x0:x1]
+    scale = BODY / max(1, y1 - y0)
+    width = max(1, int(round((x1 - x0) * scale)))
+    limit = WIDTH_BUCKETS[-1] - 2 * SIDE_PAD
+    width = min(width, limit)  # a very long field is squeezed rather than cut
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    body = cv2.resize(crop, (width, BODY), interpolation=interpolation)
+    top = (HEIGHT - BODY) // 2
+    out = np.zeros((HEIGHT, width + 2 * SIDE_PAD), np.float32)
+    out[top:top + BODY, SIDE_PAD:SIDE_PAD + width] = np.clip(body, 0.0, 1.0)
+    return out
+
+
+def bucket_width(width: int) -> int:
+    for bucket in WIDTH_BUCKETS:
+        if width <= bucket:
+            return bucket
+    return WIDTH_BUCKETS[-1]
+
+
+def pad_to(strips: Sequence[np.ndarray], width: int) -> np.ndarray:
+    """Strips padded with paper on the right to one width: (n, HEIGHT, width, 1)."""
+    batch = np.zeros((len(strips), HEIGHT, width, 1), np.float32)
+    for i, strip in enumerate(strips):
+        w = min(width, strip.shape[1])
+        batch[i, :, :w, 0] = strip[:, :w]
+    return batch
+
+
+def best_path(probs: np.ndarray) -> tuple[list[int], list[float]]:
+    """Greedy CTC decoding of (T, 11) column probabilities: the digits and each one's peak probability."""
+    best = probs.argmax(axis=1)
+    digits: list[int] = []
+    peaks: list[float] = []
+    previous = BLANK
+    for t, label in enumerate(best):
+        if label != BLANK:
+            if label != previous:
+                digits.append(int(label))
+                peaks.append(float(probs[t, label]))
+            else:
+                peaks[-1] = max(peaks[-1], float(probs[t, label]))
+        previous = label
+    return digits, peaks
+
+
+def string_log_probability(probs: np.ndarray, digits: Sequence[int]) -> float:
+    """log P(digits | columns) summed over all CTC alignments (the forward algorithm)."""
+    log_p = np.log(np.clip(probs, 1e-30, 1.0))
+    states = [BLANK]
+    for d in digits:
+        states += [int(d), BLANK]
+    states = np.asarray(states)
+    n = len(states)
+    alpha = np.full(n, -np.inf)
+    alpha[0] = log_p[0, BLANK]
+    if n > 1:
+        alpha[1] = log_p[0, states[1]]
+    # A state may be skipped from two back when it is a digit different from the one two back.
+    skip = np.zeros(n, bool)
+    skip[2:] = (states[2:] != BLANK) & (states[2:] != states[:-2])
+    for t in range(1, len(probs)):
+        stay = alpha
+        step = np.concatenate([[-np.inf], alpha[:-1]])
+        jump = np.concatenate([[-np.inf, -np.inf], alpha[:-2]])[:n]
+        jump = np.where(skip, jump, -np.inf)
+        alpha = np.logaddexp(np.logaddexp(stay, step), jump) + log_p[t, states]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if n > 1 else alpha[-1])
+
+
+def ensemble_probability(columns: Sequence[np.ndarray], digits: Sequence[int]) -> float:
+    """P(digits) by an ensemble: the members' CTC probabilities averaged in the log domain (a
+    reading only one member likes is not trusted as much as one they all like)."""
+    return min(1.0, math.exp(float(np.mean([string_log_probability(c, digits) for c in columns]))))
+
+
+def shipped_members() -> list[str]:
+    """The shipped whole-field models: ``digit_strings.keras`` and the other members of its
+    ensemble named in its metrics (models trained alike from other seeds)."""
+    return [str(path) for path in manifest.string_model_files()]
+
+
+class StringReader:
+    """The shipped whole-field models behind a batched interface."""
+
+    def __init__(self, model=None):
+        """``model``: a loaded model (Keras or ``docsort.reading.engine``), a path to a ``.keras`` file,
+        a list of those (an ensemble), or None for the shipped ensemble."""
+        members = shipped_members() if model is None else model
+        if isinstance(members, (str, os.PathLike)) or not isinstance(members, (list, tuple)):
+            members = [members]
+        self.models = [manifest.load_model(m) if isinstance(m, (str, os.PathLike)) else m for m in members]
+
+    @property
+    def model(self):
+        """The first member (the one a single-model caller means)."""
+        return self.models[0]
+
+    def column_probabilities(self, strips: Sequence[np.ndarray], model=None) -> list[np.ndarray]:
+        """Prepared strips -> per strip (T, 11) column probabilities (padding columns included)
+        of ``model`` (default: the first member)."""
+        model = self.model if model is None else model
+        out: list[Optional[np.ndarray]] = [None] * len(strips)
+        by_bucket: dict[int, list[int]] = {}
+        for i, strip in enumerate(strips):
+            by_bucket.setdefault(bucket_width(strip.shape[1]), []).append(i)
+        for width, members in by_bucket.items():
+            for start in range(0, len(members), CHUNK):
+                part = members[start:start + CHUNK]
+                size = len(part) if getattr(model, "runtime", None) == "numpy" else _padded_size(len(part))
+                batch = pad_to([strips[i] for i in part], width)
+                if size > len(part):
+                    batch = np.concatenate([batch, np.zeros((size - len(part),) + batch.shape[1:], np.float32)])
+                probs = np.asarray(model.predict_on_batch(batch), np.float32).reshape(size, -1, BLANK + 1)
+                for k, i in enumerate(part):
+                    # Columns past the strip's own width (plus the model's reach) are padding.
+                    steps = min(probs.shape[1], math.ceil((strips[i].shape[1] + SIDE_PAD) / STRIDE))
+                    out[i] = probs[k, :steps]
+        return out  # type: ignore[return-value]
+
+    def read_inks(self, inks: Sequence[np.ndarray]) -> list[StringReading]:
+        """Ink-high fields (float 0..1) -> their readings, one call per member and width bucket.
+
+        Each member proposes its best path; of the proposals the one the ensemble finds most
+        probable is the reading.
+        """
+        strips = [prepare(ink) for ink in inks]
+        per_model = [self.column_probabilities(strips, model) for model in self.models]
+        readings = []
+        for columns in zip(*per_model):
+            best = StringReading("", 0.0, [], list(columns))
+            for probs in columns:
+                digits, peaks = best_path(probs)
+                if not digits or "".join(map(str, digits)) == best.digits:
+                    continue
+                p = ensemble_probability(columns, digits)
+                if p > best.confidence or not best.digits:
+                    best = StringReading("".join(map(str, digits)), p, peaks, list(columns))
+            readings.append(best)
+        return readings
+
+
+def _padded_size(n: int) -> int:
+    """Keras batches are padded to a few sizes so its compiled graph is not rebuilt per size; the
+    numpy engine takes any size, and padding would only cost time."""
+    size = 8
+    while size < n:
+        size *= 2
+    return size
+
+
+_shared: Optional[StringReader] = None
+
+
+def shared_reader() -> StringReader:
+    """The shipped whole-field reader, loaded once per process."""
+    global _shared
+    if _shared is None:
+        _shared = StringReader()
+    return _shared

@@ -1,0 +1,577 @@
+"""Synthetic envelope scans with ground truth, for demos, tests and benchmarks.
+
+An envelope here is laid out like real mail: the sender's printed return address top-left
+(often with its own postal code, the classic trap for a code reader), a stamp and postmark
+top-right, and the destination block near the centre — name, street, postal code and city,
+handwritten or printed. The page is then tilted, unevenly lit, blurred, noised and saved as
+JPEG or PNG like a scan. ``truth.json`` records, per file, the destination code and its source,
+the sender's code, and the box and kind of every text element.
+
+The destination block follows one of several address layout families (``LAYOUTS``: the code
+before the place, after place and state with ZIP+4, on its own line, behind a country prefix)
+and stands at the centre, lower right or in the left window position; the sender's block is
+printed or handwritten by the same hand, with its own code.
+
+Handwriting is real (``--handwriting DIR`` or ``DOCSORT_DATASETS``): digits from the MNIST *test*
+set and words from DHSD writers held out of training, so measurements see hands no model was
+trained on. Without a handwriting source only printed envelopes can be drawn.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from docsort import settings
+from docsort.errors import DatasetError, UsageError
+from docsort.training.synth import degrade
+
+PAGE_W, PAGE_H = 1800, 900  # an envelope of about 9 x 4.5 inches at 200 dpi
+TRUTH_FILE = "truth.json"
+
+from docsort.batch.records import BBox
+
+
+@dataclass
+class TextElement:
+    """One word on the envelope as it was drawn: where, what kind, what it says, what it is."""
+
+    bbox: BBox
+    kind: str  # printed | handwritten
+    text: str
+    role: str  # sender_name, sender_street, sender_code, sender_city, destination_*, stamp
+
+
+@dataclass
+class EnvelopeTruth:
+    file: str
+    destination_code: str
+    destination_source: str
+    sender_code: Optional[str]
+    tilt_degrees: float
+    elements: list[TextElement] = field(default_factory=list)
+    layout: str = ""  # the address layout family (LAYOUTS)
+    position: str = ""  # where the destination block stands (POSITIONS)
+    destination_place: Optional[str] = None  # with --country: the directory's place for the code
+    country: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["elements"] = [dict(asdict(e), bbox=[int(v) for v in e.bbox]) for e in self.elements]
+        return d
+
+
+# --- hands ----------------------------------------------------------------------------------
+
+
+class DatasetHand:
+    """Real handwriting: MNIST test digits and DHSD words by writers no model trained on."""
+
+    name = "datasets"
+
+    def __init__(self, rng: np.random.Generator, height: float, corpus: "HandwritingCorpus"):
+        self.rng = rng
+        self.height = height
+        self.corpus = corpus
+        self.writer = corpus.writers[int(rng.integers(0, len(corpus.writers)))]
+        self.stroke = int(rng.integers(0, 2))
+        self.slant = float(rng.uniform(-0.2, 0.2))
+
+    def word(self, text: str = "") -> tuple[np.ndarray, str]:
+        """A real word by this envelope's writer (its own text: DHSD words are street/city names)."""
+        words = self.corpus.words_by_writer[self.writer]
+        image, label = words[int(self.rng.integers(0, len(words)))]
+        # DHSD scans are pale and squeezed to 256x64: darken the ink to a pen's and size the word
+        # by its ink height so it stands as tall as the digits beside it.
+        ink = (255.0 - image.astype(np.float32))
+        ink = np.clip(ink / max(1.0, float(ink.max())), 0, 1)
+        ink[:, :4] = ink[:, -4:] = 0  # some scans carry the frame of the writing box at the edges
+        ink[:3, :] = ink[-3:, :] = 0
+        ys, xs = np.nonzero(ink > 0.3)
+        if len(xs):
+            ink = ink[max(0, ys.min() - 3):ys.max() + 4, max(0, xs.min() - 3):xs.max() + 4]
+            ink_h = ys.max() - ys.min() + 1
+        else:
+            ink_h = ink.shape[0]
+        scale = self.height * float(self.rng.uniform(1.0, 1.25)) / max(12, ink_h)
+        ink = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        image = (255.0 * (1.0 - np.clip(ink * 1.2, 0, 1))).astype(np.uint8)
+        return image, label
+
+    def digits(self, text: str) -> np.ndarray:
+        from docsort.training.synth.handwriting import compose_digit_string
+
+        pool = self.corpus.digit_indices
+        picks = [self.corpus.mnist_images[pool[int(c)][int(self.rng.integers(0, len(pool[int(c)])))]]
+                 for c in text]
+        image, _ = compose_digit_string(
+            picks, self.rng, gap=(-0.05, 0.45), height=self.height * 0.8, stroke=self.stroke,
+            slant=(self.slant - 0.05, self.slant + 0.05),
+        )
+        return image
+
+
+@dataclass
+class HandwritingCorpus:
+    mnist_images: np.ndarray
+    digit_indices: dict[int, np.ndarray]
+    words_by_writer: dict[int, list[tuple[np.ndarray, str]]]
+    writers: list[int]
+
+    @classmethod
+    def cached(cls, folder: Path, mnist_split: str = "test") -> "HandwritingCorpus":
+        """``load``, once per folder and split in a process (tests and benchmarks draw often)."""
+        return _cached_corpus(str(Path(folder).resolve()), mnist_split)
+
+    @classmethod
+    def load(cls, folder: Path, mnist_split: str = "test") -> "HandwritingCorpus":
+        """MNIST IDX files and DHSD ``data.csv`` found in ``folder`` or its sub-folders.
+
+        Digits come from the MNIST test set (what measurements use); ``mnist_split="train"``
+        draws them from the training set instead, for development runs that must not look at
+        the test set, and ``"validation"`` only from the training digits the models never
+        learnt from (``mnist.train_validation_split``), for calibrating on envelopes.
+        """
+        from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+        from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
+
+        folder = Path(folder)
+        if mnist_split not in ("test", "train", "validation"):
+            raise UsageError(f"MNIST split must be test, train or validation, not {mnist_split!r}")
+        prefix = "t10k" if mnist_split == "test" else "train"
+        images_file = _find_one(folder, f"{prefix}-images-idx3-ubyte")
+        labels_file = _find_one(folder, f"{prefix}-labels-idx1-ubyte")
+        dhsd_index = next(iter(sorted(folder.rglob("data.csv"))), None)
+        if images_file is None or labels_file is None:
+            raise DatasetError(f"no MNIST {mnist_split} set ({prefix}-images-idx3-ubyte[.gz]) under {folder}")
+        if dhsd_index is None:
+            raise DatasetError(f"no DHSD data.csv under {folder}")
+        images = read_idx_images(images_file)
+        labels = read_idx_labels(labels_file)
+        keep = np.ones(len(labels), bool)
+        if mnist_split == "validation":
+            from docsort.training.datasets.mnist import validation_indices
+
+            keep[:] = False
+            keep[validation_indices(len(labels))] = True
+        held_out = dhsd_writer_split().validation
+        words: dict[int, list[tuple[np.ndarray, str]]] = {}
+        for image, text, writer in load_dhsd(dhsd_index.parent, writers=held_out):
+            if len(text) <= 14:  # longer names are squeezed to illegibility in DHSD's 256 px
+                words.setdefault(writer, []).append((image, text))
+        return cls(
+            mnist_images=images,
+            digit_indices={d: np.flatnonzero((labels == d) & keep) for d in range(10)},
+            words_by_writer=words,
+            writers=sorted(words),
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_corpus(folder: str, mnist_split: str) -> HandwritingCorpus:
+    return HandwritingCorpus.load(Path(folder), mnist_split)
+
+
+def _find_one(folder: Path, stem: str) -> Optional[Path]:
+    for name in (stem, stem + ".gz"):
+        hits = sorted(folder.rglob(name))
+        if hits:
+            return hits[0]
+    return None
+
+
+# --- printed text and page furniture --------------------------------------------------------
+
+
+def _fonts(rng: np.random.Generator):
+    from docsort.training.synth.printed import available_fonts
+
+    fonts = [f for f in available_fonts() if "mono" not in f.family.lower() and "z003" not in f.family.lower()]
+    if not fonts:
+        raise UsageError("no usable TrueType fonts installed (install fonts-dejavu or fonts-liberation)")
+    return fonts
+
+
+def _printed(text: str, font_path: str, size: int) -> np.ndarray:
+    from docsort.training.synth.printed import render_text
+
+    return render_text(text, font_path, size, margin=0.1)
+
+
+def _paste(page: np.ndarray, piece: np.ndarray, x: int, y: int, colour: tuple[int, int, int]) -> BBox:
+    """Lay dark ink of ``piece`` (grey, dark on light) onto the colour page; return the ink box."""
+    h, w = piece.shape
+    x, y = max(0, x), max(0, y)
+    h, w = min(h, page.shape[0] - y), min(w, page.shape[1] - x)
+    if h <= 0 or w <= 0:
+        return (x, y, 0, 0)
+    alpha = (255.0 - piece[:h, :w].astype(np.float32)) / 255.0
+    region = page[y:y + h, x:x + w].astype(np.float32)
+    ink = np.asarray(colour, np.float32)[None, None, :]
+    page[y:y + h, x:x + w] = np.clip(region * (1 - alpha[..., None]) + ink * alpha[..., None], 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(alpha > 0.25)
+    if len(xs) == 0:
+        return (x, y, 0, 0)
+    return (int(x + xs.min()), int(y + ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+
+
+def _stamp(page: np.ndarray, rng: np.random.Generator) -> None:
+    """A coloured stamp with a picture, and a postmark of rings and wavy cancel lines over it."""
+    sw, sh = int(rng.uniform(130, 170)), int(rng.uniform(150, 200))
+    x, y = PAGE_W - sw - int(rng.uniform(70, 120)), int(rng.uniform(70, 100))
+    colour = tuple(int(c) for c in rng.uniform(60, 220, 3))
+    cv2.rectangle(page, (x, y), (x + sw, y + sh), (245, 245, 245), -1)
+    cv2.rectangle(page, (x + 8, y + 8), (x + sw - 8, y + sh - 8), colour, -1)
+    for _ in range(int(rng.integers(3, 7))):
+        c = tuple(int(v) for v in rng.uniform(20, 250, 3))
+        cx, cy = int(rng.uniform(x + 20, x + sw - 20)), int(rng.uniform(y + 20, y + sh - 20))
+        cv2.circle(page, (cx, cy), int(rng.uniform(8, 35)), c, -1, cv2.LINE_AA)
+    for k in range(0, sw, 10):  # perforation
+        cv2.circle(page, (x + k, y), 3, (255, 255, 255), -1)
+        cv2.circle(page, (x + k, y + sh), 3, (255, 255, 255), -1)
+    ink = (60, 60, 60) if rng.random() < 0.5 else (90, 40, 30)
+    cx, cy = x - int(rng.uniform(10, 60)), y + sh // 2 + int(rng.uniform(-20, 40))
+    r = int(rng.uniform(45, 65))
+    cv2.circle(page, (cx, cy), r, ink, 3, cv2.LINE_AA)
+    cv2.circle(page, (cx, cy), r - 14, ink, 2, cv2.LINE_AA)
+    xs = np.arange(cx + r, min(PAGE_W - 20, cx + r + 330))
+    for k in range(int(rng.integers(3, 6))):
+        ys = cy - 40 + 20 * k + 8 * np.sin((xs - xs[0]) / 18.0 + rng.uniform(0, 6))
+        cv2.polylines(page, [np.stack([xs, ys], 1).astype(np.int32)], False, ink, 3, cv2.LINE_AA)
+
+
+# --- address layouts ------------------------------------------------------------------------
+
+# How the code stands in the destination block. Real mail writes it before the place (DE, FR, NL
+# and most of Europe), after place and state (US, CA, AU), on a line of its own, or behind a
+# country prefix ("D-12345"); a reader must find it in any of them, so benchmarks draw them all.
+LAYOUTS = {
+    "code-first": "12345 Berlin: the code before the place (DE, FR, NL, most of Europe)",
+    "code-last": "Springfield, IL 62704: the code after place and state (US, CA, AU), ZIP+4 in print",
+    "code-alone": "the code on a line of its own under the place",
+    "prefixed": "D-12345 Berlin: a country prefix before the code (printed; handwritten as code-first)",
+}
+# Where the destination block stands: the centre of the envelope, lower right, or the left
+# window position of business envelopes.
+POSITIONS = ("centre", "lower-right", "window-left")
+MIXED = "mixed"
+
+US_STATES = ("IL", "NY", "CA", "TX", "WA", "OR", "MA", "OH", "PA", "FL", "GA", "MI", "MN", "CO")
+
+
+def check_layout(name: str) -> str:
+    if name != MIXED and name not in LAYOUTS:
+        raise UsageError(f"--layout must be one of {', '.join([MIXED, *LAYOUTS])}, not {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Address:
+    """A destination's code and place as the envelope writes them: a real one from a postal
+    directory (``--country``), or a made-up code with a place name from the generator's lists."""
+
+    code: str
+    city: Optional[str] = None  # None: a place name drawn from the generator's lists
+    state: Optional[str] = None  # US state abbreviation
+    prefixes: tuple[str, ...] = ("D-", "F-", "DE-")
+
+
+def _destination_lines(rng: np.random.Generator, family: str, address: Address, handwritten: bool
+                       ) -> list[list[tuple[str, str, str]]]:
+    """The destination block as lines of ``(what, text, role)``; ``what`` is ``word``, ``digits``
+    (a handwritten number) or ``text`` (printed as given)."""
+    from docsort.training.synth.printed import ENGLISH_CITIES, ENGLISH_STREETS, GERMAN_CITIES, GERMAN_STREETS, NAMES
+
+    code = address.code
+    name = [("word", str(rng.choice(NAMES)), "destination_name")]
+    if not handwritten:
+        name.append(("word", str(rng.choice(NAMES)), "destination_name"))
+    if family == "code-last":
+        street = [("digits", str(rng.integers(1, 9999)), "destination_street"),
+                  ("word", str(rng.choice(ENGLISH_STREETS)).split()[0], "destination_street")]
+        city = address.city or str(rng.choice(ENGLISH_CITIES)).split()[0]
+        if handwritten:
+            last = [("word", city, "destination_city")]
+            if rng.random() < 0.5 and (address.state or not address.city):
+                last.append(("word", address.state or str(rng.choice(US_STATES)), "destination_state"))
+            return [name, street, last + [("digits", code, "destination_code")]]
+        plus4 = f"-{int(rng.integers(0, 10000)):04d}" if rng.random() < 0.4 else ""
+        if address.city and not address.state:  # a real place of a country without states
+            return [name, street, [("word", city + ",", "destination_city"), ("text", code, "destination_code")]]
+        return [name, street, [("word", city + ",", "destination_city"),
+                               ("word", address.state or str(rng.choice(US_STATES)), "destination_state"),
+                               ("text", code + plus4, "destination_code")]]
+    street = [("word", str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
+              ("digits", str(rng.integers(1, 150)), "destination_street")]
+    city = [("word", address.city or str(rng.choice(GERMAN_CITIES)).split()[0], "destination_city")]
+    if family == "code-alone":
+        return [name, street, city, [("digits", code, "destination_code")]]
+    if family == "prefixed" and not handwritten:
+        return [name, street, [("text", str(rng.choice(list(address.prefixes))) + code, "destination_code")] + city]
+    return [name, street, [("digits", code, "destination_code")] + city]
+
+
+def _real_address(rng: np.random.Generator, directory) -> Address:
+    """A code of the directory, drawn uniformly, with its place (and state) as the directory has it."""
+    codes = directory.codes()
+    code = codes[int(rng.integers(0, len(codes)))]
+    places = directory.places(code)
+    prefixes = directory.format.prefixes or ((f"{directory.country}-",) if directory.country else ("",))
+    return Address(code, places[0] if places else None, directory.states.get(code) or None, prefixes)
+
+
+def _place_block(rng: np.random.Generator, position: str, width: int, height: int) -> tuple[int, int]:
+    """Top-left corner of a block of this size at ``position``, kept on the page with a margin
+    that a tilted scan does not cut."""
+    margin = 70
+    if position == "lower-right":
+        x = PAGE_W - margin - int(rng.uniform(20, 90)) - width
+        y = PAGE_H - margin - int(rng.uniform(10, 70)) - height
+    elif position == "window-left":
+        x = int(rng.uniform(0.05, 0.1) * PAGE_W)
+        y = int(rng.uniform(0.46, 0.56) * PAGE_H)
+    else:
+        x = int(rng.uniform(0.36, 0.5) * PAGE_W)
+        y = int(rng.uniform(0.4, 0.5) * PAGE_H)
+    x = max(margin, min(x, PAGE_W - margin - width))
+    y = max(int(0.38 * PAGE_H), min(y, PAGE_H - margin - height))
+    return x, y
+
+
+def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: str, colour,
+                   line_height: float, word_gap, kind: str) -> list[TextElement]:
+    """Paste lines of rendered pieces ``(image, text, role)`` as one block at ``position``."""
+    widths = [sum(im.shape[1] for im, _, _ in line) + word_gap(0) * (len(line) - 1) for line in lines]
+    heights = [max(max(im.shape[0] for im, _, _ in line), line_height) for line in lines]
+    x0, y = _place_block(rng, position, max(widths) + 40, int(sum(heights) * 1.15))
+    elements = []
+    for line, line_h in zip(lines, heights):
+        x = x0 + (int(rng.uniform(-20, 20)) if kind == "handwritten" else 0)
+        for image, text, role in line:
+            top = y + (int(rng.uniform(-4, 4)) if kind == "handwritten" else 0)
+            box = _paste(page, image, x, top, colour)
+            elements.append(TextElement(box, kind, text, role))
+            x = box[0] + box[2] + word_gap(1)
+        y += int(line_h * (rng.uniform(0.95, 1.15) if kind == "handwritten" else 1.0))
+    return elements
+
+
+# --- one envelope ---------------------------------------------------------------------------
+
+
+def _code(rng: np.random.Generator, length: int) -> str:
+    return "".join(str(int(d)) for d in rng.integers(0, 10, length))
+
+
+def make_envelope(
+    rng: np.random.Generator,
+    *,
+    corpus: Optional[HandwritingCorpus],
+    handwritten_share: float = 0.7,
+    code_length: int = 5,
+    max_tilt: float = 6.0,
+    layout: str = MIXED,
+    position: Optional[str] = None,
+    directory=None,
+) -> tuple[np.ndarray, EnvelopeTruth]:
+    """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
+
+    ``layout`` and ``position`` are drawn at random when ``mixed`` and None. With a postal
+    ``directory`` both codes are real ones and the printed places are theirs.
+    """
+    from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
+
+    family = str(rng.choice(list(LAYOUTS))) if layout == MIXED else layout
+    position = str(rng.choice(POSITIONS)) if position is None else position
+    fonts = _fonts(rng)
+    paper = np.array([rng.uniform(225, 252)] * 3) + rng.uniform(-8, 4, 3)
+    page = np.empty((PAGE_H, PAGE_W, 3), np.uint8)
+    page[:] = np.clip(paper, 0, 255).astype(np.uint8)
+    elements: list[TextElement] = []
+    handwritten = corpus is not None and rng.random() < handwritten_share
+    hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus) if handwritten else None
+
+    # Sender: top-left, usually with a code of its own; printed, or written by the same hand.
+    if directory is not None:
+        code_length = directory.length
+    sender = _real_address(rng, directory) if directory is not None else None
+    sender_code = (sender.code if sender else _code(rng, code_length)) if rng.random() < 0.85 else None
+    x0, y = int(rng.uniform(80, 130)), int(rng.uniform(95, 130))
+    if hand is not None and rng.random() < 0.35:
+        small = DatasetHand(rng, float(rng.uniform(26, 32)), corpus)
+        small.writer, small.stroke, small.slant = hand.writer, hand.stroke, hand.slant
+        lines = [[("word", "", "sender_name")], ([("digits", sender_code, "sender_code")] if sender_code else [])
+                 + [("word", "", "sender_city")]]
+        for line in lines:
+            x = x0
+            for what, text, role in line:
+                image, label = (small.digits(text), text) if what == "digits" else small.word()
+                box = _paste(page, image, x, y, (40, 40, 40))
+                elements.append(TextElement(box, "handwritten", label, role))
+                x = box[0] + box[2] + int(small.height * 0.9)
+            y += int(small.height * 1.5)
+    else:
+        font = fonts[int(rng.integers(0, len(fonts)))].path
+        size = int(rng.uniform(22, 30))
+        lines = [
+            [(str(rng.choice(NAMES)), "sender_name"), (str(rng.choice(NAMES)), "sender_name")],
+            [(str(rng.choice(GERMAN_STREETS)).split()[0], "sender_street"), (str(rng.integers(1, 150)), "sender_street")],
+            ([(sender_code, "sender_code")] if sender_code else [])
+            + [((sender.city if sender and sender_code and sender.city else str(rng.choice(GERMAN_CITIES)).split()[0]),
+                "sender_city")],
+        ]
+        for line in lines:
+            x = x0
+            for text, role in line:
+                box = _paste(page, _printed(text, font, size), x, y, (30, 30, 30))
+                elements.append(TextElement(box, "printed", text, role))
+                x = box[0] + box[2] + int(size * 0.45)
+            y += int(size * 1.45)
+    _stamp(page, rng)
+
+    # Destination: in the layout family's address conventions, at one of the block positions.
+    address = _real_address(rng, directory) if directory is not None else Address(_code(rng, code_length))
+    while address.code == sender_code:
+        address = _real_address(rng, directory) if directory is not None else Address(_code(rng, code_length))
+    dest_code = address.code
+    lines = _destination_lines(rng, family, address, handwritten)
+    if hand is not None:
+        colour = (30, 30, 30) if rng.random() < 0.5 else (140, 50, 25)
+        rendered = [[(hand.digits(text), text, role) if what == "digits" else (*hand.word(text), role)
+                     for what, text, role in line] for line in lines]
+        elements += _lay_out_lines(page, rng, rendered, position, colour, hand.height * 1.3,
+                                   lambda i: int(hand.height * rng.uniform(0.8, 1.3)), "handwritten")
+    else:
+        font = fonts[int(rng.integers(0, len(fonts)))].path
+        size = int(rng.uniform(30, 42))
+        rendered = [[(_printed(text, font, size), text, role) for _, text, role in line] for line in lines]
+        elements += _lay_out_lines(page, rng, rendered, position, (20, 20, 20), size * 1.5,
+                                   lambda i: int(size * 0.45), "printed")
+
+    page, tilt = _scan(page, rng, max_tilt, elements)
+    truth = EnvelopeTruth(
+        file="", destination_code=dest_code,
+        destination_source="handwritten" if handwritten else "printed",
+        sender_code=sender_code, tilt_degrees=round(tilt, 3), elements=elements,
+        layout=family, position=position,
+        destination_place=directory.place(dest_code) if directory is not None else None,
+        country=directory.country if directory is not None else None,
+    )
+    return page, truth
+
+
+def _scan(page: np.ndarray, rng: np.random.Generator, max_tilt: float,
+          elements: list[TextElement]) -> tuple[np.ndarray, float]:
+    """Tilt, light unevenly, blur and noise the page; move the element boxes with the tilt."""
+    tilt = float(rng.uniform(-max_tilt, max_tilt))
+    h, w = page.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), tilt, 1.0)
+    fill = tuple(int(v) for v in np.median(page.reshape(-1, 3), axis=0))
+    page = cv2.warpAffine(page, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=fill)
+    for e in elements:
+        x, y, bw, bh = e.bbox
+        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64)
+        moved = corners @ m.T
+        x0, y0 = np.floor(moved.min(0)).astype(int)
+        x1, y1 = np.ceil(moved.max(0)).astype(int)
+        e.bbox = (int(max(0, x0)), int(max(0, y0)), int(min(w, x1) - max(0, x0)), int(min(h, y1) - max(0, y0)))
+    # Uneven light: a smooth gradient across the sheet.
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a, b = rng.uniform(-1, 1, 2)
+    light = 1.0 - rng.uniform(0.0, 0.25) * (0.5 + 0.5 * np.tanh(a * (xx / w - 0.5) * 3 + b * (yy / h - 0.5) * 3))
+    page = np.clip(page.astype(np.float32) * light[..., None], 0, 255).astype(np.uint8)
+    page = degrade.blur(page, float(rng.uniform(0.0, 1.1)))
+    page = degrade.gaussian_noise(page, rng, float(rng.uniform(1.0, 8.0)))
+    return page, tilt
+
+
+# --- a folder of envelopes ------------------------------------------------------------------
+
+
+def write_samples(
+    out_dir: str | Path,
+    count: int = 10,
+    seed: int = 0,
+    handwriting: Optional[str | Path] = None,
+    handwritten_share: float = 0.7,
+    code_length: int = 5,
+    mnist_split: str = "test",
+    image_format: str = "mixed",
+    layout: str = MIXED,
+    max_tilt: float = 6.0,
+    country: Optional[str] = None,
+) -> list[EnvelopeTruth]:
+    """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
+
+    ``image_format`` is ``jpg``, ``png`` or ``mixed`` (about 70 % JPEG, like a mail room's scans);
+    ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a family). With ``country``
+    the codes are real codes of its postal directory, with their places (and US states), and the
+    code length is the country's.
+    """
+    check_layout(layout)
+    directory = None
+    if country:
+        from docsort.page import directory as directories
+
+        directory = directories.load(country)
+        code_length = directory.length
+    if handwriting is None and handwritten_share > 0:
+        handwriting = os.environ.get("DOCSORT_DATASETS")
+        if not handwriting:
+            raise UsageError("handwritten envelopes need real handwriting: give --handwriting DIR (MNIST and "
+                             "DHSD) or set DOCSORT_DATASETS, or draw printed ones with --handwritten-share 0")
+    if image_format not in ("jpg", "png", "mixed"):
+        raise UsageError(f"--format must be jpg, png or mixed, not {image_format!r}")
+    if count < 1:
+        raise UsageError("--count must be at least 1")
+    settings.check_code_length(code_length)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    corpus = HandwritingCorpus.cached(Path(handwriting), mnist_split) if handwritten_share > 0 else None
+    truths = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        # A mixed batch takes the families and block positions in turn, so that even a small
+        # one (the demo's eight envelopes) shows each of them.
+        family = list(LAYOUTS)[i % len(LAYOUTS)] if layout == MIXED else layout
+        page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
+                                    code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
+                                    max_tilt=max_tilt, directory=directory)
+        as_jpeg = rng.random() < 0.7
+        if image_format != "mixed":
+            as_jpeg = image_format == "jpg"
+        if as_jpeg:
+            name = f"envelope_{i + 1:04d}.jpg"
+            ok = cv2.imwrite(str(out / name), page, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 93))])
+        else:
+            name = f"envelope_{i + 1:04d}.png"
+            ok = cv2.imwrite(str(out / name), page)
+        if not ok:
+            raise UsageError(f"cannot write {out / name}")
+        truth.file = name
+        truths.append(truth)
+    payload = {
+        "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
+                      "layout": layout, "handwriting": "datasets" if corpus else None, "width": PAGE_W, "height": PAGE_H,
+                      "country": directory.country if directory is not None else None,
+                      "directory": directory.describe() if directory is not None else None},
+        "envelopes": [t.to_dict() for t in truths],
+    }
+    (out / TRUTH_FILE).write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return truths
+
+
+def load_truth(folder: str | Path) -> dict[str, dict]:
+    """``truth.json`` of a samples folder as {file name: envelope truth}."""
+    data = json.loads((Path(folder) / TRUTH_FILE).read_text(encoding="utf-8"))
+    return {e["file"]: e for e in data["envelopes"]}

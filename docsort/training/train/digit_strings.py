@@ -1,0 +1,529 @@
+"""Training the whole-field digit string reader (CTC) on number strings composed from MNIST.
+
+There are no labelled handwritten number fields, so every training string is composed on the
+fly from MNIST *training* digits with the project's own composition code
+(``synth.handwriting.compose_digit_string``): 1-9 digits, spacing from overlapping neighbours
+to wide gaps, varied pen width, slant, size and baseline, and now and then a scanner
+(``synth.degrade.random_scan``). Validation strings come from the 5,000 digits held out of
+training (``mnist.train_validation_split``); the checkpoint is chosen on them and the CTC
+temperature is fitted on them. MNIST test digits are only measured, once, at the end.
+
+The network is convolutional only: conv blocks pool the height away, convolutions over the
+columns give each column context on both sides, and a per-column softmax over 10 digits and
+the blank ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from docsort.training.datasets import mnist
+from docsort.reading.digits import strings as string_reader
+from docsort.reading.digits.segmenting import ink_of
+from docsort.errors import OutputNotWritableError, UsageError
+
+BATCH_SIZE = 32
+PEAK_LEARNING_RATE = 2e-3
+MAX_LENGTH = 9
+VALIDATION_STRINGS = 600
+# Validation strings are the same whatever the training seed, so runs compare on them.
+VALIDATION_SEED = 1001
+CHECKPOINTS = 12
+
+
+@dataclass
+class StringTrainingConfig:
+    data: Optional[str] = None
+    steps: int = 6000
+    seed: int = 1
+    out: Path = Path("runs/digit_strings")
+    filters: tuple[int, ...] = (32, 64, 96, 128)
+    column_filters: int = 128
+    validation_strings: int = VALIDATION_STRINGS
+    test_strings: int = 1000
+    combination_strings: int = 2000
+    learning_rate: float = PEAK_LEARNING_RATE
+    init: Optional[str] = None  # continue from the weights of a trained digit_strings.keras
+    command: str = field(default_factory=lambda: shlex.join(["docsort", *sys.argv[1:]]))
+
+
+# ---------------------------------------------------------------- data
+
+
+def compose_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, length: int,
+                  gap: tuple[float, float], height: float, stroke: int, scan: float = 0.0,
+                  slant: tuple[float, float] = (-0.25, 0.25), baseline_jitter: float = 0.08,
+                  scale_jitter: float = 0.12, ink: int = 0, paper: int = 255) -> tuple[np.ndarray, str]:
+    """One composed number field (grey, dark on light) and its digits; ``scan`` > 0 scans it."""
+    from docsort.training.synth import degrade
+    from docsort.training.synth.handwriting import compose_digit_string
+
+    idx = rng.integers(0, len(images), size=length)
+    image, _ = compose_digit_string([images[i] for i in idx], rng, gap=gap, height=height, stroke=stroke,
+                                    slant=slant, baseline_jitter=baseline_jitter, scale_jitter=scale_jitter,
+                                    ink=ink, paper=paper)
+    if scan > 0:
+        image = degrade.random_scan(image, rng, strength=scan)
+    return image, "".join(str(int(labels[i])) for i in idx)
+
+
+def random_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A training field: any length, spacing, pen, slant, size and scanner."""
+    length = int(rng.integers(1, MAX_LENGTH + 1))
+    if rng.random() < 0.5:  # the benchmark's range and a little beyond
+        gap = (-0.35, 0.55)
+    else:  # one writer's own habit: tight, loose or wide
+        lo = float(rng.uniform(-0.35, 0.6))
+        gap = (lo, lo + float(rng.uniform(0.05, 0.9)))
+    height = float(rng.uniform(18, 80))
+    stroke = int(rng.choice([-1, 0, 0, 0, 1, 1, 2])) if height > 36 else int(rng.choice([0, 0, 0, 1]))
+    slant = float(rng.uniform(0.0, 0.35))
+    scan = float(rng.uniform(0.3, 1.0)) if rng.random() < 0.5 else 0.0
+    return compose_field(images, labels, rng, length, gap, height, stroke, scan=scan,
+                         slant=(-slant, slant), baseline_jitter=float(rng.uniform(0.0, 0.12)),
+                         scale_jitter=float(rng.uniform(0.05, 0.18)), ink=int(rng.uniform(0, 90)),
+                         paper=int(rng.uniform(190, 256)))
+
+
+def benchmark_fields(images: np.ndarray, labels: np.ndarray, count: int, seed: int, length: int = 5,
+                     gap: tuple[float, float] = (-0.3, 0.5)) -> tuple[list[np.ndarray], list[str]]:
+    """Fields like the envelope benchmark's ``read-digits`` strings (touching and overlapping)."""
+    rng = np.random.default_rng(seed)
+    fields, truths = [], []
+    for _ in range(count):
+        image, text = compose_field(images, labels, rng, length, gap, float(rng.uniform(28, 56)),
+                                    int(rng.integers(0, 2)))
+        fields.append(image)
+        truths.append(text)
+    return fields, truths
+
+
+def strips_of(fields: list[np.ndarray]) -> list[np.ndarray]:
+    return [string_reader.prepare(ink_of(f)) for f in fields]
+
+
+def training_batch(images, labels, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs padded to the batch's width bucket, labels padded with -1, label lengths)."""
+    strips, texts = [], []
+    for _ in range(BATCH_SIZE):
+        image, text = random_field(images, labels, rng)
+        strips.append(string_reader.prepare(ink_of(image)))
+        texts.append(text)
+    width = string_reader.bucket_width(max(s.shape[1] for s in strips))
+    x = string_reader.pad_to(strips, width)
+    y = np.full((BATCH_SIZE, MAX_LENGTH), 0, np.int32)
+    lengths = np.array([len(t) for t in texts], np.int32)
+    for i, t in enumerate(texts):
+        y[i, :len(t)] = [int(c) for c in t]
+    return x, y, lengths
+
+
+# ---------------------------------------------------------------- network
+
+
+def build_network(keras, filters=(32, 64, 96, 128), column_filters: int = 128, dropout: float = 0.1):
+    """(n, 32, width, 1) ink-high strips -> (n, 1, width / 4, 11) logits per column."""
+    layers = keras.layers
+    inputs = keras.Input((string_reader.HEIGHT, None, 1), name="field")
+    x = inputs
+    # Height 32 -> 16 -> 8 -> 4 -> 1; width pooled twice (-> width / 4 columns).
+    pools = [(2, 2), (2, 2), (2, 1), (4, 1)]
+    for i, (f, pool) in enumerate(zip(filters, pools)):
+        x = layers.Conv2D(f, 3, padding="same", name=f"conv{i + 1}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
+        x = layers.ReLU(name=f"relu{i + 1}")(x)
+        x = layers.MaxPooling2D(pool, name=f"pool{i + 1}")(x)
+    x = layers.Conv2D(column_filters, (1, 1), padding="same", name="columns")(x)
+    for i in range(2):  # context along the row: neighbours left and right
+        y = layers.Conv2D(column_filters, (1, 5), padding="same", name=f"context{i + 1}")(x)
+        y = layers.BatchNormalization(momentum=0.9, name=f"context_bn{i + 1}")(y)
+        y = layers.ReLU(name=f"context_relu{i + 1}")(y)
+        x = layers.Add(name=f"context_add{i + 1}")([x, y])
+    x = layers.Dropout(dropout, name="drop")(x)
+    logits = layers.Dense(string_reader.BLANK + 1, name="logits")(x)
+    return keras.Model(inputs, logits, name="digit_strings_logits")
+
+
+def export_network(trained, temperature: float, keras):
+    """The shipped model: logits divided by the fitted temperature, softmax over 11 classes."""
+    x = keras.layers.Rescaling(1.0 / temperature, name="temperature")(trained.output)
+    probs = keras.layers.Softmax(name="probabilities")(x)
+    return keras.Model(trained.input, probs, name="digit_strings")
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def column_logits(model, strips: list[np.ndarray]) -> list[np.ndarray]:
+    """Per strip (T, 11) logits, batched by width bucket."""
+    out: list = [None] * len(strips)
+    by_bucket: dict[int, list[int]] = {}
+    for i, s in enumerate(strips):
+        by_bucket.setdefault(string_reader.bucket_width(s.shape[1]), []).append(i)
+    for width, members in by_bucket.items():
+        for start in range(0, len(members), 128):
+            part = members[start:start + 128]
+            logits = np.asarray(model(string_reader.pad_to([strips[i] for i in part], width), training=False))
+            logits = logits.reshape(len(part), -1, string_reader.BLANK + 1)
+            for k, i in enumerate(part):
+                steps = min(logits.shape[1], math.ceil((strips[i].shape[1] + string_reader.SIDE_PAD)
+                                                       / string_reader.STRIDE))
+                out[i] = logits[k, :steps]
+    return out
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def read_logits(logits: list[np.ndarray], temperature: float = 1.0) -> tuple[list[str], np.ndarray]:
+    reads, confidences = [], []
+    for lg in logits:
+        probs = _softmax(lg / temperature)
+        digits, _ = string_reader.best_path(probs)
+        reads.append("".join(map(str, digits)))
+        confidences.append(math.exp(string_reader.string_log_probability(probs, digits)) if digits else 0.0)
+    return reads, np.array(confidences)
+
+
+def fit_temperature(logits: list[np.ndarray], truths: list[str]) -> float:
+    """The temperature whose string probabilities best predict whether the read is right (log loss)."""
+    best = (math.inf, 1.0)
+    for t in np.exp(np.linspace(math.log(0.5), math.log(4.0), 29)):
+        reads, conf = read_logits(logits, float(t))
+        right = np.array([r == s for r, s in zip(reads, truths)])
+        c = np.clip(conf, 1e-6, 1 - 1e-6)
+        loss = -float(np.mean(np.where(right, np.log(c), np.log(1 - c))))
+        if loss < best[0]:
+            best = (loss, float(t))
+    return best[1]
+
+
+def reliability(confidences: np.ndarray, right: np.ndarray) -> dict:
+    """Expected calibration error and accuracy at a few confidence cut-offs."""
+    bins = np.linspace(0, 1, 11)
+    ece = 0.0
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        sel = (confidences >= lo) & (confidences < hi if hi < 1 else confidences <= hi)
+        if sel.any():
+            ece += sel.mean() * abs(confidences[sel].mean() - right[sel].mean())
+    return {"ece": float(ece),
+            **{f"right_at_conf_{c}": float((right & (confidences >= c)).mean()) for c in (0.9, 0.95)},
+            **{f"wrong_at_conf_{c}": float((~right & (confidences >= c)).mean()) for c in (0.9, 0.95)}}
+
+
+# ---------------------------------------------------------------- training
+
+
+def train(config: StringTrainingConfig, progress=None) -> dict:
+    """Train, pick the checkpoint on validation strings, calibrate, export and measure."""
+    from docsort.training.tf import keras as get_keras, tensorflow
+
+    say = progress or (lambda message: None)
+    started = time.time()
+    data = mnist.load(config.data)
+    train_split, val_split = mnist.train_validation_split(data.train)
+    tf = tensorflow()
+    keras = get_keras()
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    model = build_network(keras, config.filters, config.column_filters)
+    if config.init:
+        start = keras.models.load_model(config.init, compile=False)
+        for layer in model.layers:
+            if layer.weights:
+                layer.set_weights(start.get_layer(layer.name).get_weights())
+    warmup = max(1, min(300, config.steps // 10))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 20, decay_steps=max(1, config.steps - warmup),
+        warmup_target=config.learning_rate, warmup_steps=warmup, alpha=0.02)
+    optimizer = keras.optimizers.Adam(schedule, clipnorm=5.0)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, string_reader.HEIGHT, None, 1), tf.float32),
+                                  tf.TensorSpec((None, MAX_LENGTH), tf.int32),
+                                  tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)
+    def step(x, y, lengths):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)[:, 0]
+            steps = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
+            loss = tf.reduce_mean(tf.nn.ctc_loss(y, logits, lengths, steps, logits_time_major=False,
+                                                 blank_index=string_reader.BLANK))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    val_fields, val_truths = benchmark_fields(val_split.images, val_split.labels,
+                                              config.validation_strings, VALIDATION_SEED)
+    val_strips = strips_of(val_fields)
+    history: dict[str, list[float]] = {"step": [], "loss": [], "validation_exact": []}
+    best = (-1.0, 0, model.get_weights())
+    every = max(1, config.steps // CHECKPOINTS)
+    say(f"training on strings of {len(train_split)} MNIST training digits, {config.steps} steps of "
+        f"{BATCH_SIZE}; validation: {len(val_truths)} strings of held-out digits")
+    losses: list[float] = []
+    tick = time.time()
+    for k in range(1, config.steps + 1):
+        x, y, lengths = training_batch(train_split.images, train_split.labels, rng)
+        losses.append(float(step(x, y, lengths)))
+        if k % every == 0 or k == config.steps:
+            reads, _ = read_logits(column_logits(model, val_strips))
+            exact = float(np.mean([r == t for r, t in zip(reads, val_truths)]))
+            history["step"].append(k)
+            history["loss"].append(float(np.mean(losses)))
+            history["validation_exact"].append(exact)
+            if exact >= best[0]:
+                best = (exact, k, model.get_weights())
+            say(f"step {k}/{config.steps}: loss {np.mean(losses):.3f}, validation strings exact {exact:.4f} "
+                f"({time.time() - tick:.0f} s)")
+            losses, tick = [], time.time()
+    model.set_weights(best[2])
+
+    val_logits = column_logits(model, val_strips)
+    temperature = fit_temperature(val_logits, val_truths)
+    val_reads, val_conf = read_logits(val_logits, temperature)
+    val_right = np.array([r == t for r, t in zip(val_reads, val_truths)])
+    shipped = export_network(model, temperature, keras)
+    training_seconds = time.time() - started
+
+    test = {}
+    if config.test_strings:
+        say(f"measuring {config.test_strings} strings of MNIST test digits")
+        for name, gap in (("touching", (-0.3, 0.5)), ("gentle", (-0.15, 0.35))):
+            fields, truths = benchmark_fields(data.test.images, data.test.labels, config.test_strings,
+                                              2025 + 1, gap=gap)
+            reads, conf = read_logits(column_logits(model, strips_of(fields)), temperature)
+            right = np.array([r == t for r, t in zip(reads, truths)])
+            test[name] = {"gap": list(gap), "n": len(truths), "exact": float(right.mean()),
+                          **reliability(conf, right)}
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = out / "digit_strings.keras"
+    shipped.save(model_file)
+    from docsort.reading.manifest import file_sha256
+
+    metrics = {
+        "model": "digit_strings",
+        "task": "whole-field digit string reading (CTC, 10 digits + blank per column)",
+        "test_accuracy": test.get("touching", {}).get("exact"),
+        "test": test,
+        "validation_exact": float(val_right.mean()),
+        "validation": {"n": len(val_truths), "gap": [-0.3, 0.5], "length": 5, **reliability(val_conf, val_right)},
+        "temperature": temperature,
+        "steps": config.steps,
+        "learning_rate": config.learning_rate,
+        "init": config.init,
+        "batch_size": BATCH_SIZE,
+        "best_step": best[1],
+        "seed": config.seed,
+        "filters": list(config.filters),
+        "column_filters": config.column_filters,
+        "params": int(shipped.count_params()),
+        "training_seconds": round(training_seconds, 1),
+        "command": config.command,
+        "dataset": {"name": "MNIST", "source": data.source, "sha256": data.sha256},
+        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                        "keras": keras.__version__, "cpu_count": os.cpu_count(),
+                        "tf_threads": os.environ.get("DOCSORT_TF_THREADS")},
+        "model_file": model_file.name,
+        "model_sha256": file_sha256(str(model_file.resolve())),
+        "history": history,
+    }
+    if config.combination_strings:
+        say("fitting the combination with the segmenting reader on validation codes")
+        from docsort.reading.digits.strings import StringReader
+
+        metrics["combination"] = fit_combination(val_split.images, val_split.labels,
+                                                 config.combination_strings,
+                                                 string_reader=StringReader(shipped))
+    (out / "digit_strings.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+# ---------------------------------------------------------------- combining with the segmenting reader
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, sample_weight: Optional[np.ndarray] = None,
+                 l2: float = 1e-2, iterations: int = 50) -> np.ndarray:
+    """Logistic regression weights by Newton's method (small ridge keeps separable groups finite)."""
+    s = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    w = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
+        grad = x.T @ (s * (p - y)) + l2 * w
+        hess = (x * (s * p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
+        delta = np.linalg.solve(hess, grad)
+        w -= delta
+        if np.abs(delta).max() < 1e-8:
+            break
+    return w
+
+
+def combination_fields(images: np.ndarray, labels: np.ndarray, count: int, seed: int,
+                       code_length: int = 5) -> tuple[list[np.ndarray], list[str]]:
+    """Codes like the pipeline meets: half scanned at envelope sizes (as ``evaluate tradeoff``
+    composes them), half touching and overlapping (as the ``read-digits`` benchmark does)."""
+    from docsort.training.evaluate.tradeoff import compose_strings
+
+    scanned, _, scanned_truths = compose_strings(images, labels, count - count // 2, seed, code_length)
+    tight, tight_truths = benchmark_fields(images, labels, count // 2, seed + 1, code_length)
+    return scanned + tight, scanned_truths + tight_truths
+
+
+def envelope_fields(handwriting: str | Path, count: int, seed: int, code_length: int = 5,
+                    jobs: int = 1, mnist_split: str = "validation") -> tuple[list[np.ndarray], list[str]]:
+    """Handwritten destination fields as ``process`` cuts them, with their true codes.
+
+    ``count`` envelopes are generated with MNIST validation digits (never trained on;
+    ``mnist_split`` picks others for measurements) and read by the real pipeline; for each
+    envelope whose destination it read as handwriting, the field crop behind the chosen code is
+    kept (its truth the envelope's destination code).
+    """
+    import tempfile
+    from multiprocessing import get_context
+
+    from docsort.training import samples
+
+    with tempfile.TemporaryDirectory() as tmp:
+        truths = samples.write_samples(tmp, count=count, seed=seed, handwriting=handwriting,
+                                       code_length=code_length, mnist_split=mnist_split, image_format="png")
+        jobs_in = [(str(Path(tmp) / t.file), t.destination_code, code_length) for t in truths
+                   if t.destination_source == "handwritten"]
+        if jobs > 1:
+            with get_context("spawn").Pool(jobs) as pool:
+                found = pool.map(_destination_field, jobs_in)
+        else:
+            found = [_destination_field(job) for job in jobs_in]
+    kept = [f for f in found if f is not None]
+    return [f[0] for f in kept], [f[1] for f in kept]
+
+
+def _destination_field(job: tuple[str, str, int]) -> Optional[tuple[np.ndarray, str]]:
+    """Run the pipeline on one envelope; return the field crop behind its chosen code."""
+    from docsort.page import ingest
+    from docsort.page import pipeline
+
+    path, truth, code_length = job
+    page = next(iter(ingest.iter_pages(path)), None)
+    if page is None or not page.ok:
+        return None
+    result, fields = pipeline.read_page(page.image, page.number, pipeline.Settings(code_length=code_length))
+    code = result.postal_code
+    if code is None or code.source != "handwritten":
+        return None
+    for crop, reading in fields:
+        if reading.digits == code.value and abs(reading.confidence - code.confidence) < 1e-9:
+            return ink_of(crop), truth
+    return None
+
+
+def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, seed: int = 7,
+                    code_length: int = 5, reader=None, string_reader=None,
+                    envelopes: Optional[tuple[list[np.ndarray], list[str]]] = None,
+                    envelope_weight: float = 1.0) -> dict:
+    """Fit P(code right) from both readers' probabilities (see ``field_reader``) on validation
+    codes composed from digits and, when given, on destination fields the pipeline cut from
+    envelopes (``envelope_fields``), each of those counting ``envelope_weight`` times."""
+    from docsort.reading.digits import segmenting as digit_reader
+    from docsort.reading.digits import combine
+    from docsort.reading.digits.strings import shared_reader
+
+    fields, truths = combination_fields(images, labels, count, seed, code_length) if count else ([], [])
+    inks = [ink_of(f) for f in fields]
+    sample_weight = [1.0] * len(inks)
+    if envelopes:
+        inks += list(envelopes[0])
+        truths = list(truths) + list(envelopes[1])
+        sample_weight += [envelope_weight] * len(envelopes[0])
+    analysed = digit_reader.analyse_fields(inks, code_length, reader=reader)
+    segmented = [a.reading for a in analysed]
+    wholes = (string_reader or shared_reader()).read_inks(inks)
+    # agree: P(the shared reading is right); segmented / whole: P(that reading is right) when
+    # the two differ (fitted on the fields where that reader gave a reading at all).
+    rows = {"agree": ([], [], []), "segmented": ([], [], []), "whole": ([], [], [])}
+    for splits, whole, truth, weight in zip(analysed, wholes, truths, sample_weight):
+        seg = splits.reading
+        x = combine.features(splits, whole, code_length)
+        seg_p, whole_p = combine.own_probabilities(seg, whole, code_length)
+        if whole_p > 0 and whole.digits == seg.digits:
+            group = [("agree", seg)]
+        else:
+            group = [(name, r) for name, r, p in (("segmented", seg, seg_p), ("whole", whole, whole_p)) if p > 0]
+        for name, reading in group:
+            rows[name][0].append(x)
+            rows[name][1].append(float(reading.digits == truth))
+            rows[name][2].append(weight)
+    weights, report = {}, {}
+    width = len(combine.features(analysed[0], wholes[0], code_length)) if inks else 3
+    for group, (x, y, w) in rows.items():
+        x, y, w = np.array(x).reshape(-1, width), np.array(y), np.array(w)
+        weights[group] = [round(float(v), 6) for v in fit_logistic(x, y, w)] if len(y) else [0.0] * width
+        report[group] = {"n": int(len(y)), "right": float(y.mean()) if len(y) else None}
+    combined = [combine.choose(a, w, code_length, weights) for a, w in zip(analysed, wholes)]
+    chosen = [(w.digits if source == "whole" else s.digits) for (source, _, _), s, w
+              in zip(combined, segmented, wholes)]
+    accuracy = {"segmented_right": float(np.mean([s.digits == t for s, t in zip(segmented, truths)])),
+                "whole_right": float(np.mean([w.digits == t for w, t in zip(wholes, truths)])),
+                "combined_right": float(np.mean([c == t for c, t in zip(chosen, truths)]))}
+    data = "MNIST training digits held out for validation"
+    if envelopes:
+        data += f"; {len(envelopes[0])} of them destination fields cut by the pipeline from envelopes"
+    return {**weights, "fit": {"data": data, "n": len(truths), "seed": seed, "code_length": code_length,
+                               "envelope_fields": len(envelopes[0]) if envelopes else 0,
+                               "envelope_weight": envelope_weight, **accuracy, **report}}
+
+
+def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Optional[str], envelopes: int = 600,
+                      envelope_seed: int = 7001, envelope_weight: float = 3.0, count: int = 2000,
+                      jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
+                      command: str = "", progress=None, members: Optional[Sequence[str]] = None,
+                      out: Optional[Path] = None) -> dict:
+    """Refit the shipped combination in ``metrics_path`` without retraining the string model:
+    on the composed validation codes plus the destination fields the pipeline cuts from
+    ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
+
+    ``members`` names the whole-field models of the ensemble (files beside ``metrics_path``,
+    its own model first); by default the ones it names already. The refitted metrics go to
+    ``out`` (default: ``metrics_path`` itself).
+    """
+    from docsort.reading.digits.strings import StringReader
+
+    say = progress or (lambda line: None)
+    metrics = json.loads(Path(metrics_path).read_text())
+    folder = Path(metrics_path).parent
+    members = list(members or metrics.get("ensemble") or [metrics.get("model_file", "digit_strings.keras")])
+    missing = [m for m in members if not (folder / m).is_file()]
+    if missing:
+        raise UsageError(f"no whole-field model {', '.join(missing)} in {folder}")
+    string_reader = StringReader([str(folder / m) for m in members])
+    _, val_split = mnist.train_validation_split(mnist.load(data).train)
+    if fields is None and envelopes and handwriting:
+        say(f"reading {envelopes} generated envelopes with the pipeline")
+        fields = envelope_fields(handwriting, envelopes, envelope_seed, jobs=jobs)
+    say(f"fitting on {count} composed codes and {len(fields[0]) if fields else 0} envelope fields")
+    combination = fit_combination(val_split.images, val_split.labels, count, envelopes=fields,
+                                  envelope_weight=envelope_weight, string_reader=string_reader)
+    combination["fit"].update({"envelopes": envelopes, "envelope_seed": envelope_seed,
+                               "command": command})
+    metrics["combination"] = combination
+    metrics["ensemble"] = members
+    target = Path(out) if out is not None else Path(metrics_path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(metrics, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return combination
