@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from docsort import settings
 from docsort.training.datasets import mnist
 from docsort.errors import DatasetError, ExitCode
 
@@ -47,7 +48,7 @@ def test_keras_npz_loads_from_file_and_from_env(real, tmp_path, monkeypatch):
     loaded = mnist.load(npz)
     assert np.array_equal(loaded.test.images, real.test.images)
     assert loaded.train.labels.tolist() == real.train.labels.tolist()
-    monkeypatch.setenv(mnist.ENV_VAR, str(npz))
+    monkeypatch.setenv(settings.MNIST_VAR, str(npz))
     assert len(mnist.load().train) == 60000
 
 

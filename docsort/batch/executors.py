@@ -13,7 +13,9 @@ workers x threads stays within the cores.
 Local workers are managed here rather than by ``concurrent.futures``: a pool there is broken
 for good when one worker dies, while here the document that worker held fails with a message,
 a fresh worker takes its place and the other documents go on. A document that runs past
-``document_timeout`` has its worker killed the same way.
+``document_timeout`` has its worker killed the same way. Workers that keep dying before they are
+ready (``_STARTUP_FAILURES_ALLOWED`` + 1 in a row) stop the batch with MissingDependencyError:
+the machine cannot run them, and retrying would loop for ever.
 """
 
 from __future__ import annotations
@@ -34,18 +36,16 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Iterable, Iterator, Optional
 
-from docsort import settings as defaults
+from docsort import settings
 from docsort.errors import DocsortError, InputError, MissingDependencyError, UsageError
 from docsort.log import get_logger, native_stderr_silenced, one_line, setup_logging
 from docsort.batch.records import DocumentResult
 
 log = get_logger("executor")
 
-DEFAULT_DOCUMENT_TIMEOUT_S = 1800.0
 DOCUMENTS_PER_WORKER = 500  # then the worker is replaced (long cron batches, slow memory growth)
 _STARTUP_FAILURES_ALLOWED = 3
 _POLL_S = 0.5
-DEFAULT_SCHEDULER_TIMEOUT_S = defaults.SCHEDULER_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -213,14 +213,18 @@ class _Worker:
     documents_done: int = 0
 
 
-def _death_message(exitcode: Optional[int]) -> str:
+def _how_it_ended(exitcode: Optional[int]) -> str:
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
-        return f"the worker process died while reading this document (killed by {name})"
-    return f"the worker process died while reading this document (exit status {exitcode})"
+        return f"killed by {name}"
+    return f"exit status {exitcode}"
+
+
+def _death_message(exitcode: Optional[int]) -> str:
+    return f"the worker process died while reading this document ({_how_it_ended(exitcode)})"
 
 
 class LocalExecutor(Executor):
@@ -228,7 +232,7 @@ class LocalExecutor(Executor):
     ``DOCUMENTS_PER_WORKER`` documents."""
 
     def __init__(self, processor: DocumentProcessor, jobs: int,
-                 document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S):
+                 document_timeout: float = settings.DOCUMENT_TIMEOUT_S):
         self.processor = processor
         self.jobs = max(1, int(jobs))
         self.document_timeout = document_timeout
@@ -309,6 +313,7 @@ class LocalExecutor(Executor):
                 self._start_worker()
                 return
         elif kind == "ready":
+            self._startup_failures = 0  # the limit is on failures in a row, not over a long batch
             log.debug("worker %d ready (models loaded) after %.1f s", worker.process.pid,
                       time.monotonic() - worker.started_at)
         worker.ready = True
@@ -333,7 +338,9 @@ class LocalExecutor(Executor):
         elif not worker.ready:
             self._startup_failures += 1
             if self._startup_failures > _STARTUP_FAILURES_ALLOWED:
-                raise DocsortError(f"worker processes die while starting (exit status {exitcode})")
+                raise MissingDependencyError(
+                    f"worker processes cannot start: {self._startup_failures} in a row died before "
+                    f"they were ready (the last {_how_it_ended(exitcode)})")
         if pending and len(self._workers) < self.jobs:
             self._start_worker()
 
@@ -382,7 +389,7 @@ def _match_dask_worker_threads(worker=None) -> None:
     every core in each of them oversubscribes the machine (two single-thread workers on two
     cores ran about a fifth slower than ``--jobs 2``). ``DOCSORT_TF_THREADS`` set by the user
     wins. ``worker``: the Dask worker, where ``get_worker`` cannot find it (``Client.run``)."""
-    if os.environ.get("DOCSORT_TF_THREADS"):
+    if settings.model_threads_set():
         return
     try:
         from distributed import get_worker
@@ -390,7 +397,7 @@ def _match_dask_worker_threads(worker=None) -> None:
         threads = int((worker or get_worker()).state.nthreads)
     except (ImportError, ValueError, AttributeError):
         return
-    os.environ["DOCSORT_TF_THREADS"] = str(max(1, threads))
+    os.environ[settings.MODEL_THREADS_VAR] = str(max(1, threads))
 
 
 def _dask_warm_up(processor: DocumentProcessor, dask_worker=None) -> Optional[str]:
@@ -457,7 +464,7 @@ class DaskExecutor(Executor):
     """
 
     def __init__(self, processor: DocumentProcessor, address: str, retries: int = 2,
-                 timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S):
+                 timeout: float = settings.SCHEDULER_TIMEOUT_S):
         """Connect, wait for a first worker and load the models on every worker, all within
         ``timeout`` seconds for the connection and the wait; raises MissingDependencyError when
         the cluster is not usable, so the batch can fail before it touches its output folder."""
@@ -534,8 +541,8 @@ class DaskExecutor(Executor):
 
 
 def make_executor(processor: DocumentProcessor, jobs: int, scheduler: Optional[str],
-                  document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S,
-                  scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S) -> Executor:
+                  document_timeout: float = settings.DOCUMENT_TIMEOUT_S,
+                  scheduler_timeout: float = settings.SCHEDULER_TIMEOUT_S) -> Executor:
     """Local workers, or a Dask cluster that is already connected, has a worker and loaded the models."""
     if scheduler:
         return DaskExecutor(processor, scheduler, timeout=scheduler_timeout)

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Iterable, Optional, Protocol, Sequence
 
 from docsort import __version__
-from docsort import settings as defaults
+from docsort import settings
 from docsort.errors import (InputError, MissingDependencyError, OutputLockedError,
                             OutputNotWritableError, UsageError)
-from docsort.batch.executors import DEFAULT_DOCUMENT_TIMEOUT_S, DEFAULT_SCHEDULER_TIMEOUT_S, DocumentProcessor, DocumentTask, Executor, make_executor
-from docsort.page.ingest import DEFAULT_MAX_MEGAPIXELS, SUPPORTED_SUFFIXES, check_readable
+from docsort.batch.executors import DocumentProcessor, DocumentTask, Executor, make_executor
+from docsort.page.ingest import SUPPORTED_SUFFIXES, check_readable
 from docsort.log import current_config, get_logger, one_line
 from docsort.batch.records import DocumentResult
 from docsort.batch.results import TEMP_SUFFIX, BatchSummary, atomic_write_json, build_results, plural, summarise, write_results
@@ -48,8 +48,6 @@ STATE_DIR = ".docsort"
 RECORDS_DIR = "docs"
 LOCK_FILE = "lock"
 OVERLAYS_DIR = "overlays"
-DEFAULT_CODE_LENGTH = defaults.CODE_LENGTH
-DEFAULT_PAGE_TIMEOUT_S = defaults.PAGE_TIMEOUT_S
 _HASH_BLOCK = 1 << 20
 
 
@@ -59,17 +57,17 @@ class BatchOptions:
 
     jobs: Optional[int] = None  # local worker processes; None = all cores
     scheduler: Optional[str] = None  # Dask scheduler address; overrides jobs
-    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT_S  # to connect and find a first worker
-    code_length: int = DEFAULT_CODE_LENGTH
+    scheduler_timeout: float = settings.SCHEDULER_TIMEOUT_S  # to connect and find a first worker
+    code_length: int = settings.CODE_LENGTH
     accept_threshold: Optional[float] = None  # None = the cost model's default
     overlays: bool = False
     overlay_size: str = "small"  # docsort.page.overlay.SIZES: reduced JPEG, or "full" (page-size PNG)
     force: bool = False
     fail_fast: bool = False
     wait: bool = False  # wait for another batch on the same output folder instead of failing
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
-    page_timeout: float = DEFAULT_PAGE_TIMEOUT_S  # Tesseract, per page
-    document_timeout: float = DEFAULT_DOCUMENT_TIMEOUT_S  # a whole document, local workers
+    max_megapixels: float = settings.MAX_MEGAPIXELS
+    page_timeout: float = settings.PAGE_TIMEOUT_S  # Tesseract, per page
+    document_timeout: float = settings.DOCUMENT_TIMEOUT_S  # a whole document, local workers
     pipeline: str = "docsort.page.pipeline"  # module with Settings, process_document, warm_up
     country: Optional[str] = None  # a postal directory (docsort.page.directory): only its codes are auto
     directory: Optional[str] = None  # a user's own directory file (CSV of code, place)
@@ -77,7 +75,7 @@ class BatchOptions:
     def check(self) -> None:
         if self.jobs is not None and self.jobs < 1:
             raise UsageError(f"--jobs must be at least 1 (got {self.jobs})")
-        defaults.check_code_length(self.code_length)
+        settings.check_code_length(self.code_length)
         self.check_directory()
         if self.accept_threshold is not None and not 0.0 <= self.accept_threshold <= 1.0:
             raise UsageError(f"--accept-threshold must be between 0 and 1 (got {self.accept_threshold})")
@@ -105,7 +103,7 @@ class BatchOptions:
         if self.directory:
             self.directory = str(Path(self.directory).expanduser().resolve())
         if self.code_length != found.length:
-            if self.code_length != DEFAULT_CODE_LENGTH:
+            if self.code_length != settings.CODE_LENGTH:
                 raise UsageError(f"--code-length {self.code_length} does not fit the postal directory of "
                                  f"{found.name}, whose codes have {found.length} digits")
             self.code_length = found.length
@@ -443,19 +441,19 @@ def pipeline_settings(options: BatchOptions, out: OutputFolder, accept_threshold
     )
 
 
-def settings_fingerprint(info: dict, settings) -> str:
+def settings_fingerprint(info: dict, run_settings) -> str:
     """Changes whenever a stored result could differ: versions, models or settings."""
-    if dataclasses.is_dataclass(settings):
-        described = dataclasses.asdict(settings)
+    if dataclasses.is_dataclass(run_settings):
+        described = dataclasses.asdict(run_settings)
     else:
-        described = repr(settings)
+        described = repr(run_settings)
     blob = json.dumps({"run": info, "settings": described}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def _worker_env(jobs: int) -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return {"DOCSORT_TF_THREADS": str(max(1, cores // max(1, jobs))), "OMP_THREAD_LIMIT": "1"}
+    return settings.worker_environment(cores // max(1, jobs))
 
 
 def default_jobs() -> int:
@@ -571,8 +569,8 @@ def _prepare_run(out: OutputFolder, options: BatchOptions) -> _Run:
     if directory is not None:  # results.json names it; a changed directory is a changed setting
         info["directory"] = directory
     accept_threshold = resolve_accept_threshold(options)
-    settings = pipeline_settings(options, out, accept_threshold)
-    return _Run(info, accept_threshold, settings, settings_fingerprint(info, settings))
+    run_settings = pipeline_settings(options, out, accept_threshold)
+    return _Run(info, accept_threshold, run_settings, settings_fingerprint(info, run_settings))
 
 
 def _directory_information(options: BatchOptions) -> Optional[dict]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from docsort.cli import evaluate_app, handles_errors, print_json, progress_lines, stdout, train_app
+from docsort import settings
 from docsort.errors import UsageError
 
 DATA_HELP = ("MNIST: a folder with the four IDX files (gzip or not) or keras' mnist.npz. "
@@ -115,7 +115,7 @@ def train_field_combination(
     from docsort.training.train.digit_strings import refit_combination
 
     path = metrics or manifest.metrics_path(manifest.DIGIT_STRINGS)
-    handwriting = handwriting or (Path(os.environ["DOCSORT_DATASETS"]) if os.environ.get("DOCSORT_DATASETS") else None)
+    handwriting = handwriting or settings.datasets_folder()
     if out is None:
         raise UsageError(f"give --out FILE for the refitted metrics (--out {path} replaces the ones refitted)")
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
@@ -146,12 +146,10 @@ def train_field_calibration(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Fit read-digits' confidence for fields of any length, and P(a field is a number at all)."""
-    import os
-
     from docsort.reading import manifest
     from docsort.training.train.field_calibration import calibrate
 
-    folder = data or os.environ.get("DOCSORT_DATASETS")
+    folder = data or settings.datasets_folder()
     if not folder:
         raise UsageError("give --data DIR (the folder with MNIST and DHSD) or set $DOCSORT_DATASETS")
     path = metrics or manifest.metrics_path(manifest.DIGIT_STRINGS)

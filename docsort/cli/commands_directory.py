@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from docsort.cli import handles_errors, progress_lines, stdout, train_app
+from docsort import settings
 from docsort.errors import UsageError
 
 
@@ -38,9 +38,9 @@ def train_directory_reading(
     if out is None:
         raise UsageError("give --out FILE for the fit (--out models/directory_reading.json replaces the shipped one)")
     if handwriting is None:
-        if not os.environ.get("DOCSORT_DATASETS"):
+        handwriting = settings.datasets_folder()
+        if handwriting is None:
             raise UsageError("give --handwriting DIR (DHSD's words) or set DOCSORT_DATASETS")
-        handwriting = Path(os.environ["DOCSORT_DATASETS"])
     command = ("docsort train directory-reading" + (f" --data {data}" if data else "")
                + f" --handwriting {handwriting} --count {count} --words {words}"
                + (f" --seed {seed}" if seed else "") + f" --out {out}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from dataclasses import replace
@@ -12,6 +11,7 @@ from typing import Optional
 import typer
 
 from docsort.cli import app, evaluate_app, handles_errors, print_json, print_rows, progress_lines, stderr, stdout, train_app
+from docsort import settings
 from docsort.errors import ExitCode, InputError, UsageError
 
 DATA_HELP = ("Folder holding the datasets as dhsd/, mnist/ and tesseract-pages/ "
@@ -53,7 +53,7 @@ def classify(
 
 def _data_paths(data: Optional[Path], dhsd: Optional[Path], mnist: Optional[Path],
                 pages: Optional[Path]) -> tuple[Path, Path, Optional[Path]]:
-    root = data or (Path(os.environ["DOCSORT_DATASETS"]) if os.environ.get("DOCSORT_DATASETS") else None)
+    root = data or settings.datasets_folder()
     dhsd = dhsd or (root / "dhsd" if root else None)
     mnist = mnist or (root / "mnist" if root else None)
     pages = pages or (root / "tesseract-pages" if root else None)
@@ -63,11 +63,7 @@ def _data_paths(data: Optional[Path], dhsd: Optional[Path], mnist: Optional[Path
 
 
 def _cache_dir(cache: Optional[Path]) -> Path:
-    if cache:
-        return cache
-    if os.environ.get("DOCSORT_CACHE"):
-        return Path(os.environ["DOCSORT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "docsort"
+    return cache or settings.cache_folder()
 
 
 @train_app.command("writing-type")

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from docsort import settings as defaults
+from docsort import settings
 from docsort.reading import manifest as modelstore
 from docsort.errors import MissingDependencyError, UsageError
 
-DEFAULT_CODE_LENGTH = defaults.CODE_LENGTH
 DEFAULT_VOLUME = 100_000_000
 DEFAULT_MANUAL_COST = 0.10
 DEFAULT_ACCURACY_DELTA = 0.001
@@ -69,7 +68,7 @@ def check_non_negative(value: float, option: str) -> float:
 
 
 def check_code_length(value: int) -> int:
-    return defaults.check_code_length(value)
+    return settings.check_code_length(value)
 
 
 def check_keying_rate(value: Optional[float]) -> Optional[float]:
@@ -349,7 +348,7 @@ def curve_of(report: Mapping) -> Optional[list]:
 
 # --------------------------------------------------------------------------- the three estimates
 
-def estimate_from_accuracy(per_digit_accuracy: float, *, code_length: int = DEFAULT_CODE_LENGTH,
+def estimate_from_accuracy(per_digit_accuracy: float, *, code_length: int = settings.CODE_LENGTH,
                            volume: float = DEFAULT_VOLUME, manual_cost: float = DEFAULT_MANUAL_COST,
                            missort_cost: float = DEFAULT_MISSORT_COST,
                            accuracy_delta: float = DEFAULT_ACCURACY_DELTA,
@@ -444,8 +443,8 @@ def _pieces(results: Any) -> tuple[list[Mapping], int, Optional[float]]:
     """Pages (one mail piece each) and the number of unreadable documents, from any results form."""
     threshold = None
     if isinstance(results, Mapping) and "documents" in results:
-        settings = results.get("settings") or {}
-        threshold = settings.get("accept_threshold", results.get("accept_threshold"))
+        run = results.get("settings") or {}
+        threshold = run.get("accept_threshold", results.get("accept_threshold"))
         items: Iterable = results["documents"]
     elif isinstance(results, Mapping):
         items = [results]
@@ -465,7 +464,7 @@ def _pieces(results: Any) -> tuple[list[Mapping], int, Optional[float]]:
 
 
 def batch_projection(results: Any, volume: float = DEFAULT_VOLUME, manual_cost: float = DEFAULT_MANUAL_COST,
-                     missort_cost: float = DEFAULT_MISSORT_COST, *, code_length: int = DEFAULT_CODE_LENGTH,
+                     missort_cost: float = DEFAULT_MISSORT_COST, *, code_length: int = settings.CODE_LENGTH,
                      accuracy_delta: float = DEFAULT_ACCURACY_DELTA, keying_rate: Optional[float] = None,
                      accept_threshold: Optional[float] = None) -> dict:
     """Project a processed batch to a year's volume (``summary.cost`` of results.json).

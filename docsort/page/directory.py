@@ -14,7 +14,7 @@ of codes with their places, from maintained packages that ship the data in their
 
 A directory is loaded once per process. The US package decompresses its whole dataset on first
 use (about half a second), so the compact form docsort needs (codes, places, states) is kept in
-the cache folder (``$DOCSORT_CACHE`` or ``~/.cache/docsort``) under the package's name and
+the cache folder (``settings.cache_folder()``: ``$DOCSORT_CACHE`` or ``~/.cache/docsort``) under the package's name and
 version, and later processes read that in milliseconds; nothing is ever written into a package.
 """
 
@@ -33,6 +33,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from docsort import settings
 from docsort.errors import MissingDependencyError, UsageError
 
 US_PACKAGE = "zipcodes"
@@ -228,8 +229,7 @@ def _world_entries(country: str, length: int) -> dict[str, str]:
 
 def cache_folder() -> Path:
     """Where compact directories are kept between processes."""
-    base = os.environ.get("DOCSORT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "docsort")
-    return Path(base) / "directories"
+    return settings.cache_folder() / "directories"
 
 
 def _cached(country: str, source: dict, build) -> tuple[dict, dict]:

@@ -36,7 +36,6 @@ from docsort.errors import InputError
 
 SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf"})
 PDF_DPI = 300
-DEFAULT_MAX_MEGAPIXELS = settings.MAX_MEGAPIXELS
 WORKING_MEGAPIXELS = 20.0  # ~300 dpi A3: enough for Tesseract, bounded memory
 MIN_PAGE_SIDE = 16  # smaller than this cannot hold a line of text
 
@@ -67,7 +66,7 @@ class Page:
 
 def iter_pages(
     path: str | os.PathLike,
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    max_megapixels: float = settings.MAX_MEGAPIXELS,
     working_megapixels: float = WORKING_MEGAPIXELS,
     min_side: int = MIN_PAGE_SIDE,
 ) -> Iterator[Page]:
@@ -84,7 +83,7 @@ def iter_pages(
     return _raster_pages(path, limits)
 
 
-def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+def read_image(path: str | os.PathLike, max_megapixels: float = settings.MAX_MEGAPIXELS,
                min_side: int = 1) -> np.ndarray:
     """The first page of an image file as a uint8 grey or BGR array (for crops and single images)."""
     pages = iter_pages(path, max_megapixels=max_megapixels, working_megapixels=max_megapixels,

@@ -22,18 +22,17 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from docsort import settings as defaults
 from docsort.page import regions as number_fields
 from docsort.page import destination as postal_code
 from docsort.page import clean as preprocess
 from docsort.page import tesseract
 from docsort.errors import DocsortError, InputError, MissingDependencyError, OutputNotWritableError
 from docsort.batch.records import Crop, DocumentResult, PageResult, PostalCode
+from docsort.settings import CODE_LENGTH, PAGE_TIMEOUT_S
 
 if TYPE_CHECKING:
     from docsort.reading.digits.segmenting import DigitString
 
-DEFAULT_CODE_LENGTH = defaults.CODE_LENGTH
 # A handwritten field is read as a code only if its shape can hold that many digits.
 MIN_DIGIT_ASPECT, MAX_DIGIT_ASPECT = 0.22, 1.6
 
@@ -42,12 +41,12 @@ MIN_DIGIT_ASPECT, MAX_DIGIT_ASPECT = 0.22, 1.6
 class Settings:
     """What a run is asked to do; the same for every page of a batch."""
 
-    code_length: int = DEFAULT_CODE_LENGTH
+    code_length: int = CODE_LENGTH
     accept_threshold: Optional[float] = None  # None: the measured cost optimum (docsort.cost.model)
     overlays_dir: Optional[Path] = None
     overlay_size: str = "small"  # docsort.page.overlay.SIZES: reduced JPEG, or "full" (PNG at page size)
     max_megapixels: Optional[float] = None  # None: ingest's default limit
-    tesseract_timeout: float = tesseract.DEFAULT_TIMEOUT_S
+    tesseract_timeout: float = PAGE_TIMEOUT_S
     handwritten_threshold: float = 0.5
     country: Optional[str] = None  # a postal directory: only its codes can be auto (docsort.page.directory)
     directory_file: Optional[str] = None  # a user's own directory (CSV of code, place)

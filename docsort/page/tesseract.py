@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from docsort.errors import InputError, MissingDependencyError
+from docsort.settings import PAGE_TIMEOUT_S
 
 # Tesseract is 8x slower with its default OpenMP threading when processes run in parallel.
 os.environ["OMP_THREAD_LIMIT"] = "1"
-
-DEFAULT_TIMEOUT_S = 60.0
 
 from docsort.batch.records import BBox
 
@@ -81,7 +80,7 @@ def check_tesseract() -> str:
     return version
 
 
-def words(page: np.ndarray, timeout: float = DEFAULT_TIMEOUT_S, psm: int = 11) -> list[TesseractWord]:
+def words(page: np.ndarray, timeout: float = PAGE_TIMEOUT_S, psm: int = 11) -> list[TesseractWord]:
     """All word boxes Tesseract finds on ``page`` (uint8 grey or BGR), in reading order.
 
     One ``image_to_data`` call per page. ``psm`` 11 (sparse text) suits envelopes, where

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -523,8 +522,8 @@ def write_samples(
         directory = directories.load(country)
         code_length = directory.length
     if handwriting is None and handwritten_share > 0:
-        handwriting = os.environ.get("DOCSORT_DATASETS")
-        if not handwriting:
+        handwriting = settings.datasets_folder()
+        if handwriting is None:
             raise UsageError("handwritten envelopes need real handwriting: give --handwriting DIR (MNIST and "
                              "DHSD) or set DOCSORT_DATASETS, or draw printed ones with --handwritten-share 0")
     if image_format not in ("jpg", "png", "mixed"):

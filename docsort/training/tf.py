@@ -14,15 +14,16 @@ import os
 def tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from docsort import settings
     from docsort.log import native_stderr_silenced
 
     # TensorFlow's C++ start-up chatter ignores TF_CPP_MIN_LOG_LEVEL and would reach the user's
     # stderr (and cron mail) on every run; DOCSORT_TF_LOG=1 shows it when debugging.
-    with native_stderr_silenced(os.environ.get("DOCSORT_TF_LOG") != "1"):
+    with native_stderr_silenced(not settings.show_tensorflow_log()):
         import tensorflow as tf
         import keras  # noqa: F401  (keras initialises the same native runtime)
 
-    threads = int(os.environ.get("DOCSORT_TF_THREADS", "0"))
+    threads = settings.model_threads()
     if threads > 0:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)

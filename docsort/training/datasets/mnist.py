@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from docsort import settings
 from docsort.errors import DatasetError
 
 IMAGES_MAGIC = 2051
@@ -24,7 +25,6 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-ENV_VAR = "DOCSORT_MNIST"
 VALIDATION_SIZE = 5000
 VALIDATION_SEED = 20240601
 
@@ -51,12 +51,12 @@ class Mnist:
 def default_location() -> Path | None:
     """``$DOCSORT_MNIST`` if set, else ``$DOCSORT_DATASETS/mnist`` (the folder every dataset
     command reads), else keras' cache ``~/.keras/datasets/mnist.npz`` if present."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    datasets = os.environ.get("DOCSORT_DATASETS")
-    if datasets and (Path(datasets) / "mnist").is_dir():
-        return Path(datasets) / "mnist"
+    chosen = settings.mnist_location()
+    if chosen is not None:
+        return chosen
+    datasets = settings.datasets_folder()
+    if datasets is not None and (datasets / "mnist").is_dir():
+        return datasets / "mnist"
     cached = Path.home() / ".keras" / "datasets" / "mnist.npz"
     return cached if cached.exists() else None
 
@@ -66,8 +66,8 @@ def load(location: str | os.PathLike | None = None) -> Mnist:
     path = Path(location) if location is not None else default_location()
     if path is None:
         raise DatasetError(
-            f"no MNIST data given: pass --data DIR (the four IDX files or mnist.npz), set ${ENV_VAR} "
-            "or $DOCSORT_DATASETS, or keep keras' ~/.keras/datasets/mnist.npz")
+            f"no MNIST data given: pass --data DIR (the four IDX files or mnist.npz), set ${settings.MNIST_VAR} "
+            f"or ${settings.DATASETS_VAR}, or keep keras' ~/.keras/datasets/mnist.npz")
     if not path.exists():
         raise DatasetError(f"MNIST data not found: {path}")
     if path.is_dir():

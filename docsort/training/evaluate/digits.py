@@ -122,11 +122,10 @@ def _reliability(confidence: np.ndarray, right: np.ndarray, bins: int = FIELD_BI
 
 def dhsd_folder(handwriting: str | None) -> Path:
     """The DHSD folder (its ``data.csv``) under ``handwriting`` or ``$DOCSORT_DATASETS``."""
-    import os
-
+    from docsort import settings
     from docsort.errors import DatasetError
 
-    folder = handwriting or os.environ.get("DOCSORT_DATASETS")
+    folder = handwriting or settings.datasets_folder()
     index = next(iter(sorted(Path(folder).rglob("data.csv"))), None) if folder and Path(folder).is_dir() else None
     if index is None:
         raise DatasetError(f"no DHSD data.csv under {folder or '(none given)'}: give --handwriting DIR "

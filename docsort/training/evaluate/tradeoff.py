@@ -15,7 +15,6 @@ measured on the fresh set within sampling error (Wilson / Newcombe 95 % interval
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -24,11 +23,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from docsort import settings
 from docsort.cost import model as cost_model
 from docsort.reading import manifest
 from docsort.errors import OutputNotWritableError
 
-CODE_LENGTH = 5
+CODE_LENGTH = settings.CODE_LENGTH  # the shipped curve is measured on 5-digit codes
 FIT_SEED_OFFSET = 0
 CHECK_SEED_OFFSET = 1
 
@@ -272,7 +272,7 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
                                                                           reader)),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "environment": {"python": platform.python_version(), "platform": sys.platform,
-                        "tf_threads": os.environ.get("DOCSORT_TF_THREADS")},
+                        "tf_threads": settings.model_threads() or None},
     })
 
 

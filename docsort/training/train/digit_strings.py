@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from docsort import settings
 from docsort.training.datasets import mnist
 from docsort.reading.digits import strings as string_reader
 from docsort.reading.digits.segmenting import ink_of
@@ -337,7 +338,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "dataset": {"name": "MNIST", "source": data.source, "sha256": data.sha256},
         "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
                         "keras": keras.__version__, "cpu_count": os.cpu_count(),
-                        "tf_threads": os.environ.get("DOCSORT_TF_THREADS")},
+                        "tf_threads": settings.model_threads() or None},
         "model_file": model_file.name,
         "model_sha256": file_sha256(str(model_file.resolve())),
         "history": history,
