@@ -1,0 +1,223 @@
+"""The local worker pool behind ``docsort process --jobs N``: what happens when a worker hangs,
+is replaced, is killed, or cannot start at all.
+
+Faults are injected from outside the product code: a pipeline module that wraps the real one
+(``process_document`` hangs or kills its worker on documents named for it, and logs which worker
+read which document), and a ``sitecustomize`` that kills every worker process as it starts. Both
+reach the spawned workers through the module search path. Every other document goes through the
+real pipeline in real worker processes and must come out exactly as in an undisturbed run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import run_cli
+
+from docsort.api import process
+from docsort.batch import executors
+from docsort.errors import ExitCode
+from docsort.training.samples import write_samples
+
+FAULTY_PIPELINE = '''
+"""The real pipeline, with a fault on documents named for it; logs "pid file-name" per document."""
+import os, signal, time
+from pathlib import Path
+
+from docsort.page import pipeline as real
+from docsort.page.pipeline import Settings  # noqa: F401  (the batch builds its settings with it)
+
+
+def warm_up(settings):
+    real.warm_up(settings)
+
+
+def process_document(path, settings, name=None):
+    document = Path(path).name
+    with open(os.environ["POOL_TEST_LOG"], "a") as log:
+        log.write(f"{os.getpid()} {document}\\n")
+    if "hang" in document:
+        time.sleep(90)  # far past the test's timeout; a pool that never stops it fails, not hangs
+    if "kill-worker" in document:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real.process_document(path, settings, name)
+'''
+
+# Imported by every Python process started with this folder on PYTHONPATH; only multiprocessing's
+# spawned workers carry --multiprocessing-fork, so the batch process itself runs normally. Each
+# worker start is logged; with POOL_TEST_EVERY=N, every Nth start survives, the others are killed.
+WORKERS_DIE_AT_START = '''
+import os, signal, sys
+
+if "--multiprocessing-fork" in sys.argv:
+    log = os.environ["POOL_TEST_LOG"]
+    before = len(open(log).read().split()) if os.path.exists(log) else 0
+    with open(log, "a") as fh:
+        fh.write(f"{os.getpid()}\\n")
+    every = int(os.environ.get("POOL_TEST_EVERY", "0"))
+    if not every or (before + 1) % every:
+        os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+@pytest.fixture(scope="module")
+def envelopes(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("pool-envelopes")
+    write_samples(folder, count=4, seed=41)
+    return sorted(folder.glob("envelope_*"))
+
+
+@pytest.fixture(scope="module")
+def reference(envelopes, tmp_path_factory) -> dict[str, dict]:
+    """The envelopes' records from an undisturbed run of the real pipeline, by file name."""
+    out = tmp_path_factory.mktemp("pool-reference") / "out"
+    summary = process(envelopes, out, jobs=2)
+    assert summary.errors == 0
+    return records(out)
+
+
+@pytest.fixture(scope="module")
+def faulty_pipeline(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("pool-modules")
+    (folder / "pool_faulty_pipeline.py").write_text(FAULTY_PIPELINE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(folder))  # spawned workers start with the batch's sys.path
+        yield "pool_faulty_pipeline"
+
+
+@pytest.fixture
+def worker_log(tmp_path, monkeypatch) -> Path:
+    log = tmp_path / "documents.log"
+    monkeypatch.setenv("POOL_TEST_LOG", str(log))
+    return log
+
+
+def records(out: Path) -> dict[str, dict]:
+    import json
+
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return {Path(d["file"]).name: d for d in results["documents"]}
+
+
+def documents_by_worker(log: Path) -> dict[int, list[str]]:
+    """Which worker process read which documents, in the order they started."""
+    workers: dict[int, list[str]] = {}
+    for line in log.read_text().splitlines():
+        pid, name = line.split(" ", 1)
+        workers.setdefault(int(pid), []).append(name)
+    return workers
+
+
+def marked_copy(envelope: Path, folder: Path, stem: str) -> Path:
+    """A copy of ``envelope`` whose name asks the faulty pipeline for a fault."""
+    folder.mkdir(exist_ok=True)
+    return Path(shutil.copy(envelope, folder / f"{stem}{envelope.suffix}"))
+
+
+def assert_gone(pids) -> None:
+    still_there = [pid for pid in pids if psutil.pid_exists(pid)]
+    assert still_there == [], f"worker processes left behind: {still_there}"
+
+
+def test_a_document_past_the_timeout_fails_alone_and_the_batch_goes_on(
+        envelopes, reference, faulty_pipeline, worker_log, tmp_path):
+    hang = marked_copy(envelopes[0], tmp_path / "in", "hang")
+    out = tmp_path / "out"
+    started = time.monotonic()
+    summary = process([envelopes[0], hang, *envelopes[1:]], out, jobs=2, document_timeout=6,
+                      pipeline=faulty_pipeline)
+    took = time.monotonic() - started
+
+    found = records(out)
+    assert found[hang.name]["status"] == "error"
+    assert found[hang.name]["error"] == "processing took longer than 6 s; stopped"
+    assert found[hang.name]["pages"] == []
+    assert {name: found[name] for name in reference} == reference  # the others as undisturbed
+    assert summary.errors == 1 and summary.documents == len(envelopes) + 1
+    assert took < 6 + 20  # stopped at the timeout, not when the hang ends
+    assert_gone(documents_by_worker(worker_log))  # the hung worker was killed, the others stopped
+
+
+def test_workers_are_replaced_after_their_quota_of_documents(
+        envelopes, reference, faulty_pipeline, worker_log, tmp_path, monkeypatch):
+    monkeypatch.setattr(executors, "DOCUMENTS_PER_WORKER", 1)
+    out = tmp_path / "out"
+    summary = process(envelopes, out, jobs=2, pipeline=faulty_pipeline)
+
+    workers = documents_by_worker(worker_log)
+    assert len(workers) == len(envelopes)  # a fresh process for every document
+    assert all(len(read) == 1 for read in workers.values())
+    assert records(out) == reference  # each document once, as in an undisturbed run
+    assert summary.errors == 0
+    assert_gone(workers)
+
+
+def test_a_worker_killed_mid_document_is_replaced_and_the_rest_are_read(
+        envelopes, reference, faulty_pipeline, worker_log, tmp_path):
+    kill = marked_copy(envelopes[0], tmp_path / "in", "kill-worker")
+    out = tmp_path / "out"
+    # One job: no other worker could carry the batch on, a replacement has to.
+    summary = process([envelopes[0], kill, *envelopes[1:]], out, jobs=1, pipeline=faulty_pipeline)
+
+    found = records(out)
+    assert found[kill.name]["status"] == "error"
+    assert found[kill.name]["error"] == (
+        "the worker process died while reading this document (killed by SIGKILL)")
+    assert {name: found[name] for name in reference} == reference
+    assert summary.errors == 1
+    first, second = documents_by_worker(worker_log).values()
+    assert first == [envelopes[0].name, kill.name]
+    assert second == [e.name for e in envelopes[1:]]
+    assert_gone(documents_by_worker(worker_log))
+
+
+def python_path_killing_workers_at_start(tmp_path) -> str:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WORKERS_DIE_AT_START)
+    return os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+
+
+def test_workers_that_die_as_they_start_stop_the_run_with_one_line(envelopes, worker_log, tmp_path):
+    path = python_path_killing_workers_at_start(tmp_path)
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli("process", *envelopes, "--out", out, "--jobs", "2", "-q", env={"PYTHONPATH": path},
+                     timeout=120)
+    took = time.monotonic() - started
+
+    assert result.returncode == ExitCode.MISSING_DEPENDENCY, result.stderr
+    assert result.stderr.splitlines() == [
+        "docsort: error: worker processes cannot start: 4 in a row died before they were ready "
+        "(the last killed by SIGKILL)"]
+    assert result.stdout == ""
+    tries = [int(pid) for pid in worker_log.read_text().split()]
+    # The allowed failures and one more; a worker started alongside the last may have begun too.
+    assert executors._STARTUP_FAILURES_ALLOWED + 1 <= len(tries) <= executors._STARTUP_FAILURES_ALLOWED + 2
+    assert took < 60
+    assert not (out / "results.json").exists()
+    assert list((out / ".docsort" / "docs").glob("*.json")) == []
+    assert_gone(tries)
+
+
+def test_start_failures_are_counted_in_a_row_not_over_the_whole_batch(
+        envelopes, reference, worker_log, tmp_path, monkeypatch):
+    """Three of every four worker starts die; with a fresh worker per document a long batch meets
+    many such failures, but never four in a row, so it must finish."""
+    monkeypatch.setenv("PYTHONPATH", python_path_killing_workers_at_start(tmp_path))
+    monkeypatch.setenv("POOL_TEST_EVERY", str(executors._STARTUP_FAILURES_ALLOWED + 1))
+    monkeypatch.setattr(executors, "DOCUMENTS_PER_WORKER", 1)
+    out = tmp_path / "out"
+    summary = process(envelopes, out, jobs=1)
+
+    assert records(out) == reference
+    assert summary.errors == 0
+    tries = [int(pid) for pid in worker_log.read_text().split()]
+    assert len(tries) == len(envelopes) * (executors._STARTUP_FAILURES_ALLOWED + 1)
+    assert_gone(tries)
