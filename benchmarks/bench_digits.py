@@ -39,7 +39,7 @@ def main() -> None:
     from docsort.training.datasets import mnist
     from docsort.reading.digits.mnist_model import DigitReader
     from docsort.reading.digits.mnist_format import to_mnist_batch
-    from docsort.training.train.augment import scanned_paper
+    from docsort.training.datasets.augment import scanned_paper
 
     test = mnist.load(args.data).test
     digits = np.concatenate([test.images] * (args.count // len(test) + 1))[: args.count]

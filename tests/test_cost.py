@@ -13,7 +13,7 @@ from conftest import run_cli
 from docsort.cost import model as cost
 from docsort.reading import manifest
 from docsort.errors import ExitCode
-from docsort.training.evaluate import tradeoff
+from docsort.cost import tradeoff
 
 CLASSIC = ("cost", "--accuracy", "0.9903", "--code-length", "5", "--volume", "100000000", "--manual-cost", "0.10")
 

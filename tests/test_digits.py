@@ -12,7 +12,7 @@ from conftest import run_cli
 from docsort.training.datasets import mnist
 from docsort.reading import manifest
 from docsort.reading.digits.mnist_model import DigitReader
-from docsort.training.evaluate.digits import scanned_test_accuracy
+from docsort.training.datasets.metrics import scanned_test_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_shipped_model_reads_the_mnist_test_set(reader, test_set):
 
 
 def test_shipped_model_is_calibrated(reader, test_set):
-    from docsort.training.evaluate.digits import expected_calibration_error
+    from docsort.training.datasets.metrics import expected_calibration_error
 
     probs = reader.predict_proba(test_set.images)
     assert expected_calibration_error(probs, test_set.labels) <= 0.01

@@ -17,7 +17,8 @@ from docsort.reading.digits import confidence as field_confidence
 from docsort.reading import manifest
 from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
 from docsort.training.synth.handwriting import dhsd_writer_split
-from docsort.training.train import field_calibration
+from docsort.training.datasets.digit_fields import number_fields
+from docsort.training.datasets.non_number_crops import NOT_NUMBER_KINDS, word_fields
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def mnist_test(mnist_dir):
 def _measure(mnist_test, length: int, count: int, seed: int, code_length: bool = False) -> tuple[float, float]:
     """Accuracy and mean confidence of read-digits on ``count`` fields of ``length`` test digits."""
     images, labels = mnist_test
-    fields, truths = field_calibration.number_fields(images, labels, count, seed, lengths=(length,))
+    fields, truths = number_fields(images, labels, count, seed, lengths=(length,))
     answers = field_confidence.read_number_fields(fields, length if code_length else None)
     right = [a.reading.digits == t for a, t in zip(answers, truths)]
     return float(np.mean(right)), float(np.mean([a.reading.confidence for a in answers]))
@@ -51,7 +52,7 @@ def test_strings_of_any_length_are_as_sure_as_they_are_right(mnist_test, length)
 
 @pytest.mark.slow
 def test_held_out_writers_words_are_no_numbers(dhsd_dir):
-    crops = field_calibration.word_fields(dhsd_dir, dhsd_writer_split().validation, 120, seed=5)
+    crops = word_fields(dhsd_dir, dhsd_writer_split().validation, 120, seed=5)
     answers = field_confidence.read_number_fields(crops)
     rejected = [not a.is_number and a.reading.confidence < 0.05 for a in answers]
     assert np.mean(rejected) >= 0.99, [a.to_dict() for a, ok in zip(answers, rejected) if not ok]
@@ -60,8 +61,8 @@ def test_held_out_writers_words_are_no_numbers(dhsd_dir):
 
 def test_read_digits_says_whether_each_field_is_a_number(mnist_test, dhsd_dir, tmp_path):
     images, labels = mnist_test
-    fields, truths = field_calibration.number_fields(images, labels, 2, seed=7, lengths=(5,))
-    word = field_calibration.word_fields(dhsd_dir, dhsd_writer_split().validation, 1, seed=3)[0]
+    fields, truths = number_fields(images, labels, 2, seed=7, lengths=(5,))
+    word = word_fields(dhsd_dir, dhsd_writer_split().validation, 1, seed=3)[0]
     files = []
     for name, image in (("code_a", fields[0]), ("code_b", fields[1]), ("word", word),
                         ("blank", np.full((40, 160), 245, np.uint8))):
@@ -89,7 +90,7 @@ def test_shipped_calibration_is_fitted_on_the_shipped_combination():
     fit = metrics["field_calibration"]["fit"]
     assert fit["combination_sha256"] == field_confidence.combination_digest(metrics)
     assert fit["command"].startswith("docsort train field-calibration") and fit["numbers"] >= 1000
-    assert set(fit["not_number_kinds"]) == set(field_calibration.NOT_NUMBER_KINDS)
+    assert set(fit["not_number_kinds"]) == set(NOT_NUMBER_KINDS)
 
 
 def test_calibration_command_writes_its_fit_where_asked(tmp_path):

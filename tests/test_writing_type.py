@@ -144,7 +144,7 @@ def test_shipped_metrics_describe_the_shipped_model():
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
-    from docsort.training.train.writing_type import ink_pieces
+    from docsort.training.datasets.writing_type_crops import ink_pieces
 
     word = np.full((40, 120), 255, np.uint8)
     word[5:35, 10:30] = 0   # a letter
@@ -154,7 +154,7 @@ def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
 
 
 def test_crops_without_writing_are_drawn_again(real_printed_crops):
-    from docsort.training.train.writing_type import drawn, shows_writing
+    from docsort.training.datasets.writing_type_crops import drawn, shows_writing
 
     paper = np.full((40, 120), 235, np.uint8)
     blob = paper.copy()
@@ -169,7 +169,7 @@ def test_crops_without_writing_are_drawn_again(real_printed_crops):
 
 def test_a_piece_of_a_word_keeps_the_words_scale():
     """A sliver cut from a word is scanned at the word's scale, not blown up to a word's size."""
-    from docsort.training.train.writing_type import scan_like
+    from docsort.training.datasets.writing_type_crops import scan_like
     from docsort.reading.writing_type import ink_box
 
     word = np.full((60, 200), 255, np.uint8)
@@ -193,7 +193,7 @@ def test_a_piece_of_a_word_keeps_the_words_scale():
 def test_faint_ink_and_lone_punctuation_keep_their_lines_scale():
     """A pale word's height is its whole ink, and a printed hyphen stays the size it has in its line."""
     from docsort.training.synth.printed import font_split, render_text
-    from docsort.training.train.writing_type import ink_height, scan_like, type_height
+    from docsort.training.datasets.writing_type_crops import ink_height, scan_like, type_height
     from docsort.reading.writing_type import ink_box
 
     pale = np.full((64, 200), 255, np.uint8)

@@ -196,6 +196,7 @@ def evaluate_tradeoff_command(
     Fits on strings composed from held-out MNIST training digits, then checks the promised
     error rate on fresh strings composed from MNIST test digits. Writes only where --out says.
     """
+    from docsort.cost.tradeoff import write_tradeoff
     from docsort.training.evaluate import tradeoff
 
     if out is None and not as_json and report_dir is None:
@@ -226,7 +227,7 @@ def evaluate_tradeoff_command(
                                        reader=reader)
     if out is not None:
         before = _stored_threshold(out) if replaces_installed else None
-        tradeoff.write_tradeoff(result, out)
+        write_tradeoff(result, out)
     if report_dir is not None:
         _tradeoff_report(result, Path(report_dir), volume=volume, manual_cost=manual_cost, missort_cost=missort_cost)
     if as_json:
@@ -254,7 +255,7 @@ def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path
     """``evaluate tradeoff --country``: the same real codes read without and with the directory."""
     from docsort.page import directory as directories
     from docsort.cli import progress_lines
-    from docsort.training.evaluate import tradeoff
+    from docsort.cost.tradeoff import write_tradeoff
     from docsort.training.train.directory_reading import measure_tradeoff
 
     cc = directories.check_country(country)
@@ -266,7 +267,7 @@ def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path
                               missort_cost=missort_cost, volume=volume,
                               progress=progress_lines(as_json and out is None))
     if out is not None:
-        tradeoff.write_tradeoff(result, out)
+        write_tradeoff(result, out)
     if as_json:
         print_json(result)
         return
@@ -293,14 +294,14 @@ def _stored_threshold(path: Path) -> Optional[float]:
 def _tradeoff_report(result: dict, folder: Path, *, volume: float, manual_cost: float, missort_cost: float) -> None:
     """The measured trade-off as a person looks at it: its JSON and the cost picture of ``cost --plot``."""
     from docsort.cost.plot import plot_cost
+    from docsort.cost.tradeoff import write_tradeoff
     from docsort.errors import OutputNotWritableError
-    from docsort.training.evaluate import tradeoff
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputNotWritableError(f"cannot create report folder {folder}: {exc.strerror or exc}") from None
-    path = tradeoff.write_tradeoff(result, folder / "tradeoff.json")
+    path = write_tradeoff(result, folder / "tradeoff.json")
     accuracy = float(result["model"]["test_accuracy"])  # the digit model the curve was measured with
     report = cost_model.estimate_from_accuracy(accuracy, code_length=int(result.get("code_length", 5)),
                                                volume=volume, manual_cost=manual_cost, missort_cost=missort_cost,

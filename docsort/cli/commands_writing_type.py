@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -94,21 +95,32 @@ def train_writing_type(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
-    from docsort.training.train.writing_type import LONE_CHARACTER_FILTERS, LONE_CHARACTER_RECIPE, TrainingConfig, train_and_measure
     from docsort.reading.writing_type import LONE_CHARACTER_MODEL, LONE_CHARACTER_WIDTH
+    from docsort.training.datasets.writing_type_crops import TrainingConfig, build_sets
+    from docsort.training.evaluate import writing_type as evaluation
+    from docsort.training.train import writing_type as training
 
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed, member=member)
     if lone_characters:
-        config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=LONE_CHARACTER_FILTERS,
-                         name=LONE_CHARACTER_MODEL, **LONE_CHARACTER_RECIPE)
+        config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,
+                         name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)
     if member:
         config = replace(config, name=f"{config.name}_{member + 1}")
     log = progress_lines(quiet)
     command = "docsort " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    metrics = train_and_measure(config, pages_dir if pages_dir and pages_dir.is_dir() else None,
-                                baseline=baseline, command=command, log=log)
+    started = time.monotonic()
+    # The crops and Tesseract's baseline scores are made (with worker processes) before
+    # TensorFlow starts its threads.
+    sets = build_sets(config, log)
+    validation = sets[1]
+    scores = evaluation.tesseract_scores(validation.crops, config.workers, config.cache_dir, log) if baseline else None
+    trained = training.train(config, log, sets=sets)
+    metrics = evaluation.training_metrics(config, trained, validation,
+                                          pages_dir if pages_dir and pages_dir.is_dir() else None,
+                                          baseline_scores=scores, command=command,
+                                          seconds=time.monotonic() - started, log=log)
     stdout.print(f"validation accuracy {100 * metrics['accuracy']:.2f}% on {metrics['n']} held-out crops, "
                  f"model written to {Path(metrics['model_file'])}", highlight=False)
 

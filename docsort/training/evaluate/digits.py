@@ -14,59 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from docsort.training.datasets import mnist
+from docsort.training.datasets.metrics import DIGIT_LABELS, classification_metrics, scanned_test_accuracy
 
-SCANNED_SEED = 7
-ECE_BINS = 15
 # Number fields and words for the field confidence's reliability: seeded, never fitted on.
 FIELD_SEED = 2027
 FIELD_BINS = 10
-LABELS = [str(d) for d in range(10)]
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by bin size."""
-    if len(labels) == 0:
-        return 0.0
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            ece += members.mean() * abs(confidence[members].mean() - correct[members].mean())
-    return float(ece)
-
-
-def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, confusion matrix (rows: true digit), per-digit accuracy and ECE."""
-    labels = np.asarray(labels)
-    predicted = probs.argmax(axis=1)
-    cm = np.zeros((10, 10), np.int64)
-    np.add.at(cm, (labels, predicted), 1)
-    per_class = {LABELS[d]: float(cm[d, d] / cm[d].sum()) if cm[d].sum() else None for d in range(10)}
-    return {
-        "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
-        "n": int(len(labels)),
-        "confusion_matrix": cm.tolist(),
-        "per_class_accuracy": per_class,
-        "ece": expected_calibration_error(probs, labels),
-    }
-
-
-def scanned_test_set(test: mnist.Split, limit: int | None = None, seed: int = SCANNED_SEED) -> mnist.Split:
-    """The test digits made to look scanned and read back through ``to_mnist`` (seeded)."""
-    from docsort.training.train.augment import scanned_look
-
-    split = test if limit is None else mnist.Split(test.images[:limit], test.labels[:limit])
-    return mnist.Split(scanned_look(split.images, np.random.default_rng(seed)), split.labels)
-
-
-def scanned_test_accuracy(reader, test: mnist.Split, limit: int | None = None) -> dict:
-    scanned = scanned_test_set(test, limit)
-    probs = reader.predict_proba(scanned.images)
-    return classification_metrics(probs, scanned.labels)
 
 
 def evaluate(data: str | None = None, model_file: str | None = None, report_dir: str | None = None,
@@ -145,20 +97,22 @@ def field_calibration(test: mnist.Split, handwriting: str | None, per_length: in
     """
     from docsort.errors import MissingDependencyError
     from docsort.reading.digits.confidence import assess, shipped_calibration
+    from docsort.training.datasets.digit_fields import LENGTHS, number_fields
+    from docsort.training.datasets.field_readings import read_all
+    from docsort.training.datasets.non_number_crops import word_fields
     from docsort.training.synth.handwriting import dhsd_writer_split
-    from docsort.training.train import field_calibration as fitting
 
     calibration = shipped_calibration()
     if calibration is None:
         raise MissingDependencyError("the shipped digit_strings.metrics.json has no field_calibration")
     dhsd_dir = dhsd_folder(handwriting)
     rng = np.random.default_rng(FIELD_SEED)
-    count = per_length * len(fitting.LENGTHS)
-    numbers, truths = fitting.number_fields(test.images, test.labels, count, FIELD_SEED)
+    count = per_length * len(LENGTHS)
+    numbers, truths = number_fields(test.images, test.labels, count, FIELD_SEED)
     writers = dhsd_writer_split().validation
-    crops = fitting.word_fields(dhsd_dir, writers, words, FIELD_SEED + 1)
-    word_lengths = [int(rng.integers(1, max(fitting.LENGTHS) + 1)) for _ in crops]
-    rows = fitting.read_all(numbers + crops, [len(t) for t in truths] + word_lengths, jobs, progress)
+    crops = word_fields(dhsd_dir, writers, words, FIELD_SEED + 1)
+    word_lengths = [int(rng.integers(1, max(LENGTHS) + 1)) for _ in crops]
+    rows = read_all(numbers + crops, [len(t) for t in truths] + word_lengths, jobs, progress)
 
     settings = {"without_code_length": [], "with_code_length": []}
     for k, row in enumerate(rows):
@@ -177,7 +131,7 @@ def field_calibration(test: mnist.Split, handwriting: str | None, per_length: in
         for setting, rs in settings.items():
             block[setting] = _reliability(np.array([r[which] for r in rs]), np.array([r[f"{which}_right"] for r in rs]))
             block[setting]["by_length"] = {}
-            for length in fitting.LENGTHS:
+            for length in LENGTHS:
                 chosen = [r for r in rs if r["length"] == length]
                 part = _reliability(np.array([r[which] for r in chosen]),
                                     np.array([r[f"{which}_right"] for r in chosen]))
@@ -191,7 +145,7 @@ def field_calibration(test: mnist.Split, handwriting: str | None, per_length: in
             "called_numbers": float(np.mean([r["is_number"] for r in word_rows])),
             "confidence_below_0.05": float(np.mean([r["after"] < 0.05 for r in word_rows])),
             "before_confidence_below_0.05": float(np.mean([r["before"] < 0.05 for r in word_rows]))})
-    result["data"] = (f"{count} number fields of 1-{max(fitting.LENGTHS)} digits composed from MNIST test digits "
+    result["data"] = (f"{count} number fields of 1-{max(LENGTHS)} digits composed from MNIST test digits "
                       f"(seed {FIELD_SEED}), each read without and with its code length; {len(crops)} DHSD words "
                       f"of held-out writers {list(writers)}, read without and with a code length of 1-10")
     return result
@@ -207,7 +161,7 @@ def write_report(folder: Path, result: dict, test: mnist.Split, probs: np.ndarra
         (folder / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write the report to {folder}: {exc.strerror or exc}") from None
-    plots.save_confusion_matrix(result["confusion_matrix"], LABELS, folder / "confusion_matrix.png",
+    plots.save_confusion_matrix(result["confusion_matrix"], DIGIT_LABELS, folder / "confusion_matrix.png",
                                 title="Digit reader on the MNIST test set")
     predicted = probs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != test.labels)

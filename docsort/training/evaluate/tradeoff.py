@@ -2,9 +2,8 @@
 
 There are no labelled handwritten postal codes in the data, so codes are composed from real
 MNIST digits the model never trained on, rendered at envelope sizes and passed through random
-scanner degradations, then read by the same reader ``process`` uses. For every accept threshold
-t the share of letters accepted automatically and the share accepted with a wrong code give the
-annual cost ``volume x (reject(t) x manual_cost + error(t) x missort_cost)``.
+scanner degradations (``datasets.digit_fields.compose_strings``), then read by the same reader
+``process`` uses. The curve and the threshold of least cost come from ``docsort.cost.tradeoff``.
 
 The threshold is *fitted* on strings composed from the validation digits held out of MNIST
 training, and *checked* on fresh strings composed from MNIST test digits, each test digit used
@@ -14,154 +13,26 @@ measured on the fresh set within sampling error (Wilson / Newcombe 95 % interval
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from docsort import settings
 from docsort.cost import model as cost_model
+from docsort.cost.tradeoff import check_threshold, curve_thresholds, fit_threshold, near_optimal_range, tradeoff_curve
 from docsort.reading import manifest
-from docsort.errors import OutputNotWritableError
+from docsort.training.datasets.digit_fields import compose_strings
 
 CODE_LENGTH = settings.CODE_LENGTH  # the shipped curve is measured on 5-digit codes
 FIT_SEED_OFFSET = 0
 CHECK_SEED_OFFSET = 1
 
 
-# --------------------------------------------------------------------------- the curve (pure maths)
-
-def curve_thresholds(extra: Sequence[float] = ()) -> np.ndarray:
-    """Thresholds the stored curve is sampled at (``cost.curve_grid``) plus ``extra`` ones."""
-    return np.unique(np.concatenate([cost_model.curve_grid(), np.asarray(extra, float)]))
-
-
-def tradeoff_curve(confidences: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[dict]:
-    """Accept rate and error rate (wrong and accepted, as a share of all letters) at each threshold."""
-    conf = np.asarray(confidences, float)
-    wrong = ~np.asarray(correct, bool)
-    n = len(conf)
-    curve = []
-    for t in thresholds:
-        accepted = conf >= t
-        curve.append({"threshold": float(t), "accept_rate": float(accepted.sum() / n),
-                      "error_rate": float((accepted & wrong).sum() / n)})
-    return curve
-
-
-def fit_threshold(confidences: np.ndarray, correct: np.ndarray, manual_cost: float, missort_cost: float) -> float:
-    """The accept threshold of least cost on labelled reads.
-
-    Every distinct confidence is a candidate (accept it and everything above). The returned
-    threshold lies half-way between the chosen confidence and the next lower one, so a new
-    sample's confidence is not decided by a hair's breadth on the fitted set.
-    """
-    conf = np.asarray(confidences, float)
-    wrong = ~np.asarray(correct, bool)
-    order = np.argsort(-conf, kind="stable")
-    conf_sorted, wrong_sorted = conf[order], wrong[order]
-    # Accepting the top j reads: j reads accepted, errors = wrong among them.
-    errors = np.concatenate([[0], np.cumsum(wrong_sorted)])
-    accepted = np.arange(len(conf) + 1)
-    # Only cut between different confidences: ties are accepted or rejected together.
-    valid = np.ones(len(conf) + 1, bool)
-    valid[1:-1] = conf_sorted[1:] < conf_sorted[:-1]
-    costs = (len(conf) - accepted) * manual_cost + errors * missort_cost
-    costs = np.where(valid, costs, np.inf)
-    j = len(costs) - 1 - int(np.argmin(costs[::-1]))  # of equal costs, accept the most letters
-    if j == 0:  # rejecting everything is cheapest: a threshold above every confidence
-        return float(np.nextafter(conf_sorted[0], 2.0)) if len(conf) else 1.0
-    lowest_accepted = conf_sorted[j - 1]
-    below = conf_sorted[j] if j < len(conf) else 0.0
-    return float((lowest_accepted + below) / 2)
-
-
-def near_optimal_range(curve: list[dict], volume: float, manual_cost: float, missort_cost: float,
-                       within: float = 0.05) -> dict:
-    """The thresholds around the optimum whose cost stays within ``within`` of it.
-
-    The cost curve is usually flat near its minimum, so any threshold in this range is as good
-    as the fitted one within the measurement's resolution.
-    """
-    costs = [cost_model.threshold_cost(p["accept_rate"], p["error_rate"], volume, manual_cost, missort_cost)
-             for p in curve]
-    best = int(np.argmin(costs))
-    limit = costs[best] * (1.0 + within)
-    lo = hi = best
-    while lo > 0 and costs[lo - 1] <= limit:
-        lo -= 1
-    while hi < len(curve) - 1 and costs[hi + 1] <= limit:
-        hi += 1
-    return {"within": within, "from": curve[lo]["threshold"], "to": curve[hi]["threshold"]}
-
-
-def check_threshold(threshold: float, fit: tuple[np.ndarray, np.ndarray],
-                    fresh: tuple[np.ndarray, np.ndarray]) -> dict:
-    """Compare what the fitted set promised at ``threshold`` with a fresh set, with 95 % intervals."""
-    def counts(conf, correct):
-        accepted = np.asarray(conf) >= threshold
-        return int(len(conf)), int(accepted.sum()), int((accepted & ~np.asarray(correct, bool)).sum())
-
-    n_fit, acc_fit, err_fit = counts(*fit)
-    n, acc, err = counts(*fresh)
-    diff_lo, diff_hi = cost_model.difference_interval(err_fit, n_fit, err, n)
-    conf = np.asarray(fresh[0], float)
-    accepted = conf >= threshold
-    return {
-        "threshold": threshold,
-        "n": n,
-        "accepted": acc,
-        "errors": err,
-        "accept_rate": acc / n,
-        "accept_rate_ci95": list(cost_model.wilson_interval(acc, n)),
-        "error_rate": err / n,
-        "error_rate_ci95": list(cost_model.wilson_interval(err, n)),
-        "promised_error_rate": err_fit / n_fit,
-        "promised_accept_rate": acc_fit / n_fit,
-        "difference_ci95": [diff_lo, diff_hi],
-        "consistent": bool(diff_lo <= 0.0 <= diff_hi),
-        # Calibration: the errors a batch projection would expect from the confidences alone.
-        "expected_errors_from_confidence": float((1.0 - conf[accepted]).sum()),
-        "code_accuracy": float(np.mean(fresh[1])),
-    }
-
-
 # --------------------------------------------------------------------------- labelled strings
-
-def compose_strings(images: np.ndarray, labels: np.ndarray, count: int, seed: int,
-                    code_length: int = CODE_LENGTH) -> tuple[list[np.ndarray], list[list], list[str]]:
-    """``count`` scanned handwritten codes made of the given MNIST digits, their digit boxes and truth.
-
-    Digits are drawn without replacement (a fresh permutation when the pool runs out), so with
-    enough digits every string is made of digits no other string uses.
-    """
-    from docsort.training.synth import degrade
-    from docsort.training.synth.handwriting import compose_digit_string
-
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(labels))
-    pos = 0
-    strings, boxes, truths = [], [], []
-    for _ in range(count):
-        if pos + code_length > len(order):
-            order, pos = rng.permutation(len(labels)), 0
-        idx = order[pos:pos + code_length]
-        pos += code_length
-        # Envelope scans at 200-300 dpi: handwritten digits 4-7 mm tall are 30-80 px.
-        height = float(rng.uniform(30, 80))
-        stroke = int(rng.random() < 0.3)  # now and then a broader pen
-        # Postal codes are mostly written with the digits apart, sometimes touching.
-        image, digit_boxes = compose_digit_string([images[i] for i in idx], rng, gap=(-0.1, 0.6),
-                                                  height=height, stroke=stroke)
-        strings.append(degrade.random_scan(image, rng, strength=0.6))
-        boxes.append(digit_boxes)
-        truths.append("".join(str(int(labels[i])) for i in idx))
-    return strings, boxes, truths
-
 
 def read_fields(strings: list[np.ndarray], model_path: Optional[Path] = None,
                 code_length: int = CODE_LENGTH) -> tuple[list[str], np.ndarray]:
@@ -313,15 +184,3 @@ def _command_args(count: int, manual_cost: float, missort_cost: float, seed: int
     if seed:
         args.append(f"--seed {seed}")
     return args
-
-
-def write_tradeoff(result: dict, path: Path) -> Path:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(path)
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path

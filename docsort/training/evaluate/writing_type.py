@@ -22,8 +22,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from docsort.errors import DatasetError
+from docsort.training.datasets import writing_type_crops as crop_sets
+from docsort.training.datasets.metrics import binary_calibration_error
 
-CLASS_NAMES = ("printed", "handwritten")
+CLASS_NAMES = crop_sets.CLASS_NAMES
 REAL_SCAN_FILES = ("phototest.tif", "eurotext.tif")
 # The real pages are also measured rescaled, as other scanners' resolutions would give them.
 REAL_SCAN_SCALES = (0.6, 0.8, 1.0, 1.25, 1.5)
@@ -39,8 +41,6 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
 
 
 def classification_summary(labels: np.ndarray, p: np.ndarray, sources: Optional[Sequence[str]] = None) -> dict:
-    from docsort.training.train.writing_type import expected_calibration_error
-
     labels = np.asarray(labels).astype(int)
     predicted = (np.asarray(p) >= 0.5).astype(int)
     correct = predicted == labels
@@ -54,7 +54,7 @@ def classification_summary(labels: np.ndarray, p: np.ndarray, sources: Optional[
             for k, name in enumerate(CLASS_NAMES)
         },
         "per_class_n": {name: int((labels == k).sum()) for k, name in enumerate(CLASS_NAMES)},
-        "ece": expected_calibration_error(np.asarray(p, np.float64), labels),
+        "ece": binary_calibration_error(np.asarray(p, np.float64), labels),
     }
     eps = 1e-7
     pc = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
@@ -262,15 +262,73 @@ def evaluate_on(classifier, validation, pages_dir: Optional[Path], *, report_dir
     return metrics
 
 
+def training_metrics(config: crop_sets.TrainingConfig, trained: dict, validation: crop_sets.CropSet,
+                     pages_dir: Optional[Path], *, baseline_scores: Optional[np.ndarray] = None,
+                     command: str = "", seconds: Optional[float] = None,
+                     log: Callable[[str], None] = lambda m: None) -> dict:
+    """Measure the model ``train.writing_type.train`` just saved (``trained`` is what it returned)
+    and write ``NAME.metrics.json`` beside it: the figures the model card and ``manifest`` read.
+
+    The lone-character model is measured alone on its narrow validation crops; the real scans'
+    word crops are the main model's (``docsort evaluate writing-type`` measures the two together).
+    """
+    from docsort import __version__
+    from docsort.reading import manifest
+    from docsort.reading import writing_type as wt
+
+    classifier = wt.WritingTypeClassifier(trained["model_file"], ensemble=False)
+    measured = evaluate_on(classifier, validation, None if config.max_width else pages_dir,
+                           baseline_scores=baseline_scores, log=log)
+    model_file = Path(trained["model_file"])
+    metrics = {
+        "model": config.name,
+        "file": model_file.name,
+        "sha256": manifest.file_sha256(str(model_file.resolve())),
+        "test_accuracy": measured["accuracy"],
+        "test_set": "validation crops of DHSD writers, font families and MNIST digits held out from training"
+                    + (f", those at most {config.max_width} px wide once normalised" if config.max_width else ""),
+        **measured,
+        "temperature": trained["temperature"],
+        "threshold": 0.5,
+        "input": {"height": wt.HEIGHT, "max_width": config.max_width or wt.MAX_WIDTH,
+                  "width_buckets": [b for b in wt.WIDTH_BUCKETS if b <= (config.max_width or wt.MAX_WIDTH)]},
+        "filters": list(config.filters),
+        "writer_split": trained["writer_split"],
+        "font_split": trained["font_split"],
+        "dataset_sha256": trained["dataset_sha256"],
+        "mnist_digits": trained["mnist_digits"],
+        "train_sources": trained["train_sources"],
+        "validation_sources": trained["validation_sources"],
+        "training": {
+            "command": command,
+            "seed": config.seed,
+            "member": config.member,
+            # Which generation of the training-data generator made the crops (``DATA_VERSION``).
+            "data_version": crop_sets.DATA_VERSION,
+            "epochs": config.epochs,
+            "limit": config.limit,
+            "batch_size": config.batch_size,
+            "n_train": trained["n_train"],
+            "n_validation": trained["n_validation"],
+            "seconds": round(seconds if seconds is not None else trained["training_seconds"], 1),
+            "docsort_version": __version__,
+            "tensorflow_version": trained["tensorflow_version"],
+        },
+    }
+    metrics_file = model_file.with_name(f"{config.name}.metrics.json")
+    metrics_file.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    log(f"wrote {metrics_file}")
+    metrics["model_file"] = str(model_file)
+    return metrics
+
+
 def further_draws(classifier, config, fonts, val_words, val_digits, seeds: Sequence[int], validation: dict,
                   log: Callable[[str], None]) -> dict:
     """The classifier on further draws of the held-out writers, fonts and digits, and pooled with
     the validation set: how much of the validation figure is the luck of its one draw."""
-    from docsort.training.train import writing_type as training
-
     crops, labels, sources = [], [], []
     for seed in seeds:
-        drawn = training.held_out_draw(config, fonts, val_words, val_digits, int(seed))
+        drawn = crop_sets.held_out_draw(config, fonts, val_words, val_digits, int(seed))
         crops += drawn.crops
         labels += drawn.labels
         sources += drawn.sources
@@ -332,16 +390,15 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     from docsort.reading import manifest
     from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
     from docsort.training.synth.printed import font_split
-    from docsort.training.train import writing_type as training
     from docsort.reading.writing_type import WritingTypeClassifier
 
-    config = training.TrainingConfig(dhsd_dir=Path(dhsd_dir), mnist_dir=Path(mnist_dir), out_dir=Path("."),
-                                     cache_dir=cache_dir, seed=seed, limit=limit, workers=workers).scaled()
+    config = crop_sets.TrainingConfig(dhsd_dir=Path(dhsd_dir), mnist_dir=Path(mnist_dir), out_dir=Path("."),
+                                      cache_dir=cache_dir, seed=seed, limit=limit, workers=workers).scaled()
     writers = dhsd_writer_split(seed)
     fonts = font_split(seed)
-    _, _, mnist_val = training._mnist_splits(config.mnist_dir)
+    _, _, mnist_val = crop_sets.mnist_splits(config.mnist_dir)
     val_words = [(img, text) for img, text, _ in load_dhsd(config.dhsd_dir, writers.validation)]
-    validation = training.build_validation(config, fonts, writers, val_words, mnist_val.images, log)
+    validation = crop_sets.build_validation(config, fonts, writers, val_words, mnist_val.images, log)
     scores = tesseract_scores(validation.crops, workers, cache_dir, log) if baseline else None
     classifier = WritingTypeClassifier(model_file)
     history = None

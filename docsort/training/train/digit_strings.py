@@ -30,6 +30,7 @@ import numpy as np
 
 from docsort import settings
 from docsort.training.datasets import mnist
+from docsort.training.datasets.digit_fields import compose_field, compose_strings
 from docsort.reading.digits import strings as string_reader
 from docsort.reading.digits.segmenting import ink_of
 from docsort.errors import OutputNotWritableError, UsageError
@@ -60,23 +61,6 @@ class StringTrainingConfig:
 
 
 # ---------------------------------------------------------------- data
-
-
-def compose_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, length: int,
-                  gap: tuple[float, float], height: float, stroke: int, scan: float = 0.0,
-                  slant: tuple[float, float] = (-0.25, 0.25), baseline_jitter: float = 0.08,
-                  scale_jitter: float = 0.12, ink: int = 0, paper: int = 255) -> tuple[np.ndarray, str]:
-    """One composed number field (grey, dark on light) and its digits; ``scan`` > 0 scans it."""
-    from docsort.training.synth import degrade
-    from docsort.training.synth.handwriting import compose_digit_string
-
-    idx = rng.integers(0, len(images), size=length)
-    image, _ = compose_digit_string([images[i] for i in idx], rng, gap=gap, height=height, stroke=stroke,
-                                    slant=slant, baseline_jitter=baseline_jitter, scale_jitter=scale_jitter,
-                                    ink=ink, paper=paper)
-    if scan > 0:
-        image = degrade.random_scan(image, rng, strength=scan)
-    return image, "".join(str(int(labels[i])) for i in idx)
 
 
 def random_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -377,8 +361,6 @@ def combination_fields(images: np.ndarray, labels: np.ndarray, count: int, seed:
                        code_length: int = 5) -> tuple[list[np.ndarray], list[str]]:
     """Codes like the pipeline meets: half scanned at envelope sizes (as ``evaluate tradeoff``
     composes them), half touching and overlapping (as the ``read-digits`` benchmark does)."""
-    from docsort.training.evaluate.tradeoff import compose_strings
-
     scanned, _, scanned_truths = compose_strings(images, labels, count - count // 2, seed, code_length)
     tight, tight_truths = benchmark_fields(images, labels, count // 2, seed + 1, code_length)
     return scanned + tight, scanned_truths + tight_truths

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from docsort.training.datasets import mnist
-from docsort.training.train import augment
+from docsort.training.datasets import augment
+from docsort.training.datasets.metrics import classification_metrics, scanned_test_accuracy
 
 ARCHS = ("cnn", "mlp")
 FULL_DATA_EPOCHS = 20
@@ -188,7 +189,6 @@ def logits_of(model, images: np.ndarray, batch: int = 1024) -> np.ndarray:
 def train(config: TrainingConfig, progress=None) -> dict:
     """Train, calibrate, export and measure; writes model, metrics and history to ``config.out``."""
     from docsort.reading.digits.mnist_model import DigitReader
-    from docsort.training.evaluate.digits import classification_metrics, scanned_test_accuracy
     from docsort.training.tf import keras as get_keras, tensorflow
 
     if config.arch not in ARCHS:

@@ -29,6 +29,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from docsort.cost import model as cost_model
+from docsort.cost import tradeoff
 from docsort.page import directory as directories
 from docsort.reading.digits import directory_reader
 from docsort.reading import manifest
@@ -49,7 +50,7 @@ class ReadCodes:
 
 def compose_codes(images: np.ndarray, labels: np.ndarray, codes: Sequence[str], seed: int) -> list[np.ndarray]:
     """Each code written with MNIST digits of its values (digits used once until a value's pool
-    runs out), sized, spaced and scanned like ``evaluation.tradeoff.compose_strings``."""
+    runs out), sized, spaced and scanned like ``datasets.digit_fields.compose_strings``."""
     from docsort.training.synth import degrade
     from docsort.training.synth.handwriting import compose_digit_string
 
@@ -304,8 +305,6 @@ def _confidences(rc: ReadCodes, calibration) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _operating_point(conf, right, manual_cost, missort_cost, volume) -> tuple[dict, list]:
-    from docsort.training.evaluate import tradeoff
-
     fitted = tradeoff.fit_threshold(conf, right, manual_cost, missort_cost)
     # The confidences are calibrated, so accepting a code below 1 - manual/missort costs more on
     # average than sorting it by hand; a fitted optimum below that only says the fit set had too
@@ -321,8 +320,6 @@ def _operating_point(conf, right, manual_cost, missort_cost, volume) -> tuple[di
 
 
 def _checked(threshold, fit, fresh, volume, manual_cost, missort_cost) -> dict:
-    from docsort.training.evaluate import tradeoff
-
     check = tradeoff.check_threshold(threshold, fit, fresh)
     check["expected_cost"] = cost_model.threshold_cost(check["accept_rate"], check["error_rate"], volume,
                                                        manual_cost, missort_cost)
@@ -380,7 +377,5 @@ def measure_tradeoff(country: str, data: Optional[str], count: int, seed: int, c
 
 
 def _write(result: dict, path: Path) -> None:
-    from docsort.training.evaluate.tradeoff import write_tradeoff
-
-    write_tradeoff(result, Path(path))
+    tradeoff.write_tradeoff(result, Path(path))
 
