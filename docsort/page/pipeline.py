@@ -2,10 +2,10 @@
 
 ``process_page`` is the whole job for one page, as a short sequence of stages:
 
-    clean page (preprocess) -> Tesseract words, one call (segment) -> word regions from the
-    ink (number_fields) -> printed/handwritten, one batch (writing_type) -> handwritten number
-    fields read, one batch, by the segmenting and the whole-field reader (field_reader) ->
-    destination code (postal_code) -> overlay
+    clean page (clean) -> Tesseract words, one call (tesseract) -> text regions from the ink
+    (regions) -> printed/handwritten, one batch (reading.writing_type) -> handwritten number
+    fields read, one batch, by the segmenting and the whole-field reader (reading.digits) ->
+    destination code (destination) -> overlay
 
 ``process_document`` runs it over every page of a file and never raises for a bad input: the
 document (or the page) gets status ``error`` and a one-line message. A missing dependency
@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from docsort.page import regions as number_fields
-from docsort.page import destination as postal_code
-from docsort.page import clean as preprocess
+from docsort.page import clean, destination, regions
 from docsort.page import tesseract
 from docsort.errors import DocsortError, InputError, MissingDependencyError, OutputNotWritableError
 from docsort.batch.records import Crop, DocumentResult, PageResult, PostalCode
@@ -121,23 +119,23 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     height, width = image.shape[:2]
     writing_type, digits = _Models.get()
 
-    clean = preprocess.prepare(image)
-    words = tesseract.words(clean.grey, timeout=settings.tesseract_timeout)
-    regions = number_fields.text_regions(clean.ink, words)
-    if not regions:
+    page = clean.prepare(image)
+    words = tesseract.words(page.grey, timeout=settings.tesseract_timeout)
+    text_regions = regions.text_regions(page.ink, words)
+    if not text_regions:
         return PageResult(page=page_number, width=width, height=height), []
 
-    crops = [number_fields.cut(clean.grey, r.bbox) for r in regions]
+    crops = [regions.cut(page.grey, r.bbox) for r in text_regions]
     p_hw = writing_type.p_handwritten(crops)
     kinds = ["handwritten" if p >= settings.handwritten_threshold else "printed" for p in p_hw]
 
     directory = settings.directory()
     k = directory.length if directory is not None else settings.code_length
-    page_size = clean.grey.shape[1], clean.grey.shape[0]
-    lay = postal_code.layout([r.bbox for r in regions])
-    candidates: list[postal_code.CodeCandidate] = []
-    fields = _number_fields(regions, kinds, lay, page_size, k)
-    field_crops = [number_fields.cut(clean.grey, bbox) for _, bbox in fields]
+    page_size = page.grey.shape[1], page.grey.shape[0]
+    lay = destination.layout([r.bbox for r in text_regions])
+    candidates: list[destination.CodeCandidate] = []
+    fields = _number_fields(text_regions, kinds, lay, page_size, k)
+    field_crops = [regions.cut(page.grey, bbox) for _, bbox in fields]
     if directory is None:
         field_readings = read_fields(field_crops, k, reader=digits) if fields else []
     else:
@@ -148,27 +146,27 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     for (i, bbox), reading in zip(fields, field_readings):
         if i not in readings or reading.confidence > readings[i].confidence:
             readings[i], field_boxes[i] = reading, bbox
-    for i, region in enumerate(regions):
+    for i, region in enumerate(text_regions):
         if kinds[i] == "printed":
-            value = postal_code.printed_code(region.text, k)
+            value = destination.printed_code(region.text, k)
             if value:
                 word = next((w for w in region.words if value in w.text), None)
                 conf = _printed_confidence(word.conf if word else region.tesseract_conf)
-                candidates.append(postal_code.CodeCandidate(
+                candidates.append(destination.CodeCandidate(
                     i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
-                    {**_validity(directory, value), "plus4": postal_code.printed_plus4(region.text, k)}))
+                    {**_validity(directory, value), "plus4": destination.printed_plus4(region.text, k)}))
         elif i in readings and len(readings[i].digits) == k:
             reading = readings[i]
-            candidates.append(postal_code.CodeCandidate(
+            candidates.append(destination.CodeCandidate(
                 i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i],
                 _validity(directory, reading.digits)))
-    chosen = postal_code.pick_destination(candidates, lay, page_size)
+    chosen = destination.pick_destination(candidates, lay, page_size)
 
     records = []
-    for i, region in enumerate(regions):
+    for i, region in enumerate(text_regions):
         reading = readings.get(i)
         records.append(Crop(
-            bbox=clean.page_bbox(region.bbox),
+            bbox=page.page_bbox(region.bbox),
             kind=kinds[i],
             p_handwritten=float(p_hw[i]),
             # Tesseract's text for print; for handwriting, which Tesseract cannot read, the digits.
@@ -184,8 +182,8 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
         if directory is not None:
             from docsort.page import directory as postal_directory
 
-            words = postal_code.place_words(lay, [r.text for r in regions], [kind == "printed" for kind in kinds],
-                                            chosen.region)
+            words = destination.place_words(lay, [r.text for r in text_regions],
+                                            [kind == "printed" for kind in kinds], chosen.region)
             place = postal_directory.check_place(directory, chosen.value, words)
             confidence = postal_directory.with_place(confidence, place.match)
             checked = dict(valid=chosen.value in directory, place=directory.place(chosen.value),
@@ -195,7 +193,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
             source=chosen.source,
             confidence=confidence,
             digit_confidences=[float(c) for c in chosen.digit_confidences],
-            bbox=clean.page_bbox(chosen.bbox),
+            bbox=page.page_bbox(chosen.bbox),
             plus4=chosen.extras.get("plus4"),
             # A code that does not exist is never sorted automatically.
             decision="auto" if confidence >= threshold and checked.get("valid", True) else "manual",
@@ -222,16 +220,16 @@ def _read_against(field_crops, code_length: int, directory, digits) -> list[Digi
     return out
 
 
-def _number_fields(regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:
+def _number_fields(text_regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:
     """Handwritten fields to read as codes: ``(region, box)`` pairs.
 
-    A writer who leaves a wide space inside a code splits it into two ink regions, so each
+    A writer who leaves a wide space inside a code splits it into two ink text_regions, so each
     region standing where a code can is read alone and, when a handwritten neighbour follows
     it closely on the same line, also joined with it; the better reading wins.
     """
     fields = []
-    for i, region in enumerate(regions):
-        if kinds[i] != "handwritten" or not postal_code.may_hold_code(lay, i, page_size):
+    for i, region in enumerate(text_regions):
+        if kinds[i] != "handwritten" or not destination.may_hold_code(lay, i, page_size):
             continue
         if _may_hold_digits(region.bbox, count):
             fields.append((i, region.bbox))
@@ -240,9 +238,9 @@ def _number_fields(regions, kinds, lay, page_size, count: int) -> list[tuple[int
         x, y, w, h = region.bbox
         if position + 1 < len(members) and w / max(h, 1) < 0.55 * count:  # too narrow alone
             j = members[position + 1]
-            nx, ny, nw, nh = regions[j].bbox
+            nx, ny, nw, nh = text_regions[j].bbox
             if kinds[j] == "handwritten" and nx - (x + w) <= 0.9 * max(h, nh):
-                joined = postal_code.union_box([region.bbox, regions[j].bbox])
+                joined = destination.union_box([region.bbox, text_regions[j].bbox])
                 if _may_hold_digits(joined, count):
                     fields.append((i, joined))
     return fields
