@@ -17,6 +17,7 @@ in step):
 | ``DOCSORT_DATASETS`` | folder with ``mnist/``, ``dhsd/``, ``tesseract-pages/`` for ``train``, ``evaluate``, ``samples`` |
 | ``DOCSORT_MNIST`` | the MNIST files alone (``train digits``, ``evaluate digits``) |
 | ``DOCSORT_CACHE`` | where training keeps generated crops between runs, and postal directories their compact form |
+| ``DOCSORT_WORKER_START_TIMEOUT`` | seconds a local worker may take to load the models before it is stopped |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CODE_LENGTH_MIN, CODE_LENGTH_MAX = 1, 12
 PAGE_TIMEOUT_S = 60.0  # seconds Tesseract may spend on one page
 SCHEDULER_TIMEOUT_S = 60.0  # connecting to a Dask scheduler and waiting for its first worker
 DOCUMENT_TIMEOUT_S = 1800.0  # one whole document on a local worker (``docsort.api``; a hung worker is replaced)
+WORKER_START_TIMEOUT_S = 120.0  # a local worker loading the models (about a second; more on a loaded machine)
 MAX_MEGAPIXELS = 150.0  # 600 dpi A3 is about 70 MP; anything far beyond is not a scan
 
 
@@ -55,7 +57,9 @@ TF_LOG_VAR = "DOCSORT_TF_LOG"
 DATASETS_VAR = "DOCSORT_DATASETS"
 MNIST_VAR = "DOCSORT_MNIST"
 CACHE_VAR = "DOCSORT_CACHE"
-ENVIRONMENT = (MODELS_VAR, RUNTIME_VAR, MODEL_THREADS_VAR, TF_LOG_VAR, DATASETS_VAR, MNIST_VAR, CACHE_VAR)
+WORKER_START_TIMEOUT_VAR = "DOCSORT_WORKER_START_TIMEOUT"
+ENVIRONMENT = (MODELS_VAR, RUNTIME_VAR, MODEL_THREADS_VAR, TF_LOG_VAR, DATASETS_VAR, MNIST_VAR, CACHE_VAR,
+               WORKER_START_TIMEOUT_VAR)
 
 
 def _path(variable: str) -> Optional[Path]:
@@ -93,6 +97,23 @@ def worker_environment(model_threads: int) -> dict[str, str]:
     """What a batch sets in each worker's environment: its share of the cores for the networks,
     and Tesseract's OpenMP clamped to one thread (workers are parallel processes already)."""
     return {MODEL_THREADS_VAR: str(max(1, int(model_threads))), "OMP_THREAD_LIMIT": "1"}
+
+
+def worker_start_timeout() -> float:
+    """``$DOCSORT_WORKER_START_TIMEOUT``: seconds a local worker may take to get ready, else
+    ``WORKER_START_TIMEOUT_S``; a worker that hangs while loading must not hold the batch."""
+    value = (os.environ.get(WORKER_START_TIMEOUT_VAR) or "").strip()
+    if not value:
+        return WORKER_START_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        from docsort.errors import UsageError
+
+        raise UsageError(f"{WORKER_START_TIMEOUT_VAR} must be a positive number of seconds, not {value!r}")
+    return seconds
 
 
 def show_tensorflow_log() -> bool:

@@ -3,8 +3,9 @@ is replaced, is killed, or cannot start at all.
 
 Faults are injected from outside the product code: a pipeline module that wraps the real one
 (``process_document`` hangs or kills its worker on documents named for it, and logs which worker
-read which document), and a ``sitecustomize`` that kills every worker process as it starts. Both
-reach the spawned workers through the module search path. Every other document goes through the
+read which document), and a ``sitecustomize`` that gives worker processes a fault as they start
+(killed, hung, or gone right after a message). Both reach the spawned workers through the module
+search path. Every other document goes through the
 real pipeline in real worker processes and must come out exactly as in an undisturbed run.
 """
 
@@ -51,9 +52,13 @@ def process_document(path, settings, name=None):
 
 # Imported by every Python process started with this folder on PYTHONPATH; only multiprocessing's
 # spawned workers carry --multiprocessing-fork, so the batch process itself runs normally. Each
-# worker start is logged; with POOL_TEST_EVERY=N, every Nth start survives, the others are killed.
+# worker start is logged; with POOL_TEST_EVERY=N, every Nth start is spared, with
+# POOL_TEST_FAULTY_STARTS=N all but the first N. POOL_TEST_FAULT says what happens to the others:
+# "die" (killed at once, the default), "hang" (never gets ready), "after-ready" / "after-done"
+# (exits right after sending that message, having stopped reading first, so the batch's next send
+# to it fails for certain), "on-document" (exits as the first document reaches it).
 WORKERS_DIE_AT_START = '''
-import os, signal, sys
+import os, signal, socket, sys, time
 
 if "--multiprocessing-fork" in sys.argv:
     log = os.environ["POOL_TEST_LOG"]
@@ -61,8 +66,32 @@ if "--multiprocessing-fork" in sys.argv:
     with open(log, "a") as fh:
         fh.write(f"{os.getpid()}\\n")
     every = int(os.environ.get("POOL_TEST_EVERY", "0"))
-    if not every or (before + 1) % every:
+    first = int(os.environ.get("POOL_TEST_FAULTY_STARTS", "0"))
+    faulty = before < first if first else (not every or (before + 1) % every)
+    fault = os.environ.get("POOL_TEST_FAULT", "die")
+    if faulty and fault == "die":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif faulty and fault == "hang":
+        time.sleep(90)  # far past the test's start timeout
+    elif faulty:
+        from multiprocessing import connection
+
+        send, recv = connection.Connection.send, connection.Connection.recv
+
+        def send_then_exit(self, message):
+            if isinstance(message, tuple) and fault == "after-" + message[0]:
+                socket.socket(fileno=os.dup(self.fileno())).shutdown(socket.SHUT_RD)
+                send(self, message)
+                os._exit(0)
+            send(self, message)
+
+        def recv_then_exit(self):
+            message = recv(self)
+            if fault == "on-document" and message is not None:
+                os._exit(0)
+            return message
+
+        connection.Connection.send, connection.Connection.recv = send_then_exit, recv_then_exit
 '''
 
 
@@ -194,7 +223,7 @@ def test_workers_that_die_as_they_start_stop_the_run_with_one_line(envelopes, wo
 
     assert result.returncode == ExitCode.MISSING_DEPENDENCY, result.stderr
     assert result.stderr.splitlines() == [
-        "docsort: error: worker processes cannot start: 4 in a row died before they were ready "
+        "docsort: error: worker processes cannot start: 4 in a row failed before their first document "
         "(the last killed by SIGKILL)"]
     assert result.stdout == ""
     tries = [int(pid) for pid in worker_log.read_text().split()]
@@ -220,4 +249,43 @@ def test_start_failures_are_counted_in_a_row_not_over_the_whole_batch(
     assert summary.errors == 0
     tries = [int(pid) for pid in worker_log.read_text().split()]
     assert len(tries) == len(envelopes) * (executors._STARTUP_FAILURES_ALLOWED + 1)
+    assert_gone(tries)
+
+
+def test_workers_that_hang_as_they_start_are_stopped_and_stop_the_run_with_one_line(
+        envelopes, worker_log, tmp_path):
+    path = python_path_killing_workers_at_start(tmp_path)
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli("process", *envelopes, "--out", out, "--jobs", "2", "-q", timeout=120,
+                     env={"PYTHONPATH": path, "POOL_TEST_FAULT": "hang", "DOCSORT_WORKER_START_TIMEOUT": "1"})
+    took = time.monotonic() - started
+
+    assert result.returncode == ExitCode.MISSING_DEPENDENCY, result.stderr
+    assert result.stderr.splitlines() == [
+        "docsort: error: worker processes cannot start: 4 in a row failed before their first document "
+        "(the last was not ready within 1 s, DOCSORT_WORKER_START_TIMEOUT)"]
+    assert result.stdout == ""
+    tries = [int(pid) for pid in worker_log.read_text().split()]
+    assert executors._STARTUP_FAILURES_ALLOWED + 1 <= len(tries) <= executors._STARTUP_FAILURES_ALLOWED + 2
+    assert took < 40  # two rounds of 1 s waits, not the 90 s hang
+    assert not (out / "results.json").exists()
+    assert_gone(tries)  # the hung workers were killed
+
+
+@pytest.mark.parametrize("fault", ["after-ready", "after-done", "on-document"])
+def test_a_worker_gone_before_it_took_its_next_document_loses_nothing(
+        fault, envelopes, reference, worker_log, tmp_path, monkeypatch):
+    """The first worker exits right after "ready" or its first "done" (sending it the next document
+    fails), or as a document reaches it (before it begins): that document goes to a new worker."""
+    monkeypatch.setenv("PYTHONPATH", python_path_killing_workers_at_start(tmp_path))
+    monkeypatch.setenv("POOL_TEST_FAULT", fault)
+    monkeypatch.setenv("POOL_TEST_FAULTY_STARTS", "1")
+    out = tmp_path / "out"
+    summary = process(envelopes, out, jobs=1)
+
+    assert records(out) == reference  # every document once, none failed for the worker's death
+    assert summary.errors == 0
+    tries = [int(pid) for pid in worker_log.read_text().split()]
+    assert len(tries) == 2  # the faulty worker and one replacement
     assert_gone(tries)

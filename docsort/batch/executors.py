@@ -13,9 +13,12 @@ workers x threads stays within the cores.
 Local workers are managed here rather than by ``concurrent.futures``: a pool there is broken
 for good when one worker dies, while here the document that worker held fails with a message,
 a fresh worker takes its place and the other documents go on. A document that runs past
-``document_timeout`` has its worker killed the same way. Workers that keep dying before they are
-ready (``_STARTUP_FAILURES_ALLOWED`` + 1 in a row) stop the batch with MissingDependencyError:
-the machine cannot run them, and retrying would loop for ever.
+``document_timeout`` has its worker killed the same way, and so has a worker not ready within
+``start_timeout`` (model loading that hangs). A worker that dies before it took the document sent
+to it (the send fails, or it never says "started") has not begun it: the document goes back to
+the queue. Workers that keep failing before their first document (``_STARTUP_FAILURES_ALLOWED`` + 1
+in a row: dead, hung, or dead just after "ready") stop the batch with MissingDependencyError: the
+machine cannot run them, and retrying would loop for ever.
 """
 
 from __future__ import annotations
@@ -164,6 +167,10 @@ def _worker_main(conn, processor: DocumentProcessor) -> None:
             return
         task = request
         try:
+            conn.send(("started", task.key))  # from here a death is this document's
+        except (BrokenPipeError, OSError):
+            return
+        try:
             result = processor.process(task)
         except MissingDependencyError as exc:
             conn.send(("fatal", type(exc).__name__, str(exc)))
@@ -209,6 +216,7 @@ class _Worker:
     conn: Any
     ready: bool = False
     task: Optional[DocumentTask] = None
+    task_taken: bool = False  # the worker said "started": a death now is the document's fault
     started_at: float = 0.0
     documents_done: int = 0
 
@@ -232,10 +240,14 @@ class LocalExecutor(Executor):
     ``DOCUMENTS_PER_WORKER`` documents."""
 
     def __init__(self, processor: DocumentProcessor, jobs: int,
-                 document_timeout: float = settings.DOCUMENT_TIMEOUT_S):
+                 document_timeout: float = settings.DOCUMENT_TIMEOUT_S,
+                 start_timeout: Optional[float] = None):
+        """``start_timeout``: seconds a worker may take to get ready (None: ``$DOCSORT_WORKER_START_TIMEOUT``
+        or ``settings.WORKER_START_TIMEOUT_S``)."""
         self.processor = processor
         self.jobs = max(1, int(jobs))
         self.document_timeout = document_timeout
+        self.start_timeout = settings.worker_start_timeout() if start_timeout is None else start_timeout
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._startup_failures = 0
@@ -303,9 +315,15 @@ class LocalExecutor(Executor):
         if kind == "fatal":
             _, name, text = message
             raise (MissingDependencyError if name == "MissingDependencyError" else DocsortError)(text)
+        if kind == "started":
+            worker.task_taken = True
+            if worker.documents_done == 0:
+                self._startup_failures = 0  # the limit is on failures in a row, not over a long batch
+            return
         if kind == "done":
             task = worker.task
             worker.task = None
+            worker.task_taken = False
             worker.documents_done += 1
             yield task, message[2]
             if worker.documents_done >= DOCUMENTS_PER_WORKER and pending:
@@ -313,40 +331,61 @@ class LocalExecutor(Executor):
                 self._start_worker()
                 return
         elif kind == "ready":
-            self._startup_failures = 0  # the limit is on failures in a row, not over a long batch
             log.debug("worker %d ready (models loaded) after %.1f s", worker.process.pid,
                       time.monotonic() - worker.started_at)
         worker.ready = True
-        self._assign(worker, pending)
+        if not self._assign(worker, pending):
+            yield from self._worker_died(worker, pending)
 
-    def _assign(self, worker: _Worker, pending: deque) -> None:
+    def _assign(self, worker: _Worker, pending: deque) -> bool:
+        """Send the worker the next document; False when the worker is gone (the send failed)."""
         if not pending:
             # Nothing left for it: a worker holds no state worth a graceful exit, and
             # TensorFlow's shutdown would cost seconds.
             self._stop_worker(worker, kill=True)
-            return
+            return True
         worker.task = pending.popleft()
+        worker.task_taken = False
         worker.started_at = time.monotonic()
-        worker.conn.send(worker.task)
+        try:
+            worker.conn.send(worker.task)
+        except (BrokenPipeError, EOFError, OSError):
+            return False  # it died after its last message; _worker_died puts the document back
+        return True
 
-    def _worker_died(self, worker: _Worker, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
-        self._stop_worker(worker)
-        exitcode = worker.process.exitcode
-        if worker.task is not None:
-            task = worker.task
-            yield task, error_result(task, _death_message(exitcode))
-        elif not worker.ready:
-            self._startup_failures += 1
-            if self._startup_failures > _STARTUP_FAILURES_ALLOWED:
-                raise MissingDependencyError(
-                    f"worker processes cannot start: {self._startup_failures} in a row died before "
-                    f"they were ready (the last {_how_it_ended(exitcode)})")
+    def _worker_died(self, worker: _Worker, pending: deque,
+                     how: Optional[str] = None) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        """Fail the document the worker had begun, or put back the one it never took; count a
+        worker that died before its first document as a failed start."""
+        self._stop_worker(worker, kill=how is not None)
+        how = how or _how_it_ended(worker.process.exitcode)
+        task, worker.task = worker.task, None
+        if task is not None and worker.task_taken:
+            yield task, error_result(task, _death_message(worker.process.exitcode))
+        else:
+            if task is not None:
+                pending.appendleft(task)
+                log.debug("worker %d died before it took %s (%s); it goes to another worker",
+                          worker.process.pid, one_line(task.file), how)
+            if worker.documents_done == 0:
+                self._startup_failures += 1
+                if self._startup_failures > _STARTUP_FAILURES_ALLOWED:
+                    raise MissingDependencyError(
+                        f"worker processes cannot start: {self._startup_failures} in a row failed "
+                        f"before their first document (the last {how})")
         if pending and len(self._workers) < self.jobs:
             self._start_worker()
 
     def _enforce_timeout(self, pending: deque) -> Iterator[tuple[DocumentTask, DocumentResult]]:
         now = time.monotonic()
         for worker in list(self._workers):
+            if not worker.ready and now - worker.started_at > self.start_timeout:
+                log.info("a worker process was not ready after %g s (%s); stopped",
+                         self.start_timeout, settings.WORKER_START_TIMEOUT_VAR)
+                yield from self._worker_died(
+                    worker, pending, how=f"was not ready within {self.start_timeout:g} s, "
+                                         f"{settings.WORKER_START_TIMEOUT_VAR}")
+                continue
             if worker.task is not None and now - worker.started_at > self.document_timeout:
                 task = worker.task
                 self._stop_worker(worker, kill=True)
