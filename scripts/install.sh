@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install docsort and what it needs on a fresh Debian/Ubuntu machine:
-# Tesseract and fonts from apt, then a virtual environment in .venv with the package and its test tools.
+# Tesseract and fonts from apt, then a virtual environment in .venv with the package, its training
+# extra (TensorFlow), its test tools and the benchmarks' peers: everything the tests and benchmarks use.
+# Reading mail alone needs only the base install (pip install docsort, no TensorFlow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +27,5 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[train,test,bench]"
 echo "docsort installed in .venv ($(.venv/bin/docsort --version); $(tesseract --version 2>&1 | head -n1))" >&2

@@ -54,6 +54,21 @@ def handles_errors(command):
     return wrapper
 
 
+def needs_training_extra(command):
+    """For the commands that train a network: on a base install (no TensorFlow) one line and exit
+    code 4 before any work, instead of a traceback after the data is made."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from docsort.training import tf
+
+        if not tf.installed():
+            raise fail(f"docsort train needs the training extra: {tf.TRAINING_EXTRA}", ExitCode.MISSING_DEPENDENCY)
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
 def progress_lines(quiet: bool = False):
     """Where long commands (training, evaluation) report progress: plain lines on stderr, so
     stdout keeps only the result; ``quiet`` drops them."""

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import evaluate_app, handles_errors, print_json, progress_lines, stdout, train_app
+from docsort.cli import evaluate_app, handles_errors, needs_training_extra, print_json, progress_lines, stdout, train_app
 from docsort import settings
 from docsort.errors import UsageError
 
@@ -17,6 +17,7 @@ DATA_HELP = ("MNIST: a folder with the four IDX files (gzip or not) or keras' mn
 
 @train_app.command("digits")
 @handles_errors
+@needs_training_extra
 def train_digits(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
     arch: str = typer.Option("cnn", "--arch", help="cnn (the shipped reader) or mlp (flat 784-100-10 reference)."),
@@ -54,6 +55,7 @@ def train_digits(
 
 @train_app.command("digit-strings")
 @handles_errors
+@needs_training_extra
 def train_digit_strings(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
     steps: int = typer.Option(4000, "--steps", min=1, help="Training steps of 32 composed strings each."),

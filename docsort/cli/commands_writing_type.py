@@ -11,7 +11,8 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import app, evaluate_app, handles_errors, print_json, print_rows, progress_lines, stderr, stdout, train_app
+from docsort.cli import (app, evaluate_app, handles_errors, needs_training_extra, print_json, print_rows,
+                         progress_lines, stderr, stdout, train_app)
 from docsort import settings
 from docsort.errors import ExitCode, InputError, UsageError
 
@@ -69,6 +70,7 @@ def _cache_dir(cache: Optional[Path]) -> Path:
 
 @train_app.command("writing-type")
 @handles_errors
+@needs_training_extra
 def train_writing_type(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
     dhsd: Optional[Path] = typer.Option(None, "--dhsd", help="DHSD folder (data.csv and the word images)."),

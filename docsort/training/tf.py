@@ -1,13 +1,28 @@
 """Lazy TensorFlow import with bounded threads.
 
-TensorFlow takes seconds to import, so only commands that need a model import it. Each worker
-process limits TensorFlow's thread pools so workers x threads stays within the machine's cores.
+TensorFlow is the training extra (``pip install 'docsort[train]'``): reading mail never needs
+it, and it takes seconds to import, so only the commands that train a network import it. Each
+worker process limits TensorFlow's thread pools so workers x threads stays within the cores.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+
+from docsort.errors import MissingDependencyError
+
+TRAINING_EXTRA = "pip install 'docsort[train]'"
+
+
+def installed() -> bool:
+    """Whether TensorFlow can be imported, found without importing it (that takes seconds, and
+    must wait until training has made its data with worker processes)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @functools.lru_cache(maxsize=1)
@@ -19,9 +34,13 @@ def tensorflow():
 
     # TensorFlow's C++ start-up chatter ignores TF_CPP_MIN_LOG_LEVEL and would reach the user's
     # stderr (and cron mail) on every run; DOCSORT_TF_LOG=1 shows it when debugging.
-    with native_stderr_silenced(not settings.show_tensorflow_log()):
-        import tensorflow as tf
-        import keras  # noqa: F401  (keras initialises the same native runtime)
+    try:
+        with native_stderr_silenced(not settings.show_tensorflow_log()):
+            import tensorflow as tf
+            import keras  # noqa: F401  (keras initialises the same native runtime)
+    except ImportError as exc:
+        raise MissingDependencyError(f"TensorFlow is not installed ({exc}); training needs the training extra: "
+                                     f"{TRAINING_EXTRA}") from None
 
     threads = settings.model_threads()
     if threads > 0:
