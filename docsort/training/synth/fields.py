@@ -475,7 +475,9 @@ def draw_pen(kind: str, height: float, rng: np.random.Generator) -> Pen:
         return Pen(kind, int(rng.choice([-1, 0, 0])) if height >= 30 else 0, u(0.4, 0.75), (u(0.2, 0.35),) * 3,
                    grain=u(0.2, 0.5))
     if kind == "felt":
-        return Pen(kind, int(rng.integers(1, 3)), u(0.9, 1.0), blue if rng.random() < 0.3 else dark, bleed=u(0.6, 1.4))
+        # A felt tip writes broad and bleeds into the paper, more so in larger writing.
+        return Pen(kind, int(rng.integers(1, 3)) if height >= 36 else 1, u(0.9, 1.0), blue if rng.random() < 0.3 else dark,
+                   bleed=u(0.3, 0.9) * min(1.5, height / 36))
     raise ValueError(f"unknown pen {kind!r}")
 
 
