@@ -130,6 +130,7 @@ def main() -> None:
 from docsort.cli import commands_cost  # noqa: E402,F401
 from docsort.cli import commands_digits  # noqa: E402,F401
 from docsort.cli import commands_directory  # noqa: E402,F401
+from docsort.cli import commands_models  # noqa: E402,F401
 from docsort.cli import commands_pipeline  # noqa: E402,F401
 from docsort.cli import commands_process  # noqa: E402,F401
 from docsort.cli import commands_writing_type  # noqa: E402,F401

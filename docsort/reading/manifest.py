@@ -70,8 +70,14 @@ def code_reader_models(digit_model: Path | None = None) -> dict[str, dict]:
             for name, path in files.items()}
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The file's sha256, hashed once per process while its size and time are unchanged."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=None)
-def file_sha256(path: str) -> str:
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

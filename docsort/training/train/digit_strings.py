@@ -31,6 +31,7 @@ import numpy as np
 from docsort import settings
 from docsort.training.datasets import mnist
 from docsort.training.datasets.digit_fields import compose_field, compose_strings
+from docsort.training.export import export
 from docsort.reading.digits import strings as string_reader
 from docsort.reading.digits.segmenting import ink_of
 from docsort.errors import OutputNotWritableError, UsageError
@@ -298,6 +299,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model_file = out / "digit_strings.keras"
     shipped.save(model_file)
+    export(model_file, say)
     from docsort.reading.manifest import file_sha256
 
     metrics = {

@@ -27,6 +27,7 @@ import numpy as np
 from docsort.training.datasets import mnist
 from docsort.training.datasets import augment
 from docsort.training.datasets.metrics import classification_metrics, scanned_test_accuracy
+from docsort.training.export import export
 
 ARCHS = ("cnn", "mlp")
 FULL_DATA_EPOCHS = 20
@@ -254,6 +255,7 @@ def train(config: TrainingConfig, progress=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model_file = out / "digits.keras"
     shipped.save(model_file)
+    export(model_file, say)
     metrics = {
         "model": "digits",
         "arch": config.arch,

@@ -20,6 +20,7 @@ import numpy as np
 
 from docsort.reading import writing_type as wt
 from docsort.training.datasets.writing_type_crops import TrainingConfig, build_sets
+from docsort.training.export import export
 
 # The lone-character model's convolutions: wider than the main model's, affordable on narrow crops.
 LONE_CHARACTER_FILTERS = (24, 48, 96, 128)
@@ -233,6 +234,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
     out_dir.mkdir(parents=True, exist_ok=True)
     model_file = out_dir / f"{config.name}.keras"
     final.save(model_file)
+    export(model_file, log)
     history_file = out_dir / f"{config.name}.history.json"
     history_file.write_text(json.dumps(history, indent=2) + "\n")
     log(f"saved {model_file} (temperature {temperature:.3f}) after {time.time() - started:.0f} s")

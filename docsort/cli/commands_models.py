@@ -1,0 +1,23 @@
+"""``docsort train export``: trained models as the ``.onnx`` files that reading runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from docsort.cli import handles_errors, print_rows, progress_lines, train_app
+
+
+@train_app.command("export")
+@handles_errors
+def train_export(
+    folder: Path = typer.Argument(..., help="A models folder (the shipped one: models)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
+) -> None:
+    """Export every .keras in FOLDER to the .onnx beside it, checked against the .keras on probe batches."""
+    from docsort.training.export import export_folder
+
+    results = export_folder(folder, progress_lines(quiet))
+    print_rows(["onnx", "from", "largest difference", "sha256"],
+               [[r["file"], r["source"]["file"], f"{r['max_difference']:.1e}", r["sha256"]] for r in results])
