@@ -19,7 +19,7 @@ SAMPLES = REPO / "sample_docs"
 BASE_INSTALL = """
 import sys
 
-ABSENT = {"tensorflow", "keras", "tf2onnx", "matplotlib"}
+ABSENT = {"tensorflow", "keras", "tf2onnx", "onnx", "matplotlib"}
 
 
 class TrainingExtraAbsent:
@@ -94,10 +94,14 @@ def test_the_base_install_reads_every_sample_envelope(tmp_path, base_install):
     assert len(read) == 8
 
 
-@pytest.mark.parametrize("command", ["digits", "digit-strings", "writing-type"])
+@pytest.mark.parametrize("command", [["digits", "--data", "DATA", "--out", "RUN"],
+                                     ["digit-strings", "--data", "DATA", "--out", "RUN"],
+                                     ["writing-type", "--data", "DATA", "--out", "RUN"],
+                                     ["export", "RUN"]], ids=lambda c: c[0])
 def test_training_on_the_base_install_names_the_extra(tmp_path, base_install, mnist_dir, command):
-    done = subprocess.run([sys.executable, "-m", "docsort", "train", command, "--data", str(mnist_dir.parent),
-                           "--out", str(tmp_path / "run")], env=base_install, capture_output=True, text=True)
+    args = [{"DATA": str(mnist_dir.parent), "RUN": str(tmp_path / "run")}.get(a, a) for a in command]
+    done = subprocess.run([sys.executable, "-m", "docsort", "train", *args], env=base_install,
+                          capture_output=True, text=True)
     assert done.returncode == 4
     assert done.stderr.splitlines() == ["docsort: error: docsort train needs the training extra: "
                                         "pip install 'docsort[train]'"]

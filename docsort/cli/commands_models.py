@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
-from docsort.cli import handles_errors, print_rows, progress_lines, train_app
+from docsort.cli import handles_errors, needs_training_extra, print_rows, progress_lines, train_app
 
 
 @train_app.command("export")
 @handles_errors
+@needs_training_extra
 def train_export(
     folder: Path = typer.Argument(..., help="A models folder (the shipped one: models)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),

@@ -106,10 +106,11 @@ def export_folder(folder: str | os.PathLike, log: Callable[[str], None] = lambda
 
 
 def _keras_export(model, path: Path) -> None:
+    from docsort import settings
     from docsort.log import native_stderr_silenced
 
     # tf2onnx prints its progress and TensorFlow's graph warnings straight to the terminal.
-    with native_stderr_silenced(os.environ.get("DOCSORT_TF_LOG") != "1"):
+    with native_stderr_silenced(not settings.show_tensorflow_log()):
         model.export(str(path), format="onnx", verbose=False)
 
 

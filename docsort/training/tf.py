@@ -14,13 +14,15 @@ import os
 from docsort.errors import MissingDependencyError
 
 TRAINING_EXTRA = "pip install 'docsort[train]'"
+# What training imports from the extra: the networks, and the export to ONNX that ends every run.
+TRAINING_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx")
 
 
 def installed() -> bool:
-    """Whether TensorFlow can be imported, found without importing it (that takes seconds, and
-    must wait until training has made its data with worker processes)."""
+    """Whether the training extra can be imported, found without importing it (TensorFlow takes
+    seconds, and must wait until training has made its data with worker processes)."""
     try:
-        return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
+        return all(importlib.util.find_spec(name) is not None for name in TRAINING_PACKAGES)
     except (ImportError, ValueError):
         return False
 
