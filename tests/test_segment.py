@@ -35,3 +35,21 @@ def test_a_page_that_takes_too_long_is_an_input_error(tesseract_pages):
     page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
     with pytest.raises(InputError, match="longer than"):
         tesseract.words(page, timeout=0.01)
+
+
+def test_a_page_read_smaller_keeps_its_boxes_in_page_pixels(tesseract_pages):
+    page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
+    full = {w.text: w.bbox for w in tesseract.words(page)}
+    reduced = {w.text: w.bbox for w in tesseract.words(page, scale=0.6)}
+    both = [t for t in ("quick", "brown", "dog", "This") if t in full and t in reduced]
+    assert len(both) >= 3
+    for text in both:
+        (x, y, w, h), (rx, ry, rw, rh) = full[text], reduced[text]
+        assert abs(rx - x) <= 3 and abs(ry - y) <= 3 and abs(rw - w) <= 4 and abs(rh - h) <= 4, text
+
+
+def test_the_page_after_one_that_hung_is_read(tesseract_pages):
+    page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
+    with pytest.raises(InputError, match="longer than"):
+        tesseract.words(page, timeout=0.01)
+    assert "quick" in {w.text for w in tesseract.words(page)}

@@ -2,10 +2,10 @@
 
 ``process_page`` is the whole job for one page, as a short sequence of stages:
 
-    clean page (clean) -> Tesseract words, one call (tesseract) -> text regions from the ink
-    (regions) -> printed/handwritten, one batch (reading.writing_type) -> handwritten number
-    fields read, one batch, by the segmenting and the whole-field reader (reading.digits) ->
-    destination code (destination) -> overlay
+    clean page (clean) -> text regions from the ink (regions) -> printed/handwritten, one
+    batch (reading.writing_type) -> Tesseract words of the page without its handwriting, one
+    call (tesseract) -> handwritten number fields read, one batch, by the segmenting and the
+    whole-field reader (reading.digits) -> destination code (destination) -> overlay
 
 ``process_document`` runs it over every page of a file and never raises for a bad input: the
 document (or the page) gets status ``error`` and a one-line message. A missing dependency
@@ -120,13 +120,20 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     writing_type, digits = _Models.get()
 
     page = clean.prepare(image)
-    words = tesseract.words(page.grey, timeout=settings.tesseract_timeout)
-    text_regions = regions.text_regions(page.ink, words)
+    # Kinds first, so Tesseract reads only what needs its text: handwriting is read by the digit
+    # readers, and Tesseract's attempts at it cost most of its time on a handwritten envelope.
+    text_regions = regions.ink_regions(page.ink)
+    p_hw = _p_handwritten(writing_type, page.grey, text_regions)
+    handwritten = [r.bbox for r, p in zip(text_regions, p_hw) if p >= settings.handwritten_threshold]
+    printed = [r.bbox for r, p in zip(text_regions, p_hw) if p < settings.handwritten_threshold]
+    words = tesseract.words(_without(page.grey, handwritten, printed), timeout=settings.tesseract_timeout,
+                            scale=tesseract.reading_scale([h for _, _, _, h in printed]))
+    faint = regions.attach_words(text_regions, words)  # print the ink mask missed
+    p_hw = np.concatenate([p_hw, _p_handwritten(writing_type, page.grey, faint)])
+    order = regions.reading_order(text_regions)
+    text_regions, p_hw = [text_regions[i] for i in order], p_hw[order]
     if not text_regions:
         return PageResult(page=page_number, width=width, height=height), []
-
-    crops = [regions.cut(page.grey, r.bbox) for r in text_regions]
-    p_hw = writing_type.p_handwritten(crops)
     kinds = ["handwritten" if p >= settings.handwritten_threshold else "printed" for p in p_hw]
 
     directory = settings.directory()
@@ -201,6 +208,33 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
         )
     result = PageResult(page=page_number, width=width, height=height, crops=records, postal_code=code)
     return result, list(zip(field_crops, field_readings))
+
+
+def _p_handwritten(writing_type, grey: np.ndarray, text_regions) -> np.ndarray:
+    """P(handwritten) of each region's crop, in one batch."""
+    if not text_regions:
+        return np.zeros(0, np.float32)
+    crops = [regions.cut(grey, r.bbox) for r in text_regions]
+    return np.asarray(writing_type.p_handwritten(crops), np.float32)
+
+
+# Paper added around a handwritten region when it is whitened: the anti-aliased edge of a
+# stroke lies just outside the ink mask that drew the region's box.
+HANDWRITING_MARGIN = 2
+
+
+def _without(grey: np.ndarray, handwritten, printed) -> np.ndarray:
+    """The clean page with its handwritten regions whitened (printed ones kept whole), for Tesseract."""
+    if not handwritten:
+        return grey
+    out = grey.copy()
+    height, width = grey.shape[:2]
+    m = HANDWRITING_MARGIN
+    for x, y, w, h in handwritten:
+        out[max(0, y - m):min(height, y + h + m), max(0, x - m):min(width, x + w + m)] = 255
+    for x, y, w, h in printed:
+        out[y:y + h, x:x + w] = grey[y:y + h, x:x + w]
+    return out
 
 
 def _validity(directory, value: str) -> dict:

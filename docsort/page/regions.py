@@ -167,23 +167,36 @@ def _overlap_share(box: BBox, other: BBox) -> float:
     return iw * ih / float(max(1, w * h))
 
 
-def text_regions(ink: np.ndarray, words: list[TesseractWord]) -> list[TextRegion]:
-    """The page's word regions in reading order (top to bottom, left to right)."""
+def ink_regions(ink: np.ndarray) -> list[TextRegion]:
+    """The page's word regions found in its ink alone, before any Tesseract word is attached."""
     page_h, page_w = ink.shape
     max_height = MAX_TEXT_HEIGHT * min(page_h, page_w)
     boxes = [b for b in group_words(ink_components(ink), max_height) if _looks_like_text(b, max_height)]
-    regions = [TextRegion(b) for b in boxes]
+    return [TextRegion(b) for b in boxes]
+
+
+def attach_words(regions: list[TextRegion], words: list[TesseractWord]) -> list[TextRegion]:
+    """Give each Tesseract word to the smallest region holding it; a confident word with no
+    region of its own (print too faint for the ink mask) becomes a region, appended to
+    ``regions`` and returned."""
+    added = []
     for word in words:
         holders = [r for r in regions if _contains(r.bbox, word)]
         if holders:
             min(holders, key=lambda r: r.bbox[2] * r.bbox[3]).words.append(word)
         elif word.conf >= 60 and any(c.isalnum() for c in word.text):
             if not any(_overlap_share(word.bbox, r.bbox) > 0.5 for r in regions):
-                regions.append(TextRegion(word.bbox, [word]))
+                region = TextRegion(word.bbox, [word])
+                regions.append(region)
+                added.append(region)
     for r in regions:
         r.words.sort(key=lambda w: w.bbox[0])
-    regions.sort(key=lambda r: (r.bbox[1] + r.bbox[3] / 2, r.bbox[0]))
-    return regions
+    return added
+
+
+def reading_order(regions: list[TextRegion]) -> list[int]:
+    """Indices of ``regions`` top to bottom, left to right."""
+    return sorted(range(len(regions)), key=lambda i: (regions[i].bbox[1] + regions[i].bbox[3] / 2, regions[i].bbox[0]))
 
 
 def cut(grey: np.ndarray, bbox: BBox, margin: int = 4) -> np.ndarray:

@@ -45,6 +45,8 @@ CONFIG = ("-c", "tessedit_do_invert=0")
 # sample envelopes (word boxes 17-30 px, 1800 px wide) reading at 0.75 of that size already
 # missed postal codes, so the target stays above what they hold.
 READING_WORD_HEIGHT = 32.0
+MIN_READING_WORDS = 4
+MIN_READING_SCALE = 0.5
 
 from docsort.batch.records import BBox
 
@@ -105,17 +107,19 @@ def check_tesseract() -> str:
 
 
 def reading_scale(word_heights) -> float:
-    """The factor (at most 1) that brings a page's printed words to ``READING_WORD_HEIGHT``.
+    """The factor (1 down to ``MIN_READING_SCALE``) that brings a page's printed words to
+    ``READING_WORD_HEIGHT``.
 
     Tesseract's line recogniser sees every line at one fixed height whatever the scan's
     resolution, but its page analysis (thresholding, blob finding) costs per pixel: a 300 dpi
-    scan read at the size its print needs costs a fraction and reads as well. ``word_heights``
-    are the heights of the printed words on the page; without any the page is read as it is.
+    scan read at the size its print needs costs less and reads as well. ``word_heights`` are
+    the heights of the printed words on the page; a page with fewer than ``MIN_READING_WORDS``
+    (a handwritten envelope, whose only "print" may be a stamp's picture) is read as it is.
     """
     heights = [h for h in word_heights if h > 0]
-    if not heights:
+    if len(heights) < MIN_READING_WORDS:
         return 1.0
-    return min(1.0, READING_WORD_HEIGHT / float(np.median(heights)))
+    return max(MIN_READING_SCALE, min(1.0, READING_WORD_HEIGHT / float(np.median(heights))))
 
 
 def words(page: np.ndarray, timeout: float = PAGE_TIMEOUT_S, psm: int = 11,
