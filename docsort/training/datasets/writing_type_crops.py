@@ -38,7 +38,7 @@ from docsort.training.synth.printed import Font, font_split, random_printed_text
 
 PRINTED, HANDWRITTEN = 0, 1
 CLASS_NAMES = ("printed", "handwritten")
-DATA_VERSION = 4
+DATA_VERSION = 5
 # A crop whose ink, once normalised, covers more of the frame than this shows no shape: a lone
 # period or hyphen blown up to the crop's height, or a scan that drowned the writing.
 MAX_INK_FILL = 0.85
@@ -74,6 +74,16 @@ class TrainingConfig:
     letter_spaced: int = 3000
     punctuated: int = 3000
     pen_strokes: int = 0
+    # Office print and office scans (``datasets.office_crops``): printed words in real italic,
+    # bold and condensed faces, small caps, typewriter, dot-matrix and thermal print, and real
+    # handwriting in pencil and thin pen, through 1-bit and grey scans at 150-400 dpi; and words
+    # Tesseract cuts from pages of mixed roman and italic paragraphs.
+    office_printed: int = 16000
+    office_handwritten: int = 9000
+    paragraph_pages: int = 48
+    validation_office_printed: int = 1500
+    validation_office_handwritten: int = 1000
+    validation_paragraph_pages: int = 8
     # Weight averaging (0: the last step's weights are saved).
     ema_momentum: float = 0.0
     # The last epochs train with BatchNorm statistics fixed (0: batch statistics throughout),
@@ -88,7 +98,9 @@ class TrainingConfig:
     # wide once normalised (lone characters and slivers), with a wider network (``filters``).
     # None: the main model, on all crops.
     max_width: Optional[int] = None
-    filters: tuple[int, ...] = (12, 24, 48, 64)
+    # Four filters in the first convolution: half the main model's cost of the 12 before, where
+    # the numpy engine spends most of its time (the first two convolutions at full resolution).
+    filters: tuple[int, ...] = (4, 16, 32, 64)
     name: str = "writing_type"
     # Crops that hold no writing (cuts of handwritten words that fall on blank paper, ink a few
     # pixels tall, shapeless blobs) are drawn again, in training and validation alike: neither
@@ -117,6 +129,14 @@ class TrainingConfig:
         c.letter_spaced = max(min(2, self.letter_spaced), int(self.letter_spaced * f))
         c.punctuated = max(min(2, self.punctuated), int(self.punctuated * f))
         c.pen_strokes = max(min(2, self.pen_strokes), int(self.pen_strokes * f))
+        c.office_printed = max(min(4, self.office_printed), int(self.office_printed * f))
+        c.office_handwritten = max(min(4, self.office_handwritten), int(self.office_handwritten * f))
+        c.paragraph_pages = min(1, self.paragraph_pages)
+        c.validation_office_printed = max(min(4, self.validation_office_printed),
+                                          int(self.validation_office_printed * f))
+        c.validation_office_handwritten = max(min(4, self.validation_office_handwritten),
+                                              int(self.validation_office_handwritten * f))
+        c.validation_paragraph_pages = min(1, self.validation_paragraph_pages)
         c.tesseract_pages = 1 if self.limit < 5000 else max(1, int(self.tesseract_pages * f))
         c.validation_printed = max(8, int(self.validation_printed * f))
         c.validation_digit_strings = max(4, int(self.validation_digit_strings * f))
@@ -666,12 +686,17 @@ class CropSet:
     labels: list[int] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     tesseract_conf: list[float] = field(default_factory=list)  # page-level conf, NaN if not cut by Tesseract
+    # Conditions of each crop for the per-condition table ("italic", "1-bit", "pencil"...; see
+    # ``office_crops.CONDITIONS``); empty for the sources that do not record them.
+    tags: list[tuple[str, ...]] = field(default_factory=list)
 
-    def add(self, crop: np.ndarray, label: int, source: str, conf: float = float("nan")) -> None:
+    def add(self, crop: np.ndarray, label: int, source: str, conf: float = float("nan"),
+            tags: tuple[str, ...] = ()) -> None:
         self.crops.append(crop)
         self.labels.append(label)
         self.sources.append(source)
         self.tesseract_conf.append(conf)
+        self.tags.append(tuple(tags))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -707,7 +732,8 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
     mnist_data, mnist_train, mnist_val = mnist_splits(config.mnist_dir)
     dhsd = load_dhsd(config.dhsd_dir)
     train_words = [img for img, _, w in dhsd if w in writers.train]
-    val_words = [(img, text) for img, text, w in dhsd if w in writers.validation]
+    # The sealed writers are the held-out family's (``office_crops.sealed_family``): not validation.
+    val_words = [(img, text) for img, text, w in dhsd if w in writers.selection]
     log(f"data: {len(train_words)} DHSD training words, {len(val_words)} validation words, "
         f"{len(fonts.train)}/{len(fonts.held_out)} training/held-out fonts")
 
@@ -747,6 +773,13 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
                                             _cache_file(config, "train_pages", key), log):
         if not clean or shows_writing(crop):
             train.add(crop, kind, "tesseract_pages", conf)
+    by_writer: dict[int, list[np.ndarray]] = {}
+    for img, _, w in dhsd:
+        if w in writers.train:
+            by_writer.setdefault(w, []).append(img)
+    _add_office(train, config, rng, list(fonts.train), by_writer, mnist_train.images,
+                config.office_printed, config.office_handwritten,
+                [config.seed * 1_000_003 + 700_000 + i for i in range(config.paragraph_pages)], "train", log)
 
     validation = build_validation(config, fonts, writers, val_words, mnist_val.images, log)
     if config.max_width:
@@ -768,9 +801,10 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
 def narrow_crops(crops: CropSet, max_width: int) -> CropSet:
     """The crops at most ``max_width`` wide once normalised: lone characters and slivers."""
     kept = CropSet()
-    for crop, label, source, conf in zip(crops.crops, crops.labels, crops.sources, crops.tesseract_conf):
+    for crop, label, source, conf, tags in zip(crops.crops, crops.labels, crops.sources, crops.tesseract_conf,
+                                               crops.tags):
         if wt.prepare(crop).shape[1] <= max_width:
-            kept.add(crop, label, source, conf)
+            kept.add(crop, label, source, conf, tags)
     return kept
 
 
@@ -785,7 +819,30 @@ def build_validation(config: TrainingConfig, fonts, writers, val_words, val_digi
                                             _cache_file(config, "validation_pages", key), log):
         if not config.only_writing or shows_writing(crop):
             validation.add(crop, kind, "tesseract_pages", conf)
+    by_writer: dict[int, list[np.ndarray]] = {}
+    for img, _, w in load_dhsd(config.dhsd_dir, writers.selection):
+        by_writer.setdefault(w, []).append(img)
+    _add_office(validation, config, np.random.default_rng(config.seed + 7927), list(fonts.held_out), by_writer,
+                val_digits, config.validation_office_printed, config.validation_office_handwritten,
+                [config.seed * 1_000_003 + 800_000 + i for i in range(config.validation_paragraph_pages)],
+                "validation", log)
     return validation
+
+
+def _add_office(crops: CropSet, config: TrainingConfig, rng: np.random.Generator, fonts, by_writer, digits,
+                printed: int, handwritten: int, page_seeds: list[int], name: str, log) -> None:
+    """Office print and handwriting through office scans, and Tesseract's cuts of paragraph pages."""
+    from docsort.training.datasets import office_crops
+
+    keep = shows_writing if config.only_writing else (lambda c: True)
+    for crop, label, tags in office_crops.office_crops(rng, printed, handwritten, fonts, by_writer, digits,
+                                                       keep=keep):
+        crops.add(crop, label, f"office_{CLASS_NAMES[label]}", tags=tags)
+    key = {"v": DATA_VERSION, "seed": config.seed, "pages": page_seeds, "fonts": sorted({f.path for f in fonts})}
+    for crop, label, conf, tags in office_crops.paragraph_crops(
+            fonts, page_seeds, config.workers, _cache_file(config, f"{name}_paragraph_pages", key), log):
+        if keep(crop):
+            crops.add(crop, label, "paragraph_pages", conf, tags=tags)
 
 
 def held_out_draw(config: TrainingConfig, fonts, val_words, val_digits, seed: int) -> CropSet:

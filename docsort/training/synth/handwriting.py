@@ -152,6 +152,17 @@ class WriterSplit:
     validation: tuple[int, ...]
     seed: int
 
+    @property
+    def sealed(self) -> tuple[int, ...]:
+        """Validation writers that the printed/handwritten classifier's model selection never sees
+        either (every other one): its held-out family's handwriting."""
+        return self.validation[1::2]
+
+    @property
+    def selection(self) -> tuple[int, ...]:
+        """Validation writers left for choosing and calibrating models (all but ``sealed``)."""
+        return tuple(w for w in self.validation if w not in self.sealed)
+
     def to_dict(self) -> dict:
         return {"train": list(self.train), "validation": list(self.validation), "seed": self.seed}
 
