@@ -298,3 +298,12 @@ def test_evaluate_cli_json_reports_both_classes_and_real_scans(tmp_path, dhsd_di
     assert result["accuracy"] >= 0.9
     assert result["real_scans"]["original"]["n"] > 100
     assert result["model"]["sha256"] == manifest.file_sha256(str(manifest.model_path(manifest.WRITING_TYPE)))
+    # The held-out family (fonts, 1-bit 200 dpi scans, writers no training or selection touches),
+    # measured apart, with a row per condition; and the real scans as 1-bit and italic pages.
+    family = result["held_out_family"]
+    assert family["per_class_n"]["printed"] and family["per_class_n"]["handwritten"]
+    assert family["n"] == sum(map(sum, family["confusion_matrix"]))
+    assert {"1-bit 200 dpi", "italic"} <= {row["condition"] for row in family["conditions"]}
+    assert {"pencil", "short words (1-3 characters)"} <= {row["condition"] for row in result["validation_conditions"]}
+    variants = result["tesseract_page_variants"]["variants"]
+    assert {"1-bit 200 dpi", "1-bit 300 dpi"} <= set(variants) and all(v["n"] > 100 for v in variants.values())

@@ -147,6 +147,11 @@ def evaluate_writing_type(
         None, "--draw", help="Also measure on a further draw of the held-out writers, fonts and digits, cut and "
                              "scanned anew with this seed (repeat for more; the model card's figures use 101, "
                              "202, 303 and 404), alone and pooled with the validation set."),
+    held_out: bool = typer.Option(
+        True, "--held-out/--no-held-out",
+        help="Also measure the held-out family (fonts, 1-bit 200 dpi scans, writers and MNIST test digits no "
+             "training or selection touches), the per-condition table and the real scans as 1-bit and "
+             "italic pages (minutes)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
 ) -> None:
     """Accuracy of the printed/handwritten classifier on held-out writers, fonts and real scans."""
@@ -158,11 +163,13 @@ def evaluate_writing_type(
     log = progress_lines(as_json)
     result = evaluate(str(model) if model else None, dhsd_dir, mnist_dir, pages_dir, seed=seed,
                       report_dir=report, cache_dir=_cache_dir(cache), baseline=baseline, limit=limit,
-                      draws=draws or (), log=log)
+                      draws=draws or (), held_out=held_out, log=log)
     if as_json:
         print_json(result)
         return
     stdout.print(_evaluation_table(result))
+    if result.get("held_out_family"):
+        stdout.print(_conditions_table(result))
     if report is not None:
         stdout.print(f"report written to {report}", highlight=False)
 
@@ -194,9 +201,40 @@ def _evaluation_table(result: dict):
         pooled = further["pooled_with_validation"]
         table.add_row(f"  pooled with validation ({pooled['n']:,}; {pooled['errors']} errors)",
                       f"{100 * pooled['accuracy']:.2f} %")
+    for name, entry in result.get("tesseract_page_variants", {}).get("variants", {}).items():
+        table.add_row(f"  real scans {name} ({entry['n']})", f"{100 * entry['printed_rate']:.2f} %")
+    family = result.get("held_out_family")
+    if family:
+        table.add_row(f"held-out family ({family['n']:,}; {family['errors']} errors)",
+                      f"{100 * family['accuracy']:.2f} %")
+        for name, acc in family["per_class_accuracy"].items():
+            table.add_row(f"  {name} ({family['per_class_n'][name]})", f"{100 * acc:.2f} %" if acc is not None else "-")
     base = result.get("tesseract_confidence_baseline")
     if base:
         table.add_row(f"Tesseract confidence baseline (threshold {base['threshold']:.0f})",
                       f"{100 * base['accuracy']:.2f} %")
     return table
 
+
+
+def _conditions_table(result: dict):
+    """Accuracy per condition (italic, bold, 1-bit, short words, pencil...) on the held-out family
+    and the validation set, each class apart."""
+    from rich.table import Table
+
+    table = Table(title="Per condition: held-out family | validation", title_justify="left")
+    table.add_column("condition")
+    for column in ("family printed", "family handwritten", "validation printed", "validation handwritten"):
+        table.add_column(column, justify="right")
+    rows: dict[str, list[str]] = {}
+    for offset, key in ((0, "held_out_family"), (2, "validation_conditions")):
+        entries = result[key]["conditions"] if key == "held_out_family" else result.get(key, [])
+        for row in entries:
+            cells = rows.setdefault(row["condition"], ["-"] * 4)
+            for k, cls in enumerate(("printed", "handwritten")):
+                entry = row[cls]
+                if entry["n"]:
+                    cells[offset + k] = f"{100 * entry['accuracy']:.2f} % ({entry['n']})"
+    for name, cells in rows.items():
+        table.add_row(name, *cells)
+    return table

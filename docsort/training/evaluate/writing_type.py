@@ -381,8 +381,12 @@ def write_report(report_dir: Path, validation, labels, p, metrics: dict, history
 def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_dir: Optional[Path], *,
              seed: int = 0, report_dir: Optional[Path] = None, cache_dir: Optional[Path] = None,
              baseline: bool = True, workers: int = 2, limit: Optional[int] = None, draws: Sequence[int] = (),
+             held_out: bool = True,
              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """Rebuild the fixed validation set for ``seed`` and measure the model on it.
+
+    ``held_out``: also measure the held-out family, the per-condition table and the
+    tesseract-pages variants (``evaluate.writing_type_office``).
 
     ``draws``: seeds of further draws of the same held-out writers, fonts and digits
     (``held_out_draw``), measured too, alone and pooled with the validation set.
@@ -391,15 +395,19 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
     from docsort.training.synth.printed import font_split
     from docsort.reading.writing_type import WritingTypeClassifier
+    from docsort.training.evaluate import writing_type_office as office
 
     config = crop_sets.TrainingConfig(dhsd_dir=Path(dhsd_dir), mnist_dir=Path(mnist_dir), out_dir=Path("."),
                                       cache_dir=cache_dir, seed=seed, limit=limit, workers=workers).scaled()
     writers = dhsd_writer_split(seed)
     fonts = font_split(seed)
     _, _, mnist_val = crop_sets.mnist_splits(config.mnist_dir)
-    val_words = [(img, text) for img, text, _ in load_dhsd(config.dhsd_dir, writers.validation)]
+    val_words = [(img, text) for img, text, _ in load_dhsd(config.dhsd_dir, writers.selection)]
     validation = crop_sets.build_validation(config, fonts, writers, val_words, mnist_val.images, log)
     scores = tesseract_scores(validation.crops, workers, cache_dir, log) if baseline else None
+    # The held-out family is made (Tesseract in worker processes) before the models load.
+    family = office.held_out_family(dhsd_dir, mnist_dir, seed=seed, cache_dir=cache_dir, workers=workers,
+                                    limit=limit, log=log) if held_out else None
     classifier = WritingTypeClassifier(model_file)
     history = None
     history_file = Path(classifier.model_file).with_name("writing_type.history.json")
@@ -408,6 +416,9 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     metrics = evaluate_on(classifier, validation, pages_dir, report_dir=report_dir, baseline_scores=scores,
                           history=history, log=log)
     metrics["model"] = {"file": classifier.model_file, "sha256": manifest.file_sha256(classifier.model_file)}
+    if family is not None:
+        metrics.update(office.office_measurements(classifier, validation, family, pages_dir, report_dir=report_dir,
+                                                  log=log))
     if draws:
         metrics["further_draws"] = further_draws(classifier, config, fonts, val_words, mnist_val.images, draws,
                                                  metrics, log)
