@@ -4,7 +4,10 @@ Generates envelopes with real handwriting (``docsort samples --handwriting``: MN
 DHSD held-out writers), runs the real pipeline (``process_document``) over the files with at
 most two worker processes, and prints per source the share of destination codes read right
 and sent automatically, wrong codes sent automatically, sender codes picked, crop kinds
-against the ground truth, and Tesseract alone (its text's k-digit tokens) side by side. With
+against the ground truth, and side by side the peers a user would pick instead (``peers.py``):
+RapidOCR (PP-OCR on ONNX Runtime, one thread) and Tesseract alone, each as right, wrong and
+none (neither has a calibrated confidence, so every answer counts as sent automatically), raw
+and with look-alike characters read as digits. ``--no-peers`` skips both for quick runs. With
 ``--strings N`` it also measures ``read-digits`` on N composed strings of MNIST test digits
 with touching and overlapping neighbours.
 
@@ -54,17 +57,36 @@ def _process(path: str):
     return Path(path).name, doc.to_dict(), time.perf_counter() - start
 
 
-def _tesseract_alone(path: str, code_length: int):
-    """Tesseract's own reading of the page: its k-digit tokens in reading order."""
-    import pytesseract
+def _peer_init() -> None:
+    """Load RapidOCR's models before the clock runs (its engine loads them on first use)."""
+    import cv2
 
-    from docsort.page.destination import printed_code
+    from peers import rapidocr_page
 
+    page = np.full((120, 400, 3), 255, np.uint8)
+    cv2.putText(page, "Berlin 10115", (10, 70), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2)
+    rapidocr_page(page)
+
+
+def _peer_page(peer: str, path: str):
+    """One peer's lines of one envelope, the page size, and its seconds (file read included)."""
+    from PIL import Image
+
+    from peers import rapidocr_page, tesseract_page
+
+    with Image.open(path) as im:
+        size = im.size
     start = time.perf_counter()
-    text = pytesseract.image_to_string(path, lang="eng", config="--psm 11")
-    elapsed = time.perf_counter() - start
-    tokens = [t for t in (printed_code(w, code_length) for w in text.split()) if t]
-    return Path(path).name, tokens, elapsed
+    lines = (rapidocr_page if peer == "rapidocr" else tesseract_page)(path)
+    return Path(path).name, lines, size, time.perf_counter() - start
+
+
+def _tesseract_alone(path: str):
+    return _peer_page("tesseract", path)
+
+
+def _rapidocr(path: str):
+    return _peer_page("rapidocr", path)
 
 
 def _overlap(a, b) -> float:
@@ -89,10 +111,16 @@ def envelopes(args) -> dict:
     truth = load_truth(folder)
     files = [str(folder / name) for name in sorted(truth)]
     ctx = get_context("spawn")
-    start = time.perf_counter()
-    with ctx.Pool(args.jobs) as pool:
-        tess = pool.starmap(_tesseract_alone, [(f, args.code_length) for f in files], chunksize=1)
-    tesseract_wall = time.perf_counter() - start
+    peer_pages = {}
+    if args.peers:
+        start = time.perf_counter()
+        with ctx.Pool(args.jobs) as pool:
+            peer_pages["tesseract"] = pool.map(_tesseract_alone, files, chunksize=1)
+        peer_pages["tesseract_wall"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with ctx.Pool(args.jobs, initializer=_peer_init) as pool:
+            peer_pages["rapidocr"] = pool.map(_rapidocr, files, chunksize=1)
+        peer_pages["rapidocr_wall"] = time.perf_counter() - start
     runs = [(None, args.threshold if args.threshold is not None else default_accept_threshold())]
     if args.country:
         runs.append((args.country, args.threshold if args.threshold is not None
@@ -105,7 +133,7 @@ def envelopes(args) -> dict:
         with ctx.Pool(args.jobs, initializer=_init, initargs=(settings,)) as pool:
             results = pool.map(_process, files, chunksize=1)
         pipeline_wall = time.perf_counter() - start
-        report = _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall,
+        report = _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
                          args.details and (args.details if country is None else f"{args.details}.{country}"))
         if not args.country:
             return report
@@ -113,9 +141,46 @@ def envelopes(args) -> dict:
     return reports
 
 
-def _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall, details) -> dict:
+# The peers' answers side by side with docsort's: each engine raw, and with look-alike characters
+# (O, S, I, l, B, Z, /, |) read as digits in runs that hold a digit (``peers.pick_code``).
+PEERS = {"rapidocr": ("rapidocr", True), "rapidocr_raw": ("rapidocr", False),
+         "tesseract_alone": ("tesseract", True), "tesseract_alone_raw": ("tesseract", False)}
+ENGINE_LABELS = {"tesseract": "tesseract_alone", "rapidocr": "rapidocr"}  # seconds are one thread each
+
+
+def _peer_answers(peer_pages: dict, country, code_length: int) -> dict:
+    """{file: {peer: code or None}}; with a country, codes that do not exist are dropped."""
+    from peers import pick_code, printed_code_tokens
+
+    from docsort.page import directory as directories
+
+    directory = directories.load(country) if country else None
+    length = directory.length if directory else code_length
+    answers: dict = {}
+    for peer, (engine, confusions) in PEERS.items():
+        for name, lines, size, _ in peer_pages.get(engine, []):
+            answers.setdefault(name, {})[peer] = pick_code(lines, size, length, confusions, directory)
+    for name, lines, _, _ in peer_pages.get("tesseract", []):
+        answers[name]["tesseract_tokens"] = printed_code_tokens(lines, length)
+    return answers
+
+
+def _peer_shares(rows: list[dict]) -> dict:
+    """Right, wrong and none per peer: every answer a peer gives counts as sent automatically."""
+    out = {}
+    for peer in PEERS:
+        if not rows or peer not in rows[0]["peers"]:
+            continue
+        answers = [(r["peers"][peer], r["truth"]) for r in rows]
+        out[peer] = {"right": round(np.mean([a == t for a, t in answers]), 4),
+                     "wrong": round(np.mean([a is not None and a != t for a, t in answers]), 4),
+                     "none": round(np.mean([a is None for a, _ in answers]), 4)}
+    return out
+
+
+def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall, details) -> dict:
     """The measures of one reading of the envelopes, against their truth."""
-    tess_by_name = {name: tokens for name, tokens, _ in tess}
+    peer_answers = _peer_answers(peer_pages, country, args.code_length)
 
     rows = []
     kind_right = kind_total = unmatched = 0
@@ -136,7 +201,8 @@ def _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall
                 continue
             kind_total += 1
             kind_right += best["kind"] == element["kind"]
-        tokens = tess_by_name.get(name, [])
+        answers = dict(peer_answers.get(name, {}))
+        tokens = answers.pop("tesseract_tokens", [])
         rows.append({
             "file": name, "source": t["destination_source"], "truth": t["destination_code"],
             "layout": t.get("layout"), "position": t.get("position"),
@@ -147,11 +213,15 @@ def _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall
             "read_source": code["source"] if code else None,
             "tesseract_last": tokens[-1] if tokens else None,
             "tesseract_any": t["destination_code"] in tokens, "seconds": seconds,
+            "peers": answers,
         })
 
     n = len(rows)
     report = {"envelopes": n, "accept_threshold": threshold, "jobs": args.jobs,
-              "pipeline_wall_s": round(pipeline_wall, 1), "tesseract_alone_wall_s": round(tesseract_wall, 1)}
+              "pipeline_wall_s": round(pipeline_wall, 1)}
+    for engine, label in ENGINE_LABELS.items():
+        if f"{engine}_wall" in peer_pages:
+            report[f"{label}_wall_s"] = round(peer_pages[f"{engine}_wall"], 1)
     for source in ("handwritten", "printed"):
         sel = [r for r in rows if r["source"] == source]
         if not sel:
@@ -160,11 +230,15 @@ def _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall
             "n": len(sel),
             "right_and_auto": round(np.mean([r["value"] == r["truth"] and r["auto"] for r in sel]), 4),
             "right_any_decision": round(np.mean([r["value"] == r["truth"] for r in sel]), 4),
+            "wrong_and_auto": round(np.mean([r["value"] != r["truth"] and r["auto"] for r in sel]), 4),
             "auto": round(np.mean([r["auto"] for r in sel]), 4),
             "no_code": round(np.mean([r["value"] is None for r in sel]), 4),
-            "tesseract_alone_last_token_right": round(np.mean([r["tesseract_last"] == r["truth"] for r in sel]), 4),
-            "tesseract_alone_any_token_right": round(np.mean([r["tesseract_any"] for r in sel]), 4),
         }
+        if peer_pages:
+            report[source].update({
+                "tesseract_alone_last_token_right": round(np.mean([r["tesseract_last"] == r["truth"] for r in sel]), 4),
+                "tesseract_alone_any_token_right": round(np.mean([r["tesseract_any"] for r in sel]), 4),
+                "peers": _peer_shares(sel)})
     # Per address layout family and block position: a reader that only knows one convention
     # shows here, whatever its total.
     for key in ("layout", "position"):
@@ -173,15 +247,22 @@ def _report(args, truth, results, tess, threshold, pipeline_wall, tesseract_wall
             "n": sum(r[key] == g for r in rows),
             "right_and_auto": round(np.mean([r["value"] == r["truth"] and r["auto"] for r in rows if r[key] == g]), 4),
             "wrong_auto": int(sum(r["auto"] and r["value"] != r["truth"] for r in rows if r[key] == g)),
+            **({"peers": _peer_shares([r for r in rows if r[key] == g])} if peer_pages else {}),
         } for g in groups}
     report["wrong_auto_share_of_all"] = round(np.mean([r["auto"] and r["value"] != r["truth"] for r in rows]), 4)
     report["sender_code_picked"] = int(sum(r["value"] is not None and r["value"] == r["sender"] for r in rows))
-    report["tesseract_alone_sender_code_last"] = int(sum(r["tesseract_last"] is not None and r["tesseract_last"] == r["sender"] for r in rows))
+    if peer_pages:
+        report["tesseract_alone_sender_code_last"] = int(sum(r["tesseract_last"] is not None and r["tesseract_last"] == r["sender"] for r in rows))
+        report["peers_sender_code_picked"] = {
+            peer: int(sum(r["peers"][peer] is not None and r["peers"][peer] == r["sender"] for r in rows))
+            for peer in PEERS}
     report["crop_kinds_right"] = round(kind_right / max(1, kind_total), 4)
     report["crop_kinds_measured"] = kind_total
     report["truth_elements_without_crop"] = unmatched
     report["seconds_per_envelope_pipeline"] = round(float(np.mean([r["seconds"] for r in rows])), 3)
-    report["seconds_per_envelope_tesseract_alone"] = round(float(np.mean([s for _, _, s in tess])), 3)
+    for engine, label in ENGINE_LABELS.items():
+        if peer_pages.get(engine):
+            report[f"seconds_per_envelope_{label}"] = round(float(np.mean([p[3] for p in peer_pages[engine]])), 3)
     conf = np.array([r["confidence"] if r["confidence"] is not None else -1 for r in rows])
     right = np.array([r["value"] == r["truth"] for r in rows])
     calib = []
@@ -263,6 +344,8 @@ def main() -> None:
     parser.add_argument("--gap-min", type=float, default=-0.3)
     parser.add_argument("--gap-max", type=float, default=0.5)
     parser.add_argument("--skip-envelopes", action="store_true")
+    parser.add_argument("--no-peers", dest="peers", action="store_false",
+                        help="skip the peers (RapidOCR and Tesseract alone): docsort's figures only")
     parser.add_argument("--mnist-split", choices=("test", "train"), default="test",
                         help="train: development runs that must not look at the test set")
     parser.add_argument("--overlays")
