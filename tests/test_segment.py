@@ -53,3 +53,19 @@ def test_the_page_after_one_that_hung_is_read(tesseract_pages):
     with pytest.raises(InputError, match="longer than"):
         tesseract.words(page, timeout=0.01)
     assert "quick" in {w.text for w in tesseract.words(page)}
+
+
+def test_reading_part_of_a_page_gives_that_part_s_words_in_page_pixels(tesseract_pages):
+    page = cv2.imread(str(tesseract_pages / "phototest.tif"), cv2.IMREAD_GRAYSCALE)
+    full = tesseract.words(page)
+    first_line = [w for w in full if w.line_key == full[0].line_key]
+    x0 = min(w.bbox[0] for w in first_line) - 20
+    y0 = min(w.bbox[1] for w in first_line) - 5
+    x1 = max(w.bbox[0] + w.bbox[2] for w in first_line) + 20
+    y1 = max(w.bbox[1] + w.bbox[3] for w in first_line) + 5
+    part = tesseract.words(page, areas=[(x0, y0, x1 - x0, y1 - y0)])
+    assert [w.text for w in part] == [w.text for w in first_line]
+    for word, same in zip(part, first_line):
+        (x, y, w, h), (sx, sy, sw, sh) = word.bbox, same.bbox
+        assert abs(x - sx) <= 4 and abs(y - sy) <= 4 and x >= x0 and y >= y0, (word, same)
+    assert tesseract.words(page, areas=[]) == []

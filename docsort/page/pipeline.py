@@ -120,14 +120,15 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     writing_type, digits = _Models.get()
 
     page = clean.prepare(image)
-    # Kinds first, so Tesseract reads only what needs its text: handwriting is read by the digit
-    # readers, and Tesseract's attempts at it cost most of its time on a handwritten envelope.
+    # Kinds first, so Tesseract reads only what needs its text: print, not handwriting.
     text_regions = regions.ink_regions(page.ink)
     p_hw = _p_handwritten(writing_type, page.grey, text_regions)
     handwritten = [r.bbox for r, p in zip(text_regions, p_hw) if p >= settings.handwritten_threshold]
     printed = [r.bbox for r, p in zip(text_regions, p_hw) if p < settings.handwritten_threshold]
-    words = tesseract.words(_without(page.grey, handwritten, printed), timeout=settings.tesseract_timeout,
-                            scale=tesseract.reading_scale([h for _, _, _, h in printed]))
+    to_read = regions.without_handwriting(page.grey, handwritten, printed)
+    words = tesseract.words(to_read, timeout=settings.tesseract_timeout,
+                            scale=tesseract.reading_scale([h for _, _, _, h in printed]),
+                            areas=regions.reading_areas(to_read, printed, [r.bbox[3] for r in text_regions]))
     faint = regions.attach_words(text_regions, words)  # print the ink mask missed
     p_hw = np.concatenate([p_hw, _p_handwritten(writing_type, page.grey, faint)])
     order = regions.reading_order(text_regions)
@@ -216,25 +217,6 @@ def _p_handwritten(writing_type, grey: np.ndarray, text_regions) -> np.ndarray:
         return np.zeros(0, np.float32)
     crops = [regions.cut(grey, r.bbox) for r in text_regions]
     return np.asarray(writing_type.p_handwritten(crops), np.float32)
-
-
-# Paper added around a handwritten region when it is whitened: the anti-aliased edge of a
-# stroke lies just outside the ink mask that drew the region's box.
-HANDWRITING_MARGIN = 2
-
-
-def _without(grey: np.ndarray, handwritten, printed) -> np.ndarray:
-    """The clean page with its handwritten regions whitened (printed ones kept whole), for Tesseract."""
-    if not handwritten:
-        return grey
-    out = grey.copy()
-    height, width = grey.shape[:2]
-    m = HANDWRITING_MARGIN
-    for x, y, w, h in handwritten:
-        out[max(0, y - m):min(height, y + h + m), max(0, x - m):min(width, x + w + m)] = 255
-    for x, y, w, h in printed:
-        out[y:y + h, x:x + w] = grey[y:y + h, x:x + w]
-    return out
 
 
 def _validity(directory, value: str) -> dict:

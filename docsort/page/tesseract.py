@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -122,14 +123,16 @@ def reading_scale(word_heights) -> float:
     return max(MIN_READING_SCALE, min(1.0, READING_WORD_HEIGHT / float(np.median(heights))))
 
 
-def words(page: np.ndarray, timeout: float = PAGE_TIMEOUT_S, psm: int = 11,
-          scale: float = 1.0) -> list[TesseractWord]:
+def words(page: np.ndarray, timeout: float = PAGE_TIMEOUT_S, psm: int = 11, scale: float = 1.0,
+          areas: Optional[Sequence[BBox]] = None) -> list[TesseractWord]:
     """All word boxes Tesseract finds on ``page`` (uint8 grey or BGR), in reading order.
 
     ``psm`` 11 (sparse text) suits envelopes, where address blocks, stamps and stray marks
-    float on empty paper rather than forming columns. ``scale`` (at most 1, see
-    ``reading_scale``) reduces the page before Tesseract reads it; the boxes are always in
-    ``page``'s own pixels. Boxes with no text are kept out; handwriting often comes back as
+    float on empty paper rather than forming columns. ``areas`` (boxes on ``page``; None: the
+    whole page) are the parts worth reading, each handed over as a page of its own, all within
+    one ``timeout``. ``scale`` (at most 1, see ``reading_scale``) reduces them before Tesseract
+    reads them. The boxes are always in ``page``'s own pixels, and block numbers run on from one
+    area to the next. Boxes with no text are kept out; handwriting often comes back as
     low-confidence junk words, which the pipeline judges by their pixels, not by Tesseract's text.
     """
     import cv2
@@ -137,45 +140,58 @@ def words(page: np.ndarray, timeout: float = PAGE_TIMEOUT_S, psm: int = 11,
     image = np.ascontiguousarray(page)
     if image.ndim not in (2, 3) or image.size == 0:
         raise InputError("page image is empty or has an unsupported shape")
-    scale = min(1.0, float(scale))
     height, width = image.shape[:2]
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        sx, sy = width / size[0], height / size[1]
-    else:
-        sx = sy = 1.0
-    rows = _reader(int(psm)).read(image, timeout)
+    boxes = []
+    for x, y, w, h in [(0, 0, width, height)] if areas is None else areas:
+        x0, y0, x1, y1 = max(0, int(x)), max(0, int(y)), min(width, int(x + w)), min(height, int(y + h))
+        if x1 > x0 and y1 > y0:
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
+    if not boxes:
+        return []
+    scale = min(1.0, float(scale))
+    parts = []
+    for x, y, w, h in boxes:
+        part = image[y:y + h, x:x + w]
+        if scale < 1.0:
+            part = cv2.resize(part, (max(1, round(w * scale)), max(1, round(h * scale))),
+                              interpolation=cv2.INTER_AREA)
+        parts.append(np.ascontiguousarray(part))
 
     found = []
-    for level, _, block, paragraph, line, word, left, top, w, h, conf, text in rows:
-        text = text.strip()
-        if level != "5" or not text or int(w) <= 0 or int(h) <= 0:
-            continue
-        x0, y0 = math.floor(int(left) * sx), math.floor(int(top) * sy)
-        x1 = min(width, math.ceil((int(left) + int(w)) * sx))
-        y1 = min(height, math.ceil((int(top) + int(h)) * sy))
-        found.append(
-            TesseractWord(
-                bbox=(x0, y0, max(1, x1 - x0), max(1, y1 - y0)),
-                text=text,
-                # Whole numbers, as pytesseract gave them when the confidence mappings were measured.
-                conf=float(int(float(conf))),
-                block=int(block),
-                paragraph=int(paragraph),
-                line=int(line),
-                word=int(word),
+    blocks = 0
+    for (x, y, w, h), part, rows in zip(boxes, parts, _reader(int(psm)).read(parts, timeout)):
+        sx, sy = w / part.shape[1], h / part.shape[0]
+        last_block = 0
+        for level, _, block, paragraph, line, word, left, top, bw, bh, conf, text in rows:
+            last_block = max(last_block, int(block))
+            text = text.strip()
+            if level != "5" or not text or int(bw) <= 0 or int(bh) <= 0:
+                continue
+            x0, y0 = x + math.floor(int(left) * sx), y + math.floor(int(top) * sy)
+            x1 = min(x + w, x + math.ceil((int(left) + int(bw)) * sx))
+            y1 = min(y + h, y + math.ceil((int(top) + int(bh)) * sy))
+            found.append(
+                TesseractWord(
+                    bbox=(x0, y0, max(1, x1 - x0), max(1, y1 - y0)),
+                    text=text,
+                    # Whole numbers, as pytesseract gave them when the confidence mappings were measured.
+                    conf=float(int(float(conf))),
+                    block=blocks + int(block),
+                    paragraph=int(paragraph),
+                    line=int(line),
+                    word=int(word),
+                )
             )
-        )
+        blocks += last_block
     return found
 
 
 class _Reader:
     """One ``tesseract`` process that reads page files named on its stdin, one after another.
 
-    Each page is followed by a blank 8x8 end page: its TSV row (the next page number) says that
-    the page's own rows are complete. Pages are written to one file in the reader's folder, so
-    one page's image is on disk at a time.
+    The images of one call are followed by a blank 8x8 end page: its TSV row (the page number
+    after theirs) says that their rows are complete. They are on disk in the reader's folder
+    only while Tesseract reads them.
     """
 
     END_SIZE = 8
@@ -186,7 +202,6 @@ class _Reader:
         self.owner = os.getpid()
         _remove_stale_folders()
         self.folder = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{self.owner}-")
-        self.page_path = os.path.join(self.folder, "page.bmp")
         self.end_path = os.path.join(self.folder, "end.bmp")
         self.errors_path = os.path.join(self.folder, "stderr.txt")
         cv2.imwrite(self.end_path, np.full((self.END_SIZE, self.END_SIZE), 255, np.uint8))
@@ -212,30 +227,33 @@ class _Reader:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def read(self, image: np.ndarray, timeout: float) -> list[list[str]]:
-        """The TSV rows (as fields) of one page."""
+    def read(self, images: Sequence[np.ndarray], timeout: float) -> list[list[list[str]]]:
+        """The TSV rows (as fields) of each image, all read within ``timeout``."""
         import cv2
 
         with self.lock:
-            if not cv2.imwrite(self.page_path, image):
-                raise InputError("page image cannot be handed to Tesseract")
+            paths = [os.path.join(self.folder, f"page-{i}.bmp") for i in range(len(images))]
             try:
-                return self._rows_of_page(timeout)
+                for path, image in zip(paths, images):
+                    if not cv2.imwrite(path, image):
+                        raise InputError("page image cannot be handed to Tesseract")
+                return self._rows(paths, timeout)
             finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.page_path)  # no scan of anyone's mail stays on disk
+                for path in paths:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)  # no scan of anyone's mail stays on disk
 
-    def _rows_of_page(self, timeout: float) -> list[list[str]]:
+    def _rows(self, paths: list[str], timeout: float) -> list[list[list[str]]]:
         os.truncate(self.errors_path, 0)
-        page, end = self.pages + 1, self.pages + 2
+        first, end = self.pages + 1, self.pages + len(paths) + 1
         deadline = time.monotonic() + timeout
         try:
-            self.process.stdin.write(f"{self.page_path}\n{self.end_path}\n".encode())
+            self.process.stdin.write("".join(f"{path}\n" for path in [*paths, self.end_path]).encode())
             self.process.stdin.flush()
         except OSError:  # it died before taking the page
             raise InputError(f"Tesseract failed on this page: {self.failure()}") from None
         self.pages = end
-        rows = []
+        rows: list[list[list[str]]] = [[] for _ in paths]
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
             while True:
@@ -254,8 +272,8 @@ class _Reader:
                     if len(fields) < 11 or not fields[1].isdigit():
                         continue  # the header, or an end page's remains
                     number = int(fields[1])
-                    if number == page:
-                        rows.append(fields[:11] + ["\t".join(fields[11:])])
+                    if first <= number < end:
+                        rows[number - first].append(fields[:11] + ["\t".join(fields[11:])])
                     elif number == end:
                         done = True
                 if done:
