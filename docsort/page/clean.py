@@ -64,9 +64,14 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     k = max(9, int(round(max(small.shape) / 40)) | 1)
     background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     background = cv2.blur(background, (k, k))
-    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    flat = grey.astype(np.float32) / np.maximum(background, 1.0) * 255.0
-    return np.clip(flat, 0, 255).astype(np.uint8)
+    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+    np.maximum(background, 1, out=background)
+    # In place: a page-sized float array per step costs more than the arithmetic.
+    flat = grey.astype(np.float32)
+    np.divide(flat, background, out=flat)
+    np.multiply(flat, np.float32(255.0), out=flat)
+    np.minimum(flat, np.float32(255.0), out=flat)
+    return flat.astype(np.uint8)
 
 
 def denoise(grey: np.ndarray) -> np.ndarray:
@@ -101,7 +106,7 @@ def estimate_skew(ink: np.ndarray) -> float:
     """
     h, w = ink.shape
     factor = min(1.0, ANALYSIS_SIDE / max(h, w))
-    small = cv2.resize(ink.astype(np.uint8) * 255, (max(1, int(w * factor)), max(1, int(h * factor))),
+    small = cv2.resize(np.multiply(ink, np.uint8(255), dtype=np.uint8), (max(1, int(w * factor)), max(1, int(h * factor))),
                        interpolation=cv2.INTER_AREA) > 64
     # Only text-sized marks vote: a stamp's filled picture or a long rule would outweigh the lines.
     count, labels, stats = components(small)
@@ -118,14 +123,20 @@ def estimate_skew(ink: np.ndarray) -> float:
     xs = xs.astype(np.float32) - small.shape[1] / 2
     ys = ys.astype(np.float32) - small.shape[0] / 2
     bins = small.shape[0] * 2
+    half = small.shape[0]
 
     def sharpness(angle: float) -> float:
         t = np.radians(angle)
         # A page tilted by t (cv2's counter-clockwise positive) has its lines level again in
         # rows y' = sin(t) x + cos(t) y.
         yr = np.sin(t) * xs + np.cos(t) * ys
-        hist, _ = np.histogram(yr, bins=bins, range=(-small.shape[0], small.shape[0]))
-        hist = hist.astype(np.float64)
+        # np.histogram(yr, bins, range=(-height, height)) counted the quick way: one-pixel rows
+        # whose edges are exact integers, so a point on an edge falls where np.histogram puts it.
+        yr = yr[(yr >= -half) & (yr <= half)]
+        rows = np.floor(yr + half).astype(np.intp)
+        rows -= yr < rows - half
+        rows += yr >= rows + 1 - half
+        hist = np.bincount(np.minimum(rows, bins - 1), minlength=bins).astype(np.float64)
         return float(np.sum(hist ** 2))
 
     coarse = np.arange(-MAX_SKEW_DEGREES, MAX_SKEW_DEGREES + 0.01, 1.0)
@@ -143,13 +154,14 @@ def prepare(image: np.ndarray) -> CleanPage:
     grey = to_grey(image)
     h, w = grey.shape
     flat = denoise(flatten(grey))
-    skew = estimate_skew(ink_mask(flat))
+    ink = ink_mask(flat)
+    skew = estimate_skew(ink)
     # Undo the tilt: rotating the page by -skew makes lines level. The canvas grows so no
     # corner of the page (a sender address close to the edge) is cut off.
     angle = -skew
     if abs(angle) < 0.2:
         identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        return CleanPage(flat, ink_mask(flat), 0.0, identity, (w, h))
+        return CleanPage(flat, ink, 0.0, identity, (w, h))
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
     nw, nh = int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos))
