@@ -61,7 +61,7 @@ def main() -> None:
     print(f"to_mnist alone (scanned 84x84 crops): {prep_rate:,.0f} digits/s")
     full_rate = best_rate(lambda: reader.read_digit_images(papers), len(papers), args.repeats)
     print(f"to_mnist + predict_proba (scanned crops): {full_rate:,.0f} digits/s over {len(papers):,} digits")
-    print(f"cpu cores: {os.cpu_count()}, DOCSORT_TF_THREADS={os.environ.get('DOCSORT_TF_THREADS', 'unset')}")
+    print(f"cpu cores: {os.cpu_count()}, DOCSORT_THREADS={os.environ.get('DOCSORT_THREADS', 'unset')}")
 
 
 if __name__ == "__main__":

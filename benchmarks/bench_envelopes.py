@@ -33,7 +33,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
-os.environ.setdefault("DOCSORT_TF_THREADS", "1")
+os.environ.setdefault("DOCSORT_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402

@@ -11,8 +11,7 @@ in step):
 | variable | what it sets |
 | --- | --- |
 | ``DOCSORT_MODELS`` | folder of the model files (default: the shipped ``models/``) |
-| ``DOCSORT_RUNTIME`` | which runtime runs the models (``keras`` instead of the default engine) |
-| ``DOCSORT_TF_THREADS`` | threads per worker for the networks (set per worker by ``process``) |
+| ``DOCSORT_THREADS`` | threads each network runs on (ONNX Runtime; TensorFlow when training); default all cores, set per worker by ``process`` and on Dask workers |
 | ``DOCSORT_TF_LOG`` | ``1`` shows TensorFlow's own start-up messages |
 | ``DOCSORT_DATASETS`` | folder with ``mnist/``, ``dhsd/``, ``tesseract-pages/`` for ``train``, ``evaluate``, ``samples`` |
 | ``DOCSORT_MNIST`` | the MNIST files alone (``train digits``, ``evaluate digits``) |
@@ -51,14 +50,13 @@ def check_code_length(value: int, option: str = "--code-length") -> int:
 # --------------------------------------------------------------------------- environment variables
 
 MODELS_VAR = "DOCSORT_MODELS"
-RUNTIME_VAR = "DOCSORT_RUNTIME"
-MODEL_THREADS_VAR = "DOCSORT_TF_THREADS"
+MODEL_THREADS_VAR = "DOCSORT_THREADS"
 TF_LOG_VAR = "DOCSORT_TF_LOG"
 DATASETS_VAR = "DOCSORT_DATASETS"
 MNIST_VAR = "DOCSORT_MNIST"
 CACHE_VAR = "DOCSORT_CACHE"
 WORKER_START_TIMEOUT_VAR = "DOCSORT_WORKER_START_TIMEOUT"
-ENVIRONMENT = (MODELS_VAR, RUNTIME_VAR, MODEL_THREADS_VAR, TF_LOG_VAR, DATASETS_VAR, MNIST_VAR, CACHE_VAR,
+ENVIRONMENT = (MODELS_VAR, MODEL_THREADS_VAR, TF_LOG_VAR, DATASETS_VAR, MNIST_VAR, CACHE_VAR,
                WORKER_START_TIMEOUT_VAR)
 
 
@@ -72,13 +70,8 @@ def models_folder() -> Optional[Path]:
     return _path(MODELS_VAR)
 
 
-def model_runtime() -> str:
-    """``$DOCSORT_RUNTIME`` in lower case; empty for the default engine."""
-    return (os.environ.get(RUNTIME_VAR) or "").strip().lower()
-
-
 def model_threads() -> int:
-    """``$DOCSORT_TF_THREADS``: threads one worker gives the networks; 0 when unset (the runtime's own choice)."""
+    """``$DOCSORT_THREADS``: threads each network runs on; 0 when unset (the engine then uses every core)."""
     value = (os.environ.get(MODEL_THREADS_VAR) or "").strip()
     try:
         return max(0, int(value)) if value else 0

@@ -95,13 +95,17 @@ def test_results_follow_the_interface(reference, envelopes):
     import jsonschema
 
     jsonschema.validate(results, results_schema())
-    # Every model the pipeline reads is named with its hash, ensemble members included.
+    # Every network the pipeline reads is named with its hash, ensemble members included, and
+    # the manifest they were taken from with its hash and version.
     from docsort.reading import manifest
 
-    shipped = sorted(p.name for p in manifest.models_dir().glob("*.keras"))
+    shipped = sorted(p.name for p in manifest.models_dir().glob("*.onnx"))
     assert sorted(m["file"] for m in results["models"].values()) == shipped
     for model in results["models"].values():
         assert model["sha256"] == manifest.file_sha256(manifest.models_dir() / model["file"])
+    listed = json.loads((manifest.models_dir() / "manifest.json").read_text())
+    assert results["manifest"] == {"file": "manifest.json", "version": listed["version"],
+                                   "sha256": manifest.file_sha256(manifest.models_dir() / "manifest.json")}
     files = [d["file"] for d in results["documents"]]
     assert files == sorted(files) and len(files) == BATCH_SIZE
     assert all(f.startswith(str(envelopes)) for f in files)
@@ -256,12 +260,12 @@ def test_corrupt_model_stops_before_any_work(few_envelopes, tmp_path):
 
     models = tmp_path / "models"
     shutil.copytree(manifest.models_dir(), models)
-    digits = models / "digits.keras"
+    digits = models / "digits.onnx"
     digits.write_bytes(digits.read_bytes()[: digits.stat().st_size // 2])
     out = tmp_path / "out"
     result = run_cli("process", few_envelopes, "--out", out, env={"DOCSORT_MODELS": str(models)})
     assert result.returncode == ExitCode.MISSING_DEPENDENCY
-    assert "digits.keras" in result.stderr and "corrupt" in result.stderr
+    assert "digits.onnx" in result.stderr and "corrupt" in result.stderr
     assert stored_records(out) == {}
 
 

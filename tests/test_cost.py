@@ -323,7 +323,7 @@ def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
     work.mkdir()
     target = tmp_path / "tradeoff.json"
     result = run_cli("evaluate", "tradeoff", "--count", "60", "--data", mnist_dir, "--out", target,
-                     "--report", tmp_path / "report", env={"DOCSORT_TF_THREADS": "1"}, cwd=work)
+                     "--report", tmp_path / "report", env={"DOCSORT_THREADS": "1"}, cwd=work)
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stdout.split())
     assert "cost-optimal threshold" in said and f"written to {target}" in said
@@ -355,7 +355,7 @@ def test_evaluate_tradeoff_writes_nothing_unless_told_where():
 
 def test_evaluate_tradeoff_will_not_install_a_curve_of_another_digit_model(tmp_path):
     other = tmp_path / "other.keras"
-    other.write_bytes(manifest.model_path(manifest.DIGITS).read_bytes() + b"\0")
+    other.write_bytes(manifest.keras_path(manifest.DIGITS).read_bytes() + b"\0")
     result = run_cli("evaluate", "tradeoff", "--count", "60", "--model", other,
                      "--out", cost.tradeoff_path())
     assert result.returncode == 2, result.stderr
@@ -416,7 +416,7 @@ def test_shipped_tradeoff_has_an_optimal_threshold_and_a_monotone_curve():
     # Measured for the model that ships (re-run `docsort evaluate tradeoff` after retraining).
     from docsort.reading import manifest
 
-    shipped = manifest.model_path(manifest.DIGITS)
+    shipped = manifest.keras_path(manifest.DIGITS)
     assert data["model"]["sha256"] == manifest.file_sha256(str(shipped.resolve()))
     assert data["models"] == manifest.code_reader_models()
     check = data["check"]

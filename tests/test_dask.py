@@ -120,8 +120,8 @@ def test_dask_run_equals_local_run(cluster, envelopes, local_run, tmp_path):
 
     with Client(address, timeout=60) as client:
         # Workers started with --nthreads 1 run their models on one thread, not on every core.
-        threads = client.run(os.getenv, "DOCSORT_TF_THREADS")
-    assert set(threads.values()) == {os.environ.get("DOCSORT_TF_THREADS") or "1"}
+        threads = client.run(os.getenv, "DOCSORT_THREADS")
+    assert set(threads.values()) == {os.environ.get("DOCSORT_THREADS") or "1"}
 
 
 def test_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, envelopes, local_run, tmp_path):

@@ -6,7 +6,7 @@ import itertools
 import json
 import math
 import shutil
-import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,14 +17,6 @@ from docsort.reading import manifest
 from docsort.reading.digits import strings as string_reader
 from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
 from docsort.training.synth.handwriting import compose_digit_string
-
-# What the numpy inference runtime can run (see the team's list of allowed layers).
-ALLOWED_LAYERS = {"InputLayer", "Conv2D", "Conv1D", "Dense", "BatchNormalization", "LayerNormalization",
-                  "GroupNormalization", "ReLU", "Activation", "MaxPooling2D", "AveragePooling2D",
-                  "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
-                  "GlobalMaxPooling1D", "Concatenate", "Add", "Flatten", "Reshape", "Permute", "Dropout",
-                  "Rescaling", "Softmax"}
-
 
 @pytest.fixture(scope="module")
 def mnist_test(mnist_dir):
@@ -64,16 +56,17 @@ def test_string_probability_sums_over_alignments():
     assert ours > 0.7
 
 
-def test_shipped_models_use_only_layers_the_runtime_runs():
-    members = string_reader.shipped_members()
-    assert len(members) == 3
-    for member in members:
-        with zipfile.ZipFile(member) as archive:
-            config = json.loads(archive.read("config.json"))
-        layers = {layer["class_name"] for layer in config["config"]["layers"]}
-        assert layers <= ALLOWED_LAYERS, layers - ALLOWED_LAYERS
+def test_shipped_ensemble_is_the_one_its_combination_was_fitted_with():
+    """The manifest's whole-field members are the ones digit_strings.metrics.json names, each an
+    .onnx exported from that .keras, and the combination it ships is the one fitted there."""
     metrics = manifest.load_metrics(manifest.DIGIT_STRINGS)
-    assert {"agree", "segmented", "whole"} <= set(metrics["combination"])
+    models = manifest.shipped()
+    members = string_reader.shipped_members()
+    assert [Path(m).name for m in members] == [Path(m).with_suffix(".onnx").name for m in metrics["ensemble"]]
+    for name in models.string_members():
+        assert models.entry(name)["source"]["sha256"] == manifest.file_sha256(manifest.keras_path(name))
+    assert {k: v for k, v in metrics["combination"].items() if k != "fit"} == models.combination
+    assert {"agree", "segmented", "whole"} <= set(models.combination)
 
 
 def test_ensemble_weighs_a_reading_by_every_member():
@@ -146,7 +139,7 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     out = tmp_path / "strings"
     proc = run_cli("train", "digit-strings", "--data", mnist_dir, "--steps", "4", "--validation-strings", "16",
                    "--test-strings", "0", "--combination-strings", "8", "--out", out, "-q",
-                   env={"DOCSORT_TF_THREADS": "1"})
+                   env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "digit_strings.metrics.json").read_text())
     assert metrics["steps"] == 4 and 0.0 <= metrics["validation_exact"] <= 1.0
@@ -173,9 +166,9 @@ def test_validation_envelopes_draw_only_digits_held_out_of_training(mnist_dir, d
 def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir, dhsd_dir, tmp_path):
     metrics = tmp_path / "digit_strings.metrics.json"
     metrics.write_text(manifest.metrics_path(manifest.DIGIT_STRINGS).read_text())
-    shutil.copy(manifest.model_path(manifest.DIGIT_STRINGS), tmp_path / "digit_strings.keras")
+    shutil.copy(manifest.keras_path(manifest.DIGIT_STRINGS), tmp_path / "digit_strings.keras")
     # A one-model "ensemble" of the shipped whole-field model, under another name.
-    shutil.copy(manifest.model_path(manifest.DIGIT_STRINGS), tmp_path / "member.keras")
+    shutil.copy(manifest.keras_path(manifest.DIGIT_STRINGS), tmp_path / "member.keras")
     refitted = tmp_path / "refitted.metrics.json"
     no_out = run_cli("train", "field-combination", "--data", mnist_dir, "--metrics", metrics)
     assert no_out.returncode == 2 and "--out" in no_out.stderr and len(no_out.stderr.strip().splitlines()) == 1
@@ -185,7 +178,7 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
     before = metrics.read_bytes()
     proc = run_cli("train", "field-combination", "--data", mnist_dir, "--handwriting", DATASETS,
                    "--envelopes", "4", "--composed", "8", "--metrics", metrics, "--member", "member.keras",
-                   "--out", refitted, env={"DOCSORT_TF_THREADS": "1"})
+                   "--out", refitted, env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     assert metrics.read_bytes() == before  # written only where --out says
     refit = json.loads(refitted.read_text())

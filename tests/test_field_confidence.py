@@ -98,7 +98,7 @@ def test_calibration_command_writes_its_fit_where_asked(tmp_path):
     missing = run_cli("train", "field-calibration", "--data", tmp_path / "absent", "--out", out)
     assert missing.returncode != 0 and "absent" in missing.stderr and "Traceback" not in missing.stderr
     proc = run_cli("train", "field-calibration", "--data", DATASETS, "--numbers", "30", "--not-numbers", "12",
-                   "--out", out, "-q", env={"DOCSORT_TF_THREADS": "1"})
+                   "--out", out, "-q", env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     written = json.loads(out.read_text())
     calibration = written["field_calibration"]

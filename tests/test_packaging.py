@@ -41,7 +41,9 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
     )
     (wheel,) = wheel_dir.glob("docsort-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("docsort/models/digits.keras", "docsort/models/digits.metrics.json",
+    for shipped in ("docsort/models/manifest.json", "docsort/models/digits.onnx", "docsort/models/writing_type.onnx",
+                    "docsort/models/writing_type_chars_3.onnx", "docsort/models/digit_strings_3.onnx",
+                    "docsort/models/digits.keras", "docsort/models/digits.metrics.json",
                     "docsort/models/writing_type.keras", "docsort/models/writing_type.metrics.json",
                     "docsort/models/writing_type_chars.keras", "docsort/models/writing_type_chars.metrics.json",
                     "docsort/models/writing_type_chars_2.keras", "docsort/models/writing_type_chars_3.keras",
@@ -57,7 +59,8 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DOCSORT_MODELS")}
     env["PYTHONPATH"] = str(target)
     probe = ("import os, docsort, docsort.reading.manifest as m, docsort.reading.digits.strings as s; "
-             "print(docsort.__file__); print(m.model_path('digits')); print(m.model_path('digits').is_file()); "
+             "m.shipped().verify(); "
+             "print(docsort.__file__); print(m.shipped().path('digits')); print(m.shipped().path('digits').is_file()); "
              "members = s.shipped_members(); print(len(members), all(os.path.isfile(p) for p in members))")
     out = subprocess.run([sys.executable, "-c", probe],
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True)

@@ -74,7 +74,8 @@ def test_results_validate_against_the_shipped_schema(results):
     payload = {
         "docsort_version": __version__,
         "tesseract_version": "5.3.0",
-        "models": {name: {"file": f"{name}.keras", "sha256": "0" * 64, "test_accuracy": 0.99}
+        "manifest": {"file": "manifest.json", "sha256": "0" * 64, "version": 1},
+        "models": {name: {"file": f"{name}.onnx", "sha256": "0" * 64, "test_accuracy": 0.99}
                    for name in ("digits", "writing_type")},
         "documents": documents,
         "summary": {"documents": len(documents), "pages": len(pages), "errors": 0, "skipped": 0,
@@ -101,6 +102,7 @@ def test_bad_inputs_become_error_records(tmp_path):
     assert missing.status == "error" and missing.error
     jsonschema.validate(
         {"docsort_version": "x", "tesseract_version": "x",
+         "manifest": {"file": "manifest.json", "sha256": "0" * 64, "version": 1},
          "models": {n: {"file": "m", "sha256": "0" * 64, "test_accuracy": None} for n in ("digits", "writing_type")},
          "documents": [doc.to_dict(), missing.to_dict()],
          "summary": {"documents": 2, "pages": 0, "errors": 2, "skipped": 0, "postal_codes": 0,

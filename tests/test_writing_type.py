@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from docsort.reading import manifest
 from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
-from docsort.reading.writing_type import DOUBT, HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WIDE_DOUBT, WritingTypeClassifier, prepare
+from docsort.reading.writing_type import HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier, prepare
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_doubted_crops_are_the_mean_of_every_look(classifier, unseen_handwriting
     p_main = alone(classifier.model_file)
     mains = [p_main] + [alone(f) for f in classifier.second_look_files]
     lone = [alone(f) for f in classifier.lone_character_files]
-    band = np.where(narrow, DOUBT, WIDE_DOUBT)
+    band = np.where(narrow, *classifier.doubt[:2])  # the bands the manifest ships
     doubted = (band <= p_main) & (p_main <= 1 - band)
     expected = np.where(doubted, np.where(narrow, np.mean(mains + lone, axis=0), np.mean(mains, axis=0)), p_main)
     assert (doubted & narrow).any() and (doubted & ~narrow).any(), "both kinds of second look are exercised"
@@ -129,18 +129,18 @@ def test_classify_cli_json_and_unreadable_input(tmp_path, unseen_handwriting, re
 
 def test_shipped_metrics_describe_the_shipped_model():
     metrics = manifest.load_metrics(manifest.WRITING_TYPE)
-    assert metrics["sha256"] == manifest.file_sha256(str(manifest.model_path(manifest.WRITING_TYPE)))
+    assert metrics["sha256"] == manifest.file_sha256(str(manifest.keras_path(manifest.WRITING_TYPE)))
     assert metrics["n"] == sum(map(sum, metrics["confusion_matrix"]))
     assert metrics["accuracy"] >= 0.97
     assert metrics["real_scans"]["original"]["printed_rate"] >= 0.995
     assert metrics["accuracy"] > metrics["tesseract_confidence_baseline"]["accuracy"]
     assert not set(metrics["writer_split"]["train"]) & set(metrics["writer_split"]["validation"])
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])
-    shipped = WritingTypeClassifier()
-    assert shipped.lone_character_files and [m["sha256"] for m in metrics["lone_character_models"]] == [
-        manifest.file_sha256(f) for f in shipped.lone_character_files]
+    shipped = WritingTypeClassifier()  # the ensemble the manifest lists, each network exported from the measured .keras
+    assert shipped.lone_character_models and [m["sha256"] for m in metrics["lone_character_models"]] == [
+        n.source["sha256"] for n in shipped.lone_character_models]
     assert [m["sha256"] for m in metrics.get("second_look_models", [])] == [
-        manifest.file_sha256(f) for f in shipped.second_look_files]
+        n.source["sha256"] for n in shipped.second_look_models]
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
@@ -261,9 +261,10 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
                    "--cache", tmp_path / "cache")
     assert done.returncode == 0, done.stderr
     ensemble = WritingTypeClassifier(str(out / "writing_type.keras"))
-    assert ensemble.second_look_files == [str(out / "writing_type_2.keras")]
-    assert ensemble.lone_character_files == [str(out / "writing_type_chars.keras"),
-                                             str(out / "writing_type_chars_2.keras")]
+    # The ensemble is what the folder's manifest (written by each training run) lists.
+    assert ensemble.second_look_files == [str((out / "writing_type_2.onnx").resolve())]
+    assert ensemble.lone_character_files == [str((out / "writing_type_chars.onnx").resolve()),
+                                             str((out / "writing_type_chars_2.onnx").resolve())]
     dot, word = np.full((30, 30), 255, np.uint8), np.full((30, 150), 255, np.uint8)
     dot[10:20, 10:20] = 0
     word[10:20, 10:140:6] = 0
@@ -274,7 +275,7 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     p_all, p_main, p_second = ensemble.p_handwritten([dot, word]), alone(out / "writing_type.keras"), \
         alone(out / "writing_type_2.keras")
     p_lone = [alone(f)[0] for f in ensemble.lone_character_files]
-    band = np.array([DOUBT, WIDE_DOUBT])  # the dot is a narrow crop, the word a wide one
+    band = np.array(ensemble.doubt[:2])  # the dot is a narrow crop, the word a wide one
     doubted = (band <= p_main) & (p_main <= 1 - band)
     expected_dot = (p_main[0] + p_second[0] + sum(p_lone)) / 4 if doubted[0] else p_main[0]
     expected_word = (p_main[1] + p_second[1]) / 2 if doubted[1] else p_main[1]
@@ -297,7 +298,7 @@ def test_evaluate_cli_json_reports_both_classes_and_real_scans(tmp_path, dhsd_di
     assert set(result["per_class_accuracy"]) == {"printed", "handwritten"}
     assert result["accuracy"] >= 0.9
     assert result["real_scans"]["original"]["n"] > 100
-    assert result["model"]["sha256"] == manifest.file_sha256(str(manifest.model_path(manifest.WRITING_TYPE)))
+    assert result["model"]["sha256"] == manifest.file_sha256(str(manifest.keras_path(manifest.WRITING_TYPE)))
     # The held-out family (fonts, 1-bit 200 dpi scans, writers no training or selection touches),
     # measured apart, with a row per condition; and the real scans as 1-bit and italic pages.
     family = result["held_out_family"]

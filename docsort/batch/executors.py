@@ -7,8 +7,8 @@ identical output.
 
 Models are loaded once per worker process (``warm_up`` before the first document, kept in a
 module-level cache, never pickled). Each worker runs Tesseract single-threaded
-(``OMP_THREAD_LIMIT=1``) and limits TensorFlow's threads (``DOCSORT_TF_THREADS``) so that
-workers x threads stays within the cores.
+(``OMP_THREAD_LIMIT=1``) and runs the networks on ``DOCSORT_THREADS`` threads (read by
+``docsort.reading.engine``) so that workers x threads stays within the cores.
 
 Local workers are managed here rather than by ``concurrent.futures``: a pool there is broken
 for good when one worker dies, while here the document that worker held fails with a message,
@@ -426,7 +426,7 @@ def _match_dask_worker_threads(worker=None) -> None:
 
     Workers are separate processes the user started, often one per core; a model running on
     every core in each of them oversubscribes the machine (two single-thread workers on two
-    cores ran about a fifth slower than ``--jobs 2``). ``DOCSORT_TF_THREADS`` set by the user
+    cores ran about a fifth slower than ``--jobs 2``). ``DOCSORT_THREADS`` set by the user
     wins. ``worker``: the Dask worker, where ``get_worker`` cannot find it (``Client.run``)."""
     if settings.model_threads_set():
         return

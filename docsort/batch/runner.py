@@ -26,7 +26,6 @@ import importlib
 import json
 import os
 import time
-import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,7 @@ from typing import Iterable, Optional, Protocol, Sequence
 
 from docsort import __version__
 from docsort import settings
-from docsort.errors import (InputError, MissingDependencyError, OutputLockedError,
-                            OutputNotWritableError, UsageError)
+from docsort.errors import InputError, OutputLockedError, OutputNotWritableError, UsageError
 from docsort.batch.executors import DocumentProcessor, DocumentTask, Executor, make_executor
 from docsort.page.ingest import SUPPORTED_SUFFIXES, check_readable
 from docsort.log import current_config, get_logger, one_line
@@ -371,50 +369,17 @@ class OutputFolder:
 # Dependencies and run information --------------------------------------------------------------
 
 
-def _check_model_file(path: Path) -> str:
-    """A model file that is missing or damaged stops the batch before any work (exit code 4)."""
-    from docsort.reading import manifest
-
-    if not path.is_file():
-        raise MissingDependencyError(f"model file not found: {path}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise MissingDependencyError(f"model file {path} is corrupt or unreadable: {exc}") from None
-    if damaged is not None:
-        raise MissingDependencyError(f"model file {path} is corrupt ({damaged} fails its checksum)")
-    return manifest.file_sha256(str(path))
-
-
 def run_information() -> dict:
-    """Versions and model hashes for results.json; raises MissingDependencyError if one is missing."""
+    """Versions, the model manifest and every network's hash for results.json; raises
+    MissingDependencyError when Tesseract or a listed model is missing or not the listed file."""
     from docsort.reading import manifest
     from docsort.page.tesseract import check_tesseract
 
     tesseract = check_tesseract()
-    models = {}
-    for name in (manifest.DIGITS, manifest.WRITING_TYPE, manifest.DIGIT_STRINGS, *_companion_models()):
-        path = manifest.model_path(name)
-        sha = _check_model_file(path)
-        metrics = manifest.load_metrics(name)
-        accuracy = metrics.get("test_accuracy", metrics.get("accuracy"))
-        models[name] = {"file": path.name, "sha256": sha, "test_accuracy": accuracy}
-    return {"docsort_version": __version__, "tesseract_version": tesseract, "models": models}
-
-
-def _companion_models() -> list[str]:
-    """Models read beside the three main ones: the whole-field ensemble's other members and the
-    further printed/handwritten models (second looks and lone characters). Their hashes belong in
-    the run information too, so a changed member is seen (and earlier results are not reused for it)."""
-    from docsort.reading import manifest
-    from docsort.reading.writing_type import ensemble_files, lone_character_files
-
-    names = [Path(f).stem for f in manifest.load_metrics(manifest.DIGIT_STRINGS).get("ensemble", [])]
-    names = [n for n in names if n != manifest.DIGIT_STRINGS]
-    folder = manifest.models_dir()
-    further = ensemble_files(folder, manifest.WRITING_TYPE)[1:] + lone_character_files(folder)
-    return names + [f.stem for f in further]
+    models = manifest.shipped()
+    models.verify()
+    return {"docsort_version": __version__, "tesseract_version": tesseract, "manifest": models.describe(),
+            "models": models.run_models()}
 
 
 def resolve_accept_threshold(options: BatchOptions) -> float:

@@ -198,6 +198,7 @@ def evaluate_tradeoff_command(
     """
     from docsort.cost.tradeoff import write_tradeoff
     from docsort.training.evaluate import tradeoff
+    from docsort.training.manifest import refresh as refresh_manifest
 
     if out is None and not as_json and report_dir is None:
         raise UsageError("give --out FILE to keep the trade-off, --report DIR for it with its picture, or --json "
@@ -228,6 +229,7 @@ def evaluate_tradeoff_command(
     if out is not None:
         before = _stored_threshold(out) if replaces_installed else None
         write_tradeoff(result, out)
+        refresh_manifest(out)  # a models folder's manifest states its accept threshold
     if report_dir is not None:
         _tradeoff_report(result, Path(report_dir), volume=volume, manual_cost=manual_cost, missort_cost=missort_cost)
     if as_json:
@@ -256,6 +258,7 @@ def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path
     from docsort.page import directory as directories
     from docsort.cli import progress_lines
     from docsort.cost.tradeoff import write_tradeoff
+    from docsort.training.manifest import refresh as refresh_manifest
     from docsort.training.train.directory_reading import measure_tradeoff
 
     cc = directories.check_country(country)
@@ -268,6 +271,7 @@ def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path
                               progress=progress_lines(as_json and out is None))
     if out is not None:
         write_tradeoff(result, out)
+        refresh_manifest(out)  # a models folder's manifest states its accept threshold
     if as_json:
         print_json(result)
         return

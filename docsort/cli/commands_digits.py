@@ -167,7 +167,8 @@ def train_field_calibration(
 @handles_errors
 def evaluate_digits(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
-    model: Optional[Path] = typer.Option(None, "--model", help="A digits .keras file. Default: the shipped model."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A digits .keras file (exported to .onnx beside it when it "
+                                         "has none). Default: the shipped model."),
     report: Optional[Path] = typer.Option(None, "--report",
                                           help="Write metrics.json, confusion_matrix.png, failures.png, "
                                                "learning_curve.png and field_reliability.png to this folder."),

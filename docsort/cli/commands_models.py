@@ -1,4 +1,5 @@
-"""``docsort train export``: trained models as the ``.onnx`` files that reading runs."""
+"""``docsort train export``: trained models as the ``.onnx`` files that reading runs, and the
+folder's ``manifest.json``."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ def train_export(
     folder: Path = typer.Argument(..., help="A models folder (the shipped one: models)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
-    """Export every .keras in FOLDER to the .onnx beside it, checked against the .keras on probe batches."""
+    """Export every .keras in FOLDER to the .onnx beside it (checked against the .keras on probe
+    batches) and write FOLDER/manifest.json: which models ship, by role, and how they combine."""
     from docsort.training.export import export_folder
+    from docsort.training.manifest import write
 
-    results = export_folder(folder, progress_lines(quiet))
-    print_rows(["onnx", "from", "largest difference", "sha256"],
-               [[r["file"], r["source"]["file"], f"{r['max_difference']:.1e}", r["sha256"]] for r in results])
+    log = progress_lines(quiet)
+    results = export_folder(folder, log)
+    written = write(folder, log)
+    print_rows(["onnx", "from", "largest difference", "sha256", "version"],
+               [[r["file"], r["source"]["file"], f"{r['max_difference']:.1e}", r["sha256"],
+                 written["models"][r["file"].removesuffix(".onnx")]["version"]] for r in results])

@@ -25,7 +25,8 @@ DATA_HELP = ("Folder holding the datasets as dhsd/, mnist/ and tesseract-pages/ 
 def classify(
     images: list[Path] = typer.Argument(..., help="Word crops (PNG, JPEG, TIFF, BMP), dark ink on light paper."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {file, kind, p_handwritten}."),
-    model: Optional[Path] = typer.Option(None, "--model", help="A writing_type .keras file. Default: the shipped model."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A writing_type .onnx file (or the .keras it was exported "
+                                         "from, beside it). Default: the shipped ensemble."),
 ) -> None:
     """Say for each word crop whether it is printed or handwritten."""
     from docsort.page.ingest import read_image
@@ -97,10 +98,11 @@ def train_writing_type(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
-    from docsort.reading.writing_type import LONE_CHARACTER_MODEL, LONE_CHARACTER_WIDTH
+    from docsort.reading.writing_type import LONE_CHARACTER_WIDTH
     from docsort.training.datasets.writing_type_crops import TrainingConfig, build_sets
     from docsort.training.evaluate import writing_type as evaluation
     from docsort.training.train import writing_type as training
+    from docsort.training.manifest import LONE_CHARACTER_MODEL
 
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
@@ -134,7 +136,8 @@ def evaluate_writing_type(
     dhsd: Optional[Path] = typer.Option(None, "--dhsd", help="DHSD folder (data.csv and the word images)."),
     mnist: Optional[Path] = typer.Option(None, "--mnist", help="MNIST folder (IDX files) or mnist.npz."),
     pages: Optional[Path] = typer.Option(None, "--pages", help="Real printed scans (tesseract-pages)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="A writing_type .keras file. Default: the shipped model."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A writing_type .keras file (exported to .onnx beside it "
+                                         "when it has none). Default: the shipped ensemble."),
     report: Optional[Path] = typer.Option(None, "--report",
                                           help="Write confusion matrix, failure galleries, learning curve "
                                                "and metrics JSON to this folder."),

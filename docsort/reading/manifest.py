@@ -1,4 +1,15 @@
-"""Where the shipped models live, and loading them once per process.
+"""Which models ship and how they combine: ``manifest.json`` in the models folder.
+
+The manifest (written by ``docsort train export``, ``docsort.training.manifest``) lists every
+network by its role: its ``.onnx`` file with sha256, input and version, and the ``.keras`` it was
+exported from; the printed/handwritten ensemble and its bands of doubt; the members of the
+whole-field ensemble; the weights that combine the two digit readers and the field
+calibration; the accept threshold and the file it was measured in. Readers ask the manifest
+for their networks and parameters; nothing finds a model by its file name.
+
+A folder holding a model file the manifest does not list, or missing a listed file, or with a
+file whose sha256 is not the listed one, is refused with a ``MissingDependencyError`` (exit code
+4): a batch must run on exactly the models that were measured.
 
 Models ship inside the installed package (``docsort/models``, copied from the repository's
 top-level ``models/`` at build time). In a source checkout or editable install they are read
@@ -11,20 +22,34 @@ import functools
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
+from typing import Optional
 
+from docsort import settings
 from docsort.errors import MissingDependencyError
+
+MANIFEST_FILE = "manifest.json"
+FORMAT = 1
+# Model files: what reading runs, and what training made (kept to reproduce and measure).
+MODEL_SUFFIXES = (".onnx", ".keras")
 
 DIGITS = "digits"
 WRITING_TYPE = "writing_type"
 DIGIT_STRINGS = "digit_strings"
+# Roles of the networks in the manifest.
+ROLE_DIGITS = "digits"
+ROLE_WRITING_TYPE = "writing_type"
+ROLE_SECOND_LOOK = "writing_type.second_look"
+ROLE_LONE_CHARACTERS = "writing_type.lone_characters"
+ROLE_DIGIT_STRINGS = "digit_strings.member"
 
 
 def models_dir() -> Path:
-    """The folder holding the shipped ``*.keras`` and ``*.metrics.json`` files."""
-    override = os.environ.get("DOCSORT_MODELS")
-    if override:
-        return Path(override)
+    """The folder holding ``manifest.json`` and the files it lists."""
+    override = settings.models_folder()
+    if override is not None:
+        return override
     package_dir = Path(__file__).resolve().parents[1]
     for candidate in (package_dir / "models", package_dir.parent / "models"):
         if candidate.is_dir():
@@ -32,7 +57,8 @@ def models_dir() -> Path:
     return package_dir / "models"
 
 
-def model_path(name: str) -> Path:
+def keras_path(name: str) -> Path:
+    """A trained model's ``.keras`` file (training and evaluation; reading runs the ``.onnx``)."""
     return models_dir() / f"{name}.keras"
 
 
@@ -41,7 +67,7 @@ def metrics_path(name: str) -> Path:
 
 
 def load_metrics(name: str) -> dict:
-    """The shipped model's measured metrics, or ``{}`` when none are shipped."""
+    """A model's measured metrics (training and evaluation), or ``{}`` when none are shipped."""
     path = metrics_path(name)
     try:
         return json.loads(path.read_text())
@@ -49,25 +75,6 @@ def load_metrics(name: str) -> dict:
         return {}
     except (OSError, ValueError) as exc:
         raise MissingDependencyError(f"model metrics {path} cannot be read: {exc}") from exc
-
-
-def string_model_files() -> list[Path]:
-    """The whole-field models: ``digit_strings.keras`` and the other members of its ensemble
-    named in its metrics (models trained alike from other seeds)."""
-    names = load_metrics(DIGIT_STRINGS).get("ensemble") or [model_path(DIGIT_STRINGS).name]
-    return [models_dir() / name for name in names]
-
-
-def code_reader_models(digit_model: Path | None = None) -> dict[str, dict]:
-    """``{name: {"file", "sha256"}}`` of the model files a postal code's reading and confidence
-    come from: the digit CNN (``digit_model``, default the installed one) and every whole-field
-    model. A measured accept threshold holds for exactly these files; results.json's ``models``
-    block has the same form. A missing file has ``sha256`` None."""
-    files = {DIGITS: Path(digit_model) if digit_model is not None else model_path(DIGITS)}
-    files.update((path.stem, path) for path in string_model_files())
-    return {name: {"file": path.name,
-                   "sha256": file_sha256(str(path.resolve())) if path.is_file() else None}
-            for name, path in files.items()}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -85,70 +92,158 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-_loaded: dict[str, object] = {}
-_runtime_models: dict[str, object] = {}
+class Manifest:
+    """A models folder as its ``manifest.json`` describes it."""
+
+    def __init__(self, folder: Path, data: dict, sha256: str):
+        self.folder = folder
+        self.data = data
+        self.sha256 = sha256
+
+    @property
+    def version(self) -> int:
+        return self.data["version"]
+
+    @property
+    def models(self) -> dict[str, dict]:
+        return self.data["models"]
+
+    def names(self, role: str) -> list[str]:
+        """The models of a role, in the manifest's order."""
+        return [name for name, entry in self.models.items() if entry["role"] == role]
+
+    def entry(self, name: str) -> dict:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise MissingDependencyError(f"{self.folder / MANIFEST_FILE} lists no model {name!r}") from None
+
+    def path(self, name: str) -> Path:
+        return self.folder / self.entry(name)["file"]
+
+    def name_of(self, path: str | os.PathLike) -> Optional[str]:
+        """The listed model whose ``.onnx`` or ``.keras`` is ``path``, or None."""
+        target = Path(path).resolve()
+        for name, entry in self.models.items():
+            if target in ((self.folder / entry["file"]).resolve(), (self.folder / entry["source"]["file"]).resolve()):
+                return name
+        return None
+
+    def network(self, name: str, spec):
+        """The listed network, checked against its sha256 and the input its reader feeds it."""
+        from docsort.reading import engine
+
+        entry = self.entry(name)
+        fed = spec.describe()
+        if {key: entry["input"].get(key) for key in fed} != fed:
+            raise MissingDependencyError(
+                f"{self.folder / MANIFEST_FILE} describes another input for {entry['file']} than this docsort "
+                f"feeds it ({entry['input']} vs {fed}); install the models made for this version")
+        self.check_file(name)
+        return engine.Network.load(self.path(name))
+
+    def check_file(self, name: str) -> None:
+        """Refuse a listed ``.onnx`` that is missing or not the file that was listed."""
+        entry = self.entry(name)
+        path = self.folder / entry["file"]
+        if not path.is_file():
+            raise MissingDependencyError(f"model file not found: {path} (listed in {MANIFEST_FILE})")
+        if file_sha256(path) != entry["sha256"]:
+            raise MissingDependencyError(
+                f"model file {path} is corrupt or replaced: its sha256 is not the one {MANIFEST_FILE} lists; restore "
+                f"it, or write the manifest again for new models (docsort train export {self.folder})")
+
+    def verify(self) -> None:
+        """Check every listed network before any work."""
+        for name in self.models:
+            self.check_file(name)
+
+    def writing_type(self) -> Optional[dict]:
+        """The printed/handwritten ensemble: ``main``, ``second_looks``, ``lone_characters``, ``doubt``."""
+        return self.data.get("ensembles", {}).get(WRITING_TYPE)
+
+    def string_members(self) -> list[str]:
+        """The whole-field ensemble's members, its first model first."""
+        ensemble = self.data.get("ensembles", {}).get(DIGIT_STRINGS)
+        return list(ensemble["members"]) if ensemble else []
+
+    @property
+    def combination(self) -> Optional[dict]:
+        """The logistic models that combine the two digit readers (None: not shipped)."""
+        return self.data.get("field_reading", {}).get("combination")
+
+    @property
+    def field_calibration(self) -> Optional[dict]:
+        """Whether a field is a number and P(its reading is right) (None: not shipped)."""
+        return self.data.get("field_reading", {}).get("field_calibration")
+
+    def describe(self) -> dict:
+        """The manifest as ``results.json`` names it."""
+        return {"file": MANIFEST_FILE, "sha256": self.sha256, "version": self.version}
+
+    def run_models(self) -> dict[str, dict]:
+        """``results.json``'s ``models`` block: every network that reads, as run."""
+        return {name: {"file": entry["file"], "sha256": entry["sha256"], "test_accuracy": entry.get("test_accuracy"),
+                       "role": entry["role"], "version": entry["version"]}
+                for name, entry in self.models.items()}
+
+    def code_reader_models(self) -> dict[str, dict]:
+        """``{name: {"file", "sha256"}}`` of the trained models a code's reading and confidence come
+        from: the digit network and every whole-field member, named by the ``.keras`` each was
+        exported from (as measured trade-offs record them)."""
+        names = self.names(ROLE_DIGITS) + self.string_members()
+        return {name: dict(self.entry(name)["source"]) for name in names}
 
 
-def inference_runtime() -> str:
-    """``numpy`` (default: no TensorFlow in workers) or ``keras`` (``DOCSORT_RUNTIME=keras``)."""
-    runtime = os.environ.get("DOCSORT_RUNTIME", "numpy").strip().lower() or "numpy"
-    if runtime not in ("numpy", "keras"):
-        raise MissingDependencyError(f"DOCSORT_RUNTIME must be 'numpy' or 'keras', not {runtime!r}")
-    return runtime
+_manifests: dict[tuple, Manifest] = {}
+_lock = threading.Lock()
 
 
-def load_model(path: str | os.PathLike):
-    """A shipped model for inference, loaded once per process.
+def load(folder: str | os.PathLike | None = None) -> Manifest:
+    """The manifest of ``folder`` (default: the installed models), read once per process.
 
-    Runs on the numpy engine (``docsort.reading.engine``), which starts in milliseconds and keeps a
-    worker's memory small; a model with a layer that engine lacks, or ``DOCSORT_RUNTIME=keras``,
-    loads with Keras instead. Either way the object answers ``predict_on_batch(x)``.
-    """
-    if inference_runtime() == "keras":
-        return load_keras_model(path)
-    key = str(Path(path).resolve())
-    if key in _runtime_models:
-        return _runtime_models[key]
-    if not Path(key).is_file():
-        raise MissingDependencyError(f"model file not found: {path}")
-    from docsort.reading import engine as runtime
-
+    Refuses (``MissingDependencyError``) a folder without a readable manifest or holding a model
+    file it does not list."""
+    folder = Path(folder) if folder is not None else models_dir()
+    path = folder / MANIFEST_FILE
     try:
-        model = runtime.load(key, threads=_model_threads())
-    except runtime.UnsupportedModel:
-        return load_keras_model(path)
-    except Exception as exc:  # zip, JSON and HDF5 errors for a damaged archive
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MissingDependencyError(f"model file {path} is corrupt or unreadable: {first_line}") from exc
-    _runtime_models[key] = model
-    return model
-
-
-def _model_threads() -> int:
-    """Threads for the numpy engine: ``DOCSORT_TF_THREADS`` (a worker's share of the cores, set
-    by the executor) or all cores. The engine parallelises over chunks of a batch, so BLAS is
-    kept to one thread."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
-    threads = int(os.environ.get("DOCSORT_TF_THREADS", "0") or 0)
-    return threads if threads > 0 else len(os.sched_getaffinity(0))
-
-
-def load_keras_model(path: str | os.PathLike):
-    """Load a model with Keras (training, reports), once per process; a missing or corrupt
-    file is a dependency error."""
-    key = str(Path(path).resolve())
-    if key in _loaded:
-        return _loaded[key]
-    if not Path(key).is_file():
-        raise MissingDependencyError(f"model file not found: {path}")
-    from docsort.training.tf import keras
-
+        stat = path.stat()
+    except OSError:
+        raise MissingDependencyError(
+            f"no {MANIFEST_FILE} in the models folder {folder}; write it with: docsort train export {folder}") from None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        if key in _manifests:
+            return _manifests[key]
     try:
-        model = keras().models.load_model(key, compile=False)
-    except Exception as exc:  # keras raises many types for a broken archive
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MissingDependencyError(f"model file {path} is corrupt or unreadable: {first_line}") from exc
-    _loaded[key] = model
-    return model
+        data = json.loads(path.read_text())
+        if data.get("format") != FORMAT or not isinstance(data.get("models"), dict):
+            raise ValueError(f"not a docsort model manifest of format {FORMAT}")
+    except (OSError, ValueError) as exc:
+        raise MissingDependencyError(f"model manifest {path} cannot be read: {exc}") from None
+    manifest = Manifest(folder, data, file_sha256(path))
+    listed = {entry["file"] for entry in manifest.models.values()}
+    listed |= {entry["source"]["file"] for entry in manifest.models.values()}
+    unlisted = sorted(p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES and p.name not in listed)
+    if unlisted:
+        raise MissingDependencyError(
+            f"model file {', '.join(unlisted)} in {folder} is not listed in {MANIFEST_FILE}; remove it, or write the "
+            f"manifest again to ship it (docsort train export {folder})")
+    with _lock:
+        _manifests[key] = manifest
+    return manifest
+
+
+def shipped() -> Manifest:
+    """The installed models' manifest."""
+    return load()
+
+
+def code_reader_models(digit_model: Optional[Path] = None) -> dict[str, dict]:
+    """The trained models a postal code's reading and confidence come from, as ``{name: {"file",
+    "sha256"}}``: the digit model (``digit_model``, a ``.keras`` file, default the installed one)
+    and every whole-field member. A measured accept threshold holds for exactly these."""
+    models = shipped().code_reader_models()
+    if digit_model is not None:
+        models[DIGITS] = {"file": Path(digit_model).name, "sha256": file_sha256(digit_model)}
+    return models

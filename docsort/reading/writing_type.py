@@ -14,30 +14,19 @@ from typing import Optional, Sequence
 import numpy as np
 
 from docsort.errors import InputError
+from docsort.reading import engine, manifest
 
 HEIGHT = 32
 MAX_WIDTH = 256
-# Crops are padded to the smallest of these widths that holds them, so a batch costs
-# what its crops need and the model sees a handful of input shapes only.
-WIDTH_BUCKETS = (32, 48, 64, 96, 128, 160, 192, 256)
 MAX_ASPECT = MAX_WIDTH / HEIGHT
-BATCH_SIZE = 512
+# Crops are padded (centred) to the smallest of these widths that holds them, so a batch costs
+# what its crops need and the network sees a handful of input shapes only.
+INPUT = engine.InputSpec("crop", HEIGHT, width_buckets=(32, 48, 64, 96, 128, 160, 192, 256), align="centre",
+                         batch=64)
 # Ink must differ from paper by this many grey levels, else the crop is blank paper.
 MIN_CONTRAST = 24.0
-# Crops on which the main model is this sure (p below it or above 1 minus it) keep its
-# probability. The others, a few in a hundred, get a second look by the further members of the
-# ensemble: the looks change almost none of the sure crops and would cost most of the time.
-DOUBT = 0.01
-# Wider crops are doubted only when the main model is less sure than this: a look at a long
-# word costs up to eight times one at a lone character, and the looks change few of them: on
-# the validation set and four further draws, gating wide crops at 0.05 rather than 0.01 cost two
-# decisions in 27,000 and made the classifier about 14 % faster.
-WIDE_DOUBT = 0.05
-# Further main models beside ``writing_type.keras`` are named ``writing_type_2.keras``, ``_3``...
-# Crops this narrow once normalised (lone characters, slivers) that the main model doubts are
-# also judged by wider networks of their own, kept beside it under this name. They are where
-# the errors are, and cheap to look at closely: a 32-column crop costs an eighth of a long word.
-LONE_CHARACTER_MODEL = "writing_type_chars"
+# The lone-character networks' widest input: crops this narrow once normalised (lone characters,
+# slivers) are where the errors are, and cheap to look at closely.
 LONE_CHARACTER_WIDTH = 48
 INK_THRESHOLD = 0.35
 MARGIN_PX = 2
@@ -91,7 +80,7 @@ def normalise(grey: np.ndarray, found) -> np.ndarray:
     import cv2
 
     if found is None:
-        return np.zeros((HEIGHT, WIDTH_BUCKETS[0]), np.float32)
+        return np.zeros((HEIGHT, INPUT.width_buckets[0]), np.float32)
     (x0, y0, x1, y1), paper, contrast = found
     h, w = y1 - y0, x1 - x0
     # The margin is fixed in output pixels, so the same word at any resolution looks the same.
@@ -154,76 +143,36 @@ def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-def bucket_width(width: int) -> int:
-    for bucket in WIDTH_BUCKETS:
-        if width <= bucket:
-            return bucket
-    return WIDTH_BUCKETS[-1]
-
-
-def pad_to(prepared: np.ndarray, width: int) -> np.ndarray:
-    """Centre a prepared crop on blank paper ``width`` columns wide."""
-    out = np.zeros((HEIGHT, width), np.float32)
-    w = min(prepared.shape[1], width)
-    left = (width - w) // 2
-    out[:, left:left + w] = prepared[:, :w]
-    return out
-
-
-def batches(prepared: Sequence[np.ndarray], batch_size: int = BATCH_SIZE):
-    """Yield ``(indices, tensor (n, HEIGHT, bucket, 1))`` grouping crops of similar width."""
-    by_bucket: dict[int, list[int]] = {}
-    for i, p in enumerate(prepared):
-        by_bucket.setdefault(bucket_width(p.shape[1]), []).append(i)
-    for width in sorted(by_bucket):
-        members = by_bucket[width]
-        for start in range(0, len(members), batch_size):
-            chunk = members[start:start + batch_size]
-            x = np.stack([pad_to(prepared[i], width) for i in chunk])[..., None]
-            yield np.asarray(chunk), x
-
-
 class WritingTypeClassifier:
-    """The shipped printed/handwritten model, loaded once per process.
+    """The shipped printed/handwritten ensemble (or one network), loaded once per process.
 
     ``p_handwritten`` is calibrated (temperature scaling on held-out writers and fonts is part
-    of the saved model), so 0.5 is the decision threshold and values read as probabilities.
+    of each network), so 0.5 is the decision threshold and values read as probabilities.
     """
 
     def __init__(self, model_file: Optional[str] = None, ensemble: bool = True):
-        """``ensemble``: also use the further main models and the lone-character models that lie
-        beside the model (False: the model alone, as when measuring one member)."""
-        from pathlib import Path
-
-        from docsort.reading import manifest
-
-        self.model_file = str(model_file or manifest.model_path(manifest.WRITING_TYPE))
-        self.model = manifest.load_model(self.model_file)
-        main, folder = Path(self.model_file).resolve(), Path(self.model_file).parent
-        further = ensemble_files(folder, Path(self.model_file).stem) if ensemble else []
-        self.second_look_files: list[str] = [str(f) for f in further if f.resolve() != main]
-        lone = lone_character_files(folder) if ensemble else []
-        self.lone_character_files: list[str] = [str(f) for f in lone
-                                                if f.resolve() != main and str(f) not in self.second_look_files]
-        self.second_look_models = [manifest.load_model(f) for f in self.second_look_files]
-        self.lone_character_models = [manifest.load_model(f) for f in self.lone_character_files]
-        self._predict: dict[int, object] = {}
-
-    def _predict_fn(self, model=None):
-        model = self.model if model is None else model
-        if id(model) not in self._predict:
-            if getattr(model, "runtime", None) == "numpy":
-                self._predict[id(model)] = model.predict_on_batch
-            else:
-                from docsort.training.tf import tensorflow
-
-                tf = tensorflow()
-                self._predict[id(model)] = tf.function(
-                    lambda x: model(x, training=False),
-                    input_signature=[tf.TensorSpec((None, HEIGHT, None, 1), tf.float32)],
-                    reduce_retracing=True,
-                )
-        return self._predict[id(model)]
+        """``model_file``: a network (``.onnx``, or a ``.keras`` with its exported ``.onnx`` beside
+        it); default the shipped main model. ``ensemble``: also use the further looks the manifest
+        of the model's folder lists for it (False: the network alone, as when measuring one member)."""
+        if model_file is None:
+            models, name = manifest.shipped(), manifest.WRITING_TYPE
+        elif ensemble:
+            models, name = _listed(model_file)
+        else:
+            models, name = None, None
+        ensemble_entry = models.writing_type() if models is not None and ensemble else None
+        if ensemble_entry is not None and ensemble_entry["main"] != name:
+            ensemble_entry = None
+        self.model = models.network(name, INPUT) if models is not None else engine.load(model_file)
+        self.model_file = str(self.model.path)
+        looks = ensemble_entry or {"second_looks": [], "lone_characters": []}
+        self.second_look_models = [models.network(n, INPUT) for n in looks["second_looks"]]
+        self.lone_character_models = [models.network(n, INPUT) for n in looks["lone_characters"]]
+        self.second_look_files = [str(m.path) for m in self.second_look_models]
+        self.lone_character_files = [str(m.path) for m in self.lone_character_models]
+        # Bands of doubt: (narrow crops, wider crops, widest narrow crop).
+        doubt = ensemble_entry["doubt"] if ensemble_entry else {"narrow": 0.0, "wide": 0.0, "narrow_width": 0}
+        self.doubt = (doubt["narrow"], doubt["wide"], doubt["narrow_width"])
 
     @staticmethod
     def prepare(crop: np.ndarray) -> np.ndarray:
@@ -231,27 +180,20 @@ class WritingTypeClassifier:
 
     def p_handwritten_prepared(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities for already prepared crops (see ``prepare``)."""
-        out = np.zeros(len(prepared), np.float32)
-        if not len(prepared):
-            return out
-        predict = self._predict_fn()
-        for index, x in batches(prepared):
-            out[index] = np.asarray(predict(x)).reshape(-1)
-        if not (self.second_look_models or self.lone_character_models):
+        out = _probabilities(self.model, prepared)
+        if not (self.second_look_models or self.lone_character_models) or not len(prepared):
             return out
         # The doubted crops of all batches are looked at again together: the few of each batch
-        # would make small batches that keep one core idle.
-        narrow = np.array([bucket_width(x.shape[1]) <= LONE_CHARACTER_WIDTH for x in prepared])
-        band = np.where(narrow, DOUBT, WIDE_DOUBT)
-        doubted = np.flatnonzero((out >= band) & (out <= 1.0 - band))
-        for index, x in batches([prepared[i] for i in doubted]):
-            looks = list(self.second_look_models)
-            if x.shape[2] <= LONE_CHARACTER_WIDTH:
-                looks += self.lone_character_models
-            if looks:
-                chosen = doubted[index]
-                out[chosen] = combine_looks(out[chosen], [np.asarray(self._predict_fn(m)(x)).reshape(-1)
-                                                          for m in looks])
+        # would make small batches.
+        narrow_band, wide_band, narrow_width = self.doubt
+        narrow = np.array([INPUT.bucket(x.shape[1]) <= narrow_width for x in prepared])
+        band = np.where(narrow, narrow_band, wide_band)
+        doubted = (out >= band) & (out <= 1.0 - band)
+        for chosen, looks in ((np.flatnonzero(doubted & narrow), self.second_look_models + self.lone_character_models),
+                              (np.flatnonzero(doubted & ~narrow), self.second_look_models)):
+            if len(chosen) and looks:
+                crops = [prepared[i] for i in chosen]
+                out[chosen] = combine_looks(out[chosen], [_probabilities(m, crops) for m in looks])
         return out
 
     def p_handwritten(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -264,29 +206,29 @@ class WritingTypeClassifier:
         return [("handwritten" if v >= threshold else "printed", float(v)) for v in p]
 
 
+def _probabilities(network, prepared: Sequence[np.ndarray]) -> np.ndarray:
+    return np.asarray(network.run(prepared, INPUT), np.float32).reshape(len(prepared))
+
+
+def _listed(model_file) -> tuple[Optional["manifest.Manifest"], Optional[str]]:
+    """The manifest of the folder holding ``model_file`` and the model's name in it, where the
+    folder has a manifest that lists it."""
+    from pathlib import Path
+
+    folder = Path(model_file).parent
+    if not (folder / manifest.MANIFEST_FILE).is_file():
+        return None, None
+    models = manifest.load(folder)
+    name = models.name_of(model_file)
+    return (models, name) if name is not None else (None, None)
+
+
 def combine_looks(p_main: np.ndarray, p_looks: Sequence[np.ndarray]) -> np.ndarray:
     """P(handwritten) of a crop the main model doubts: the mean of the calibrated probabilities
     of the main model and every further look (the other main models; for lone characters also
     the lone-character models). Doubted crops are where the models err most and disagree most,
     so averaging independently trained looks pays off."""
     return np.mean([p_main, *p_looks], axis=0)
-
-
-def ensemble_files(folder, name: str) -> list:
-    """``NAME.keras`` in a folder, then the further members of its ensemble (``NAME_2.keras``,
-    ``_3``, ...) in order."""
-    import re
-    from pathlib import Path
-
-    pattern = re.compile(rf"{re.escape(name)}(?:_(\d+))?\.keras")
-    found = [(int(m.group(1) or 1), f) for f in Path(folder).glob(f"{name}*.keras")
-             if (m := pattern.fullmatch(f.name))]
-    return [f for _, f in sorted(found)]
-
-
-def lone_character_files(folder) -> list:
-    """The lone-character models in a folder: ``writing_type_chars.keras``, then ``_2``, ``_3``..."""
-    return ensemble_files(folder, LONE_CHARACTER_MODEL)
 
 
 def kind_of(p_handwritten: float, threshold: float = 0.5) -> str:

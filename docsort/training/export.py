@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
+from docsort import settings
 from docsort.errors import MissingDependencyError, UsageError
 
 # Largest difference allowed between the Keras and the ONNX outputs on the probe batches.
@@ -105,8 +106,22 @@ def export_folder(folder: str | os.PathLike, log: Callable[[str], None] = lambda
     return [export(path, log) for path in files]
 
 
+def runnable(model_file: str | os.PathLike) -> str:
+    """The ``.onnx`` the engine runs for a model file, exported now when a ``.keras`` has none
+    made from it (training and evaluation hand over ``.keras`` files)."""
+    from docsort.reading import engine
+
+    path = Path(model_file)
+    if path.suffix != ".keras":
+        return str(path)
+    try:
+        return str(engine.exported_from(path))
+    except MissingDependencyError:
+        export(path)
+        return str(onnx_path(path))
+
+
 def _keras_export(model, path: Path) -> None:
-    from docsort import settings
     from docsort.log import native_stderr_silenced
 
     # tf2onnx prints its progress and TensorFlow's graph warnings straight to the terminal.

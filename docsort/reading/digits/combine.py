@@ -15,7 +15,8 @@ agree, P(the segmented reading is right) and P(the whole-field reading is right)
 differ. The whole-field reader may be an ensemble of models trained alike from other seeds.
 The models are fitted on codes composed from MNIST digits held out of training and on fields
 the pipeline cut from envelopes drawn with them (``training.digit_strings.fit_combination``),
-and shipped in ``digit_strings.metrics.json``, so the code confidence means P(code right).
+recorded in ``digit_strings.metrics.json`` and shipped in the manifest, so the code confidence
+means P(code right).
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def choose(segmented: FieldSplits, whole: StringReading, code_length: Optional[i
 
 
 def combination_weights() -> Optional[dict]:
-    """The shipped combination model, or None when the whole-field model is not shipped."""
-    return manifest.load_metrics(manifest.DIGIT_STRINGS).get("combination")
+    """The shipped combination model, or None when the manifest ships none."""
+    return manifest.shipped().combination
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 The combination of the two readers (``field_reader``) is fitted on 5-digit postal codes, the
 fields the pipeline hands it. ``read-digits`` is handed anything a user cuts: a lone digit, a
-10-digit account number, a handwritten word. Two small logistic models, shipped in
-``digit_strings.metrics.json`` under ``field_calibration`` and fitted by
-``training.field_calibration``, turn what both readers saw into
+10-digit account number, a handwritten word. Two small logistic models, fitted by
+``training.field_calibration``, recorded in ``digit_strings.metrics.json`` under
+``field_calibration`` and shipped in the manifest, turn what both readers saw into
 
 - ``p_number``, P(the field is a digit string), from the reading of the field at whatever length
   it holds: how sure each reader is of each digit, how the ink had to be cut, and how the ink
@@ -158,7 +158,7 @@ def combination_digest(metrics: dict) -> str:
 def shipped_calibration() -> Optional[dict]:
     """The shipped calibration, or None when none is shipped (confidences are then the
     combination's, and every field counts as a number)."""
-    return manifest.load_metrics(manifest.DIGIT_STRINGS).get("field_calibration")
+    return manifest.shipped().field_calibration
 
 
 def assess(number: dict[str, float], right: Optional[dict[str, float]], calibration: dict

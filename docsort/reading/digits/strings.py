@@ -11,8 +11,8 @@ Several such models trained from other seeds read each field as an ensemble: eac
 best path, and a string's probability is the geometric mean of theirs, so a reading only one
 model likes is doubted.
 
-Fields are scaled to one height and padded to a few fixed widths, so the models see whole
-batches of a handful of shapes.
+Fields are scaled to one height and padded on the right to a few fixed widths (``INPUT``), so
+the networks see whole batches of a handful of shapes.
 """
 
 from __future__ import annotations
@@ -25,17 +25,16 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from docsort.reading import manifest
+from docsort.reading import engine, manifest
 
 HEIGHT = 32
 # The ink of a field is scaled to this height, with paper above and below.
 BODY = 24
 SIDE_PAD = 4
-WIDTH_BUCKETS = (64, 96, 128, 192, 256, 384, 512)
+INPUT = engine.InputSpec("field", HEIGHT, width_buckets=(64, 96, 128, 192, 256, 384, 512), align="left", batch=16)
 # Columns per model output step (the network pools width by 4).
 STRIDE = 4
 BLANK = 10
-CHUNK = 64
 INK_LEVEL = 0.3
 
 
@@ -63,14 +62,14 @@ def prepare(ink: np.ndarray) -> np.ndarray:
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     keep = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= 3]
     if not keep:
-        return np.zeros((HEIGHT, WIDTH_BUCKETS[0]), np.float32)
+        return np.zeros((HEIGHT, INPUT.width_buckets[0]), np.float32)
     s = stats[keep]
     x0, y0 = int(s[:, 0].min()), int(s[:, 1].min())
     x1, y1 = int((s[:, 0] + s[:, 2]).max()), int((s[:, 1] + s[:, 3]).max())
     crop = ink[y0:y1, x0:x1]
     scale = BODY / max(1, y1 - y0)
     width = max(1, int(round((x1 - x0) * scale)))
-    limit = WIDTH_BUCKETS[-1] - 2 * SIDE_PAD
+    limit = INPUT.width_buckets[-1] - 2 * SIDE_PAD
     width = min(width, limit)  # a very long field is squeezed rather than cut
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     body = cv2.resize(crop, (width, BODY), interpolation=interpolation)
@@ -78,22 +77,6 @@ def prepare(ink: np.ndarray) -> np.ndarray:
     out = np.zeros((HEIGHT, width + 2 * SIDE_PAD), np.float32)
     out[top:top + BODY, SIDE_PAD:SIDE_PAD + width] = np.clip(body, 0.0, 1.0)
     return out
-
-
-def bucket_width(width: int) -> int:
-    for bucket in WIDTH_BUCKETS:
-        if width <= bucket:
-            return bucket
-    return WIDTH_BUCKETS[-1]
-
-
-def pad_to(strips: Sequence[np.ndarray], width: int) -> np.ndarray:
-    """Strips padded with paper on the right to one width: (n, HEIGHT, width, 1)."""
-    batch = np.zeros((len(strips), HEIGHT, width, 1), np.float32)
-    for i, strip in enumerate(strips):
-        w = min(width, strip.shape[1])
-        batch[i, :, :w, 0] = strip[:, :w]
-    return batch
 
 
 def best_path(probs: np.ndarray) -> tuple[list[int], list[float]]:
@@ -144,21 +127,24 @@ def ensemble_probability(columns: Sequence[np.ndarray], digits: Sequence[int]) -
 
 
 def shipped_members() -> list[str]:
-    """The shipped whole-field models: ``digit_strings.keras`` and the other members of its
-    ensemble named in its metrics (models trained alike from other seeds)."""
-    return [str(path) for path in manifest.string_model_files()]
+    """The shipped whole-field networks, as the manifest lists the ensemble's members."""
+    models = manifest.shipped()
+    return [str(models.path(name)) for name in models.string_members()]
 
 
 class StringReader:
-    """The shipped whole-field models behind a batched interface."""
+    """The whole-field networks behind a batched interface."""
 
     def __init__(self, model=None):
-        """``model``: a loaded model (Keras or ``docsort.reading.engine``), a path to a ``.keras`` file,
-        a list of those (an ensemble), or None for the shipped ensemble."""
-        members = shipped_members() if model is None else model
-        if isinstance(members, (str, os.PathLike)) or not isinstance(members, (list, tuple)):
-            members = [members]
-        self.models = [manifest.load_model(m) if isinstance(m, (str, os.PathLike)) else m for m in members]
+        """``model``: a network file (``.onnx``, or a ``.keras`` with its exported ``.onnx`` beside
+        it), a loaded ``engine.Network``, a list of those (an ensemble), or None for the shipped
+        ensemble."""
+        if model is None:
+            models = manifest.shipped()
+            self.models = [models.network(name, INPUT) for name in models.string_members()]
+            return
+        members = model if isinstance(model, (list, tuple)) else [model]
+        self.models = [engine.load(m) if isinstance(m, (str, os.PathLike)) else m for m in members]
 
     @property
     def model(self):
@@ -169,23 +155,12 @@ class StringReader:
         """Prepared strips -> per strip (T, 11) column probabilities (padding columns included)
         of ``model`` (default: the first member)."""
         model = self.model if model is None else model
-        out: list[Optional[np.ndarray]] = [None] * len(strips)
-        by_bucket: dict[int, list[int]] = {}
-        for i, strip in enumerate(strips):
-            by_bucket.setdefault(bucket_width(strip.shape[1]), []).append(i)
-        for width, members in by_bucket.items():
-            for start in range(0, len(members), CHUNK):
-                part = members[start:start + CHUNK]
-                size = len(part) if getattr(model, "runtime", None) == "numpy" else _padded_size(len(part))
-                batch = pad_to([strips[i] for i in part], width)
-                if size > len(part):
-                    batch = np.concatenate([batch, np.zeros((size - len(part),) + batch.shape[1:], np.float32)])
-                probs = np.asarray(model.predict_on_batch(batch), np.float32).reshape(size, -1, BLANK + 1)
-                for k, i in enumerate(part):
-                    # Columns past the strip's own width (plus the model's reach) are padding.
-                    steps = min(probs.shape[1], math.ceil((strips[i].shape[1] + SIDE_PAD) / STRIDE))
-                    out[i] = probs[k, :steps]
-        return out  # type: ignore[return-value]
+        out = []
+        for strip, probs in zip(strips, model.run(strips, INPUT)):
+            probs = probs.reshape(-1, BLANK + 1)
+            # Columns past the strip's own width (plus the network's reach) are padding.
+            out.append(probs[:min(len(probs), math.ceil((strip.shape[1] + SIDE_PAD) / STRIDE))])
+        return out
 
     def read_inks(self, inks: Sequence[np.ndarray]) -> list[StringReading]:
         """Ink-high fields (float 0..1) -> their readings, one call per member and width bucket.
@@ -207,15 +182,6 @@ class StringReader:
                     best = StringReading("".join(map(str, digits)), p, peaks, list(columns))
             readings.append(best)
         return readings
-
-
-def _padded_size(n: int) -> int:
-    """Keras batches are padded to a few sizes so its compiled graph is not rebuilt per size; the
-    numpy engine takes any size, and padding would only cost time."""
-    size = 8
-    while size < n:
-        size *= 2
-    return size
 
 
 _shared: Optional[StringReader] = None

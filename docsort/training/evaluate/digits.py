@@ -35,7 +35,9 @@ def evaluate(data: str | None = None, model_file: str | None = None, report_dir:
     if fields_per_length:
         dhsd_folder(handwriting)  # before any work: the words are needed at the end
     dataset = mnist.load(data)
-    reader = DigitReader(model_file)
+    from docsort.training.export import runnable
+
+    reader = DigitReader(runnable(model_file) if model_file else None)
     probs = reader.predict_proba(dataset.test.images)
     result = classification_metrics(probs, dataset.test.labels)
     result["test_accuracy"] = result["accuracy"]
@@ -185,11 +187,11 @@ def write_report(folder: Path, result: dict, test: mnist.Split, probs: np.ndarra
 
 
 def history_for(model_file: str | None) -> dict | None:
-    """The training history saved next to a model (``digits.keras`` -> ``digits.history.json``)."""
+    """The training history saved next to a model (``digits.keras`` or ``.onnx`` -> ``digits.history.json``)."""
     if not model_file:
         return None
     path = Path(model_file)
-    candidate = path.with_name(path.name.removesuffix(".keras") + ".history.json")
+    candidate = path.with_name(path.stem + ".history.json")
     try:
         return json.loads(candidate.read_text())
     except (OSError, ValueError):

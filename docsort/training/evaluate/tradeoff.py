@@ -89,15 +89,18 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
 
     data = mnist.load(data_dir)
     _, validation = mnist.train_validation_split(data.train)
-    model_file = Path(model_path) if model_path is not None else manifest.model_path(manifest.DIGITS)
+    from docsort.training.export import runnable
+
+    model_file = Path(model_path) if model_path is not None else manifest.keras_path(manifest.DIGITS)
+    network_file = runnable(model_path) if model_path is not None else None  # None: the shipped network
 
     sets = {}
     for name, split, offset in (("fit", validation, FIT_SEED_OFFSET), ("check", data.test, CHECK_SEED_OFFSET)):
         strings, boxes, truths = compose_strings(split.images, split.labels, count, seed * 2 + offset)
         if reader == "boxes":
-            reads, confidences = read_at_boxes(strings, boxes, model_file)
+            reads, confidences = read_at_boxes(strings, boxes, network_file)
         else:
-            reads, confidences = read_fields(strings, model_file)
+            reads, confidences = read_fields(strings, network_file)
         correct = np.array([r == t for r, t in zip(reads, truths)], bool)
         sets[name] = (confidences, correct)
 
@@ -157,7 +160,7 @@ def measured_models(reader: str, model_file: Optional[Path] = None) -> dict:
 
 def _string_model() -> Optional[dict]:
     """The whole-field model the field reader combines with the digit model, when shipped."""
-    path = manifest.model_path(manifest.DIGIT_STRINGS)
+    path = manifest.keras_path(manifest.DIGIT_STRINGS)
     if not path.is_file():
         return None
     return {"file": path.name, "sha256": manifest.file_sha256(str(path.resolve())),

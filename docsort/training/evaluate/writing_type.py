@@ -24,6 +24,7 @@ import numpy as np
 from docsort.errors import DatasetError
 from docsort.training.datasets import writing_type_crops as crop_sets
 from docsort.training.datasets.metrics import binary_calibration_error
+from docsort.reading import manifest
 
 CLASS_NAMES = crop_sets.CLASS_NAMES
 REAL_SCAN_FILES = ("phototest.tif", "eurotext.tif")
@@ -291,7 +292,7 @@ def training_metrics(config: crop_sets.TrainingConfig, trained: dict, validation
         "temperature": trained["temperature"],
         "threshold": 0.5,
         "input": {"height": wt.HEIGHT, "max_width": config.max_width or wt.MAX_WIDTH,
-                  "width_buckets": [b for b in wt.WIDTH_BUCKETS if b <= (config.max_width or wt.MAX_WIDTH)]},
+                  "width_buckets": [b for b in wt.INPUT.width_buckets if b <= (config.max_width or wt.MAX_WIDTH)]},
         "filters": list(config.filters),
         "writer_split": trained["writer_split"],
         "font_split": trained["font_split"],
@@ -318,6 +319,9 @@ def training_metrics(config: crop_sets.TrainingConfig, trained: dict, validation
     metrics_file = model_file.with_name(f"{config.name}.metrics.json")
     metrics_file.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {metrics_file}")
+    from docsort.training.manifest import write as write_manifest
+
+    write_manifest(model_file.parent, log)
     metrics["model_file"] = str(model_file)
     return metrics
 
@@ -391,7 +395,6 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     ``draws``: seeds of further draws of the same held-out writers, fonts and digits
     (``held_out_draw``), measured too, alone and pooled with the validation set.
     """
-    from docsort.reading import manifest
     from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
     from docsort.training.synth.printed import font_split
     from docsort.reading.writing_type import WritingTypeClassifier
@@ -408,22 +411,31 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
     # The held-out family is made (Tesseract in worker processes) before the models load.
     family = office.held_out_family(dhsd_dir, mnist_dir, seed=seed, cache_dir=cache_dir, workers=workers,
                                     limit=limit, log=log) if held_out else None
-    classifier = WritingTypeClassifier(model_file)
+    from docsort.training.export import runnable
+
+    classifier = WritingTypeClassifier(runnable(model_file) if model_file else None)
     history = None
     history_file = Path(classifier.model_file).with_name("writing_type.history.json")
     if history_file.is_file():
         history = json.loads(history_file.read_text())
     metrics = evaluate_on(classifier, validation, pages_dir, report_dir=report_dir, baseline_scores=scores,
                           history=history, log=log)
-    metrics["model"] = {"file": classifier.model_file, "sha256": manifest.file_sha256(classifier.model_file)}
+    metrics["model"] = _identity(classifier.model)
     if family is not None:
         metrics.update(office.office_measurements(classifier, validation, family, pages_dir, report_dir=report_dir,
                                                   log=log))
     if draws:
         metrics["further_draws"] = further_draws(classifier, config, fonts, val_words, mnist_val.images, draws,
                                                  metrics, log)
-    for key, files in (("second_looks", classifier.second_look_files),
-                       ("lone_characters", classifier.lone_character_files)):
-        if files:
-            metrics["model"][key] = [{"file": f, "sha256": manifest.file_sha256(f)} for f in files]
+    for key, networks in (("second_looks", classifier.second_look_models),
+                          ("lone_characters", classifier.lone_character_models)):
+        if networks:
+            metrics["model"][key] = [_identity(n) for n in networks]
     return metrics
+
+
+def _identity(network) -> dict:
+    """A measured network as metrics name it: the ``.keras`` it was exported from (the trained
+    model, as training records it), with its folder."""
+    source = network.source or {"file": network.path.name, "sha256": manifest.file_sha256(network.path)}
+    return {"file": str(network.path.with_name(source["file"])), "sha256": source["sha256"]}

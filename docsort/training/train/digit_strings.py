@@ -31,7 +31,9 @@ import numpy as np
 from docsort import settings
 from docsort.training.datasets import mnist
 from docsort.training.datasets.digit_fields import compose_field, compose_strings
-from docsort.training.export import export
+from docsort.training.export import export, onnx_path, runnable
+from docsort.training.manifest import refresh as refresh_manifest, write as write_manifest
+from docsort.reading import engine
 from docsort.reading.digits import strings as string_reader
 from docsort.reading.digits.segmenting import ink_of
 from docsort.errors import OutputNotWritableError, UsageError
@@ -106,8 +108,7 @@ def training_batch(images, labels, rng) -> tuple[np.ndarray, np.ndarray, np.ndar
         image, text = random_field(images, labels, rng)
         strips.append(string_reader.prepare(ink_of(image)))
         texts.append(text)
-    width = string_reader.bucket_width(max(s.shape[1] for s in strips))
-    x = string_reader.pad_to(strips, width)
+    x = engine.stack(strips, string_reader.INPUT.bucket(max(s.shape[1] for s in strips)), string_reader.INPUT)
     y = np.full((BATCH_SIZE, MAX_LENGTH), 0, np.int32)
     lengths = np.array([len(t) for t in texts], np.int32)
     for i, t in enumerate(texts):
@@ -154,18 +155,12 @@ def export_network(trained, temperature: float, keras):
 def column_logits(model, strips: list[np.ndarray]) -> list[np.ndarray]:
     """Per strip (T, 11) logits, batched by width bucket."""
     out: list = [None] * len(strips)
-    by_bucket: dict[int, list[int]] = {}
-    for i, s in enumerate(strips):
-        by_bucket.setdefault(string_reader.bucket_width(s.shape[1]), []).append(i)
-    for width, members in by_bucket.items():
-        for start in range(0, len(members), 128):
-            part = members[start:start + 128]
-            logits = np.asarray(model(string_reader.pad_to([strips[i] for i in part], width), training=False))
-            logits = logits.reshape(len(part), -1, string_reader.BLANK + 1)
-            for k, i in enumerate(part):
-                steps = min(logits.shape[1], math.ceil((strips[i].shape[1] + string_reader.SIDE_PAD)
-                                                       / string_reader.STRIDE))
-                out[i] = logits[k, :steps]
+    for part, x in engine.batches(strips, string_reader.INPUT):
+        logits = np.asarray(model(x, training=False)).reshape(len(part), -1, string_reader.BLANK + 1)
+        for k, i in enumerate(part):
+            steps = min(logits.shape[1], math.ceil((strips[i].shape[1] + string_reader.SIDE_PAD)
+                                                   / string_reader.STRIDE))
+            out[i] = logits[k, :steps]
     return out
 
 
@@ -335,8 +330,9 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
 
         metrics["combination"] = fit_combination(val_split.images, val_split.labels,
                                                  config.combination_strings,
-                                                 string_reader=StringReader(shipped))
+                                                 string_reader=StringReader(str(onnx_path(model_file))))
     (out / "digit_strings.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_manifest(out, say)
     return metrics
 
 
@@ -493,7 +489,7 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
     missing = [m for m in members if not (folder / m).is_file()]
     if missing:
         raise UsageError(f"no whole-field model {', '.join(missing)} in {folder}")
-    string_reader = StringReader([str(folder / m) for m in members])
+    string_reader = StringReader([runnable(folder / m) for m in members])
     _, val_split = mnist.train_validation_split(mnist.load(data).train)
     if fields is None and envelopes and handwriting:
         say(f"reading {envelopes} generated envelopes with the pipeline")
@@ -511,4 +507,5 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
         target.write_text(json.dumps(metrics, indent=2) + "\n")
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write {target}: {exc.strerror or exc}") from None
+    refresh_manifest(target, say)
     return combination

@@ -27,7 +27,8 @@ import numpy as np
 from docsort.training.datasets import mnist
 from docsort.training.datasets import augment
 from docsort.training.datasets.metrics import classification_metrics, scanned_test_accuracy
-from docsort.training.export import export
+from docsort.training.export import export, onnx_path
+from docsort.training.manifest import write as write_manifest
 
 ARCHS = ("cnn", "mlp")
 FULL_DATA_EPOCHS = 20
@@ -248,14 +249,13 @@ def train(config: TrainingConfig, progress=None) -> dict:
     test_probs_raw = softmax(logits_of(model, data.test.images))
     test_metrics = classification_metrics(test_probs, data.test.labels)
     val_metrics = classification_metrics(logits_of(shipped, val_split.images), val_split.labels)
-    say("measuring the scanned-look test digits")
-    scanned = scanned_test_accuracy(DigitReader(shipped), data.test, config.scanned_test_limit)
-
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     model_file = out / "digits.keras"
     shipped.save(model_file)
     export(model_file, say)
+    say("measuring the scanned-look test digits (the exported network, as reading runs it)")
+    scanned = scanned_test_accuracy(DigitReader(str(onnx_path(model_file))), data.test, config.scanned_test_limit)
     metrics = {
         "model": "digits",
         "arch": config.arch,
@@ -292,4 +292,5 @@ def train(config: TrainingConfig, progress=None) -> dict:
     metrics["model_sha256"] = file_sha256(str(model_file.resolve()))
     (out / "digits.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (out / "digits.history.json").write_text(json.dumps(history, indent=2) + "\n")
+    write_manifest(out, say)
     return metrics

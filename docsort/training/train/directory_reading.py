@@ -33,6 +33,7 @@ from docsort.cost import tradeoff
 from docsort.page import directory as directories
 from docsort.reading.digits import directory_reader
 from docsort.reading import manifest
+from docsort.training.manifest import refresh as refresh_manifest
 
 FIT_COUNTRIES = ("US", "DE")
 FEATURES = ("bias", "renormalised", "valid_mass", "plain", "absolute", "density")
@@ -378,4 +379,5 @@ def measure_tradeoff(country: str, data: Optional[str], count: int, seed: int, c
 
 def _write(result: dict, path: Path) -> None:
     tradeoff.write_tradeoff(result, Path(path))
+    refresh_manifest(path)  # a models folder's manifest states its accept thresholds
 

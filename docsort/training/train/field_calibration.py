@@ -167,4 +167,7 @@ def calibrate(data: str | Path, metrics_path: Path, out: Path, numbers: int = 20
         Path(out).write_text(json.dumps(metrics, indent=2) + "\n")
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write {out}: {exc.strerror or exc}") from None
+    from docsort.training.manifest import refresh
+
+    refresh(out, say)
     return calibration

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from docsort.reading import writing_type as wt
+from docsort.reading import engine, writing_type as wt
 from docsort.training.datasets.writing_type_crops import TrainingConfig, build_sets
 from docsort.training.export import export
 
@@ -68,7 +68,7 @@ def _epoch_batches(prepared, labels, batch_size, rng):
     """Shuffled batches of crops of similar width (same bucket), in random order."""
     by_bucket: dict[int, list[int]] = {}
     for i, p in enumerate(prepared):
-        by_bucket.setdefault(wt.bucket_width(p.shape[1]), []).append(i)
+        by_bucket.setdefault(wt.INPUT.bucket(p.shape[1]), []).append(i)
     plan = []
     for width, members in by_bucket.items():
         members = np.asarray(members)[rng.permutation(len(members))]
@@ -76,7 +76,7 @@ def _epoch_batches(prepared, labels, batch_size, rng):
             plan.append((width, members[start:start + batch_size]))
     for j in rng.permutation(len(plan)):
         width, idx = plan[j]
-        x = np.stack([wt.pad_to(prepared[i].astype(np.float32), width) for i in idx])[..., None]
+        x = engine.stack([prepared[i].astype(np.float32) for i in idx], width, wt.INPUT)
         yield x, np.asarray(labels, np.float32)[idx][:, None]
 
 
@@ -103,7 +103,7 @@ def recalibrate_batchnorm(tf, keras, model, make_batches) -> None:
 
 def predict_logits(predict, prepared) -> np.ndarray:
     out = np.zeros(len(prepared), np.float32)
-    for idx, x in wt.batches([p.astype(np.float32) for p in prepared]):
+    for idx, x in engine.batches([p.astype(np.float32) for p in prepared], wt.INPUT):
         out[idx] = np.asarray(predict(x)).reshape(-1)
     return out
 
@@ -146,7 +146,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
 
     model = build_model(k, tuple(config.filters))
     steps_per_epoch = sum(math.ceil(n / config.batch_size) for n in
-                          np.bincount([wt.bucket_width(p.shape[1]) for p in x_train]) if n)
+                          np.bincount([wt.INPUT.bucket(p.shape[1]) for p in x_train]) if n)
     schedule = k.optimizers.schedules.CosineDecay(2e-3, decay_steps=max(1, config.epochs * steps_per_epoch),
                                                   alpha=0.02)
     optimizer = k.optimizers.Adam(schedule)
