@@ -140,7 +140,8 @@ def test_every_shipped_network_is_in_the_manifest_with_its_kind_of_input():
     assert sorted(entry["file"] for entry in models.models.values()) == onnx
     assert models.names(manifest.ROLE_DIGITS) == ["digits"]
     assert models.writing_type()["main"] == "writing_type"
-    assert len(models.writing_type()["second_looks"]) == 3 and len(models.writing_type()["lone_characters"]) == 3
+    # One printed/handwritten network ships: no second looks, no lone-character models (model card).
+    assert models.writing_type()["second_looks"] == [] and models.writing_type()["lone_characters"] == []
     assert len(models.string_members()) == 3
 
 
@@ -214,7 +215,7 @@ def _process(tmp_path, folder):
 
 def test_a_model_file_the_manifest_does_not_list_is_refused(tmp_path):
     def extra_member(folder):
-        shutil.copy(folder / "writing_type_4.onnx", folder / "writing_type_5.onnx")
+        shutil.copy(folder / "writing_type.onnx", folder / "writing_type_5.onnx")
 
     said = _process(tmp_path, _models_copy(tmp_path, extra_member))
     assert "writing_type_5.onnx" in said and "not listed" in said
@@ -232,8 +233,8 @@ def test_a_model_file_that_is_not_the_listed_one_is_refused(tmp_path):
 
 
 def test_a_missing_model_file_or_manifest_is_refused(tmp_path):
-    said = _process(tmp_path, _models_copy(tmp_path, lambda folder: (folder / "writing_type_chars_2.onnx").unlink()))
-    assert "writing_type_chars_2.onnx" in said and "not found" in said
+    said = _process(tmp_path, _models_copy(tmp_path, lambda folder: (folder / "digit_strings_3.onnx").unlink()))
+    assert "digit_strings_3.onnx" in said and "not found" in said
     other = tmp_path / "other"
     other.mkdir()
     said = _process(other, _models_copy(other, lambda folder: (folder / "manifest.json").unlink()))

@@ -42,11 +42,9 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
     (wheel,) = wheel_dir.glob("docsort-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("docsort/models/manifest.json", "docsort/models/digits.onnx", "docsort/models/writing_type.onnx",
-                    "docsort/models/writing_type_chars_3.onnx", "docsort/models/digit_strings_3.onnx",
+                    "docsort/models/digit_strings_3.onnx",
                     "docsort/models/digits.keras", "docsort/models/digits.metrics.json",
                     "docsort/models/writing_type.keras", "docsort/models/writing_type.metrics.json",
-                    "docsort/models/writing_type_chars.keras", "docsort/models/writing_type_chars.metrics.json",
-                    "docsort/models/writing_type_chars_2.keras", "docsort/models/writing_type_chars_3.keras",
                     "docsort/models/digit_strings.keras", "docsort/models/digit_strings.metrics.json",
                     "docsort/models/digit_strings_2.keras", "docsort/models/digit_strings_2.metrics.json",
                     "docsort/models/digit_strings_3.keras", "docsort/models/digit_strings_3.metrics.json",

@@ -93,7 +93,8 @@ def test_doubted_crops_are_the_mean_of_every_look(classifier, unseen_handwriting
     band = np.where(narrow, *classifier.doubt[:2])  # the bands the manifest ships
     doubted = (band <= p_main) & (p_main <= 1 - band)
     expected = np.where(doubted, np.where(narrow, np.mean(mains + lone, axis=0), np.mean(mains, axis=0)), p_main)
-    assert (doubted & narrow).any() and (doubted & ~narrow).any(), "both kinds of second look are exercised"
+    if len(mains) > 1 and lone:
+        assert (doubted & narrow).any() and (doubted & ~narrow).any(), "both kinds of second look are exercised"
     assert np.allclose(classifier.p_handwritten_prepared(prepared), expected, atol=1e-5)
 
 
@@ -137,10 +138,16 @@ def test_shipped_metrics_describe_the_shipped_model():
     assert not set(metrics["writer_split"]["train"]) & set(metrics["writer_split"]["validation"])
     assert not set(metrics["font_split"]["train"]) & set(metrics["font_split"]["held_out"])
     shipped = WritingTypeClassifier()  # the ensemble the manifest lists, each network exported from the measured .keras
-    assert shipped.lone_character_models and [m["sha256"] for m in metrics["lone_character_models"]] == [
+    assert [m["sha256"] for m in metrics.get("lone_character_models", [])] == [
         n.source["sha256"] for n in shipped.lone_character_models]
     assert [m["sha256"] for m in metrics.get("second_look_models", [])] == [
         n.source["sha256"] for n in shipped.second_look_models]
+    # The held-out family (fonts, 1-bit 200 dpi, writers and MNIST test digits no training or
+    # selection touched) as measured for the shipped classifier, and the real scans as a fax.
+    family = metrics["held_out_family"]
+    assert family["n"] == sum(map(sum, family["confusion_matrix"])) > 4000
+    assert min(family["per_class_accuracy"].values()) >= 0.96
+    assert all(v["printed_rate"] >= 0.99 for v in metrics["tesseract_page_variants"]["variants"].values())
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():
