@@ -1,0 +1,235 @@
+"""Number fields as people write them: ``read-digits`` next to Tesseract alone and RapidOCR.
+
+Real fields carry separators (``1,234.50``, ``12.03.2024``, ``555-0134``), marks (``$``, ``***``,
+``=``), printed underlines, boxes and combs, patterned paper and every kind of pen; the fields
+here are composed of real MNIST test digits by ``synth.fields`` (plain digit strings are
+``bench_read_digits.py``'s). Three sections, in one process:
+
+1. The held-out family (``synth.fields.HELD_OUT_FAMILY``: cheque amounts on rosette guilloche
+   paper, often in felt tip; no training or fit sees it), lengths 3-9 in turn: the share read
+   exactly right (the digits and nothing else) by ``read-digits`` (the command's own code path:
+   each field written to a PNG, read back with ``ingest.read_image``, all read by
+   ``confidence.read_number_fields`` in one batch, no ``--code-length``), by Tesseract alone
+   (``--psm 7``, digits whitelist) and by RapidOCR (its text with non-digits removed; called
+   as by default, detection then recognition, and recognition alone on the crop as one line),
+   per length and per condition, and seconds per string (one thread each).
+2. The same per training family: MNIST test digits, but families the generator trains on, so
+   not a held-out measure.
+3. Not a code: words of DHSD's held-out writers given to ``read-digits --code-length 5``: the
+   share read as a code with confidence >= 0.5 and >= the accept threshold ``process`` runs at
+   (the ``optimal`` threshold of ``models/digits.tradeoff.json``).
+
+    python benchmarks/bench_strings.py --data ../shared/datasets --count 1000 --family-count 100
+
+``--keep DIR`` keeps the held-out fields as PNG files with a ``truth.csv`` (file, digits, text as
+written, conditions, each reader's digits) to run ``docsort read-digits`` on by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ["OMP_THREAD_LIMIT"] = "1"
+os.environ.setdefault("DOCSORT_TF_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+READERS = ("docsort", "tesseract", "rapidocr", "rapidocr_line")
+READER_NAMES = {"docsort": "docsort read-digits", "tesseract": "Tesseract alone (psm 7, digits)",
+                "rapidocr": "RapidOCR (detection + recognition)", "rapidocr_line": "RapidOCR (recognition, one line)"}
+CONDITIONS = ("pen", "frame", "separators", "marks", "touching", "broken", "raised cents")
+
+
+def read_fields(fields, folder: Path, peers: bool) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Each reader's digits for each field and its seconds per field (reading the file included)."""
+    from docsort.page.ingest import read_image
+    from docsort.reading.digits.confidence import read_number_fields
+
+    paths = []
+    for i, f in enumerate(fields):
+        paths.append(folder / f"field_{i:04d}.png")
+        cv2.imwrite(str(paths[-1]), f.image)
+    reads: dict[str, list[str]] = {}
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    reads["docsort"] = [a.reading.digits for a in read_number_fields([read_image(p) for p in paths])]
+    seconds["docsort"] = (time.perf_counter() - start) / len(paths)
+    if not peers:
+        return reads, seconds
+    from peers import rapidocr_string, tesseract_string
+
+    for name, read in (("tesseract", tesseract_string),
+                       ("rapidocr", lambda p: rapidocr_string(p, detect=True)),
+                       ("rapidocr_line", lambda p: rapidocr_string(p, detect=False))):
+        start = time.perf_counter()
+        reads[name] = [read(str(p)).digits for p in paths]
+        seconds[name] = (time.perf_counter() - start) / len(paths)
+    return reads, seconds
+
+
+def warm_up(peers: bool) -> None:
+    """Load every model before a clock runs."""
+    from docsort.reading.digits.confidence import read_number_fields
+
+    page = np.full((60, 200), 255, np.uint8)
+    cv2.putText(page, "1234", (10, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.3, 0, 3)
+    read_number_fields([page])
+    if peers:
+        from peers import rapidocr_string, tesseract_string
+
+        rapidocr_string(page, detect=True)
+        rapidocr_string(page, detect=False)
+        tesseract_string(page)
+
+
+def share(values) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def breakdown(fields, reads: dict[str, list[str]], key) -> dict[str, dict]:
+    """Exactly right per reader for each value of ``key(field)``."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, f in enumerate(fields):
+        groups[str(key(f))].append(i)
+    return {value: {"n": len(idx), **{r: share(reads[r][i] == fields[i].digits for i in idx) for r in reads}}
+            for value, idx in sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0]))}
+
+
+def table(title: str, rows: dict[str, dict], readers) -> str:
+    lines = [f"| {title} | n | " + " | ".join(READER_NAMES[r] for r in readers) + " |",
+             "| --- | ---: | " + " | ".join("---:" for _ in readers) + " |"]
+    for value, row in rows.items():
+        lines.append(f"| {value} | {row['n']} | " + " | ".join(f"{100 * row[r]:.1f} %" for r in readers) + " |")
+    return "\n".join(lines)
+
+
+def held_out(args, test, peers: bool) -> dict:
+    from docsort.training.synth import fields as field_synth
+
+    fields = field_synth.held_out_fields(test.images, test.labels, args.count, args.seed)
+    keep = Path(args.keep) if args.keep else None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        reads, seconds = read_fields(fields, folder, peers)
+    if keep:
+        with (keep / "truth.csv").open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "digits", "text", *fields[0].conditions(), *(f"read_{r}" for r in reads)])
+            for i, f in enumerate(fields):
+                writer.writerow([f"field_{i:04d}.png", f.digits, f.text, *f.conditions().values(),
+                                 *(reads[r][i] for r in reads)])
+    readers = [r for r in READERS if r in reads]
+    return {
+        "family": field_synth.HELD_OUT_FAMILY, "n": len(fields), "seed": args.seed, "digits": "MNIST test",
+        "exact": {r: share(a == f.digits for a, f in zip(reads[r], fields)) for r in readers},
+        "seconds_per_string": {r: round(seconds[r], 4) for r in readers},
+        "by_length": breakdown(fields, reads, lambda f: len(f.digits)),
+        "by_condition": {name: breakdown(fields, reads, lambda f, name=name: f.conditions()[name])
+                         for name in CONDITIONS},
+        "docsort_failures": [{"digits": f.digits, "text": f.text, "read": reads["docsort"][i]}
+                             for i, f in enumerate(fields) if reads["docsort"][i] != f.digits][:50],
+    }
+
+
+def training_families(args, test, peers: bool) -> dict:
+    from docsort.training.synth import fields as field_synth
+
+    out = {}
+    for n, family in enumerate(field_synth.TRAINING_FAMILIES):
+        fields = field_synth.family_fields(family, test.images, test.labels, args.family_count,
+                                           args.seed + 1 + n, lengths=range(3, 10))
+        with tempfile.TemporaryDirectory() as tmp:
+            reads, _ = read_fields(fields, Path(tmp), peers)
+        out[f"{family} (training family)"] = {
+            "n": len(fields), **{r: share(a == f.digits for a, f in zip(reads[r], fields)) for r in reads}}
+    return out
+
+
+def not_a_code(args) -> dict:
+    """Held-out writers' words read as 5-digit codes: how many come out as a confident code."""
+    from docsort.cost.model import default_accept_threshold
+    from docsort.reading.digits.confidence import read_number_fields
+    from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
+
+    writers = dhsd_writer_split().validation
+    words = [(image, text) for image, text, _ in load_dhsd(Path(args.data) / "dhsd", writers)
+             if not any(c.isdigit() for c in text)]
+    if args.words and args.words < len(words):
+        pick = np.random.default_rng(args.seed).choice(len(words), args.words, replace=False)
+        words = [words[i] for i in sorted(pick)]
+    threshold = default_accept_threshold()
+    start = time.perf_counter()
+    answers = read_number_fields([image for image, _ in words], code_length=5)
+    seconds = (time.perf_counter() - start) / len(words)
+    confidences = np.array([a.reading.confidence if a.reading.digits else 0.0 for a in answers])
+    return {"writers": list(writers), "n": len(words), "threshold": threshold,
+            "judged_number": share(a.is_number for a in answers),
+            "code_at_0.5": share(confidences >= 0.5), "code_at_threshold": share(confidences >= threshold),
+            "seconds_per_word": round(seconds, 4),
+            "confident_codes": [(text, a.reading.digits, round(float(c), 3))
+                                for (_, text), a, c in zip(words, answers, confidences) if c >= 0.5][:20]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("DOCSORT_DATASETS", "../shared/datasets"),
+                        help="folder with mnist/ and dhsd/ (default: $DOCSORT_DATASETS, then ../shared/datasets)")
+    parser.add_argument("--count", type=int, default=1000, help="held-out fields, lengths 3-9 in turn (0: none)")
+    parser.add_argument("--family-count", type=int, default=100, help="fields per training family (0: none)")
+    parser.add_argument("--words", type=int, default=None,
+                        help="held-out writers' words for the not-a-code section (default: all; 0: none)")
+    parser.add_argument("--seed", type=int, default=2031)
+    parser.add_argument("--no-peers", action="store_true", help="docsort only (quick runs)")
+    parser.add_argument("--keep", default=None, help="keep the held-out fields and truth.csv in this folder")
+    parser.add_argument("--json", default=None, help="also write the whole report to this file")
+    args = parser.parse_args()
+
+    from docsort.training.datasets import mnist
+
+    peers = not args.no_peers
+    test = mnist.load(Path(args.data) / "mnist").test
+    warm_up(peers)
+    report: dict = {"command": " ".join(["python benchmarks/bench_strings.py", *sys.argv[1:]])}
+    if args.count:
+        h = report["held_out"] = held_out(args, test, peers)
+        readers = list(h["exact"])
+        print(f"## Held-out family '{h['family']}': {h['n']} fields of MNIST test digits, lengths 3-9\n")
+        print(table("exactly right", {"all": {"n": h["n"], **h["exact"]}}, readers))
+        print("\nseconds per string: " + ", ".join(f"{READER_NAMES[r]} {s:.3f}"
+                                                  for r, s in h["seconds_per_string"].items()))
+        print("\n" + table("digits", h["by_length"], readers))
+        for name, rows in h["by_condition"].items():
+            print("\n" + table(name, rows, readers))
+    if args.family_count:
+        rows = report["training_families"] = training_families(args, test, peers)
+        readers = [r for r in READERS if r in next(iter(rows.values()))]
+        print(f"\n## Training families (the generator trains on them; MNIST test digits), "
+              f"{args.family_count} fields each, lengths 3-9\n")
+        print(table("family", rows, readers))
+    if args.words != 0:
+        w = report["not_a_code"] = not_a_code(args)
+        print(f"\n## Not a code: {w['n']} words of held-out DHSD writers {w['writers']}, "
+              f"read-digits --code-length 5\n")
+        print(f"judged a number {100 * w['judged_number']:.1f} %; read as a code with confidence >= 0.5: "
+              f"{100 * w['code_at_0.5']:.1f} %, >= the accept threshold {w['threshold']:.3f}: "
+              f"{100 * w['code_at_threshold']:.1f} % ({w['seconds_per_word']:.3f} s per word)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
