@@ -224,11 +224,13 @@ def reading_areas(grey: np.ndarray, printed: list[BBox], text_heights: list[int]
     """The parts of a page (its handwriting whitened) worth Tesseract's reading.
 
     Marks darker than paper, grouped by proximity (``AREA_JOIN`` times the median of
-    ``text_heights``, the heights of the page's word regions) into areas. An
-    area is read when it holds a printed region, or when none of its ink is too large for text:
-    faint print lies in such areas. Blank paper and areas of stamps, postmarks and pictures
-    alone are not read: Tesseract's page analysis costs per pixel, and its words there are junk.
-    Analysis runs on a copy reduced 4 times.
+    ``text_heights``, the heights of the page's word regions) into areas. An area is read when
+    it holds a printed region, or when it holds no ink at all and its marks are a word in size:
+    faint print, too light for the ink mask, lies in such areas. Blank paper is not read, nor
+    ink that made no printed region (stamps, postmarks, what is left around handwriting), nor
+    specks: Tesseract's page analysis costs per pixel, and its words there are junk that would
+    stand as regions of their own.
+    Analysis runs on a copy reduced ``f`` times.
     """
     f = 4
     height, width = grey.shape[:2]
@@ -240,20 +242,18 @@ def reading_areas(grey: np.ndarray, printed: list[BBox], text_heights: list[int]
         return cv2.blur(dark, (f, f), anchor=(0, 0))[::f, ::f] >= 48
 
     marks, ink = cells(FAINT_DEPTH), cells(INK_DEPTH)
-    _, _, stats = components(ink)
-    stats = stats[1:]
-    large = (stats[:, 3] * f > MAX_TEXT_HEIGHT * min(height, width)) | (stats[:, 2] > 40 * np.maximum(stats[:, 3], 1))
-    large_boxes = stats[large][:, :4] * f
     text_height = float(np.median(text_heights)) if len(text_heights) else TYPICAL_TEXT_HEIGHT
     k = max(3, int(round(AREA_JOIN * text_height / f)) | 1)
     grown = cv2.dilate(marks.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     _, _, stats = components(grown)
     areas = []
-    for x, y, w, h in (stats[1:, :4] * f).tolist():
-        x0, y0, x1, y1 = max(0, x - f), max(0, y - f), min(width, x + w + f), min(height, y + h + f)
+    for x, y, w, h in stats[1:, :4].tolist():
+        x0, y0, x1, y1 = max(0, (x - 1) * f), max(0, (y - 1) * f), min(width, (x + w + 1) * f), min(height, (y + h + 1) * f)
         area = (x0, y0, x1 - x0, y1 - y0)
+        # The marks themselves, without the growth that joined them: faint print is a word wide.
+        word_sized = (w - k + 1) * f >= text_height and (h - k + 1) * f >= text_height / 2
         if any(_overlap_share(box, area) > 0 for box in printed) or \
-                not any(_overlap_share(tuple(box), area) > 0 for box in large_boxes.tolist()):
+                (word_sized and not ink[y:y + h, x:x + w].any()):
             areas.append(area)
     return areas
 
