@@ -11,7 +11,9 @@ On N synthetic envelopes (``docsort.training.samples``) it measures, each on the
 - ``docsort process --scheduler`` on a local Dask cluster of 2 single-threaded workers,
   checking that its documents equal the ``--jobs 2`` run's;
 - peak RSS of every worker process (VmHWM, polled from /proc);
-- crops/s of the digit and writing-type models (whole batches, as the pipeline calls them);
+- crops/s of every shipped network on one thread (whole batches, as the pipeline calls them):
+  ONNX Runtime as reading runs them, Keras, and the numpy engine reading used before
+  (``--models-only`` measures this alone);
 - cold start of ``docsort --help`` and of one ``process`` call on one envelope.
 
 It prints a table and writes ``benchmarks/RESULTS.md`` with the machine it ran on. Run it on an
@@ -201,30 +203,92 @@ def dask_run(inputs: Path, out: Path, workers: int = 2) -> tuple[float, tuple[fl
     return elapsed, (worker_peak_mib(peaks), max(uss)), json.loads((out / "results.json").read_text())
 
 
-def model_throughput(batch: int = 256, repeats: int = 20) -> dict[str, float]:
-    """Crops per second of each shipped model on whole batches, one thread as deployed: on the
-    numpy engine the workers use, and on Keras for comparison."""
-    code = f"""
-import json, os, time
-os.environ.setdefault("DOCSORT_TF_THREADS", "1")
+# The numpy engine reading used before ONNX Runtime, as it was at this commit (benchmark only).
+NUMPY_ENGINE_COMMIT = "02d9219"
+# Input width per role for the throughput figures: a typical word, a lone character, a 5-digit
+# field; and the batch every runtime gets (whole batches, as the earlier figures were measured).
+ROLE_WIDTHS = {"writing_type": 96, "writing_type.second_look": 96, "writing_type.lone_characters": 48,
+               "digit_strings.member": 192}
+ROLE_BATCHES = {"digit_strings.member": 64}
+BATCH = 256
+
+MODEL_THROUGHPUT = """
+import json, os, sys, time
 import numpy as np
-from docsort.reading import manifest
+from docsort.reading import engine, manifest
+from docsort.reading.digits import mnist_model, strings
+from docsort.reading import writing_type
+from docsort.training.tf import keras
+sys.path.insert(0, {scratch!r})
+import numpy_engine
+
+specs = {{"digits": mnist_model.INPUT, "digit_strings.member": strings.INPUT}}
+widths = {widths!r}
+batches = {batches!r}
+models = manifest.shipped()
 out = {{}}
-shapes = {{manifest.DIGITS: (28, 28), manifest.WRITING_TYPE: (32, 128, 1)}}  # width: a typical word
-for runtime in ("numpy", "keras"):
-    for name, shape in shapes.items():
-        path = manifest.model_path(name)
-        model = manifest.load_model(path) if runtime == "numpy" else manifest.load_keras_model(path)
-        x = np.random.default_rng(0).random(({batch}, *shape), dtype=np.float32)
-        model.predict_on_batch(x)
-        started = time.perf_counter()
-        for _ in range({repeats}):
-            model.predict_on_batch(x)
-        out[name + "_" + runtime] = {batch} * {repeats} / (time.perf_counter() - started)
+
+
+def rate(call, x, seconds=0.5):
+    runs, started = 0, time.perf_counter()
+    while runs < 2 or time.perf_counter() - started < seconds:
+        call(x)
+        runs += 1
+    return len(x) * runs / (time.perf_counter() - started)
+
+
+for name, entry in models.models.items():
+    spec = specs.get(entry["role"], writing_type.INPUT)
+    width = widths.get(entry["role"], spec.width)
+    rng = np.random.default_rng(0)
+    crops = [rng.random((spec.height, width), dtype=np.float32) for _ in range(batches.get(entry["role"], {batch}))]
+    x = engine.stack(crops, spec.bucket(width), spec)
+    network = models.network(name, spec)
+    # ONNX Runtime as reading runs it: the crops batched by the engine; the others on the whole batch.
+    runners = {{"onnx": lambda _: network.run(crops, spec),
+               "keras": keras().models.load_model(manifest.keras_path(name), compile=False).predict_on_batch,
+               "numpy": numpy_engine.load(manifest.keras_path(name), threads=1).predict_on_batch}}
+    for run in runners.values():
+        run(x)
+    # Rounds in turn, the best of each: other work on the machine slows a round, never speeds one.
+    best = {{engine_name: 0.0 for engine_name in runners}}
+    for _ in range({rounds}):
+        for engine_name, run in runners.items():
+            best[engine_name] = max(best[engine_name], rate(run, x))
+    out[name] = {{"input": "x".join(map(str, x.shape)), **best}}
 print(json.dumps(out))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
+
+
+def model_throughput(rounds: int = 6) -> dict[str, dict]:
+    """Crops per second of every shipped network on 256 crops (64 fields) of a typical width, on
+    one thread, as workers are deployed: ONNX Runtime as reading runs it (the engine stacks and
+    batches the crops, ``InputSpec.batch`` at a time), and the whole batch at once on the same
+    network in Keras and on the numpy engine reading used before; half-second runs of each in
+    turn, the best of ``rounds``."""
+    with tempfile.TemporaryDirectory(prefix="docsort-bench-models-") as scratch:
+        old = subprocess.run(["git", "show", f"{NUMPY_ENGINE_COMMIT}:docsort/runtime.py"], cwd=HERE.parent,
+                             capture_output=True, text=True, check=True).stdout
+        Path(scratch, "numpy_engine.py").write_text(old)
+        code = MODEL_THROUGHPUT.format(scratch=scratch, widths=ROLE_WIDTHS, batches=ROLE_BATCHES, batch=BATCH,
+                                       rounds=rounds)
+        env = {**ENV, "DOCSORT_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1"}
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if result.returncode:
+            raise SystemExit(f"model throughput failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def throughput_table(crops: dict[str, dict]) -> str:
+    """The throughput per network, with the targets: ONNX >= Keras and >= 2.5x the numpy engine."""
+    lines = ["| network | crops (whole batch) | ONNX Runtime crops/s | Keras crops/s | numpy engine crops/s "
+             "| ONNX / Keras (target >= 1) | ONNX / numpy (target >= 2.5) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for name, r in crops.items():
+        lines.append(f"| {name} | {r['input']} | {r['onnx']:,.0f} | {r['keras']:,.0f} | {r['numpy']:,.0f} "
+                     f"| {r['onnx'] / r['keras']:.2f} | {r['onnx'] / r['numpy']:.2f} |")
+    return "\n".join(lines)
 
 
 def cold_starts(envelope: Path, work: Path) -> dict[str, float]:
@@ -269,7 +333,13 @@ def main() -> None:
     parser.add_argument("--handwriting", type=Path, default=HERE.parent.parent / "shared" / "datasets",
                         help="folder with MNIST IDX files and DHSD data.csv (default: ../shared/datasets)")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--models-only", action="store_true",
+                        help="print only every network's throughput (ONNX Runtime, Keras, the numpy engine); "
+                             "writes nothing")
     args = parser.parse_args()
+    if args.models_only:
+        print(throughput_table(model_throughput()))
+        return
 
     work = args.work or Path(tempfile.mkdtemp(prefix="docsort-bench-"))
     envelopes = work / "envelopes"
@@ -315,16 +385,17 @@ def main() -> None:
         checks.append(("Dask documents identical to --jobs 2", str(dask_same)))
     checks += [
         ("peak RSS per worker (target <= 700 MiB)", f"{max(r[2][0] for r in rows if r[2]):.0f} MiB"),
-        ("digit model crops/s (batch 256, 1 thread; numpy engine / Keras)",
-         f"{crops['digits_numpy']:.0f} / {crops['digits_keras']:.0f}"),
-        ("writing-type model crops/s (batch 256, 1 thread; numpy engine / Keras)",
-         f"{crops['writing_type_numpy']:.0f} / {crops['writing_type_keras']:.0f}"),
+        ("digit network crops/s (1 thread; ONNX Runtime / Keras)",
+         f"{crops['digits']['onnx']:.0f} / {crops['digits']['keras']:.0f}"),
+        ("main writing-type network crops/s (1 thread; ONNX Runtime / Keras)",
+         f"{crops['writing_type']['onnx']:.0f} / {crops['writing_type']['keras']:.0f}"),
         ("cold `docsort --help`", f"{cold['help_s']:.2f} s"),
         ("cold `docsort process` on one envelope", f"{cold['process_one_s']:.2f} s"),
         ("Tesseract alone on that envelope", f"{cold['tesseract_one_s']:.2f} s"),
         ("cold process - Tesseract (target <= 3 s)", f"{cold['process_one_s'] - cold['tesseract_one_s']:.2f} s"),
     ]
     lines += ["", "| measure | value |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in checks]
+    lines += ["", throughput_table(crops)]
     table = "\n".join(lines)
     print(table)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
