@@ -19,8 +19,6 @@ per-condition table of ``docsort evaluate writing-type``.
 
 from __future__ import annotations
 
-import os
-import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -155,9 +153,11 @@ def paragraph_crops(fonts: Sequence[Font], seeds: Sequence[int], workers: int, c
                     log: Callable[[str], None], sealed: bool = False, per_page: int = 120):
     """Words Tesseract cuts from pages of mixed roman and italic paragraphs (cached), at most
     ``per_page`` of each page (drawn at random), so pages of small type do not swamp the rest."""
-    if cache is not None and cache.is_file():
-        with cache.open("rb") as fh:
-            return pickle.load(fh)
+    from docsort.training.datasets.writing_type_crops import load_cached_crops, save_cached_crops
+
+    cached = load_cached_crops(cache)
+    if cached is not None:
+        return cached
     started = time.time()
     jobs = [(int(s), tuple(fonts), sealed) for s in seeds]
     crops: list = []
@@ -171,12 +171,7 @@ def paragraph_crops(fonts: Sequence[Font], seeds: Sequence[int], workers: int, c
         order = np.random.default_rng(int(seed)).permutation(len(page))[:per_page]
         crops.extend(page[i] for i in sorted(order))
     log(f"tesseract: {len(seeds)} paragraph pages -> {len(crops)} printed crops in {time.time() - started:.0f} s")
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(crops, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cache)
+    save_cached_crops(cache, crops)
     return crops
 
 

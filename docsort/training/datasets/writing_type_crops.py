@@ -653,9 +653,9 @@ def _tesseract_page_crops(seed: int) -> list[tuple[np.ndarray, int, float]]:
 def tesseract_crops(sources: PageSources, seeds: list[int], workers: int, cache: Optional[Path],
                     log: Callable[[str], None]) -> list[tuple[np.ndarray, int, float]]:
     """Crops Tesseract cuts from synthetic pages (cached: Tesseract is the slow part)."""
-    if cache is not None and cache.is_file():
-        with cache.open("rb") as fh:
-            return pickle.load(fh)
+    cached = load_cached_crops(cache)
+    if cached is not None:
+        return cached
     started = time.time()
     crops: list = []
     if workers > 1 and len(seeds) > 1:
@@ -667,13 +667,27 @@ def tesseract_crops(sources: PageSources, seeds: list[int], workers: int, cache:
         for seed in seeds:
             crops.extend(_tesseract_page_crops(seed))
     log(f"tesseract: {len(seeds)} pages -> {len(crops)} labelled crops in {time.time() - started:.0f} s")
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(crops, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cache)
+    save_cached_crops(cache, crops)
     return crops
+
+
+def load_cached_crops(cache: Optional[Path]) -> Optional[list]:
+    """Crops an earlier run cut with Tesseract and kept in ``cache``, or None."""
+    if cache is None or not cache.is_file():
+        return None
+    with cache.open("rb") as fh:
+        return pickle.load(fh)
+
+
+def save_cached_crops(cache: Optional[Path], crops: list) -> None:
+    """Keep Tesseract's crops for the next run, written whole or not at all."""
+    if cache is None:
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(crops, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, cache)
 
 
 # --- Data sets ----------------------------------------------------------------------------------
