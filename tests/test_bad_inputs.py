@@ -147,6 +147,8 @@ if len(sys.argv) > 2 and not sys.argv[1].startswith("-"):
     except FileExistsError:
         pass
     else:
+        if sys.argv[1] == "stdin":  # a reader that is handed page after page: the fault is on the first
+            sys.stdin.readline()
         if fault == "hang":
             time.sleep(3600)
         elif fault == "crash":
@@ -210,3 +212,33 @@ def test_inputs_that_hold_no_document_are_a_usage_error(tmp_path):
         assert not out.exists()
     verbose = docsort("process", notes, "--out", out, "-v", timeout=60)
     assert f"docsort: debug: skipped {notes / 'a.txt'}: not a readable kind (.txt)" in verbose.stderr.splitlines()
+
+
+def test_tesseract_without_english_data_stops_the_batch(envelopes, tmp_path):
+    """No language data: one line saying what to install, exit 4, no output folder."""
+    empty = tmp_path / "tessdata"
+    empty.mkdir()
+    out = tmp_path / "out"
+    result = docsort("process", envelopes[0], "--out", out, env={"TESSDATA_PREFIX": str(empty)})
+    assert result.returncode == ExitCode.MISSING_DEPENDENCY, result.stderr
+    assert "tesseract-ocr-eng" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_worker_warm_up_finds_tesseract_that_cannot_start(tmp_path):
+    """A worker (a Dask worker on another machine, say) whose Tesseract has no language data
+    says so when it warms up, before it is given a document."""
+    empty = tmp_path / "tessdata"
+    empty.mkdir()
+    check = textwrap.dedent("""
+        from docsort.errors import MissingDependencyError
+        from docsort.page import pipeline
+        try:
+            pipeline.warm_up()
+        except MissingDependencyError as exc:
+            print(exc)
+    """)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TESSDATA_PREFIX": str(empty)})
+    assert result.stdout.startswith("Tesseract cannot start"), result.stdout + result.stderr
+    assert "tesseract-ocr-eng" in result.stdout

@@ -458,14 +458,17 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     _log_inputs(collected)
     if not collected.documents:
         raise UsageError(collected.nothing_to_read())
-    run = _prepare_run(out, options)
-    with _cluster(run, options) as cluster:
-        out.prepare()
-        out.lock(wait=options.wait)
-        try:
-            return _run_locked(collected, out, options, progress, run, cluster)
-        finally:
-            out.unlock()
+    accept_threshold = resolve_accept_threshold(options)
+    run_settings = pipeline_settings(options, out, accept_threshold)
+    with _local_workers(options, run_settings, collected.documents, out) as workers:
+        run = _prepare_run(options, accept_threshold, run_settings)
+        with _cluster(run, options) as cluster:
+            out.prepare()
+            out.lock(wait=options.wait)
+            try:
+                return _run_locked(collected, out, options, progress, run, cluster or workers)
+            finally:
+                out.unlock()
 
 
 def _log_inputs(collected: CollectedInputs) -> None:
@@ -475,6 +478,26 @@ def _log_inputs(collected: CollectedInputs) -> None:
     if collected.documents:
         for pattern in collected.unmatched:
             log.warning("no file matches %s", one_line(pattern))
+
+
+@contextlib.contextmanager
+def _local_workers(options: BatchOptions, run_settings, documents: list[InputDocument], out: OutputFolder):
+    """Local workers started as soon as the settings are known: they start and load their models
+    while this process checks Tesseract and the models and looks for finished documents (None
+    with a Dask cluster, or when every document has a stored record and most likely no worker
+    is needed; then workers start when the tasks are known)."""
+    if options.scheduler or (not options.force and all(out.record_path(d.key).is_file() for d in documents)):
+        yield None
+        return
+    jobs = min(options.jobs or default_jobs(), len(documents))
+    processor = DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=_worker_env(jobs),
+                                  log_config=current_config())
+    executor = make_executor(processor, jobs, None, options.document_timeout)
+    try:
+        executor.start()
+        yield executor
+    finally:
+        executor.close()
 
 
 @contextlib.contextmanager
@@ -528,13 +551,11 @@ def _run_locked(collected: CollectedInputs, out: OutputFolder, options: BatchOpt
     return summary
 
 
-def _prepare_run(out: OutputFolder, options: BatchOptions) -> _Run:
+def _prepare_run(options: BatchOptions, accept_threshold: float, run_settings) -> _Run:
     info = run_information()
     directory = _directory_information(options)
     if directory is not None:  # results.json names it; a changed directory is a changed setting
         info["directory"] = directory
-    accept_threshold = resolve_accept_threshold(options)
-    run_settings = pipeline_settings(options, out, accept_threshold)
     return _Run(info, accept_threshold, run_settings, settings_fingerprint(info, run_settings))
 
 
@@ -588,7 +609,7 @@ def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run
     if options.fail_fast and any(record["status"] != "ok" for record in finished.values()):
         return False
     if cluster is not None:
-        executor = contextlib.nullcontext(cluster)  # closed by run_batch
+        executor = contextlib.nullcontext(cluster)  # started and closed by run_batch
     else:
         jobs = min(options.jobs or default_jobs(), len(tasks))
         executor = make_executor(_processor(run, options, jobs), jobs, None, options.document_timeout)

@@ -68,6 +68,7 @@ class _Models:
 
     writing_type = None
     digits = None
+    warm = False  # loaded and run once
 
     @classmethod
     def get(cls):
@@ -83,20 +84,33 @@ class _Models:
 
 
 def warm_up(settings: Optional[Settings] = None) -> None:
-    """Check Tesseract and load the models now, so the first document pays no start-up cost."""
-    tesseract.check_tesseract()
+    """Start Tesseract and load the models now, so the first document pays no start-up cost.
+
+    Tesseract starts first and loads its data on another core while the networks load; a
+    Tesseract that cannot start (its English data missing) is a missing dependency.
+    """
+    settings = settings or Settings()
+    reader = tesseract.start_reader()
+    _warm_networks()
+    if settings.directory() is not None:  # the directory and its reading calibration, loaded once
+        from docsort.reading.digits.directory_reader import shipped_calibration
+
+        shipped_calibration()
+    reader.check_started()
+
+
+def _warm_networks() -> None:
+    """Every network loaded and run once (its first call allocates), once per process."""
+    if _Models.warm:
+        return
     writing_type, digits = _Models.get()
     page = np.full((64, 200), 255, np.uint8)
     page[20:44, 20:180:8] = 0
     writing_type.p_handwritten([page])
     from docsort.reading.digits.combine import read_fields
 
-    settings = settings or Settings()
-    read_fields([page], settings.code_length, reader=digits)
-    if settings.directory() is not None:  # the directory and its reading calibration, loaded once
-        from docsort.reading.digits.directory_reader import shipped_calibration
-
-        shipped_calibration()
+    read_fields([page], CODE_LENGTH, reader=digits)
+    _Models.warm = True
 
 
 def process_page(image: np.ndarray, page_number: int, settings: Settings,

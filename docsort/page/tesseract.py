@@ -227,6 +227,12 @@ class _Reader:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def check_started(self) -> None:
+        """Raise ``MissingDependencyError`` if Tesseract stopped as it started (no language data)."""
+        if not self.alive():
+            raise MissingDependencyError(f"Tesseract cannot start ({self.failure()}); is its English "
+                                         "data installed (the 'tesseract-ocr-eng' package)?")
+
     def read(self, images: Sequence[np.ndarray], timeout: float) -> list[list[list[str]]]:
         """The TSV rows (as fields) of each image, all read within ``timeout``."""
         import cv2
@@ -328,6 +334,11 @@ class _Reader:
 _FOLDER_PREFIX = "docsort-tesseract-"
 _readers: dict[int, _Reader] = {}
 _readers_lock = threading.Lock()
+
+
+def start_reader(psm: int = 11) -> _Reader:
+    """Start this process's reader now (it loads its data while the caller goes on)."""
+    return _reader(int(psm))
 
 
 def _reader(psm: int) -> _Reader:
