@@ -89,8 +89,15 @@ def warm_up(settings: Optional[Settings] = None) -> None:
     Tesseract starts first and loads its data on another core while the networks load; a
     Tesseract that cannot start (its English data missing) is a missing dependency.
     """
+    import cv2
+
+    from docsort.reading import engine
+
     settings = settings or Settings()
     reader = tesseract.start_reader()
+    # OpenCV's own thread pool gets the worker's share of the cores, as the networks do: two
+    # workers each running a pool over every core would only fight for the same cores.
+    cv2.setNumThreads(engine.threads())
     _warm_networks()
     if settings.directory() is not None:  # the directory and its reading calibration, loaded once
         from docsort.reading.digits.directory_reader import shipped_calibration
@@ -100,16 +107,15 @@ def warm_up(settings: Optional[Settings] = None) -> None:
 
 
 def _warm_networks() -> None:
-    """Every network loaded and run once (its first call allocates), once per process."""
+    """Every network's session opened, once per process (opening is what costs; a first call
+    on a dummy page would only add its own reading time to a one-document run)."""
     if _Models.warm:
         return
-    writing_type, digits = _Models.get()
-    page = np.full((64, 200), 255, np.uint8)
-    page[20:44, 20:180:8] = 0
-    writing_type.p_handwritten([page])
-    from docsort.reading.digits.combine import read_fields
+    _Models.get()
+    from docsort.reading.digits import combine, strings
 
-    read_fields([page], CODE_LENGTH, reader=digits)
+    strings.shared_reader()
+    combine.combination_weights()
     _Models.warm = True
 
 
