@@ -154,11 +154,13 @@ def tesseract_alone(images: list[Path], processes: int) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def docsort_run(inputs: Path, out: Path, *options: str) -> tuple[float, tuple[float, float], dict, float]:
+def docsort_run(inputs: Path, out: Path, *options: str, env: Optional[dict] = None
+                ) -> tuple[float, tuple[float, float], dict, float]:
     """Wall time, (peak RSS, peak USS) of the largest worker in MiB, the results, and the CPU
     time of all the command's processes."""
     shutil.rmtree(out, ignore_errors=True)
-    elapsed, _, tree = timed([*DOCSORT, "process", str(inputs), "--out", str(out), "-q", *options])
+    elapsed, _, tree = timed([*DOCSORT, "process", str(inputs), "--out", str(out), "-q", *options],
+                             env={**ENV, **env} if env else None)
     memory_mib = (worker_peak_mib(tree.peaks), tree.max_uss_mib())
     return elapsed, memory_mib, json.loads((out / "results.json").read_text()), tree.cpu_seconds()
 
@@ -383,6 +385,9 @@ def main() -> None:
     rows.append(("Tesseract alone, 2 processes", t2, None, t2_cpu))
     j1, j1_mem, _, j1_cpu = docsort_run(envelopes, work / "out-j1", "--jobs", "1")
     rows.append(("docsort process --jobs 1", j1, j1_mem, j1_cpu))
+    # --jobs 1 runs its networks and OpenCV on every core; on one thread it shows what one core does.
+    j1t, j1t_mem, _, j1t_cpu = docsort_run(envelopes, work / "out-j1t", "--jobs", "1", env={"DOCSORT_THREADS": "1"})
+    rows.append(("docsort process --jobs 1, DOCSORT_THREADS=1", j1t, j1t_mem, j1t_cpu))
     j2, j2_mem, j2_results, j2_cpu = docsort_run(envelopes, work / "out-j2", "--jobs", "2")
     rows.append(("docsort process --jobs 2", j2, j2_mem, j2_cpu))
     dask_same = None
@@ -405,6 +410,7 @@ def main() -> None:
         ("docsort --jobs 1 / Tesseract alone, wall time (target <= 1.0)", f"{j1 / t1:.2f}"),
         ("docsort --jobs 1 / Tesseract alone, CPU time (target <= 1.0)", f"{j1_cpu / t1_cpu:.2f}"),
         ("--jobs 2 speed-up over --jobs 1 (target >= 1.8)", f"{j1 / j2:.2f}x"),
+        ("--jobs 2 speed-up over --jobs 1 on one thread (DOCSORT_THREADS=1)", f"{j1t / j2:.2f}x"),
     ]
     if not args.no_dask:
         checks.append(("Dask 2 workers as the README starts them vs --jobs 2 (target within 10%)",
