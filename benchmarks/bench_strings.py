@@ -46,9 +46,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-READERS = ("docsort", "tesseract", "rapidocr", "rapidocr_line")
+READERS = ("docsort", "ppocr_digits", "tesseract", "rapidocr", "rapidocr_line")
 READER_NAMES = {"docsort": "docsort read-digits", "tesseract": "Tesseract alone (psm 7, digits)",
-                "rapidocr": "RapidOCR (detection + recognition)", "rapidocr_line": "RapidOCR (recognition, one line)"}
+                "rapidocr": "RapidOCR (detection + recognition)", "rapidocr_line": "RapidOCR (recognition, one line)",
+                "ppocr_digits": "PP-OCR recogniser over digits (docsort.reading.digits.ppocr; not yet combined)"}
 CONDITIONS = ("pen", "frame", "separators", "marks", "touching", "broken", "raised cents")
 
 
@@ -69,7 +70,13 @@ def read_fields(fields, folder: Path, peers: bool) -> tuple[dict[str, list[str]]
     if not peers:
         return reads, seconds
     from peers import rapidocr_string, tesseract_string
+    from docsort.reading.digits import ppocr
+    from docsort.reading.digits.combine import as_ink
 
+    start = time.perf_counter()
+    reads["ppocr_digits"] = [r.digits for r in ppocr.shared_reader().read_inks(
+        [as_ink(read_image(p)) for p in paths])]
+    seconds["ppocr_digits"] = (time.perf_counter() - start) / len(paths)
     for name, read in (("tesseract", tesseract_string),
                        ("rapidocr", lambda p: rapidocr_string(p, detect=True)),
                        ("rapidocr_line", lambda p: rapidocr_string(p, detect=False))):
@@ -89,6 +96,9 @@ def warm_up(peers: bool) -> None:
     if peers:
         from peers import rapidocr_string, tesseract_string
 
+        from docsort.reading.digits import ppocr
+
+        ppocr.shared_reader()
         rapidocr_string(page, detect=True)
         rapidocr_string(page, detect=False)
         tesseract_string(page)

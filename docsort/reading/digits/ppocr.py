@@ -1,0 +1,152 @@
+"""PP-OCR's text recogniser, read over digits only: a reader of number fields trained on other data.
+
+Our own readers learnt digits from MNIST; real fields (cheque amounts, forms) are written by
+other hands on other paper, and there PP-OCR's recogniser, trained on a large mix of real
+printed and handwritten text, reads many that ours miss. It is the recogniser the ``rapidocr``
+wheel ships (``PP-OCRv6_rec_small.onnx``, Apache-2.0, its character list inside the file),
+run here by ONNX Runtime like every other network (``docsort.reading.engine``): no download,
+and nothing of RapidOCR's own pipeline.
+
+Its raw text reads a 5 as "S" or a 1 as "l", and separators and marks ("1.250,00", "$ 75-")
+as what they are. So each output column is reduced to the eleven classes of our whole-field
+reader: the ten digits, and "no digit here" (the CTC blank, a space, and every separator or
+mark), the letters' share of the column being dropped. The result is a ``StringReading`` whose
+columns the whole-field reader's own decoding and CTC scoring (``docsort.reading.digits.strings``)
+read as they read the ensemble's, so any string's probability under this reader is known.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from docsort.errors import MissingDependencyError
+from docsort.reading import engine
+from docsort.reading.digits.strings import BLANK, StringReading, best_path, ensemble_probability
+
+MODEL_FILE = "PP-OCRv6_rec_small.onnx"
+HEIGHT = 48
+# Text lines are batched by width, rounded up to these (input columns; 8 per output column).
+WIDTH_BUCKETS = (96, 160, 240, 320, 480, 640, 960)
+BATCH = 16
+# Characters that stand between or around digits and are not digits: read as "no digit here".
+SEPARATORS = set(" .,;:-_/\\'\"`~=+*#$€£¥%()[]{}<>|!?")
+# Paper around the ink, as a share of the ink's height (at least 2 px). Chosen on the training
+# families of ``docsort.training.synth.fields`` (420 fields of MNIST training digits): exactly
+# right 61.4 / 61.2 / 60.7 / 59.3 / 55.2 % at 0 / 0.05 / 0.1 / 0.15 / 0.25.
+MARGIN = 0.05
+
+
+def model_path() -> Path:
+    """The recogniser inside the installed ``rapidocr`` wheel (located without importing it)."""
+    spec = importlib.util.find_spec("rapidocr")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("the PP-OCR reader needs the rapidocr package (pip install rapidocr)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILE
+    if not path.is_file():
+        raise MissingDependencyError(f"the rapidocr package has no {MODEL_FILE} (installed version too old or new)")
+    return path
+
+
+def digit_classes(characters: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each digit 0-9, indices of the "no digit here" classes) in the model's output.
+
+    The output is ordered: 0 = CTC blank, then the file's characters, then a space.
+    """
+    labels = ["<blank>", *characters, " "]
+    digits = np.array([labels.index(str(d)) for d in range(10)])
+    gaps = np.array([0] + [i for i, c in enumerate(labels) if i and c in SEPARATORS])
+    return digits, gaps
+
+
+class DigitLineReader:
+    """PP-OCR's recogniser over whole-field inks, giving ``StringReading``s over digits only."""
+
+    def __init__(self, path: Optional[Path] = None):
+        self.network = engine.Network.load(path or model_path())
+        meta = self.network.session.get_modelmeta().custom_metadata_map
+        characters = meta.get("character", "").split("\n")
+        if not characters or len(characters) < 10:
+            raise MissingDependencyError(f"{self.network.path.name} carries no character list")
+        self.digits, self.gaps = digit_classes(characters)
+
+    def columns(self, inks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Ink-high fields -> per field (T, 11) column probabilities: digits 0-9, then "no digit"."""
+        lines = [line_image(ink) for ink in inks]
+        out: list[Optional[np.ndarray]] = [None] * len(lines)
+        groups: dict[int, list[int]] = {}
+        for i, line in enumerate(lines):
+            groups.setdefault(_bucket(line.shape[2]), []).append(i)
+        for width in sorted(groups):
+            members = groups[width]
+            for start in range(0, len(members), BATCH):
+                chunk = members[start:start + BATCH]
+                x = np.zeros((len(chunk), 3, HEIGHT, width), np.float32)
+                for k, i in enumerate(chunk):
+                    line = lines[i][:, :, :width]
+                    x[k, :, :, :line.shape[2]] = line
+                probs = self.network(x)
+                for k, i in enumerate(chunk):
+                    used = min(probs.shape[1], math.ceil(lines[i].shape[2] / 8) + 1)
+                    out[i] = self._reduce(probs[k, :used])
+        return out  # type: ignore[return-value]
+
+    def _reduce(self, probs: np.ndarray) -> np.ndarray:
+        """(T, classes) -> (T, 11): the digits' and the gaps' shares of what is digit or gap."""
+        reduced = np.empty((len(probs), BLANK + 1), np.float32)
+        reduced[:, :10] = probs[:, self.digits]
+        reduced[:, BLANK] = probs[:, self.gaps].sum(axis=1)
+        total = reduced.sum(axis=1, keepdims=True)
+        return reduced / np.maximum(total, 1e-12)
+
+    def read_inks(self, inks: Sequence[np.ndarray]) -> list[StringReading]:
+        """Ink-high fields (float 0..1) -> the best digit string of each, with its probability."""
+        readings = []
+        for probs in self.columns(inks):
+            digits, peaks = best_path(probs)
+            if not digits:
+                readings.append(StringReading("", 0.0, [], [probs]))
+                continue
+            readings.append(StringReading("".join(map(str, digits)), ensemble_probability([probs], digits),
+                                          peaks, [probs]))
+        return readings
+
+
+def line_image(ink: np.ndarray) -> np.ndarray:
+    """An ink-high field -> (3, HEIGHT, width) float32 as the recogniser takes a text line: dark
+    ink on white paper, scaled to its height with a margin, normalised to -1..1."""
+    ink = np.clip(np.asarray(ink, np.float32), 0.0, 1.0)
+    rows = np.flatnonzero(ink.max(axis=1) > 0.2)
+    cols = np.flatnonzero(ink.max(axis=0) > 0.2)
+    if rows.size:
+        ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    margin = max(2, int(round(MARGIN * ink.shape[0])))
+    ink = cv2.copyMakeBorder(ink, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=0)
+    width = max(8, int(math.ceil(HEIGHT * ink.shape[1] / ink.shape[0])))
+    width = min(width, WIDTH_BUCKETS[-1])
+    grey = 1.0 - cv2.resize(ink, (width, HEIGHT), interpolation=cv2.INTER_AREA)
+    line = (grey - 0.5) / 0.5
+    return np.repeat(line[None], 3, axis=0)
+
+
+def _bucket(width: int) -> int:
+    for bucket in WIDTH_BUCKETS:
+        if width <= bucket:
+            return bucket
+    return WIDTH_BUCKETS[-1]
+
+
+_shared: Optional[DigitLineReader] = None
+
+
+def shared_reader() -> DigitLineReader:
+    """The PP-OCR digit reader, loaded once per process."""
+    global _shared
+    if _shared is None:
+        _shared = DigitLineReader()
+    return _shared
