@@ -485,11 +485,14 @@ def _local_workers(options: BatchOptions, run_settings, documents: list[InputDoc
     """Local workers started as soon as the settings are known: they start and load their models
     while this process checks Tesseract and the models and looks for finished documents (None
     with a Dask cluster, or when every document has a stored record and most likely no worker
-    is needed; then workers start when the tasks are known)."""
-    if options.scheduler or (not options.force and all(out.record_path(d.key).is_file() for d in documents)):
+    is needed; then workers start when the tasks are known). Documents known to be unreadable
+    (a missing file) need no worker."""
+    readable = [d for d in documents if not d.error]
+    if options.scheduler or not readable or (
+            not options.force and all(out.record_path(d.key).is_file() for d in readable)):
         yield None
         return
-    jobs = min(options.jobs or default_jobs(), len(documents))
+    jobs = min(options.jobs or default_jobs(), len(readable))
     processor = DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=_worker_env(jobs),
                                   log_config=current_config())
     executor = make_executor(processor, jobs, None, options.document_timeout)
