@@ -107,6 +107,13 @@ def process_command(
     """Read the destination postal code of every scanned document; write OUT/results.json and .csv."""
     if quiet and verbose:
         raise UsageError("--quiet and --verbose cannot be used together")
+    options = dict(jobs=jobs, scheduler=scheduler, scheduler_timeout=scheduler_timeout, code_length=code_length,
+                   accept_threshold=accept_threshold, overlays=overlays or overlay_size is not None,
+                   overlay_size=overlay_size or "small", force=force, fail_fast=fail_fast, wait=wait,
+                   max_megapixels=max_megapixels, page_timeout=page_timeout, country=country, directory=directory)
+    from docsort.batch.options import BatchOptions
+
+    BatchOptions(**options).check()  # a bad option is refused before the pipeline loads
     from docsort import log
     from docsort.api import process
     from docsort.batch.runner import LogProgress
@@ -120,13 +127,7 @@ def process_command(
         progress = _TerminalProgress()
     else:
         progress = LogProgress()
-    summary = process(
-        inputs, out, progress=progress, jobs=jobs, scheduler=scheduler, scheduler_timeout=scheduler_timeout,
-        code_length=code_length, accept_threshold=accept_threshold, overlays=overlays or overlay_size is not None,
-        overlay_size=overlay_size or "small", force=force,
-        fail_fast=fail_fast, wait=wait, max_megapixels=max_megapixels, page_timeout=page_timeout,
-        country=country, directory=directory,
-    )
+    summary = process(inputs, out, progress=progress, **options)
     if not summary.ok:
         raise fail(f"{summary.errors} of {plural(summary.documents, 'document')} failed; see {summary.results_json}"
                    if summary.errors else "stopped before every document was processed",
