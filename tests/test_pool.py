@@ -289,3 +289,27 @@ def test_a_worker_gone_before_it_took_its_next_document_loses_nothing(
     tries = [int(pid) for pid in worker_log.read_text().split()]
     assert len(tries) == 2  # the faulty worker and one replacement
     assert_gone(tries)
+
+
+def test_a_batch_starts_its_workers_only_when_there_is_work(envelopes, reference, worker_log, tmp_path, monkeypatch):
+    """Workers start before the batch knows which documents are done (to load their models while
+    it prepares), but not for a rerun over a folder whose every document has its record, nor
+    for inputs that are all missing; a changed document brings them back."""
+    monkeypatch.setenv("PYTHONPATH", python_path_killing_workers_at_start(tmp_path))
+    monkeypatch.setenv("POOL_TEST_EVERY", "1")  # every start logged, none harmed
+    out = tmp_path / "out"
+    assert process(envelopes, out, jobs=2).errors == 0
+    started = worker_log.read_text().split()
+    assert len(started) == 2 and records(out) == reference
+
+    again = process(envelopes, out, jobs=2)
+    assert again.reused == len(envelopes) and worker_log.read_text().split() == started
+    missing = process([tmp_path / "no-such-scan.png"], tmp_path / "out-missing", jobs=2)
+    assert missing.errors == 1 and worker_log.read_text().split() == started
+
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for envelope in envelopes:
+        shutil.copy(envelope, changed / envelope.name)
+    assert process(sorted(changed.iterdir()), out, jobs=1).errors == 0
+    assert len(worker_log.read_text().split()) == len(started) + 1

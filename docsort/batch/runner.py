@@ -429,8 +429,8 @@ def _local_workers(options: BatchOptions, run_settings, documents: list[InputDoc
     while this process checks Tesseract and the models and looks for finished documents (None
     with a Dask cluster, or when every document has a stored record and most likely no worker
     is needed; then workers start when the tasks are known). Documents known to be unreadable
-    (a missing file) need no worker."""
-    readable = [d for d in documents if not d.error]
+    or missing need no worker."""
+    readable = [d for d in documents if not d.error and os.path.isfile(d.path)]
     if options.scheduler or not readable or (
             not options.force and all(out.record_path(d.key).is_file() for d in readable)):
         yield None
