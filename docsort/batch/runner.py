@@ -436,9 +436,7 @@ def _local_workers(options: BatchOptions, run_settings, documents: list[InputDoc
         yield None
         return
     jobs = min(options.jobs or default_jobs(), len(readable))
-    processor = DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=_worker_env(jobs),
-                                  log_config=current_config())
-    executor = make_executor(processor, jobs, None, options.document_timeout)
+    executor = make_executor(_processor(run_settings, options, jobs), jobs, None, options.document_timeout)
     try:
         executor.start()
         yield executor
@@ -453,7 +451,7 @@ def _cluster(run: "_Run", options: BatchOptions):
     if not options.scheduler:
         yield None
         return
-    processor = _processor(run, options, jobs=options.jobs or default_jobs())
+    processor = _processor(run.settings, options, jobs=options.jobs or default_jobs())
     executor = make_executor(processor, 0, options.scheduler, scheduler_timeout=options.scheduler_timeout)
     try:
         yield executor
@@ -461,8 +459,8 @@ def _cluster(run: "_Run", options: BatchOptions):
         executor.close()
 
 
-def _processor(run: "_Run", options: BatchOptions, jobs: int) -> DocumentProcessor:
-    return DocumentProcessor(settings=run.settings, pipeline=options.pipeline, env=_worker_env(jobs),
+def _processor(run_settings, options: BatchOptions, jobs: int) -> DocumentProcessor:
+    return DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=_worker_env(jobs),
                              log_config=current_config())
 
 
@@ -558,7 +556,7 @@ def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run
         executor = contextlib.nullcontext(cluster)  # started and closed by run_batch
     else:
         jobs = min(options.jobs or default_jobs(), len(tasks))
-        executor = make_executor(_processor(run, options, jobs), jobs, None, options.document_timeout)
+        executor = make_executor(_processor(run.settings, options, jobs), jobs, None, options.document_timeout)
     with executor as executor:
         for task, result in executor.run(tasks):
             result.sha256 = shas[task.key]

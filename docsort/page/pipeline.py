@@ -68,7 +68,6 @@ class _Models:
 
     writing_type = None
     digits = None
-    warm = False  # loaded and run once
 
     @classmethod
     def get(cls):
@@ -107,16 +106,13 @@ def warm_up(settings: Optional[Settings] = None) -> None:
 
 
 def _warm_networks() -> None:
-    """Every network's session opened, once per process (opening is what costs; a first call
-    on a dummy page would only add its own reading time to a one-document run)."""
-    if _Models.warm:
-        return
+    """Every network's session opened (each loader keeps its own per process). Opening is what
+    costs; a first call on a dummy page would only add its reading time to a one-document run."""
     _Models.get()
     from docsort.reading.digits import combine, strings
 
     strings.shared_reader()
     combine.combination_weights()
-    _Models.warm = True
 
 
 def process_page(image: np.ndarray, page_number: int, settings: Settings,

@@ -17,6 +17,7 @@ read as they read the ensemble's, so any string's probability under this reader 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from pathlib import Path
@@ -30,10 +31,10 @@ from docsort.reading import engine
 from docsort.reading.digits.strings import BLANK, StringReading, best_path, ensemble_probability
 
 MODEL_FILE = "PP-OCRv6_rec_small.onnx"
-HEIGHT = 48
-# Text lines are batched by width, rounded up to these (input columns; 8 per output column).
-WIDTH_BUCKETS = (96, 160, 240, 320, 480, 640, 960)
-BATCH = 16
+# Text lines 48 px high, batched by width (8 input columns per output column) as every network
+# is (``engine.batches``); the padding is 0, the mid-grey PP-OCR pads its lines with.
+INPUT = engine.InputSpec("x", 48, width_buckets=(96, 160, 240, 320, 480, 640, 960), align="left",
+                         channel=False, batch=16)
 # Characters that stand between or around digits and are not digits: read as "no digit here".
 SEPARATORS = set(" .,;:-_/\\'\"`~=+*#$€£¥%()[]{}<>|!?")
 # Paper around the ink, as a share of the ink's height (at least 2 px). Chosen on the training
@@ -79,21 +80,10 @@ class DigitLineReader:
         """Ink-high fields -> per field (T, 11) column probabilities: digits 0-9, then "no digit"."""
         lines = [line_image(ink) for ink in inks]
         out: list[Optional[np.ndarray]] = [None] * len(lines)
-        groups: dict[int, list[int]] = {}
-        for i, line in enumerate(lines):
-            groups.setdefault(_bucket(line.shape[2]), []).append(i)
-        for width in sorted(groups):
-            members = groups[width]
-            for start in range(0, len(members), BATCH):
-                chunk = members[start:start + BATCH]
-                x = np.zeros((len(chunk), 3, HEIGHT, width), np.float32)
-                for k, i in enumerate(chunk):
-                    line = lines[i][:, :, :width]
-                    x[k, :, :, :line.shape[2]] = line
-                probs = self.network(x)
-                for k, i in enumerate(chunk):
-                    used = min(probs.shape[1], math.ceil(lines[i].shape[2] / 8) + 1)
-                    out[i] = self._reduce(probs[k, :used])
+        for index, x in engine.batches(lines, INPUT):
+            probs = self.network(np.repeat(x[:, None], 3, axis=1))  # the three colour planes alike
+            for i, p in zip(index, probs):
+                out[i] = self._reduce(p[:min(len(p), math.ceil(lines[i].shape[1] / 8) + 1)])
         return out  # type: ignore[return-value]
 
     def _reduce(self, probs: np.ndarray) -> np.ndarray:
@@ -118,8 +108,8 @@ class DigitLineReader:
 
 
 def line_image(ink: np.ndarray) -> np.ndarray:
-    """An ink-high field -> (3, HEIGHT, width) float32 as the recogniser takes a text line: dark
-    ink on white paper, scaled to its height with a margin, normalised to -1..1."""
+    """An ink-high field -> (48, width) float32 as the recogniser takes a text line: dark ink on
+    white paper, scaled to its height with a margin, normalised to -1..1."""
     ink = np.clip(np.asarray(ink, np.float32), 0.0, 1.0)
     rows = np.flatnonzero(ink.max(axis=1) > 0.2)
     cols = np.flatnonzero(ink.max(axis=0) > 0.2)
@@ -127,26 +117,12 @@ def line_image(ink: np.ndarray) -> np.ndarray:
         ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     margin = max(2, int(round(MARGIN * ink.shape[0])))
     ink = cv2.copyMakeBorder(ink, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=0)
-    width = max(8, int(math.ceil(HEIGHT * ink.shape[1] / ink.shape[0])))
-    width = min(width, WIDTH_BUCKETS[-1])
-    grey = 1.0 - cv2.resize(ink, (width, HEIGHT), interpolation=cv2.INTER_AREA)
-    line = (grey - 0.5) / 0.5
-    return np.repeat(line[None], 3, axis=0)
+    width = min(max(8, math.ceil(INPUT.height * ink.shape[1] / ink.shape[0])), INPUT.width_buckets[-1])
+    grey = 1.0 - cv2.resize(ink, (width, INPUT.height), interpolation=cv2.INTER_AREA)
+    return (grey - 0.5) / 0.5
 
 
-def _bucket(width: int) -> int:
-    for bucket in WIDTH_BUCKETS:
-        if width <= bucket:
-            return bucket
-    return WIDTH_BUCKETS[-1]
-
-
-_shared: Optional[DigitLineReader] = None
-
-
+@functools.lru_cache(maxsize=1)
 def shared_reader() -> DigitLineReader:
     """The PP-OCR digit reader, loaded once per process."""
-    global _shared
-    if _shared is None:
-        _shared = DigitLineReader()
-    return _shared
+    return DigitLineReader()
