@@ -15,10 +15,17 @@ With ``--country CC`` the envelopes carry real codes and places of that country,
 envelopes are read without and with its postal directory, side by side (and, for each, at the
 lowest threshold whose wrong ``auto`` codes stay within ``--wrong-auto-cap`` of all envelopes).
 
+``--held-out N`` also measures N envelopes of the held-out layout family (``boxed``: codes in
+pre-printed boxes or on a rule, a phone number beside them), drawn on a seed of their own, and
+reports them apart, with the same figures and peers as the main set and how often a phone
+number was taken for the code. No training, fitting or threshold choice ever sees that family,
+so its figures are what a new convention of mail gets; ``--count 0`` measures it alone.
+
     python benchmarks/bench_envelopes.py --count 200 --handwriting ../shared/datasets \
         --strings 1000 --jobs 2
     python benchmarks/bench_envelopes.py --count 300 --country US --layout code-alone \
         --handwriting ../shared/datasets --jobs 2
+    python benchmarks/bench_envelopes.py --count 200 --held-out 100 --handwriting ../shared/datasets
 """
 
 from __future__ import annotations
@@ -96,18 +103,48 @@ def _overlap(a, b) -> float:
     return max(0, iw) * max(0, ih) / max(1, a[2] * a[3])
 
 
+# The held-out family's envelopes are drawn on the main seed plus this, so they never repeat
+# envelopes of the main set.
+HELD_OUT_SEED_OFFSET = 1_000_000
+
+
+def _generate(args, count: int, seed: int, layout: str, prefix: str) -> Path:
+    from docsort.training.samples import write_samples
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    t0 = time.perf_counter()
+    write_samples(folder, count=count, seed=seed, handwriting=args.handwriting,
+                  handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
+                  layout=layout, country=args.country)
+    print(f"generated {count} {layout} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
+    return folder
+
+
 def envelopes(args) -> dict:
+    """The main set: ``--samples``, or ``--count`` envelopes of ``--layout``."""
+    folder = Path(args.samples) if args.samples else _generate(args, args.count, args.seed, args.layout,
+                                                                 "docsort-bench-")
+    return measure(args, folder, args.details, args.overlays)
+
+
+def held_out(args) -> dict:
+    """``--held-out`` envelopes of the family no fitting sees, measured like the main set."""
+    from docsort.training.samples import HELD_OUT_LAYOUT
+
+    seed = args.seed + HELD_OUT_SEED_OFFSET
+    folder = _generate(args, args.held_out, seed, HELD_OUT_LAYOUT, "docsort-bench-held-out-")
+    overlays = args.overlays and str(Path(args.overlays) / HELD_OUT_LAYOUT)
+    return {"layout": HELD_OUT_LAYOUT, "seed": seed,
+            **measure(args, folder, args.details and f"{args.details}.{HELD_OUT_LAYOUT}", overlays)}
+
+
+def measure(args, folder: Path, details, overlays) -> dict:
+    """The pipeline (and the peers) on the envelopes of ``folder``, against their truth: one
+    report, or with ``--country`` one without and one with the postal directory."""
     from docsort.cost.model import default_accept_threshold
     from docsort.page.pipeline import Settings
-    from docsort.training.samples import load_truth, write_samples
+    from docsort.training.samples import load_truth
 
-    folder = Path(args.samples) if args.samples else Path(tempfile.mkdtemp(prefix="docsort-bench-"))
-    if not args.samples:
-        t0 = time.perf_counter()
-        write_samples(folder, count=args.count, seed=args.seed, handwriting=args.handwriting,
-                      handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
-                      layout=args.layout, country=args.country)
-        print(f"generated {args.count} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
     truth = load_truth(folder)
     files = [str(folder / name) for name in sorted(truth)]
     ctx = get_context("spawn")
@@ -128,13 +165,13 @@ def envelopes(args) -> dict:
     reports = {}
     for country, threshold in runs:
         settings = Settings(code_length=args.code_length, accept_threshold=threshold,
-                            overlays_dir=Path(args.overlays) if args.overlays else None, country=country)
+                            overlays_dir=Path(overlays) if overlays else None, country=country)
         start = time.perf_counter()
         with ctx.Pool(args.jobs, initializer=_init, initargs=(settings,)) as pool:
             results = pool.map(_process, files, chunksize=1)
         pipeline_wall = time.perf_counter() - start
         report = _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
-                         args.details and (args.details if country is None else f"{args.details}.{country}"))
+                         details and (details if country is None else f"{details}.{country}"))
         if not args.country:
             return report
         reports["with_directory" if country else "without_directory"] = report
@@ -178,6 +215,27 @@ def _peer_shares(rows: list[dict]) -> dict:
     return out
 
 
+def _phone(truth: dict) -> tuple[list[str], list]:
+    """The digit groups of the destination's phone number, and the boxes of its words ("Tel"
+    and the groups); none where the envelope has no phone number."""
+    words = [e for e in truth["elements"] if e["role"] == "destination_phone"]
+    digits = ["".join(ch for ch in e["text"] if ch.isdigit()) for e in words]
+    return [d for d in digits if d], [e["bbox"] for e in words]
+
+
+def _is_phone(value, groups: list[str], boxes=(), bbox=None) -> bool:
+    """Whether a code answer is the phone number: a run of its digits, or (where the answer has
+    a box) read from the phone's line."""
+    if value is None or not groups:
+        return False
+    if any(value in g for g in groups) or value in "".join(groups):
+        return True
+    if bbox is None:
+        return False
+    cx, cy = bbox[0] + bbox[2] / 2, bbox[1] + bbox[3] / 2
+    return any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in boxes)
+
+
 def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall, details) -> dict:
     """The measures of one reading of the envelopes, against their truth."""
     peer_answers = _peer_answers(peer_pages, country, args.code_length)
@@ -203,6 +261,7 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
             kind_right += best["kind"] == element["kind"]
         answers = dict(peer_answers.get(name, {}))
         tokens = answers.pop("tesseract_tokens", [])
+        phone, phone_boxes = _phone(t)
         rows.append({
             "file": name, "source": t["destination_source"], "truth": t["destination_code"],
             "layout": t.get("layout"), "position": t.get("position"),
@@ -213,7 +272,9 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
             "read_source": code["source"] if code else None,
             "tesseract_last": tokens[-1] if tokens else None,
             "tesseract_any": t["destination_code"] in tokens, "seconds": seconds,
-            "peers": answers,
+            "peers": answers, "phone": phone,
+            "phone_picked": value != t["destination_code"] and _is_phone(value, phone, phone_boxes,
+                                                                          code["bbox"] if code else None),
         })
 
     n = len(rows)
@@ -256,6 +317,14 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
         report["peers_sender_code_picked"] = {
             peer: int(sum(r["peers"][peer] is not None and r["peers"][peer] == r["sender"] for r in rows))
             for peer in PEERS}
+    if any(r["phone"] for r in rows):
+        report["phone_number_picked"] = int(sum(r["phone_picked"] for r in rows))
+        report["phone_number_picked_auto"] = int(sum(r["phone_picked"] and r["auto"] for r in rows))
+        if peer_pages:
+            report["peers_phone_number_picked"] = {
+                peer: int(sum(r["peers"][peer] != r["truth"] and _is_phone(r["peers"][peer], r["phone"])
+                              for r in rows))
+                for peer in PEERS}
     report["crop_kinds_right"] = round(kind_right / max(1, kind_total), 4)
     report["crop_kinds_measured"] = kind_total
     report["truth_elements_without_crop"] = unmatched
@@ -332,11 +401,15 @@ def strings(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--count", type=int, default=200, help="envelopes of the main set (0: none)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--handwriting", required=True, help="folder with MNIST IDX files and DHSD data.csv")
     parser.add_argument("--samples", help="use an existing samples folder instead of generating one")
-    parser.add_argument("--layout", default="mixed", help="address layout family of generated envelopes")
+    parser.add_argument("--layout", default="mixed",
+                        help="address layout family of generated envelopes (mixed: the training families)")
+    parser.add_argument("--held-out", type=int, default=0, metavar="COUNT",
+                        help="also measure COUNT envelopes of the held-out family (boxed), on a seed of their "
+                             "own, reported apart")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--code-length", type=int, default=5)
     parser.add_argument("--threshold", type=float, default=None)
@@ -357,8 +430,10 @@ def main() -> None:
     args = parser.parse_args()
     args.jobs = max(1, min(2, args.jobs))
     report = {}
-    if not args.skip_envelopes:
+    if not args.skip_envelopes and (args.samples or args.count > 0):
         report["envelopes"] = envelopes(args)
+    if not args.skip_envelopes and args.held_out > 0:
+        report["held_out"] = held_out(args)
     if args.strings:
         report["read_digits"] = strings(args)
     print(json.dumps(report, indent=2))

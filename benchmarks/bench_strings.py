@@ -46,10 +46,13 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-READERS = ("docsort", "ppocr_digits", "tesseract", "rapidocr", "rapidocr_line")
+READERS = ("docsort", "docsort_whole", "ppocr_digits", "tesseract", "rapidocr", "rapidocr_line")
 READER_NAMES = {"docsort": "docsort read-digits", "tesseract": "Tesseract alone (psm 7, digits)",
                 "rapidocr": "RapidOCR (detection + recognition)", "rapidocr_line": "RapidOCR (recognition, one line)",
-                "ppocr_digits": "PP-OCR recogniser over digits (docsort.reading.digits.ppocr; not yet combined)"}
+                "docsort_whole": "docsort's whole-field networks alone (docsort.reading.digits.strings)",
+                "ppocr_digits": "PP-OCR recogniser over digits alone (docsort.reading.digits.ppocr)"}
+# RapidOCR's detection costs over a second a string; --no-detection leaves that reader out.
+DETECTION = True
 CONDITIONS = ("pen", "frame", "separators", "marks", "touching", "broken", "raised cents")
 
 
@@ -67,19 +70,21 @@ def read_fields(fields, folder: Path, peers: bool) -> tuple[dict[str, list[str]]
     start = time.perf_counter()
     reads["docsort"] = [a.reading.digits for a in read_number_fields([read_image(p) for p in paths])]
     seconds["docsort"] = (time.perf_counter() - start) / len(paths)
+    from docsort.reading.digits import ppocr, strings
+    from docsort.reading.digits.combine import as_ink
+
+    for name, reader in (("docsort_whole", strings.shared_reader()), ("ppocr_digits", ppocr.shared_reader())):
+        start = time.perf_counter()
+        reads[name] = [r.digits for r in reader.read_inks([as_ink(read_image(p)) for p in paths])]
+        seconds[name] = (time.perf_counter() - start) / len(paths)
     if not peers:
         return reads, seconds
     from peers import rapidocr_string, tesseract_string
-    from docsort.reading.digits import ppocr
-    from docsort.reading.digits.combine import as_ink
 
-    start = time.perf_counter()
-    reads["ppocr_digits"] = [r.digits for r in ppocr.shared_reader().read_inks(
-        [as_ink(read_image(p)) for p in paths])]
-    seconds["ppocr_digits"] = (time.perf_counter() - start) / len(paths)
-    for name, read in (("tesseract", tesseract_string),
-                       ("rapidocr", lambda p: rapidocr_string(p, detect=True)),
-                       ("rapidocr_line", lambda p: rapidocr_string(p, detect=False))):
+    peer_readers = [("tesseract", tesseract_string), ("rapidocr_line", lambda p: rapidocr_string(p, detect=False))]
+    if DETECTION:
+        peer_readers.insert(1, ("rapidocr", lambda p: rapidocr_string(p, detect=True)))
+    for name, read in peer_readers:
         start = time.perf_counter()
         reads[name] = [read(str(p)).digits for p in paths]
         seconds[name] = (time.perf_counter() - start) / len(paths)
@@ -204,6 +209,8 @@ def main() -> None:
                         help="held-out writers' words for the not-a-code section (default: all; 0: none)")
     parser.add_argument("--seed", type=int, default=2031)
     parser.add_argument("--no-peers", action="store_true", help="docsort only (quick runs)")
+    parser.add_argument("--no-detection", action="store_true",
+                        help="leave out RapidOCR with its detection (over a second a string); keep it on one line")
     parser.add_argument("--keep", default=None, help="keep the held-out fields and truth.csv in this folder")
     parser.add_argument("--json", default=None, help="also write the whole report to this file")
     args = parser.parse_args()
@@ -211,6 +218,8 @@ def main() -> None:
     from docsort.training.datasets import mnist
 
     peers = not args.no_peers
+    global DETECTION
+    DETECTION = not args.no_detection
     test = mnist.load(Path(args.data) / "mnist").test
     warm_up(peers)
     report: dict = {"command": " ".join(["python benchmarks/bench_strings.py", *sys.argv[1:]])}

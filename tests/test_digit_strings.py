@@ -66,7 +66,8 @@ def test_shipped_ensemble_is_the_one_its_combination_was_fitted_with():
     for name in models.string_members():
         assert models.entry(name)["source"]["sha256"] == manifest.file_sha256(manifest.keras_path(name))
     assert {k: v for k, v in metrics["combination"].items() if k != "fit"} == models.combination
-    assert {"agree", "segmented", "whole"} <= set(models.combination)
+    assert models.combination["readers"] == ["segmented", "whole", "line"]
+    assert len(models.combination["candidate"]) == 7  # bias, three readers' log-odds, three proposers
 
 
 def test_ensemble_weighs_a_reading_by_every_member():
@@ -144,7 +145,7 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     metrics = json.loads((out / "digit_strings.metrics.json").read_text())
     assert metrics["steps"] == 4 and 0.0 <= metrics["validation_exact"] <= 1.0
     assert metrics["temperature"] > 0 and "docsort train digit-strings" in metrics["command"]
-    assert {"agree", "segmented", "whole"} <= set(metrics["combination"])
+    assert metrics["combination"]["readers"] == ["segmented", "whole", "line"]
     reader = string_reader.StringReader(str(out / "digit_strings.keras"))
     rng = np.random.default_rng(0)
     images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
@@ -177,12 +178,14 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
     assert missing.returncode == 2 and "absent.keras" in missing.stderr and "Traceback" not in missing.stderr
     before = metrics.read_bytes()
     proc = run_cli("train", "field-combination", "--data", mnist_dir, "--handwriting", DATASETS,
-                   "--envelopes", "4", "--composed", "8", "--metrics", metrics, "--member", "member.keras",
+                   "--envelopes", "4", "--composed", "8", "--family-fields", "4", "--metrics", metrics,
+                   "--member", "member.keras",
                    "--out", refitted, env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     assert metrics.read_bytes() == before  # written only where --out says
     refit = json.loads(refitted.read_text())
     fit = refit["combination"]
     assert refit["ensemble"] == ["member.keras"]
-    assert fit["fit"]["envelope_fields"] >= 1 and fit["fit"]["n"] == 8 + fit["fit"]["envelope_fields"]
-    assert all(len(fit[group]) == 5 for group in ("agree", "segmented", "whole"))
+    assert fit["fit"]["envelope_fields"] >= 1 and fit["fit"]["n"] == 8 + 4 + fit["fit"]["envelope_fields"]
+    assert fit["fit"]["family_fields"] == 4 and len(fit["candidate"]) == 7
+    assert fit["readers"] == ["segmented", "whole", "line"]

@@ -130,3 +130,37 @@ def test_a_printed_zip_plus_4_gives_the_code_and_its_plus4(tmp_path):
         written = next(e["text"] for e in t["elements"] if e["role"] == "destination_code")
         assert code.plus4 == (written.split("-")[1] if name in with_plus4 else None)
         assert code.to_dict()["plus4"] == code.plus4
+
+
+def _phone_read(code, t) -> bool:
+    """Whether the chosen code is the phone number: a run of its digits, or read from its line."""
+    if code.value == t["destination_code"]:
+        return False
+    phone = [e for e in t["elements"] if e["role"] == "destination_phone"]
+    digits = [d for d in ("".join(ch for ch in e["text"] if ch.isdigit()) for e in phone) if d]
+    if any(code.value in d for d in digits) or code.value in "".join(digits):
+        return True
+    cx, cy = code.bbox[0] + code.bbox[2] / 2, code.bbox[1] + code.bbox[3] / 2
+    return any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in (e["bbox"] for e in phone))
+
+
+def test_the_held_out_family_is_read_without_taking_the_phone(tmp_path):
+    """Codes in pre-printed boxes or on a rule, a phone number above or below them: a family no
+    fitting sees. Printed codes are read right; no code is the sender's or sent automatically
+    from the phone number."""
+    folder = tmp_path / "boxed"
+    write_samples(folder, count=6, seed=10, handwriting=DATASETS, handwritten_share=0.5, layout="boxed")
+    truth = load_truth(folder)
+    assert {t["destination_source"] for t in truth.values()} == {"handwritten", "printed"}
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    for name, t in sorted(truth.items()):
+        doc = process_document(folder / name, settings)
+        assert doc.status == "ok"
+        code = doc.pages[0].postal_code
+        if t["destination_source"] == "printed":
+            assert code is not None and code.value == t["destination_code"] and code.decision == "auto"
+        if code is None:
+            continue
+        assert code.value != t["sender_code"]
+        assert not (_phone_read(code, t) and code.decision == "auto"), (name, code.value)

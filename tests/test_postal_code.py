@@ -94,3 +94,12 @@ def test_plus4_is_the_four_digits_after_the_code():
     assert pc.printed_plus4("62704", 5) is None
     assert pc.printed_plus4("162704-12345", 5) is None
     assert pc.printed_plus4(None, 5) is None
+
+
+def test_a_phone_line_holds_no_postal_code():
+    assert pc.phone_line(["Tel.", "048211", "63393"], 5)
+    assert pc.phone_line(["Fax:", "55501"], 5)
+    assert pc.phone_line(["030", "555", "01345"], 5)  # more digits than a ZIP+4
+    assert not pc.phone_line(["Springfield,", "IL", "62704-1234"], 5)
+    assert not pc.phone_line(["12345", "Berlin"], 5)
+    assert not pc.phone_line(["Telgte", "48291"], 5)  # a town, not a phone word

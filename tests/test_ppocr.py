@@ -1,7 +1,7 @@
-"""The PP-OCR recogniser of the rapidocr wheel, read over digits only (docsort.reading.digits.ppocr).
+"""PP-OCR's recogniser, shipped in models/ and read over digits only (docsort.reading.digits.ppocr).
 
-The real network from the installed wheel, on number fields drawn here: printed and written with
-separators and marks, and a word that holds no digit.
+The real shipped network, on number fields drawn here: printed and written with separators and
+marks, and a word that holds no digit; and its place in the manifest and the combination.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("rapidocr", reason="the PP-OCR reader reads the network inside the rapidocr wheel")
-
-from docsort.reading.digits import ppocr  # noqa: E402
-from docsort.reading.digits.combine import as_ink  # noqa: E402
+from docsort.reading import manifest
+from docsort.reading.digits import ppocr
+from docsort.reading.digits.combine import as_ink
 
 
 def field(text: str, scale: float = 1.4, thickness: int = 3) -> np.ndarray:
@@ -61,3 +60,16 @@ def test_a_word_without_digits_is_no_confident_number(reader):
 def test_a_blank_field_reads_as_nothing(reader):
     [reading] = reader.read_inks([np.zeros((40, 120), np.float32)])
     assert reading.digits == "" and reading.confidence == 0.0
+
+
+def test_the_line_reader_ships_in_the_manifest_with_its_licence(reader):
+    models = manifest.shipped()
+    name = models.line_reader()
+    assert name is not None and models.entry(name)["role"] == manifest.ROLE_LINE_READER
+    assert ppocr.model_path() == models.path(name) and reader.network.path.resolve() == models.path(name).resolve()
+    assert models.entry(name)["sha256"] == manifest.file_sha256(models.path(name))
+    assert "Apache" in (models.folder / "licenses" / "PP-OCR-Apache-2.0.txt").read_text()
+    assert "PP-OCRv6_rec_small.onnx" in (models.folder / "licenses" / "PP-OCR-MODEL_LICENSES.md").read_text()
+    # The combination weighs it, and the pipeline's code reading depends on it.
+    assert "line" in models.combination["readers"]
+    assert name in models.code_reader_models()

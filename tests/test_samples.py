@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import DATASETS, run_cli
@@ -89,3 +90,48 @@ def test_missing_handwriting_folder_is_a_clear_error(tmp_path):
     proc = run_cli("samples", "--out", tmp_path / "x", "--handwriting", tmp_path / "nothing")
     assert proc.returncode == 2
     assert "MNIST" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mixed_never_draws_the_held_out_family(tmp_path):
+    """No fitting that draws ``mixed`` may see the held-out family."""
+    from docsort.training.samples import HELD_OUT_LAYOUT, MIXED, TRAINING_LAYOUTS, make_envelope, write_samples
+
+    truths = write_samples(tmp_path, count=12, seed=2, handwriting=DATASETS, handwritten_share=0.5,
+                           layout="mixed", image_format="png")
+    assert HELD_OUT_LAYOUT not in TRAINING_LAYOUTS
+    assert {t.layout for t in truths} == set(TRAINING_LAYOUTS)
+    drawn = {make_envelope(np.random.default_rng([9, i]), corpus=None, handwritten_share=0.0, layout=MIXED)[1].layout
+             for i in range(12)}
+    assert HELD_OUT_LAYOUT not in drawn and drawn <= set(TRAINING_LAYOUTS)
+
+
+def _digit_groups(elements, role):
+    return ["".join(ch for ch in e["text"] if ch.isdigit()) for e in elements if e["role"] == role
+            and any(ch.isdigit() for ch in e["text"])]
+
+
+def test_held_out_family_writes_a_phone_number_that_is_not_the_code(tmp_path):
+    out = tmp_path / "boxed"
+    proc = run_cli("samples", "--out", out, "--count", "6", "--seed", "5", "--layout", "boxed",
+                   "--handwritten-share", "0.5", "--max-tilt", "0")
+    assert proc.returncode == 0, proc.stderr
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["generator"]["layout"] == "boxed"
+    envelopes = truth["envelopes"]
+    assert {env["destination_source"] for env in envelopes} == {"handwritten", "printed"}
+    phone_below = []
+    for env in envelopes:
+        assert env["layout"] == "boxed"
+        code = env["destination_code"]
+        assert len(code) == 5 and code.isdigit() and code != env["sender_code"]
+        element, code_y = _line_of(env, "destination_code")
+        assert element["text"] == code and element["kind"] == env["destination_source"]
+        assert element["bbox"][2] > 0 and element["bbox"][3] > 0
+        groups = _digit_groups(env["elements"], "destination_phone")
+        assert len(groups) >= 2 and "".join(groups) != code
+        assert all(len(g) != len(code) for g in groups)
+        phone_ys = [e["bbox"][1] + e["bbox"][3] / 2 for e in env["elements"] if e["role"] == "destination_phone"]
+        phone_below.append(min(phone_ys) > code_y)
+        assert max(phone_ys) < code_y or min(phone_ys) > code_y  # a line of its own
+    # The phone stands below the code line on some envelopes and above it on others.
+    assert any(phone_below) and not all(phone_below)

@@ -70,6 +70,10 @@ def train_digit_strings(
     learning_rate: float = typer.Option(2e-3, "--learning-rate", min=1e-6, help="Peak learning rate."),
     init: Optional[Path] = typer.Option(None, "--init",
                                         help="Continue from a trained digit_strings.keras instead of random weights."),
+    field_share: float = typer.Option(
+        0.0, "--field-share", min=0.0, max=1.0,
+        help="Share of training and validation strings drawn as number fields of the training families "
+             "(separators, marks, frames, patterned paper, pens); the held-out family is never drawn."),
     out: Path = typer.Option(Path("runs/digit_strings"), "--out",
                              help="Folder for digit_strings.keras and digit_strings.metrics.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
@@ -80,7 +84,7 @@ def train_digit_strings(
     config = StringTrainingConfig(data=str(data) if data else None, steps=steps, seed=seed, out=out,
                                   validation_strings=validation_strings, test_strings=test_strings,
                                   combination_strings=combination_strings, learning_rate=learning_rate,
-                                  init=str(init) if init else None)
+                                  init=str(init) if init else None, field_share=field_share)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     exact = metrics["test_accuracy"]
@@ -102,6 +106,10 @@ def train_field_combination(
     envelope_weight: float = typer.Option(3.0, "--envelope-weight", min=0.0,
                                           help="How many composed codes one envelope field counts as."),
     composed: int = typer.Option(2000, "--composed", min=0, help="Composed validation codes fitted on too."),
+    family_fields: int = typer.Option(
+        1500, "--family-fields", min=0,
+        help="Number fields of the training families (separators, marks, frames, paper; validation digits) "
+             "fitted on too, read at their own length."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the envelopes."),
     metrics: Optional[Path] = typer.Option(None, "--metrics",
                                            help="digit_strings.metrics.json to refit. Default: the shipped one."),
@@ -112,7 +120,8 @@ def train_field_combination(
         None, "--member", help="A whole-field model of the ensemble, a file beside the metrics (repeat; its own "
                                "model first). Default: the members the metrics name."),
 ) -> None:
-    """Refit P(code right) of the two number-field readers on fields the pipeline cuts from envelopes."""
+    """Refit P(reading right) of the number-field readers together, on composed codes, number fields of the
+    training families and fields the pipeline cuts from envelopes."""
     from docsort.reading import manifest
     from docsort.training.train.digit_strings import refit_combination
 
@@ -121,12 +130,13 @@ def train_field_combination(
     if out is None:
         raise UsageError(f"give --out FILE for the refitted metrics (--out {path} replaces the ones refitted)")
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
-               f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed}"
+               f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed} "
+               f"--family-fields {family_fields}"
                + "".join(f" --member {m}" for m in members or []) + f" --out {out}")
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
                             progress=progress_lines(),
-                            members=members, out=out)["fit"]
+                            members=members, out=out, family_count=family_fields)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
                  f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 
@@ -144,6 +154,9 @@ def train_field_calibration(
     not_numbers: int = typer.Option(800, "--not-numbers", min=10,
                                     help="Crops that are no number (DHSD training writers' words and others)."),
     seed: int = typer.Option(11, "--seed", help="Seed of the composed fields and crops."),
+    family_share: float = typer.Option(
+        0.5, "--family-share", min=0.0, max=1.0,
+        help="Share of the number fields drawn from the training families (separators, marks, frames, paper)."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the fields."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
@@ -156,9 +169,9 @@ def train_field_calibration(
         raise UsageError("give --data DIR (the folder with MNIST and DHSD) or set $DOCSORT_DATASETS")
     path = metrics or manifest.metrics_path(manifest.DIGIT_STRINGS)
     command = (f"docsort train field-calibration --data {folder} --numbers {numbers} --not-numbers {not_numbers} "
-               f"--seed {seed} --out {out}")
+               f"--seed {seed} --family-share {family_share:g} --out {out}")
     fit = calibrate(folder, Path(path), out, numbers, not_numbers, seed, jobs, command,
-                    progress_lines(quiet))["fit"]
+                    progress_lines(quiet), family_share=family_share)["fit"]
     stdout.print(f"field calibration fitted on {fit['numbers']} number fields and {fit['not_numbers']} crops "
                  f"that are no number in {fit['seconds']:.0f} s, written to {out}", highlight=False)
 

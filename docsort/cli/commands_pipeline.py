@@ -91,7 +91,9 @@ def samples(
              "DHSD writers held out of training [default: $DOCSORT_DATASETS]."),
     layout: str = typer.Option(
         "mixed", "--layout",
-        help="Address layout family: code-first, code-last, code-alone, prefixed, or mixed (each envelope draws one)."),
+        help="Address layout family: code-first, code-last, code-alone, prefixed, mixed (each envelope draws one "
+             "of these four), or boxed (codes in pre-printed boxes or on a rule, a phone number beside them: held "
+             "out of all fitting, drawn only when named)."),
     code_length: int = typer.Option(settings.CODE_LENGTH, "--code-length", min=settings.CODE_LENGTH_MIN,
                                     max=settings.CODE_LENGTH_MAX, help="Digits per postal code."),
     handwritten_share: float = typer.Option(0.7, "--handwritten-share", min=0.0, max=1.0,

@@ -146,6 +146,20 @@ def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
     return None
 
 
+# Words that introduce a phone or fax number on an address ("Tel. 030 555 0134", "Fax", "Tél.").
+_PHONE_WORDS = re.compile(r"^(?:tel|t[ée]l[ée]?phone|tél|phone|ph|fon|telefon|fax|mobil|mobile|mob|handy|cell)\b\.?:?$",
+                          re.IGNORECASE)
+
+
+def phone_line(texts: Sequence[Optional[str]], code_length: int) -> bool:
+    """Whether a printed line is a phone or fax number: it starts with a phone word, or holds more
+    digits than a code with its +4 ("030 555 0134"), so no code on it is the destination's."""
+    words = " ".join(t for t in texts if t).split()
+    if words and _PHONE_WORDS.match(words[0]):
+        return True
+    return sum(c.isdigit() for w in words for c in w) > code_length + 4
+
+
 def printed_plus4(text: Optional[str], code_length: int) -> Optional[str]:
     """The +4 of a US ZIP+4 in Tesseract's text (``IL 62704-1234`` -> ``1234``), else None: it
     names the delivery segment, which the code itself (the ``value``) leaves open."""

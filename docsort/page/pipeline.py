@@ -112,7 +112,10 @@ def _warm_networks() -> None:
     from docsort.reading.digits import combine, strings
 
     strings.shared_reader()
-    combine.combination_weights()
+    if combine.uses_line_reader(combine.combination_weights()):
+        from docsort.reading.digits import ppocr
+
+        ppocr.shared_reader()
 
 
 def process_page(image: np.ndarray, page_number: int, settings: Settings,
@@ -173,6 +176,9 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     for i, region in enumerate(text_regions):
         if kinds[i] == "printed":
             value = destination.printed_code(region.text, k)
+            line = lay.lines[lay.line_of[i]].members
+            if value and destination.phone_line([text_regions[j].text for j in line if kinds[j] == "printed"], k):
+                value = None  # a phone or fax number is no postal code
             if value:
                 word = next((w for w in region.words if value in w.text), None)
                 conf = _printed_confidence(word.conf if word else region.tesseract_conf)

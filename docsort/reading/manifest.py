@@ -43,6 +43,9 @@ ROLE_WRITING_TYPE = "writing_type"
 ROLE_SECOND_LOOK = "writing_type.second_look"
 ROLE_LONE_CHARACTERS = "writing_type.lone_characters"
 ROLE_DIGIT_STRINGS = "digit_strings.member"
+# PP-OCR's text recogniser, shipped as its authors publish it (no .keras: not trained here).
+ROLE_LINE_READER = "line_reader"
+LINE_READER_FILE = "PP-OCRv6_rec_small.onnx"
 
 
 def models_dir() -> Path:
@@ -167,9 +170,14 @@ class Manifest:
         ensemble = self.data.get("ensembles", {}).get(DIGIT_STRINGS)
         return list(ensemble["members"]) if ensemble else []
 
+    def line_reader(self) -> Optional[str]:
+        """The line reader's name (PP-OCR's recogniser), or None when the folder ships none."""
+        names = self.names(ROLE_LINE_READER)
+        return names[0] if names else None
+
     @property
     def combination(self) -> Optional[dict]:
-        """The logistic models that combine the two digit readers (None: not shipped)."""
+        """The logistic model that combines the digit readers (None: not shipped)."""
         return self.data.get("field_reading", {}).get("combination")
 
     @property
@@ -192,7 +200,11 @@ class Manifest:
         from: the digit network and every whole-field member, named by the ``.keras`` each was
         exported from (as measured trade-offs record them)."""
         names = self.names(ROLE_DIGITS) + self.string_members()
-        return {name: dict(self.entry(name)["source"]) for name in names}
+        found = {name: dict(self.entry(name)["source"]) for name in names}
+        line = self.line_reader()
+        if line is not None:
+            found[line] = {"file": self.entry(line)["file"], "sha256": self.entry(line)["sha256"]}
+        return found
 
 
 _manifests: dict[tuple, Manifest] = {}

@@ -26,9 +26,9 @@ from typing import Callable, Optional
 
 from docsort.errors import MissingDependencyError, OutputNotWritableError, UsageError
 from docsort.reading import manifest as reading
-from docsort.reading.manifest import (DIGIT_STRINGS, DIGITS, MANIFEST_FILE, ROLE_DIGIT_STRINGS, ROLE_DIGITS,
-                                      ROLE_LONE_CHARACTERS, ROLE_SECOND_LOOK, ROLE_WRITING_TYPE, WRITING_TYPE,
-                                      file_sha256)
+from docsort.reading.manifest import (DIGIT_STRINGS, DIGITS, LINE_READER_FILE, MANIFEST_FILE, ROLE_DIGIT_STRINGS,
+                                      ROLE_DIGITS, ROLE_LINE_READER, ROLE_LONE_CHARACTERS, ROLE_SECOND_LOOK,
+                                      ROLE_WRITING_TYPE, WRITING_TYPE, file_sha256)
 
 # Crops on which the main printed/handwritten model is this sure (p below it or above 1 minus it)
 # keep its probability. The others, a few in a hundred, get a second look by the further members
@@ -49,6 +49,8 @@ OUTPUT_MEANINGS = {
     ROLE_SECOND_LOOK: "calibrated P(handwritten)",
     ROLE_LONE_CHARACTERS: "calibrated P(handwritten)",
     ROLE_DIGIT_STRINGS: "per output step (4 input columns): P(digit 0..9) and P(no digit, the CTC blank) at index 10",
+    ROLE_LINE_READER: "per output step (8 input columns): P(CTC blank), P(each character of the model's own list, "
+                      "its metadata 'character'), P(space); read over digits only (docsort.reading.digits.ppocr)",
 }
 NORMALISATION = {
     ROLE_DIGITS: "MNIST format: ink 1.0 on paper 0.0, the digit scaled into 20x20 and centred by its centre "
@@ -59,6 +61,12 @@ NORMALISATION = {
                         "(docsort.reading.digits.strings.prepare)",
 }
 NORMALISATION[ROLE_SECOND_LOOK] = NORMALISATION[ROLE_LONE_CHARACTERS] = NORMALISATION[ROLE_WRITING_TYPE]
+NORMALISATION[ROLE_LINE_READER] = ("ink-high field cut to its ink with a margin, 48 rows, dark ink on white, "
+                                   "(grey - 0.5) / 0.5, the grey repeated on three planes "
+                                   "(docsort.reading.digits.ppocr.line_image)")
+# Where the line reader comes from: the rapidocr wheel, which ships PaddleOCR's ONNX files.
+LINE_READER_SOURCE = ("PP-OCRv6_small_rec by PaddleOCR (Apache-2.0), as the rapidocr 3.10.0 wheel ships it "
+                      "(rapidocr/models/PP-OCRv6_rec_small.onnx); licence and notice in licenses/")
 
 
 def input_spec(role: str):
@@ -70,6 +78,10 @@ def input_spec(role: str):
         return mnist_model.INPUT
     if role == ROLE_DIGIT_STRINGS:
         return strings.INPUT
+    if role == ROLE_LINE_READER:
+        from docsort.reading.digits import ppocr
+
+        return ppocr.INPUT
     return writing_type.INPUT
 
 
@@ -137,6 +149,23 @@ def build(folder: Path, previous: Optional[dict] = None, log: Callable[[str], No
                        "meaning": OUTPUT_MEANINGS[role]},
             "metrics": metrics_file.name if metrics_file.is_file() else None,
             "test_accuracy": metrics.get("test_accuracy", metrics.get("accuracy")),
+        }
+    line_reader = folder / LINE_READER_FILE
+    if line_reader.is_file():
+        network = engine.Network.load(line_reader, cached=False, thread_count=1)
+        output = network.session.get_outputs()[0]
+        spec = input_spec(ROLE_LINE_READER)
+        sha = file_sha256(line_reader)
+        models[line_reader.stem] = {
+            "role": ROLE_LINE_READER,
+            "file": line_reader.name,
+            "sha256": sha,
+            "source": {"file": line_reader.name, "sha256": sha, "origin": LINE_READER_SOURCE},
+            "input": {**spec.describe(), "value_range": [-1.0, 1.0], "normalisation": NORMALISATION[ROLE_LINE_READER]},
+            "output": {"name": output.name, "shape": [d if isinstance(d, int) else None for d in output.shape],
+                       "meaning": OUTPUT_MEANINGS[ROLE_LINE_READER]},
+            "metrics": None,
+            "test_accuracy": None,
         }
     data = {"format": reading.FORMAT, "version": 0,
             "description": "The models docsort reads mail with: ONNX files run by docsort.reading.engine, each "
@@ -279,8 +308,8 @@ def card_table(data: dict) -> str:
     lines = [f"Manifest version {data['version']} (`models/{MANIFEST_FILE}`).", "",
              "| model | role | file | sha256 | exported from |", "| --- | --- | --- | --- | --- |"]
     for name, entry in data["models"].items():
-        lines.append(f"| {name} | {entry['role']} | `{entry['file']}` | `{entry['sha256']}` | "
-                     f"`{entry['source']['file']}` |")
+        source = "as published (see licenses/)" if entry["role"] == ROLE_LINE_READER else f"`{entry['source']['file']}`"
+        lines.append(f"| {name} | {entry['role']} | `{entry['file']}` | `{entry['sha256']}` | {source} |")
     return "\n".join(lines)
 
 

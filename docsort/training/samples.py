@@ -10,7 +10,9 @@ the sender's code, and the box and kind of every text element.
 The destination block follows one of several address layout families (``LAYOUTS``: the code
 before the place, after place and state with ZIP+4, on its own line, behind a country prefix)
 and stands at the centre, lower right or in the left window position; the sender's block is
-printed or handwritten by the same hand, with its own code.
+printed or handwritten by the same hand, with its own code. One family, ``boxed`` (the code in
+pre-printed boxes or on a printed rule, a phone number in the block), is held out: ``mixed``
+never draws it, so no fitting sees it and benchmarks can report it apart.
 
 Handwriting is real (``--handwriting DIR`` or ``DOCSORT_DATASETS``): digits from the MNIST *test*
 set and words from DHSD writers held out of training, so measurements see hands no model was
@@ -251,21 +253,32 @@ def _stamp(page: np.ndarray, rng: np.random.Generator) -> None:
 # How the code stands in the destination block. Real mail writes it before the place (DE, FR, NL
 # and most of Europe), after place and state (US, CA, AU), on a line of its own, or behind a
 # country prefix ("D-12345"); a reader must find it in any of them, so benchmarks draw them all.
+# The held-out family draws conventions the others never do, so that a reader (and the fitting
+# of its thresholds) tuned on the training families shows what it does on mail it never saw.
+HELD_OUT_LAYOUT = "boxed"
 LAYOUTS = {
     "code-first": "12345 Berlin: the code before the place (DE, FR, NL, most of Europe)",
     "code-last": "Springfield, IL 62704: the code after place and state (US, CA, AU), ZIP+4 in print",
     "code-alone": "the code on a line of its own under the place",
     "prefixed": "D-12345 Berlin: a country prefix before the code (printed; handwritten as code-first)",
+    HELD_OUT_LAYOUT: "held out of all fitting: a handwritten code in pre-printed boxes or on a printed rule, "
+                     "a printed one after the place or alone (boxed or ruled at times), and a phone number "
+                     "above or below the code line",
 }
+# The families that training, fitting and threshold choice may see: all but the held-out one.
+TRAINING_LAYOUTS = tuple(f for f in LAYOUTS if f != HELD_OUT_LAYOUT)
 # Where the destination block stands: the centre of the envelope, lower right, or the left
 # window position of business envelopes.
 POSITIONS = ("centre", "lower-right", "window-left")
 MIXED = "mixed"
+# Light colours forms are printed in (BGR): code boxes and rules that are not the writer's ink.
+PRINT_COLOURS = ((165, 165, 165), (225, 170, 120), (150, 150, 235))
 
 US_STATES = ("IL", "NY", "CA", "TX", "WA", "OR", "MA", "OH", "PA", "FL", "GA", "MI", "MN", "CO")
 
 
 def check_layout(name: str) -> str:
+    """``name`` if it is a layout family or ``mixed`` (the training families only)."""
     if name != MIXED and name not in LAYOUTS:
         raise UsageError(f"--layout must be one of {', '.join([MIXED, *LAYOUTS])}, not {name!r}")
     return name
@@ -285,13 +298,20 @@ class Address:
 def _destination_lines(rng: np.random.Generator, family: str, address: Address, handwritten: bool
                        ) -> list[list[tuple[str, str, str]]]:
     """The destination block as lines of ``(what, text, role)``; ``what`` is ``word``, ``digits``
-    (a handwritten number) or ``text`` (printed as given)."""
+    (a handwritten number), ``text`` (printed as given), or for the held-out family a code in
+    pre-printed cells or on a rule (``boxed-digits``, ``ruled-digits``) or printed inside a box
+    or over a rule (``boxed-text``, ``ruled-text``)."""
     from docsort.training.synth.printed import ENGLISH_CITIES, ENGLISH_STREETS, GERMAN_CITIES, GERMAN_STREETS, NAMES
 
     code = address.code
     name = [("word", str(rng.choice(NAMES)), "destination_name")]
     if not handwritten:
         name.append(("word", str(rng.choice(NAMES)), "destination_name"))
+    if family == HELD_OUT_LAYOUT:
+        street = [("word", str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
+                  ("digits", str(rng.integers(1, 150)), "destination_street")]
+        return _boxed_lines(rng, address, handwritten, name, street,
+                            address.city or str(rng.choice(GERMAN_CITIES)).split()[0])
     if family == "code-last":
         street = [("digits", str(rng.integers(1, 9999)), "destination_street"),
                   ("word", str(rng.choice(ENGLISH_STREETS)).split()[0], "destination_street")]
@@ -315,6 +335,62 @@ def _destination_lines(rng: np.random.Generator, family: str, address: Address, 
     if family == "prefixed" and not handwritten:
         return [name, street, [("text", str(rng.choice(list(address.prefixes))) + code, "destination_code")] + city]
     return [name, street, [("digits", code, "destination_code")] + city]
+
+
+def _boxed_lines(rng: np.random.Generator, address: Address, handwritten: bool, name, street, city: str
+                 ) -> list[list[tuple[str, str, str]]]:
+    """The held-out family's block. Handwritten: the code in pre-printed cells, one digit each,
+    or on a printed rule, before the place or on its own line. Printed: the code after the place
+    or alone on its line, at times in a printed box or over a rule. Either way a phone number
+    stands on a line of its own, below the code line (so the last line is no safe rule) or above."""
+    code = address.code
+    if handwritten:
+        code_piece = ("boxed-digits" if rng.random() < 0.6 else "ruled-digits", code, "destination_code")
+        place = [("word", city, "destination_city")]
+        if rng.random() < 0.5:
+            lines = [name, street, place, [code_piece]]
+        else:
+            lines = [name, street, [code_piece] + place]
+    else:
+        frame = rng.random()
+        what = "boxed-text" if frame < 0.2 else "ruled-text" if frame < 0.4 else "text"
+        code_piece = (what, code, "destination_code")
+        place = [("word", city, "destination_city")]
+        if address.state:
+            place.append(("word", address.state, "destination_state"))
+        if rng.random() < 0.5:
+            lines = [name, street, place + [code_piece]]
+        else:
+            lines = [name, street, place, [code_piece]]
+    phone = _phone_line(rng, code, handwritten)
+    if rng.random() < 0.5:
+        lines.append(phone)
+    else:
+        lines.insert(int(rng.integers(1, len(lines))), phone)
+    return lines
+
+
+def _phone_line(rng: np.random.Generator, code: str, handwritten: bool) -> list[tuple[str, str, str]]:
+    """``Tel 0171 5550134``, ``Tel. 555-0134`` or ``Tel 030 555 0134``: a number of digit groups
+    beside the code that must never be taken for it, so no group (nor all of them) is as long
+    as the code. Handwritten, the label is one of the writer's DHSD words, like every written word."""
+    while True:
+        style = rng.random()
+        if style < 0.45:
+            groups = ["0" + _code(rng, int(rng.integers(2, 5))), _code(rng, int(rng.integers(6, 9)))]
+        elif style < 0.75:
+            groups = [_code(rng, 3), _code(rng, 4)]
+        else:
+            groups = ["0" + _code(rng, int(rng.integers(2, 4))), _code(rng, 3), _code(rng, 4)]
+        groups = [g + _code(rng, 1) if len(g) == len(code) else g for g in groups]
+        if "".join(groups) != code:
+            break
+    if handwritten:
+        return [("word", "Tel", "destination_phone")] + [("digits", g, "destination_phone") for g in groups]
+    label = str(rng.choice(["Tel", "Tel.", "Tel.:"]))
+    local = [len(g) for g in groups] == [3, 4]
+    numbers = ["-".join(groups)] if local and rng.random() < 0.7 else groups
+    return [("text", label, "destination_phone")] + [("text", g, "destination_phone") for g in numbers]
 
 
 def _real_address(rng: np.random.Generator, directory) -> Address:
@@ -346,20 +422,124 @@ def _place_block(rng: np.random.Generator, position: str, width: int, height: in
 
 def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: str, colour,
                    line_height: float, word_gap, kind: str) -> list[TextElement]:
-    """Paste lines of rendered pieces ``(image, text, role)`` as one block at ``position``."""
-    widths = [sum(im.shape[1] for im, _, _ in line) + word_gap(0) * (len(line) - 1) for line in lines]
-    heights = [max(max(im.shape[0] for im, _, _ in line), line_height) for line in lines]
+    """Paste lines of rendered pieces ``(image, text, role)`` as one block at ``position``.
+
+    A piece may carry a fourth item, ``print_under(page, x, y)``: form furniture (code cells, a
+    rule) printed before the ink at the piece's corner, as a form is printed before it is filled.
+    """
+    widths = [sum(piece[0].shape[1] for piece in line) + word_gap(0) * (len(line) - 1) for line in lines]
+    heights = [max(max(piece[0].shape[0] for piece in line), line_height) for line in lines]
     x0, y = _place_block(rng, position, max(widths) + 40, int(sum(heights) * 1.15))
     elements = []
     for line, line_h in zip(lines, heights):
         x = x0 + (int(rng.uniform(-20, 20)) if kind == "handwritten" else 0)
-        for image, text, role in line:
+        for image, text, role, *print_under in line:
             top = y + (int(rng.uniform(-4, 4)) if kind == "handwritten" else 0)
+            for furniture in print_under:
+                furniture(page, max(0, x), max(0, top))
             box = _paste(page, image, x, top, colour)
             elements.append(TextElement(box, kind, text, role))
             x = box[0] + box[2] + word_gap(1)
         y += int(line_h * (rng.uniform(0.95, 1.15) if kind == "handwritten" else 1.0))
     return elements
+
+
+# --- form furniture for the held-out family -------------------------------------------------
+
+
+def _ink_box(piece: np.ndarray) -> tuple[int, int, int, int]:
+    """The ink's (x0, y0, x1, y1) in a grey piece (dark on light); the whole piece if blank."""
+    ys, xs = np.nonzero(piece < 160)
+    if len(xs) == 0:
+        return 0, 0, piece.shape[1], piece.shape[0]
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _cells_piece(rng: np.random.Generator, hand: DatasetHand, code: str, print_colour):
+    """The code written one digit per pre-printed cell: the ink, and the cells to print first."""
+    cell_h = int(hand.height * rng.uniform(1.1, 1.35))
+    cell_w = int(cell_h * rng.uniform(0.7, 0.9))
+    gap = 0 if rng.random() < 0.5 else int(cell_w * rng.uniform(0.15, 0.4))
+    thickness = int(rng.integers(1, 3))
+    pad = 6
+    width = len(code) * cell_w + (len(code) - 1) * gap + 2 * pad
+    piece = np.full((cell_h + 2 * pad, width), 255, np.uint8)
+    for k, c in enumerate(code):
+        digit = hand.digits(c)
+        x0, y0, x1, y1 = _ink_box(digit)
+        digit = digit[y0:y1, x0:x1]
+        fit = min(1.0, 0.85 * cell_h / digit.shape[0], 0.9 * cell_w / digit.shape[1])
+        if fit < 1.0:
+            digit = cv2.resize(digit, None, fx=fit, fy=fit, interpolation=cv2.INTER_AREA)
+        h, w = digit.shape
+        cx = pad + k * (cell_w + gap) + (cell_w - w) // 2 + int(rng.uniform(-0.1, 0.1) * cell_w)
+        cy = pad + (cell_h - h) // 2 + int(rng.uniform(-0.08, 0.08) * cell_h)
+        cx, cy = max(0, min(cx, width - w)), max(0, min(cy, piece.shape[0] - h))
+        piece[cy:cy + h, cx:cx + w] = np.minimum(piece[cy:cy + h, cx:cx + w], digit)
+
+    def print_cells(page: np.ndarray, x: int, y: int) -> None:
+        for k in range(len(code)):
+            left = x + pad + k * (cell_w + gap)
+            cv2.rectangle(page, (left, y + pad), (left + cell_w, y + pad + cell_h), print_colour, thickness)
+
+    return piece, print_cells
+
+
+def _ruled(rng: np.random.Generator, piece: np.ndarray, print_colour, length: int):
+    """A printed rule under the ink of ``piece``, at least ``length`` long (a form's line is
+    printed before anyone writes, so it runs past short writing)."""
+    x0, _, x1, y1 = _ink_box(piece)
+    below = int(rng.uniform(1, 6))
+    piece = np.pad(piece, ((0, below + 4), (0, 0)), constant_values=255)
+    start = x0 - int(rng.uniform(5, 30))
+    end = max(x1 + int(rng.uniform(10, 40)), start + length)
+    thickness = int(rng.integers(1, 3))
+
+    def print_rule(page: np.ndarray, x: int, y: int) -> None:
+        cv2.line(page, (x + start, y + y1 + below), (x + end, y + y1 + below), print_colour, thickness)
+
+    return piece, print_rule
+
+
+def _framed(rng: np.random.Generator, piece: np.ndarray, print_colour, size: int):
+    """A printed box around the ink of ``piece``, padded so the words beside keep their gap."""
+    x0, y0, x1, y1 = _ink_box(piece)
+    pad = int(size * rng.uniform(0.2, 0.4))
+    piece = np.pad(piece, pad, constant_values=255)
+    thickness = int(rng.integers(1, 3))
+
+    inset = pad // 3  # the box stands this far into the padding, clear of the ink
+
+    def print_box(page: np.ndarray, x: int, y: int) -> None:
+        cv2.rectangle(page, (x + x0 + inset, y + y0 + inset), (x + x1 + 2 * pad - inset, y + y1 + 2 * pad - inset),
+                      print_colour, thickness)
+
+    return piece, print_box
+
+
+def _hand_piece(rng: np.random.Generator, hand: DatasetHand, what: str, text: str, role: str, print_colour):
+    """One piece of a handwritten block: ``(image, text, role)``, with the furniture to print first."""
+    if what == "digits":
+        return hand.digits(text), text, role
+    if what == "boxed-digits":
+        image, print_cells = _cells_piece(rng, hand, text, print_colour)
+        return image, text, role, print_cells
+    if what == "ruled-digits":
+        image, print_rule = _ruled(rng, hand.digits(text), print_colour, int(hand.height * len(text) * 0.9))
+        return image, text, role, print_rule
+    return (*hand.word(text), role)
+
+
+def _printed_piece(rng: np.random.Generator, what: str, text: str, role: str, font: str, size: int, print_colour):
+    """One piece of a printed block: ``(image, text, role)``, with a box or rule around the code."""
+    image = _printed(text, font, size)
+    if what == "boxed-text":
+        image, print_box = _framed(rng, image, print_colour, size)
+        return image, text, role, print_box
+    if what == "ruled-text":
+        image, print_rule = _ruled(rng, image, print_colour, int(size * len(text) * 0.7))
+        return image, text, role, print_rule
+    return image, text, role
 
 
 # --- one envelope ---------------------------------------------------------------------------
@@ -382,12 +562,13 @@ def make_envelope(
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
-    ``layout`` and ``position`` are drawn at random when ``mixed`` and None. With a postal
-    ``directory`` both codes are real ones and the printed places are theirs.
+    ``layout`` and ``position`` are drawn at random when ``mixed`` (a training family, never
+    the held-out one) and None. With a postal ``directory`` both codes are real ones and the
+    printed places are theirs.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
-    family = str(rng.choice(list(LAYOUTS))) if layout == MIXED else layout
+    family = str(rng.choice(list(TRAINING_LAYOUTS))) if layout == MIXED else check_layout(layout)
     position = str(rng.choice(POSITIONS)) if position is None else position
     fonts = _fonts(rng)
     paper = np.array([rng.uniform(225, 252)] * 3) + rng.uniform(-8, 4, 3)
@@ -441,16 +622,22 @@ def make_envelope(
         address = _real_address(rng, directory) if directory is not None else Address(_code(rng, code_length))
     dest_code = address.code
     lines = _destination_lines(rng, family, address, handwritten)
+    print_colour = None
+    if family == HELD_OUT_LAYOUT:  # only this family prints forms, so the others draw as they did
+        print_colour = PRINT_COLOURS[int(rng.integers(0, len(PRINT_COLOURS)))]
     if hand is not None:
         colour = (30, 30, 30) if rng.random() < 0.5 else (140, 50, 25)
-        rendered = [[(hand.digits(text), text, role) if what == "digits" else (*hand.word(text), role)
-                     for what, text, role in line] for line in lines]
+        rendered = [[_hand_piece(rng, hand, what, text, role, print_colour) for what, text, role in line]
+                    for line in lines]
         elements += _lay_out_lines(page, rng, rendered, position, colour, hand.height * 1.3,
                                    lambda i: int(hand.height * rng.uniform(0.8, 1.3)), "handwritten")
     else:
         font = fonts[int(rng.integers(0, len(fonts)))].path
         size = int(rng.uniform(30, 42))
-        rendered = [[(_printed(text, font, size), text, role) for _, text, role in line] for line in lines]
+        if print_colour is not None and rng.random() < 0.4:  # a frame printed with the address, dark
+            print_colour = (60, 60, 60)
+        rendered = [[_printed_piece(rng, what, text, role, font, size, print_colour)
+                     for what, text, role in line] for line in lines]
         elements += _lay_out_lines(page, rng, rendered, position, (20, 20, 20), size * 1.5,
                                    lambda i: int(size * 0.45), "printed")
 
@@ -510,7 +697,8 @@ def write_samples(
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
     ``image_format`` is ``jpg``, ``png`` or ``mixed`` (about 70 % JPEG, like a mail room's scans);
-    ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a family). With ``country``
+    ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a training family; the
+    held-out ``boxed`` only when asked for by name). With ``country``
     the codes are real codes of its postal directory, with their places (and US states), and the
     code length is the country's.
     """
@@ -542,7 +730,7 @@ def write_samples(
         rng = np.random.default_rng([seed, i])
         # A mixed batch takes the families and block positions in turn, so that even a small
         # one (the demo's eight envelopes) shows each of them.
-        family = list(LAYOUTS)[i % len(LAYOUTS)] if layout == MIXED else layout
+        family = TRAINING_LAYOUTS[i % len(TRAINING_LAYOUTS)] if layout == MIXED else layout
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
                                     max_tilt=max_tilt, directory=directory)

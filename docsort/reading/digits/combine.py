@@ -1,22 +1,24 @@
-"""Read a handwritten number field with two readers and say how sure the pair is.
+"""Read a handwritten number field with several readers and say how sure they are together.
 
-The segmenting reader (``digit_reader``) cuts the field into digits and reads each with the
-digit model: strong on well-spaced digits, weak where digits overlap. The whole-field reader
-(``string_reader``) reads the strip of columns without cutting: strong on touching and
-intertwined digits. They fail on different fields, so:
+The readers fail on different fields:
 
-- when both read the same string, that string is taken, and the agreement is strong evidence;
-- when they differ, the reading more likely right is taken, and the other reading counts
-  against it.
+- the segmenting reader (``segmenting``) cuts the field into digits and reads each with the
+  digit model: strong on well-spaced digits, weak where digits overlap;
+- the whole-field reader (``strings``), an ensemble of our CTC networks, reads the strip of
+  columns without cutting: strong on touching and intertwined digits, and trained on fields
+  with separators, marks, frames and patterned paper;
+- the line reader (``ppocr``), PP-OCR's text recogniser read over digits only: trained on a
+  large mix of real text by other hands, strong where our MNIST-trained readers meet a hand
+  unlike MNIST's.
 
-Each is a logistic model of what both readers think of both readings (each reader can say how
-likely any string is, not only its own answer): P(the shared string is right) when they
-agree, P(the segmented reading is right) and P(the whole-field reading is right) when they
-differ. The whole-field reader may be an ensemble of models trained alike from other seeds.
-The models are fitted on codes composed from MNIST digits held out of training and on fields
-the pipeline cut from envelopes drawn with them (``training.digit_strings.fit_combination``),
-recorded in ``digit_strings.metrics.json`` and shipped in the manifest, so the code confidence
-means P(code right).
+Every reader can say how likely *any* string is, not only its own answer. So each reading any
+reader proposes is a candidate, and one logistic model gives P(candidate right) from every
+reader's log-odds of that candidate and which readers proposed it; the candidate most likely
+right is taken, with that probability. The model is fitted on codes composed from MNIST digits
+held out of training, on number fields of the training families and on fields the pipeline cut
+from envelopes (``training.train.digit_strings.fit_combination``), recorded in
+``digit_strings.metrics.json`` and shipped in the manifest, so the code confidence means
+P(code right). How much each reader is trusted is what the fit says, not a rule.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from docsort.reading.digits.strings import StringReading
 
 # Confidences are clipped here before the log-odds are taken.
 EPSILON = 1e-6
+# The readers a combination can weigh, in the order of their features.
+READERS = ("segmented", "whole", "line")
 
 
 def _logit(p: float) -> float:
@@ -40,49 +44,55 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def features(segmented: FieldSplits, whole: StringReading, code_length: Optional[int]) -> np.ndarray:
-    """Inputs of the combination models: bias, each reader's log-odds of its own reading, and
-    of the other reader's reading (a second opinion: a segmented reading the whole-field reader
-    finds unlikely is doubtful, and the other way round)."""
-    seg_p, whole_p = own_probabilities(segmented.reading, whole, code_length)
-    seg_of_whole = segmented.probability(whole.digits) if whole_p > 0 and seg_p > 0 else 0.0
-    if seg_p > 0 and segmented.reading.digits == whole.digits:
-        whole_of_seg = whole.confidence  # the same string: the ensemble has scored it already
-    else:
-        whole_of_seg = whole.probability(segmented.reading.digits) if seg_p > 0 else 0.0
-    return np.array([1.0, _logit(seg_p), _logit(whole_p), _logit(seg_of_whole), _logit(whole_of_seg)])
+def proposals(splits: FieldSplits, whole: StringReading, line: Optional[StringReading],
+              code_length: Optional[int]) -> dict[str, str]:
+    """Each reader's own reading, where it has one (of the asked length, when one is asked)."""
+    own = {"segmented": splits.reading.digits, "whole": whole.digits, "line": line.digits if line else ""}
+    return {name: digits for name, digits in own.items()
+            if digits and (code_length is None or len(digits) == code_length)}
+
+
+def candidate_features(splits: FieldSplits, whole: StringReading, line: Optional[StringReading],
+                       candidate: str, proposed: dict[str, str]) -> np.ndarray:
+    """Inputs of the combination for one candidate string: bias, each reader's log-odds of it,
+    and which readers proposed it (a reader's own answer weighs differently from its opinion of
+    another's)."""
+    whole_p = whole.confidence if proposed.get("whole") == candidate else whole.probability(candidate)
+    seg_p = splits.reading.confidence if proposed.get("segmented") == candidate else splits.probability(candidate)
+    line_p = 0.0
+    if line is not None:
+        line_p = line.confidence if proposed.get("line") == candidate else line.probability(candidate)
+    by = [float(proposed.get(name) == candidate) for name in READERS]
+    return np.array([1.0, _logit(seg_p), _logit(whole_p), _logit(line_p), *by])
 
 
 def _probability(w, x: np.ndarray) -> float:
-    """Logistic model output; weights fitted on fewer features use the leading ones."""
-    w = np.asarray(w, float)
-    z = float(x[:len(w)] @ w)
+    """Logistic model output."""
+    z = float(x @ np.asarray(w, float))
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def own_probabilities(segmented: DigitString, whole: StringReading, code_length: Optional[int]) -> tuple[float, float]:
-    """Each reader's own P(right); a whole-field reading of the wrong length (when the length is
-    known) or an empty reading has no say."""
-    whole_ok = bool(whole.digits) and (code_length is None or len(whole.digits) == code_length)
-    return (segmented.confidence if segmented.digits else 0.0), (whole.confidence if whole_ok else 0.0)
+def choose(splits: FieldSplits, whole: StringReading, line: Optional[StringReading], code_length: Optional[int],
+           weights: Optional[dict] = None) -> tuple[str, list[str], Optional[float]]:
+    """The reading to take: ``(digits, the readers that proposed it, P(it is right))``.
 
-
-def choose(segmented: FieldSplits, whole: StringReading, code_length: Optional[int],
-           weights: Optional[dict] = None) -> tuple[str, bool, Optional[float]]:
-    """Which reading to take: ``(segmented | whole, whether they agree, P(it is right))``.
-
-    Without ``weights`` the reading with the higher own probability is taken and no combined
-    probability is given.
+    Without ``weights`` the proposal with the highest own probability is taken and no combined
+    probability is given. No proposal: ``("", [], None)``.
     """
-    seg_p, whole_p = own_probabilities(segmented.reading, whole, code_length)
-    x = features(segmented, whole, code_length)
-    if whole_p > 0 and whole.digits == segmented.reading.digits:
-        return "segmented", True, _probability(weights["agree"], x) if weights else None
+    proposed = proposals(splits, whole, line, code_length)
+    if not proposed:
+        return "", [], None
+    candidates = list(dict.fromkeys(proposed.values()))
     if not weights:
-        return ("whole" if whole_p > seg_p else "segmented"), False, None
-    p_seg = _probability(weights["segmented"], x) if seg_p > 0 else 0.0
-    p_whole = _probability(weights["whole"], x) if whole_p > 0 else 0.0
-    return ("whole", False, p_whole) if p_whole > p_seg else ("segmented", False, p_seg)
+        own = {"segmented": splits.reading.confidence, "whole": whole.confidence,
+               "line": line.confidence if line else 0.0}
+        best = max(proposed, key=lambda name: own[name])
+        digits = proposed[best]
+        return digits, [n for n, d in proposed.items() if d == digits], None
+    scored = [(_probability(weights["candidate"], candidate_features(splits, whole, line, c, proposed)), c)
+              for c in candidates]
+    p, digits = max(scored)
+    return digits, [n for n, d in proposed.items() if d == digits], p
 
 
 def combination_weights() -> Optional[dict]:
@@ -92,18 +102,23 @@ def combination_weights() -> Optional[dict]:
 
 @dataclass
 class FieldAnalysis:
-    """One field as both readers saw it, and the reading taken (``reading.confidence`` is the
+    """One field as every reader saw it, and the reading taken (``reading.confidence`` is the
     combination's P(right) when the combination is shipped)."""
 
     splits: FieldSplits
     whole: StringReading
     reading: DigitString
-    agree: bool
+    agree: bool  # at least two readers proposed the reading taken
+    line: Optional[StringReading] = None
+
+
+def uses_line_reader(weights: Optional[dict]) -> bool:
+    return bool(weights) and "line" in weights.get("readers", ())
 
 
 def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None,
                 string_reader=None, weights: Optional[dict] = None) -> list[DigitString]:
-    """Read many number fields at once with both readers (each makes whole-batch model calls).
+    """Read many number fields at once with every reader (each makes whole-batch model calls).
 
     ``fields`` are grey crops (dark ink on light paper) or ink-high float arrays. With
     ``code_length`` every answer has exactly that many digits, or is empty with confidence 0.
@@ -114,9 +129,11 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
 
 def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None,
                    string_reader=None, weights: Optional[dict] = None,
-                   wholes: Optional[Sequence[StringReading]] = None) -> list[FieldAnalysis]:
-    """``read_fields`` on ink-high fields, keeping what each reader saw. ``wholes``: the
-    whole-field readings when already made (they do not depend on ``code_length``)."""
+                   wholes: Optional[Sequence[StringReading]] = None,
+                   lines: Optional[Sequence[StringReading]] = None, line_reader=None) -> list[FieldAnalysis]:
+    """``read_fields`` on ink-high fields, keeping what each reader saw. ``wholes`` and ``lines``:
+    the whole-field and line readings when already made (they do not depend on ``code_length``).
+    The line reader runs when the combination weighs it (or a ``line_reader`` is given)."""
     from docsort.reading.digits import segmenting as digit_reader
 
     segmented = digit_reader.analyse_fields(inks, code_length, reader=reader)
@@ -130,27 +147,37 @@ def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None
         wholes = string_reader.read_inks(inks)
     if weights is None:
         weights = combination_weights()
+    if lines is None and (line_reader is not None or uses_line_reader(weights)):
+        if line_reader is None:
+            from docsort.reading.digits.ppocr import shared_reader as shared_line_reader
+
+            line_reader = shared_line_reader()
+        lines = line_reader.read_inks(inks)
     results = []
-    for splits, whole in zip(segmented, wholes):
-        reading, agree = combined_reading(splits, whole, code_length, weights)
-        results.append(FieldAnalysis(splits, whole, reading, agree))
+    for k, (splits, whole) in enumerate(zip(segmented, wholes)):
+        line = lines[k] if lines is not None else None
+        reading, agree = combined_reading(splits, whole, line, code_length, weights)
+        results.append(FieldAnalysis(splits, whole, reading, agree, line))
     return results
 
 
-def combined_reading(splits: FieldSplits, whole: StringReading, code_length: Optional[int],
-                     weights: Optional[dict]) -> tuple[DigitString, bool]:
-    """The reading the combination takes, with P(it is right), and whether the readers agreed."""
+def combined_reading(splits: FieldSplits, whole: StringReading, line: Optional[StringReading],
+                     code_length: Optional[int], weights: Optional[dict]) -> tuple[DigitString, bool]:
+    """The reading the combination takes, with P(it is right), and whether readers agreed on it."""
+    digits, by, p_right = choose(splits, whole, line, code_length, weights)
     seg = splits.reading
-    source, agree, p_right = choose(splits, whole, code_length, weights)
-    if source == "whole":
-        reading = DigitString(whole.digits, whole.confidence, list(whole.digit_confidences))
-    else:
+    if not digits:
+        return DigitString("", 0.0, []), False
+    if "segmented" in by:
         reading = DigitString(seg.digits, seg.confidence, list(seg.digit_confidences), seg.boxes)
-    if reading.digits and p_right is not None:
+    else:
+        source = whole if "whole" in by else line
+        reading = DigitString(source.digits, source.confidence, list(source.digit_confidences))
+    if p_right is not None:
         reading.confidence = p_right
         # Each digit is right whenever the whole code is: P(digit) >= P(code).
         reading.digit_confidences = [max(c, reading.confidence) for c in reading.digit_confidences]
-    return reading, agree
+    return reading, len(by) >= 2
 
 
 def as_ink(image: np.ndarray) -> np.ndarray:

@@ -1,13 +1,13 @@
 """What ``read-digits`` says about a field: is it a number at all, and P(its reading is right).
 
-The combination of the two readers (``field_reader``) is fitted on 5-digit postal codes, the
+The combination of the readers (``field_reader``) is fitted on 5-digit postal codes, the
 fields the pipeline hands it. ``read-digits`` is handed anything a user cuts: a lone digit, a
 10-digit account number, a handwritten word. Two small logistic models, fitted by
 ``training.field_calibration``, recorded in ``digit_strings.metrics.json`` under
 ``field_calibration`` and shipped in the manifest, turn what both readers saw into
 
 - ``p_number``, P(the field is a digit string), from the reading of the field at whatever length
-  it holds: how sure each reader is of each digit, how the ink had to be cut, and how the ink
+  it holds: how sure each reader is of each digit and of its own string, how the ink had to be cut, and how the ink
   lies (a word's letters crowd a middle band with strokes above and below; digits fill their
   height). It is fitted as if most crops handed in (``number_share``) were numbers.
 - the confidence, P(the reading is right), for a field judged a number: from the combination's
@@ -91,6 +91,7 @@ def number_features(analysis: field_reader.FieldAnalysis, ink: np.ndarray) -> di
         "combined": _logit(reading.confidence if n else 0.0),
         "segmented": _logit(splits.reading.confidence),
         "whole": _logit(whole.confidence),
+        "line": _logit(analysis.line.confidence if analysis.line is not None else 0.0),
         "agree": float(analysis.agree),
         "log_digits": math.log1p(n),
         "digit_min": _logit(min(digit_probs)) if digit_probs else _logit(0.0),
@@ -203,6 +204,7 @@ def read_number_fields(fields: Sequence[np.ndarray], code_length: Optional[int] 
         string_reader = shared_reader()
     wholes = string_reader.read_inks(inks)
     free = field_reader.analyse_fields(inks, None, reader=reader, wholes=wholes)
+    lines = [a.line for a in free] if free and free[0].line is not None else None
     read = free if code_length is None else field_reader.analyse_fields(inks, code_length, reader=reader,
-                                                                         wholes=wholes)
+                                                                         wholes=wholes, lines=lines)
     return [judge(f, r, ink, code_length, calibration) for f, r, ink in zip(free, read, inks)]

@@ -10,8 +10,9 @@ over all strings:
    belief lies on codes that exist at all;
 2. the whole-field reader's best strings and their one-digit neighbours that exist are
    candidates too (it reads touching digits the segmenting reader cannot cut);
-3. every candidate is scored by both readers (a weighted product of their probabilities),
-   the scores are renormalised over the candidates: P(code | the code exists);
+3. every candidate is scored by every reader (a weighted product of their probabilities; the
+   line reader, PP-OCR's recogniser, proposes candidates and scores them too), the scores are
+   renormalised over the candidates: P(code | the code exists);
 4. a logistic model turns that, the P(right) of the plain reading without the directory, how
    much the readers like the best code in absolute terms, the belief left on codes that exist
    and the directory's density into P(code right). It is fitted on real codes of the US and
@@ -43,7 +44,7 @@ CALIBRATION_FILE = "directory_reading.json"
 TOP_SEGMENTED = 24
 EPSILON = 1e-12
 # Scores of the two readers, used when no calibration is shipped (a plain product).
-DEFAULT_SCORE = {"segmented": 1.0, "whole": 1.0}
+DEFAULT_SCORE = {"segmented": 1.0, "whole": 1.0, "line": 0.0}
 
 
 @dataclass
@@ -251,25 +252,38 @@ class Scored:
     valid_mass: float
     density: float
     plain: float = 0.0  # P(right) of the reading without the directory
+    line: Optional[np.ndarray] = None  # the line reader's probabilities, where it read the field
+
+    def log_score(self, score: dict) -> np.ndarray:
+        """Each candidate's weighted log-probabilities under the readers."""
+        total = (score["segmented"] * np.log(np.maximum(self.segmented, EPSILON))
+                 + score["whole"] * np.log(np.maximum(self.whole, EPSILON)))
+        if self.line is not None and score.get("line"):
+            total = total + score["line"] * np.log(np.maximum(self.line, EPSILON))
+        return total
 
 
-def score_candidates(splits: FieldSplits, whole: StringReading, directory: Directory, plain: float = 0.0) -> Scored:
-    """The field's candidate codes that exist, each with both readers' probabilities (``plain``:
-    P(right) of the field's reading without the directory)."""
+def score_candidates(splits: FieldSplits, whole: StringReading, directory: Directory, plain: float = 0.0,
+                     line: Optional[StringReading] = None) -> Scored:
+    """The field's candidate codes that exist, each with every reader's probability (``plain``:
+    P(right) of the field's reading without the directory; ``line``: the line reader's reading,
+    whose proposals are candidates too)."""
     k = directory.length
     all_seg = segmented_probabilities(splits, directory)
     codes_sorted = directory.codes()
     top = min(TOP_SEGMENTED, len(all_seg))
     best = np.argpartition(-all_seg, top - 1)[:top] if top else np.zeros(0, np.int64)
     chosen = {codes_sorted[i]: float(all_seg[i]) for i in best if all_seg[i] > 0}
-    for code in _whole_proposals(whole, k):
+    proposals = _whole_proposals(whole, k) | (_whole_proposals(line, k) if line is not None else set())
+    for code in proposals:
         at = directory.position(code)
         if at is not None and code not in chosen:
             chosen[code] = float(all_seg[at]) if all_seg.size else 0.0
     codes = list(chosen)
     seg = np.array([chosen[c] for c in codes], np.float64)
     whole_p = whole_probabilities(whole, codes)
-    return Scored(codes, seg, whole_p, float(all_seg.sum()), len(directory) / 10.0 ** k, float(plain))
+    line_p = whole_probabilities(line, codes) if line is not None else None
+    return Scored(codes, seg, whole_p, float(all_seg.sum()), len(directory) / 10.0 ** k, float(plain), line_p)
 
 
 def decide(scored: Scored, calibration: Optional[Calibration]) -> DirectoryReading:
@@ -278,8 +292,7 @@ def decide(scored: Scored, calibration: Optional[Calibration]) -> DirectoryReadi
         # Neither reader reads the field as a code's number of digits: it holds no code.
         return DirectoryReading("", 0.0, [], [], scored.valid_mass)
     score = calibration.score if calibration else DEFAULT_SCORE
-    log_score = (score["segmented"] * np.log(np.maximum(scored.segmented, EPSILON))
-                 + score["whole"] * np.log(np.maximum(scored.whole, EPSILON)))
+    log_score = scored.log_score(score)
     posterior = np.exp(log_score - log_score.max())
     posterior /= posterior.sum()
     order = np.argsort(-posterior, kind="stable")
@@ -319,6 +332,7 @@ class FieldReadings:
     directory: Optional[DirectoryReading]
     splits: FieldSplits
     whole: StringReading
+    line: Optional[StringReading] = None
 
 
 def read_fields(fields: Sequence[np.ndarray], code_length: int, directory: Optional[Directory] = None,
@@ -337,8 +351,9 @@ def read_fields(fields: Sequence[np.ndarray], code_length: int, directory: Optio
     for a in analyses:
         against = None
         if directory is not None:
-            against = decide(score_candidates(a.splits, a.whole, directory, a.reading.confidence), calibration)
-        out.append(FieldReadings(a.reading, against, a.splits, a.whole))
+            against = decide(score_candidates(a.splits, a.whole, directory, a.reading.confidence, a.line),
+                             calibration)
+        out.append(FieldReadings(a.reading, against, a.splits, a.whole, a.line))
     return out
 
 

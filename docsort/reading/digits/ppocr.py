@@ -4,8 +4,9 @@ Our own readers learnt digits from MNIST; real fields (cheque amounts, forms) ar
 other hands on other paper, and there PP-OCR's recogniser, trained on a large mix of real
 printed and handwritten text, reads many that ours miss. It is the recogniser the ``rapidocr``
 wheel ships (``PP-OCRv6_rec_small.onnx``, Apache-2.0, its character list inside the file),
-run here by ONNX Runtime like every other network (``docsort.reading.engine``): no download,
-and nothing of RapidOCR's own pipeline.
+shipped in ``models/`` with its licence and listed in the manifest like every other network,
+and run by ONNX Runtime (``docsort.reading.engine``): no download, and nothing of RapidOCR's
+own pipeline.
 
 Its raw text reads a 5 as "S" or a 1 as "l", and separators and marks ("1.250,00", "$ 75-")
 as what they are. So each output column is reduced to the eleven classes of our whole-field
@@ -44,6 +45,19 @@ MARGIN = 0.05
 
 
 def model_path() -> Path:
+    """The shipped recogniser, as the manifest lists it; without one, the file inside an installed
+    ``rapidocr`` wheel (where the shipped copy comes from: see the model card)."""
+    from docsort.reading import manifest
+
+    models = manifest.shipped()
+    name = models.line_reader()
+    if name is not None:
+        models.check_file(name)
+        return models.path(name)
+    return wheel_model_path()
+
+
+def wheel_model_path() -> Path:
     """The recogniser inside the installed ``rapidocr`` wheel (located without importing it)."""
     spec = importlib.util.find_spec("rapidocr")
     if spec is None or not spec.submodule_search_locations:

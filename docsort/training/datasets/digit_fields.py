@@ -69,18 +69,27 @@ def compose_strings(images: np.ndarray, labels: np.ndarray, count: int, seed: in
 
 
 def number_fields(images: np.ndarray, labels: np.ndarray, count: int, seed: int,
-                  lengths: Sequence[int] = LENGTHS) -> tuple[list[np.ndarray], list[str]]:
+                  lengths: Sequence[int] = LENGTHS, family_share: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
     """``count`` number fields (grey, dark on light) and their digits, the lengths taken in turn.
 
     Each field is written one of four ways, drawn at random: as on an envelope (apart, scanned,
     30-80 px tall), touching and overlapping (the ``read-digits`` benchmark), any writer's habit
     (spacing, size, pen, slant, scanner: the whole-field reader's training mix), or, for a lone
-    digit now and then, the MNIST image itself (either polarity, some paper around it).
+    digit now and then, the MNIST image itself (either polarity, some paper around it). With
+    ``family_share``, that share are instead number fields of the training families
+    (``synth.fields``: separators, marks, frames, patterned paper, pens; never the held-out one).
     """
+    from docsort.training.synth import fields as field_synth
+
     rng = np.random.default_rng(seed)
     fields, truths = [], []
     for n in range(count):
         length = int(lengths[n % len(lengths)])
+        if family_share and rng.random() < family_share:
+            composed = field_synth.training_field(images, labels, rng, length=length)
+            fields.append(composed.image)
+            truths.append(composed.digits)
+            continue
         style = rng.random()
         if length == 1 and style < 0.2:
             k = int(rng.integers(0, len(images)))

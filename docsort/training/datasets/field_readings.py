@@ -24,13 +24,15 @@ def read_for_calibration(job: tuple[list[np.ndarray], list[Optional[int]]]) -> l
     inks = [combine.as_ink(f) for f in fields]
     wholes = shared_reader().read_inks(inks)
     free = combine.analyse_fields(inks, None, wholes=wholes)
+    lines = [a.line for a in free] if free and free[0].line is not None else None
     rows = [{"number": field_confidence.number_features(a, ink), "read": a.reading.digits,
              "combined": a.reading.confidence,
              "right": field_confidence.right_features(a, len(a.reading.digits), None)}
             for a, ink in zip(free, inks)]
     for length in sorted({n for n in code_lengths if n}):
         chosen = [i for i, n in enumerate(code_lengths) if n == length]
-        read = combine.analyse_fields([inks[i] for i in chosen], length, wholes=[wholes[i] for i in chosen])
+        read = combine.analyse_fields([inks[i] for i in chosen], length, wholes=[wholes[i] for i in chosen],
+                                      lines=[lines[i] for i in chosen] if lines else None)
         for i, a in zip(chosen, read):
             rows[i]["known"] = {"length": length, "read": a.reading.digits, "combined": a.reading.confidence,
                                 "right": field_confidence.right_features(a, len(free[i].reading.digits), length)}

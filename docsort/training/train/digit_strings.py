@@ -60,6 +60,9 @@ class StringTrainingConfig:
     combination_strings: int = 2000
     learning_rate: float = PEAK_LEARNING_RATE
     init: Optional[str] = None  # continue from the weights of a trained digit_strings.keras
+    # Share of training strings drawn as number fields of the training families
+    # (synth.fields: separators, marks, frames, patterned paper, pens); the rest are plain rows.
+    field_share: float = 0.0
     command: str = field(default_factory=lambda: shlex.join(["docsort", *sys.argv[1:]]))
 
 
@@ -101,11 +104,37 @@ def strips_of(fields: list[np.ndarray]) -> list[np.ndarray]:
     return [string_reader.prepare(ink_of(f)) for f in fields]
 
 
-def training_batch(images, labels, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def family_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A number field of a training family (never the held-out one) of at most MAX_LENGTH digits:
+    the reader learns that separators, marks, frames and paper patterns are no digits."""
+    from docsort.training.synth import fields as field_synth
+
+    family = str(rng.choice(field_synth.TRAINING_FAMILIES))
+    lengths = [n for n in field_synth.FAMILIES[family].lengths if n <= MAX_LENGTH]
+    composed = field_synth.training_field(images, labels, rng, family, int(rng.choice(lengths)))
+    return composed.image, composed.digits
+
+
+def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_share: float
+                      ) -> tuple[list[np.ndarray], list[str]]:
+    """Checkpoint and temperature strings from held-out training digits: plain touching codes,
+    and (with ``field_share``) that share of training-family fields, drawn with a fixed seed."""
+    families = int(round(count * field_share))
+    plain, truths = benchmark_fields(images, labels, count - families, VALIDATION_SEED)
+    rng = np.random.default_rng(VALIDATION_SEED + 1)
+    for _ in range(families):
+        image, text = family_field(images, labels, rng)
+        plain.append(image)
+        truths.append(text)
+    return plain, truths
+
+
+def training_batch(images, labels, rng, field_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs padded to the batch's width bucket, labels padded with -1, label lengths)."""
     strips, texts = [], []
     for _ in range(BATCH_SIZE):
-        image, text = random_field(images, labels, rng)
+        draw = family_field if field_share and rng.random() < field_share else random_field
+        image, text = draw(images, labels, rng)
         strips.append(string_reader.prepare(ink_of(image)))
         texts.append(text)
     x = engine.stack(strips, string_reader.INPUT.bucket(max(s.shape[1] for s in strips)), string_reader.INPUT)
@@ -246,8 +275,8 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    val_fields, val_truths = benchmark_fields(val_split.images, val_split.labels,
-                                              config.validation_strings, VALIDATION_SEED)
+    val_fields, val_truths = validation_fields(val_split.images, val_split.labels,
+                                               config.validation_strings, config.field_share)
     val_strips = strips_of(val_fields)
     history: dict[str, list[float]] = {"step": [], "loss": [], "validation_exact": []}
     best = (-1.0, 0, model.get_weights())
@@ -257,7 +286,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     losses: list[float] = []
     tick = time.time()
     for k in range(1, config.steps + 1):
-        x, y, lengths = training_batch(train_split.images, train_split.labels, rng)
+        x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share)
         losses.append(float(step(x, y, lengths)))
         if k % every == 0 or k == config.steps:
             reads, _ = read_logits(column_logits(model, val_strips))
@@ -303,7 +332,9 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "test_accuracy": test.get("touching", {}).get("exact"),
         "test": test,
         "validation_exact": float(val_right.mean()),
-        "validation": {"n": len(val_truths), "gap": [-0.3, 0.5], "length": 5, **reliability(val_conf, val_right)},
+        "validation": {"n": len(val_truths), "gap": [-0.3, 0.5], "length": 5, "field_share": config.field_share,
+                       **reliability(val_conf, val_right)},
+        "field_share": config.field_share,
         "temperature": temperature,
         "steps": config.steps,
         "learning_rate": config.learning_rate,
@@ -411,67 +442,92 @@ def _destination_field(job: tuple[str, str, int]) -> Optional[tuple[np.ndarray, 
     return None
 
 
+def family_fields_for_fitting(images: np.ndarray, labels: np.ndarray, count: int, seed: int
+                              ) -> tuple[list[np.ndarray], list[str]]:
+    """Number fields of the training families (separators, marks, frames, paper, pens), lengths
+    1-10, composed from ``images`` (pass validation digits): what ``read-digits`` is handed."""
+    from docsort.training.synth import fields as field_synth
+
+    rng = np.random.default_rng(seed)
+    composed = [field_synth.training_field(images, labels, rng) for _ in range(count)]
+    return [c.image for c in composed], [c.digits for c in composed]
+
+
 def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, seed: int = 7,
                     code_length: int = 5, reader=None, string_reader=None,
                     envelopes: Optional[tuple[list[np.ndarray], list[str]]] = None,
-                    envelope_weight: float = 1.0) -> dict:
-    """Fit P(code right) from both readers' probabilities (see ``field_reader``) on validation
-    codes composed from digits and, when given, on destination fields the pipeline cut from
-    envelopes (``envelope_fields``), each of those counting ``envelope_weight`` times."""
-    from docsort.reading.digits import segmenting as digit_reader
+                    envelope_weight: float = 1.0, family_count: int = 0, line_reader=None) -> dict:
+    """Fit P(candidate right) from every reader's probability of every candidate (see
+    ``combine``) on validation codes composed from digits (read at ``code_length``), on
+    ``family_count`` number fields of the training families (read at their own length) and, when
+    given, on destination fields the pipeline cut from envelopes (``envelope_fields``), each of
+    those counting ``envelope_weight`` times."""
     from docsort.reading.digits import combine
+    from docsort.reading.digits.ppocr import shared_reader as shared_line_reader
+    from docsort.reading.digits import segmenting as digit_reader
     from docsort.reading.digits.strings import shared_reader
 
+    line_reader = line_reader or shared_line_reader()
+    groups = []  # (inks, truths, weight, code length)
     fields, truths = combination_fields(images, labels, count, seed, code_length) if count else ([], [])
-    inks = [ink_of(f) for f in fields]
-    sample_weight = [1.0] * len(inks)
+    codes = [ink_of(f) for f in fields]
     if envelopes:
-        inks += list(envelopes[0])
-        truths = list(truths) + list(envelopes[1])
-        sample_weight += [envelope_weight] * len(envelopes[0])
-    analysed = digit_reader.analyse_fields(inks, code_length, reader=reader)
-    segmented = [a.reading for a in analysed]
-    wholes = (string_reader or shared_reader()).read_inks(inks)
-    # agree: P(the shared reading is right); segmented / whole: P(that reading is right) when
-    # the two differ (fitted on the fields where that reader gave a reading at all).
-    rows = {"agree": ([], [], []), "segmented": ([], [], []), "whole": ([], [], [])}
-    for splits, whole, truth, weight in zip(analysed, wholes, truths, sample_weight):
-        seg = splits.reading
-        x = combine.features(splits, whole, code_length)
-        seg_p, whole_p = combine.own_probabilities(seg, whole, code_length)
-        if whole_p > 0 and whole.digits == seg.digits:
-            group = [("agree", seg)]
-        else:
-            group = [(name, r) for name, r, p in (("segmented", seg, seg_p), ("whole", whole, whole_p)) if p > 0]
-        for name, reading in group:
-            rows[name][0].append(x)
-            rows[name][1].append(float(reading.digits == truth))
-            rows[name][2].append(weight)
-    weights, report = {}, {}
-    width = len(combine.features(analysed[0], wholes[0], code_length)) if inks else 3
-    for group, (x, y, w) in rows.items():
-        x, y, w = np.array(x).reshape(-1, width), np.array(y), np.array(w)
-        weights[group] = [round(float(v), 6) for v in fit_logistic(x, y, w)] if len(y) else [0.0] * width
-        report[group] = {"n": int(len(y)), "right": float(y.mean()) if len(y) else None}
-    combined = [combine.choose(a, w, code_length, weights) for a, w in zip(analysed, wholes)]
-    chosen = [(w.digits if source == "whole" else s.digits) for (source, _, _), s, w
-              in zip(combined, segmented, wholes)]
-    accuracy = {"segmented_right": float(np.mean([s.digits == t for s, t in zip(segmented, truths)])),
-                "whole_right": float(np.mean([w.digits == t for w, t in zip(wholes, truths)])),
-                "combined_right": float(np.mean([c == t for c, t in zip(chosen, truths)]))}
+        codes += list(envelopes[0])
+    groups.append((codes, list(truths) + (list(envelopes[1]) if envelopes else []),
+                   [1.0] * len(fields) + [envelope_weight] * (len(envelopes[0]) if envelopes else 0), code_length))
+    if family_count:
+        family, family_truths = family_fields_for_fitting(images, labels, family_count, seed + 2)
+        groups.append(([ink_of(f) for f in family], family_truths, [1.0] * len(family), None))
+    rows, y, w = [], [], []
+    analysed = []  # (splits, whole, line, truth, length)
+    for inks, group_truths, weights_, length in groups:
+        if not inks:
+            continue
+        splits_all = digit_reader.analyse_fields(inks, length, reader=reader)
+        wholes = (string_reader or shared_reader()).read_inks(inks)
+        lines = line_reader.read_inks(inks)
+        for splits, whole, line, truth, weight in zip(splits_all, wholes, lines, group_truths, weights_):
+            proposed = combine.proposals(splits, whole, line, length)
+            for candidate in dict.fromkeys(proposed.values()):
+                rows.append(combine.candidate_features(splits, whole, line, candidate, proposed))
+                y.append(float(candidate == truth))
+                w.append(weight)
+            analysed.append((splits, whole, line, truth, length))
+    x = np.array(rows).reshape(len(rows), -1)
+    weights = {"readers": list(combine.READERS),
+               "candidate": [round(float(v), 6) for v in fit_logistic(x, np.array(y), np.array(w))]}
+
+    def share(items) -> float:
+        items = list(items)
+        return float(np.mean(items)) if items else 0.0
+
+    chosen = [combine.choose(s, wh, ln, n, weights)[0] for s, wh, ln, _, n in analysed]
+    accuracy = {"segmented_right": share(s.reading.digits == t for s, _, _, t, _ in analysed),
+                "whole_right": share(wh.digits == t for _, wh, _, t, _ in analysed),
+                "line_right": share(ln.digits == t for _, _, ln, t, _ in analysed),
+                "combined_right": share(c == t for c, (_, _, _, t, _) in zip(chosen, analysed))}
+    if family_count:
+        tail = analysed[-family_count:]
+        accuracy["family_fields_combined_right"] = share(
+            c == t for c, (_, _, _, t, _) in zip(chosen[-family_count:], tail))
+        accuracy["family_fields_line_right"] = share(ln.digits == t for _, _, ln, t, _ in tail)
+        accuracy["family_fields_whole_right"] = share(wh.digits == t for _, wh, _, t, _ in tail)
     data = "MNIST training digits held out for validation"
     if envelopes:
         data += f"; {len(envelopes[0])} of them destination fields cut by the pipeline from envelopes"
-    return {**weights, "fit": {"data": data, "n": len(truths), "seed": seed, "code_length": code_length,
+    if family_count:
+        data += f"; {family_count} number fields of the training families (never the held-out one)"
+    return {**weights, "fit": {"data": data, "n": len(analysed), "candidates": len(y), "seed": seed,
+                               "code_length": code_length, "family_fields": family_count,
                                "envelope_fields": len(envelopes[0]) if envelopes else 0,
-                               "envelope_weight": envelope_weight, **accuracy, **report}}
+                               "envelope_weight": envelope_weight, **accuracy}}
 
 
 def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Optional[str], envelopes: int = 600,
                       envelope_seed: int = 7001, envelope_weight: float = 3.0, count: int = 2000,
                       jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
                       command: str = "", progress=None, members: Optional[Sequence[str]] = None,
-                      out: Optional[Path] = None) -> dict:
+                      out: Optional[Path] = None, family_count: int = 0) -> dict:
     """Refit the shipped combination in ``metrics_path`` without retraining the string model:
     on the composed validation codes plus the destination fields the pipeline cuts from
     ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
@@ -494,9 +550,11 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
     if fields is None and envelopes and handwriting:
         say(f"reading {envelopes} generated envelopes with the pipeline")
         fields = envelope_fields(handwriting, envelopes, envelope_seed, jobs=jobs)
-    say(f"fitting on {count} composed codes and {len(fields[0]) if fields else 0} envelope fields")
+    say(f"fitting on {count} composed codes, {family_count} family fields and "
+        f"{len(fields[0]) if fields else 0} envelope fields")
     combination = fit_combination(val_split.images, val_split.labels, count, envelopes=fields,
-                                  envelope_weight=envelope_weight, string_reader=string_reader)
+                                  envelope_weight=envelope_weight, string_reader=string_reader,
+                                  family_count=family_count)
     combination["fit"].update({"envelopes": envelopes, "envelope_seed": envelope_seed,
                                "command": command})
     metrics["combination"] = combination

@@ -18,7 +18,6 @@ training (``mnist.train_validation_split``); the check uses MNIST test digits.
 
 from __future__ import annotations
 
-import math
 import platform
 import sys
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ def read_codes(country: str, split, count: int, seed: int, progress: Callable[[s
         readings = directory_reader.read_fields(strings[start:start + batch], directory.length, None)
         for r in readings:
             plain.append((r.plain.digits, float(r.plain.confidence)))
-            scored.append(directory_reader.score_candidates(r.splits, r.whole, directory, r.plain.confidence))
+            scored.append(directory_reader.score_candidates(r.splits, r.whole, directory, r.plain.confidence, r.line))
         progress(f"{country}: read {min(count, start + batch)} of {count} codes")
     return ReadCodes(country, truths, plain, scored)
 
@@ -160,34 +159,38 @@ def read_fields_of(country: str, fields: Sequence[np.ndarray], truths: Sequence[
     for start in range(0, len(fields), batch):
         for r in directory_reader.read_fields(list(fields[start:start + batch]), directory.length, None):
             plain.append((r.plain.digits, float(r.plain.confidence)))
-            scored.append(directory_reader.score_candidates(r.splits, r.whole, directory, r.plain.confidence))
+            scored.append(directory_reader.score_candidates(r.splits, r.whole, directory, r.plain.confidence, r.line))
     return ReadCodes(country, list(truths), plain, scored)
 
 
-def _choice_loss(params: np.ndarray, sets: list[tuple[np.ndarray, np.ndarray, int]]) -> float:
-    a, b = params
+def _choice_loss(params: np.ndarray, sets: list[tuple[np.ndarray, ...]]) -> float:
     total = 0.0
-    for seg, whole, truth in sets:
-        z = a * seg + b * whole
+    for *logs, truth in sets:
+        z = sum(w * log for w, log in zip(params, logs))
         total -= z[truth] - np.logaddexp.reduce(z)
     return total / max(1, len(sets))
 
 
 def fit_score(read: Sequence[ReadCodes]) -> dict:
-    """The weights of the two readers' log-probabilities that make the true code most probable
-    among each field's candidates."""
+    """The weights of the readers' log-probabilities that make the true code most probable
+    among each field's candidates (the line reader's too, where it read the fields)."""
     from scipy.optimize import minimize
 
+    with_line = all(s.line is not None for rc in read for s in rc.scored)
     sets = []
     for rc in read:
         for truth, s in zip(rc.truths, rc.scored):
             if truth in s.codes and len(s.codes) > 1:
-                sets.append((np.log(np.maximum(s.segmented, directory_reader.EPSILON)),
-                             np.log(np.maximum(s.whole, directory_reader.EPSILON)), s.codes.index(truth)))
-    result = minimize(_choice_loss, np.array([1.0, 1.0]), args=(sets,), method="Nelder-Mead",
+                logs = [np.log(np.maximum(s.segmented, directory_reader.EPSILON)),
+                        np.log(np.maximum(s.whole, directory_reader.EPSILON))]
+                if with_line:
+                    logs.append(np.log(np.maximum(s.line, directory_reader.EPSILON)))
+                sets.append((*logs, s.codes.index(truth)))
+    start = np.ones(3 if with_line else 2)
+    result = minimize(_choice_loss, start, args=(sets,), method="Nelder-Mead",
                       options={"xatol": 1e-3, "fatol": 1e-6})
-    a, b = (float(v) for v in result.x)
-    return {"segmented": round(a, 6), "whole": round(b, 6)}
+    weights = [round(float(v), 6) for v in result.x]
+    return {"segmented": weights[0], "whole": weights[1], "line": weights[2] if with_line else 0.0}
 
 
 def _top_rows(read: Sequence[ReadCodes], score: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -201,8 +204,7 @@ def _top_rows(read: Sequence[ReadCodes], score: dict) -> tuple[np.ndarray, np.nd
                 right.append(False)
                 continue
             i = s.codes.index(reading.code)
-            absolute = (score["segmented"] * math.log(max(float(s.segmented[i]), directory_reader.EPSILON))
-                        + score["whole"] * math.log(max(float(s.whole[i]), directory_reader.EPSILON)))
+            absolute = float(s.log_score(score)[i])
             x = directory_reader.features(reading.candidates[0][1], s.valid_mass, s.plain, absolute, s.density)
             rows.append([x[name] for name in FEATURES])
             right.append(reading.code == truth)

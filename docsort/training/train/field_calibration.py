@@ -121,7 +121,7 @@ def find_datasets(folder: str | Path) -> tuple[Path, Path]:
 
 
 def calibrate(data: str | Path, metrics_path: Path, out: Path, numbers: int = 2000, not_numbers: int = 800,
-              seed: int = 11, jobs: int = 1, command: str = "", progress=None) -> dict:
+              seed: int = 11, jobs: int = 1, command: str = "", progress=None, family_share: float = 0.5) -> dict:
     """Fit the field calibration on validation digits and DHSD training writers and write the
     metrics of ``metrics_path`` with it to ``out`` (``field_calibration``)."""
     from docsort.training.datasets import mnist
@@ -139,7 +139,7 @@ def calibrate(data: str | Path, metrics_path: Path, out: Path, numbers: int = 20
     dhsd = load_dhsd(dhsd_dir, writers=writers)
     words = [image for image, text, _ in dhsd if not any(c.isdigit() for c in text)]
     rng = np.random.default_rng(seed + 2)
-    fields, truths = number_fields(validation.images, validation.labels, numbers, seed)
+    fields, truths = number_fields(validation.images, validation.labels, numbers, seed, family_share=family_share)
     others, kinds = not_number_fields(words, [text for _, text, _ in dhsd], not_numbers, seed + 1)
     # Half the crops that are no number are read with a code length too, as a user may ask.
     other_lengths = [int(rng.integers(1, max(LENGTHS) + 1)) if rng.random() < 0.5 else None for _ in others]
@@ -150,11 +150,12 @@ def calibrate(data: str | Path, metrics_path: Path, out: Path, numbers: int = 20
         **calibration["fit"],
         "command": command,
         "data": (f"{numbers} number fields of 1-{max(LENGTHS)} digits composed from the {len(validation)} MNIST "
-                 f"training digits held out for validation, each read without a code length and with one (its "
+                 f"training digits held out for validation ({100 * family_share:.0f} % of them number fields of "
+                 f"the training families), each read without a code length and with one (its "
                  f"own, or 15 % of the time another); "
                  f"{not_numbers} crops that are no number: DHSD words of training writers {list(writers)}, "
                  "bits of them, hand-printed capitals, rules, blanks and smudges"),
-        "numbers": numbers, "not_numbers": not_numbers,
+        "numbers": numbers, "not_numbers": not_numbers, "family_share": family_share,
         "not_number_kinds": {k: kinds.count(k) for k in NOT_NUMBER_KINDS},
         "seed": seed,
         "mnist_sha256": dataset.sha256,
