@@ -340,7 +340,7 @@ def test_evaluate_tradeoff_end_to_end_on_a_small_sample(tmp_path, mnist_dir):
     assert data["command"] == "docsort evaluate tradeoff --count 60"
     assert len(data["curve"]) > 50
     # It records the models it was measured with, so process and cost can check them.
-    assert set(data["models"]) == {"digits", "digit_strings", "digit_strings_2", "digit_strings_3"}
+    assert set(data["models"]) == {"digits", "digit_strings", "PP-OCRv6_rec_small"}
     for name, entry in data["models"].items():
         path = manifest.models_dir() / entry["file"]
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), name

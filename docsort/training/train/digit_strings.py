@@ -432,7 +432,9 @@ def _destination_field(job: tuple[str, str, int]) -> Optional[tuple[np.ndarray, 
     page = next(iter(ingest.iter_pages(path)), None)
     if page is None or not page.ok:
         return None
-    result, fields = pipeline.read_page(page.image, page.number, pipeline.Settings(code_length=code_length))
+    # The fields do not depend on the accept threshold, which is measured after this fit.
+    result, fields = pipeline.read_page(page.image, page.number,
+                                        pipeline.Settings(code_length=code_length, accept_threshold=0.5))
     code = result.postal_code
     if code is None or code.source != "handwritten":
         return None
