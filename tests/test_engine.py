@@ -142,7 +142,8 @@ def test_every_shipped_network_is_in_the_manifest_with_its_kind_of_input():
     assert models.writing_type()["main"] == "writing_type"
     # One printed/handwritten network ships: no second looks, no lone-character models (model card).
     assert models.writing_type()["second_looks"] == [] and models.writing_type()["lone_characters"] == []
-    assert len(models.string_members()) == 3
+    assert models.string_members() == ["digit_strings"]
+    assert models.names(manifest.ROLE_LINE_READER) == ["PP-OCRv6_rec_small"]
 
 
 def test_digit_network_answers_as_keras_on_real_digits(digits, keras_model):
@@ -223,18 +224,18 @@ def test_a_model_file_the_manifest_does_not_list_is_refused(tmp_path):
 
 def test_a_model_file_that_is_not_the_listed_one_is_refused(tmp_path):
     def replaced(folder):
-        target = folder / "digit_strings_2.onnx"
+        target = folder / "PP-OCRv6_rec_small.onnx"
         data = target.read_bytes()
         target.unlink()
         target.write_bytes(data[:-64] + bytes(64))
 
     said = _process(tmp_path, _models_copy(tmp_path, replaced))
-    assert "digit_strings_2.onnx" in said and "sha256" in said
+    assert "PP-OCRv6_rec_small.onnx" in said and "sha256" in said
 
 
 def test_a_missing_model_file_or_manifest_is_refused(tmp_path):
-    said = _process(tmp_path, _models_copy(tmp_path, lambda folder: (folder / "digit_strings_3.onnx").unlink()))
-    assert "digit_strings_3.onnx" in said and "not found" in said
+    said = _process(tmp_path, _models_copy(tmp_path, lambda folder: (folder / "digit_strings.onnx").unlink()))
+    assert "digit_strings.onnx" in said and "not found" in said
     other = tmp_path / "other"
     other.mkdir()
     said = _process(other, _models_copy(other, lambda folder: (folder / "manifest.json").unlink()))

@@ -42,12 +42,11 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
     (wheel,) = wheel_dir.glob("docsort-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("docsort/models/manifest.json", "docsort/models/digits.onnx", "docsort/models/writing_type.onnx",
-                    "docsort/models/digit_strings_3.onnx",
+                    "docsort/models/digit_strings.onnx", "docsort/models/PP-OCRv6_rec_small.onnx",
+                    "docsort/models/licenses/PP-OCR-Apache-2.0.txt",
                     "docsort/models/digits.keras", "docsort/models/digits.metrics.json",
                     "docsort/models/writing_type.keras", "docsort/models/writing_type.metrics.json",
                     "docsort/models/digit_strings.keras", "docsort/models/digit_strings.metrics.json",
-                    "docsort/models/digit_strings_2.keras", "docsort/models/digit_strings_2.metrics.json",
-                    "docsort/models/digit_strings_3.keras", "docsort/models/digit_strings_3.metrics.json",
                     "docsort/models/MODEL_CARD.md"):
         assert shipped in names
 
@@ -66,7 +65,7 @@ def test_wheel_ships_models_and_installed_package_finds_them(tmp_path):
     assert package_file.startswith(str(target))
     assert digits_model.startswith(str(target))
     assert exists == "True"
-    assert members == "3 True"  # the whole-field reader's ensemble
+    assert members == "1 True"  # the whole-field reader
 
 
 @pytest.fixture

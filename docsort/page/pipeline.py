@@ -131,7 +131,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     """The page's result and every handwritten number field read on it (the crop as cut from
     the clean page, and its reading): the field reader is fitted on these crops, so it learns
     from what the pipeline really hands it."""
-    from docsort.reading.digits.combine import read_fields
+    from docsort.reading.digits.combine import analyse_fields, as_ink
 
     if image is None or image.ndim not in (2, 3) or min(image.shape[:2]) < 8:
         raise InputError("page image is empty or too small")
@@ -164,15 +164,19 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     fields = _number_fields(text_regions, kinds, lay, page_size, k)
     field_crops = [regions.cut(page.grey, bbox) for _, bbox in fields]
     if directory is None:
-        field_readings = read_fields(field_crops, k, reader=digits) if fields else []
+        analyses = analyse_fields([as_ink(c) for c in field_crops], k, reader=digits) if fields else []
+        field_readings = [a.reading for a in analyses]
+        other_numbers = [_holds_another_number(a.whole, a.line, k) for a in analyses]
     else:
-        field_readings = _read_against(field_crops, k, directory, digits)
+        field_readings, other_numbers = _read_against(field_crops, k, directory, digits)
     # Per region keep the better reading: of the region alone, or joined with its neighbour.
     readings: dict[int, DigitString] = {}
     field_boxes: dict[int, tuple[int, int, int, int]] = {}
-    for (i, bbox), reading in zip(fields, field_readings):
+    not_codes: set[int] = set()
+    for (i, bbox), reading, other in zip(fields, field_readings, other_numbers):
         if i not in readings or reading.confidence > readings[i].confidence:
             readings[i], field_boxes[i] = reading, bbox
+            (not_codes.add if other else not_codes.discard)(i)
     for i, region in enumerate(text_regions):
         if kinds[i] == "printed":
             value = destination.printed_code(region.text, k)
@@ -185,7 +189,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
                 candidates.append(destination.CodeCandidate(
                     i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
                     {**_validity(directory, value), "plus4": destination.printed_plus4(region.text, k)}))
-        elif i in readings and len(readings[i].digits) == k:
+        elif i in readings and len(readings[i].digits) == k and i not in not_codes:
             reading = readings[i]
             candidates.append(destination.CodeCandidate(
                 i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i],
@@ -246,16 +250,30 @@ def _validity(directory, value: str) -> dict:
     return {} if directory is None else {"valid": value in directory}
 
 
-def _read_against(field_crops, code_length: int, directory, digits) -> list[DigitString]:
-    """Each field read against the directory: its best code that exists, with P(right). A field
-    with no candidate code that exists keeps its plain reading (it can never be ``auto``)."""
+def _read_against(field_crops, code_length: int, directory, digits) -> tuple[list[DigitString], list[bool]]:
+    """Each field read against the directory: its best code that exists, with P(right), and
+    whether it holds another number. A field with no candidate code that exists keeps its plain
+    reading (it can never be ``auto``)."""
     from docsort.reading.digits import directory_reader
 
-    out = []
+    out, others = [], []
     for field in directory_reader.read_fields(field_crops, code_length, directory, reader=digits):
         against = field.directory
         out.append(against.as_digit_string() if against is not None and against.code else field.plain)
-    return out
+        others.append(_holds_another_number(field.whole, field.line, code_length))
+    return out, others
+
+
+def _holds_another_number(whole, line, code_length: int) -> bool:
+    """Whether a field holds a number that is no code: both whole-field readers, which read a
+    field at whatever length it holds, read the same count of digits with some confidence, and
+    it is neither a code's nor a ZIP+4's (a phone number, an amount, a date). Forcing such a
+    field to ``code_length`` digits only makes a code up."""
+    if line is None or not whole.digits or not line.digits:
+        return False
+    count = len(whole.digits)
+    return (count == len(line.digits) and count not in (code_length, code_length + 4)
+            and min(whole.confidence, line.confidence) >= 0.5)
 
 
 def _number_fields(text_regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:
