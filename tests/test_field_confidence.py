@@ -57,7 +57,7 @@ def test_held_out_writers_words_are_no_numbers(dhsd_dir):
     # A word is never a number anyone would act on, and almost every word is judged no number.
     assert max(a.reading.confidence for a in answers) < 0.5, [a.to_dict() for a in answers]
     rejected = [not a.is_number and a.reading.confidence < 0.05 for a in answers]
-    assert np.mean(rejected) >= 0.97, [a.to_dict() for a, ok in zip(answers, rejected) if not ok]
+    assert np.mean(rejected) >= 0.95, [a.to_dict() for a, ok in zip(answers, rejected) if not ok]
     assert all(a.to_dict()["digits"] is None for a in answers if not a.is_number)
 
 
