@@ -189,3 +189,40 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
     assert fit["fit"]["envelope_fields"] >= 1 and fit["fit"]["n"] == 8 + 4 + fit["fit"]["envelope_fields"]
     assert fit["fit"]["family_fields"] == 4 and len(fit["candidate"]) == 7
     assert fit["readers"] == ["segmented", "whole", "line"]
+
+
+def test_cheaply_first_the_segmenting_reader_reads_only_fields_a_cheap_reader_reads_as_a_code(
+        mnist_test, dhsd_dir, monkeypatch):
+    """On a page the whole-field and line readers read every field first; the segmenting reader
+    cuts only those where one of them proposes a code of the asked length, and there the
+    reading is the one every reader together gives."""
+    from docsort.reading.digits import combine
+    from docsort.reading.digits import segmenting as digit_reader
+    from docsort.training.datasets.non_number_crops import word_fields
+    from docsort.training.synth.handwriting import dhsd_writer_split
+
+    rng = np.random.default_rng(12)
+    codes = [_field(mnist_test, text, rng, gap=(0.1, 0.4)) for text in ("20761", "58314")]
+    words = word_fields(dhsd_dir, dhsd_writer_split().validation, 6, seed=8)
+    inks = [combine.as_ink(f) for f in codes + words]
+    full = combine.analyse_fields(inks, 5)
+
+    segmented = []
+    real = digit_reader.analyse_fields
+
+    def counting(fields, code_length=None, reader=None):
+        segmented.append(len(fields))
+        return real(fields, code_length, reader=reader)
+
+    monkeypatch.setattr(digit_reader, "analyse_fields", counting)
+    cheap = combine.analyse_fields(inks, 5, cheap_first=True)
+    proposing = [i for i, a in enumerate(full)
+                 if len(a.whole.digits) == 5 or (a.line is not None and len(a.line.digits) == 5)]
+    assert segmented == [len(proposing)] and len(proposing) < len(inks)
+    assert [cheap[i].reading.digits for i in range(2)] == ["20761", "58314"]
+    for i, (a, b) in enumerate(zip(full, cheap)):
+        if i in proposing:
+            assert b.reading.digits == a.reading.digits
+            assert b.reading.confidence == pytest.approx(a.reading.confidence)
+        else:  # only the segmenting reader could have made a code up here: there is none
+            assert b.reading.digits == "" and b.splits.reading.digits == ""

@@ -87,7 +87,7 @@ if "--multiprocessing-fork" in sys.argv:
 
         def recv_then_exit(self):
             message = recv(self)
-            if fault == "on-document" and message is not None:
+            if fault == "on-document" and message is not None and not isinstance(message, tuple):
                 os._exit(0)
             return message
 
@@ -313,3 +313,51 @@ def test_a_batch_starts_its_workers_only_when_there_is_work(envelopes, reference
         shutil.copy(envelope, changed / envelope.name)
     assert process(sorted(changed.iterdir()), out, jobs=1).errors == 0
     assert len(worker_log.read_text().split()) == len(started) + 1
+
+
+LATE_SETTINGS_PIPELINE = '''
+"""Logs what the worker warms up with and what each document is read with."""
+import os
+from pathlib import Path
+
+from docsort.page import pipeline as real
+from docsort.page.pipeline import Settings  # noqa: F401
+
+
+def _log(line):
+    with open(os.environ["POOL_TEST_LOG"], "a") as log:
+        log.write(line + "\\n")
+
+
+def warm_up(settings):
+    _log(f"warm {None if settings is None else settings.code_length}")
+    real.warm_up(settings)
+
+
+def process_document(path, settings, name=None):
+    _log(f"read {Path(path).name} {settings.code_length}")
+    return real.process_document(path, settings, name)
+'''
+
+
+def test_workers_start_before_the_settings_and_read_with_them(envelopes, worker_log, tmp_path, monkeypatch):
+    """A worker starts loading its networks before the run's settings are known (the batch
+    process builds them meanwhile); it reads no document before it has them."""
+    (tmp_path / "late_settings_pipeline.py").write_text(LATE_SETTINGS_PIPELINE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from docsort.page.pipeline import Settings
+
+    processor = executors.DocumentProcessor(settings=None, pipeline="late_settings_pipeline")
+    tasks = [executors.DocumentTask(key=str(i), path=str(e), file=e.name) for i, e in enumerate(envelopes[:2])]
+    with executors.LocalExecutor(processor, jobs=1) as pool:
+        pool.start()
+        with pytest.raises(RuntimeError, match="configure"):
+            list(pool.run(tasks))
+        pool.configure(Settings(code_length=4))
+        results = dict((task.file, result) for task, result in pool.run(tasks))
+    assert [r.status for r in results.values()] == ["ok", "ok"]
+    assert worker_log.read_text().splitlines() == [
+        "warm None", "warm 4", f"read {envelopes[0].name} 4", f"read {envelopes[1].name} 4"]
+    # Read with four digits a code: every code found has four.
+    codes = [p.postal_code.value for r in results.values() for p in r.pages if p.postal_code]
+    assert codes and all(len(c) == 4 for c in codes)

@@ -6,7 +6,9 @@ batch runner in the client process writes every result, so a local run and a clu
 identical output.
 
 Models are loaded once per worker process (``warm_up`` before the first document, kept in a
-module-level cache, never pickled). Each worker runs Tesseract single-threaded
+module-level cache, never pickled). Local workers may start before the run's settings are known
+(``DocumentProcessor.settings`` None): they load the networks while the batch process still
+prepares, and take the settings (``configure``) before they say "ready". Each worker runs Tesseract single-threaded
 (``OMP_THREAD_LIMIT=1``) and runs the networks on ``DOCSORT_THREADS`` threads (read by
 ``docsort.reading.engine``) so that workers x threads stays within the cores.
 
@@ -24,6 +26,7 @@ machine cannot run them, and retrying would loop for ever.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import multiprocessing
@@ -68,7 +71,7 @@ class DocumentProcessor:
     and ``warm_up(settings)``.
     """
 
-    settings: Any
+    settings: Any  # None: sent later (``LocalExecutor.configure``); the worker warms up without it
     pipeline: str = "docsort.page.pipeline"
     env: dict = field(default_factory=dict)
     log_config: dict = field(default_factory=dict)  # level and format of the batch's log
@@ -151,6 +154,15 @@ def _worker_main(conn, processor: DocumentProcessor) -> None:
     try:
         with native_stderr_silenced(not raw_allowed):
             processor.prepare_worker()
+            if processor.settings is None:  # the networks are open; the run's settings follow
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    return
+                if message is None:
+                    return
+                processor = dataclasses.replace(processor, settings=message[1])
+                processor.prepare_worker()
     except DocsortError as exc:
         conn.send(("fatal", type(exc).__name__, str(exc)))
         return
@@ -226,6 +238,7 @@ class _Worker:
     task_taken: bool = False  # the worker said "started": a death now is the document's fault
     started_at: float = 0.0
     documents_done: int = 0
+    configured: bool = True  # it has the run's settings
 
 
 def _how_it_ended(exitcode: Optional[int]) -> str:
@@ -265,6 +278,17 @@ class LocalExecutor(Executor):
         for _ in range(self.jobs - len(self._workers)):
             self._start_worker()
 
+    def configure(self, run_settings) -> None:
+        """The run's settings, for workers started without them (and every later one)."""
+        self.processor = dataclasses.replace(self.processor, settings=run_settings)
+        for worker in self._workers:
+            if not worker.configured:
+                try:
+                    worker.conn.send(("settings", run_settings))
+                except (BrokenPipeError, OSError):
+                    pass  # it died: ``run`` finds out and starts another
+                worker.configured = True
+
     def _start_worker(self) -> _Worker:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(target=_worker_main, args=(child_conn, self.processor),
@@ -281,7 +305,8 @@ class LocalExecutor(Executor):
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous)
         child_conn.close()
-        worker = _Worker(process=process, conn=parent_conn, started_at=time.monotonic())
+        worker = _Worker(process=process, conn=parent_conn, started_at=time.monotonic(),
+                         configured=self.processor.settings is not None)
         self._workers.append(worker)
         return worker
 
@@ -297,6 +322,8 @@ class LocalExecutor(Executor):
         worker.conn.close()
 
     def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
+        if self.processor.settings is None:
+            raise RuntimeError("LocalExecutor.run before configure: the workers have no settings")
         pending = deque(tasks)
         if not pending:
             return

@@ -401,9 +401,11 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     _log_inputs(collected)
     if not collected.documents:
         raise UsageError(collected.nothing_to_read())
-    accept_threshold = resolve_accept_threshold(options)
-    run_settings = pipeline_settings(options, out, accept_threshold)
-    with _local_workers(options, run_settings, collected.documents, out) as workers:
+    with _local_workers(options, collected.documents, out) as workers:
+        accept_threshold = resolve_accept_threshold(options)
+        run_settings = pipeline_settings(options, out, accept_threshold)
+        if workers is not None:
+            workers.configure(run_settings)
         run = _prepare_run(options, accept_threshold, run_settings)
         with _cluster(run, options) as cluster:
             out.prepare()
@@ -424,9 +426,10 @@ def _log_inputs(collected: CollectedInputs) -> None:
 
 
 @contextlib.contextmanager
-def _local_workers(options: BatchOptions, run_settings, documents: list[InputDocument], out: OutputFolder):
-    """Local workers started as soon as the settings are known: they start and load their models
-    while this process checks Tesseract and the models and looks for finished documents (None
+def _local_workers(options: BatchOptions, documents: list[InputDocument], out: OutputFolder):
+    """Local workers started as soon as the documents are listed: they start and load their models
+    while this process builds the settings (sent to them by ``configure``), checks Tesseract and
+    the models and looks for finished documents (None
     with a Dask cluster, or when every document has a stored record and most likely no worker
     is needed; then workers start when the tasks are known). Documents known to be unreadable
     or missing need no worker."""
@@ -436,7 +439,7 @@ def _local_workers(options: BatchOptions, run_settings, documents: list[InputDoc
         yield None
         return
     jobs = min(options.jobs or default_jobs(), len(readable))
-    executor = make_executor(_processor(run_settings, options, jobs), jobs, None, options.document_timeout)
+    executor = make_executor(_processor(None, options, jobs), jobs, None, options.document_timeout)
     try:
         executor.start()
         yield executor

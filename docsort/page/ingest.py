@@ -27,12 +27,13 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from docsort import settings
 from docsort.errors import InputError
+
+if TYPE_CHECKING:  # numpy loads with the first decoded page: listing a folder's documents needs none
+    import numpy as np
 
 SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf"})
 PDF_DPI = 300
@@ -211,6 +212,8 @@ def _decode_checked(image, limits: _Limits) -> tuple[np.ndarray, float]:
 
 def _open_image(path: Path, limits: _Limits):
     from PIL import Image
+    # The plugins of the formats read, named, so that Pillow does not import its forty others.
+    from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin  # noqa: F401
 
     # Pillow's own bomb check follows our limit (it errors at twice MAX_IMAGE_PIXELS).
     Image.MAX_IMAGE_PIXELS = int(limits.max_megapixels * 1e6)
@@ -268,6 +271,8 @@ def _orientation(image) -> int:
 
 def _decode_frame(image, limits: _Limits) -> tuple[np.ndarray, float]:
     """Decode the current frame to a uint8 grey or BGR array within the working resolution."""
+    import numpy as np
+
     from PIL import Image
 
     native_width = image.size[0]
@@ -298,6 +303,8 @@ def _decode_frame(image, limits: _Limits) -> tuple[np.ndarray, float]:
 
 def _normalise_mode(image):
     """Bring any Pillow mode to L, LA, RGB or RGBA (8 bits per channel)."""
+    import numpy as np
+
     from PIL import Image
 
     mode = image.mode
@@ -319,6 +326,8 @@ def _normalise_mode(image):
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
     """High-bit-depth grey (16-bit, 32-bit, float) to 8 bits by its value range."""
+    import numpy as np
+
     values = np.asarray(values)
     if values.ndim != 2:
         raise InputError(f"unsupported pixel layout {values.shape}")
@@ -414,6 +423,8 @@ def _render_pdf(document, count: int, limits: _Limits) -> Iterator[Page]:
 
 def _render_pdf_page(document, index: int, limits: _Limits) -> tuple[np.ndarray, float]:
     """Render at 300 dpi, or at the lower dpi that fits the working resolution."""
+    import numpy as np
+
     page = document[index]
     try:
         width_pt, height_pt = page.get_size()

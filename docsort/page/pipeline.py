@@ -16,6 +16,7 @@ Worker processes call ``warm_up`` once so models load before the first document.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -86,7 +87,8 @@ def warm_up(settings: Optional[Settings] = None) -> None:
     """Start Tesseract and load the models now, so the first document pays no start-up cost.
 
     Tesseract starts first and loads its data on another core while the networks load; a
-    Tesseract that cannot start (its English data missing) is a missing dependency.
+    Tesseract that cannot start (its English data missing) is a missing dependency. ``settings``
+    None: what every run needs (a worker started before its run's settings are known).
     """
     import cv2
 
@@ -107,8 +109,21 @@ def warm_up(settings: Optional[Settings] = None) -> None:
 
 def _warm_networks() -> None:
     """Every network's session opened (each loader keeps its own per process). Opening is what
-    costs; a first call on a dummy page would only add its reading time to a one-document run."""
+    costs; a first call on a dummy page would only add its reading time to a one-document run.
+
+    The writing-type network is needed before Tesseract reads the page and opens now; the number
+    fields' readers (a quarter of a second, most of it the line reader) open on a thread of their
+    own while the first page is decoded, cleaned and read by Tesseract, and ``_field_readers``
+    waits for them.
+    """
+    global _opening
     _Models.get()
+    if _opening is None:
+        _opening = _Opening()
+        _opening.start()
+
+
+def _open_field_readers() -> None:
     from docsort.reading.digits import combine, strings
 
     strings.shared_reader()
@@ -116,6 +131,39 @@ def _warm_networks() -> None:
         from docsort.reading.digits import ppocr
 
         ppocr.shared_reader()
+
+
+class _Opening(threading.Thread):
+    """The number fields' readers opening in the background; ``wait`` re-raises its failure."""
+
+    def __init__(self):
+        super().__init__(name="docsort-open-readers", daemon=True)
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        try:
+            _open_field_readers()
+        except BaseException as exc:  # handed to the first page that needs the readers
+            self.error = exc
+
+    def wait(self) -> None:
+        self.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            global _opening
+            _opening = None  # the next page tries again, and fails the same way
+            raise error
+
+
+_opening: Optional[_Opening] = None
+
+
+def _field_readers() -> None:
+    """The number fields' readers, open (waits for a warm-up still opening them)."""
+    if _opening is not None:
+        _opening.wait()
+    else:
+        _open_field_readers()
 
 
 def process_page(image: np.ndarray, page_number: int, settings: Settings,
@@ -163,8 +211,10 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
     candidates: list[destination.CodeCandidate] = []
     fields = _number_fields(text_regions, kinds, lay, page_size, k)
     field_crops = [regions.cut(page.grey, bbox) for _, bbox in fields]
+    if fields:
+        _field_readers()
     if directory is None:
-        analyses = analyse_fields([as_ink(c) for c in field_crops], k, reader=digits) if fields else []
+        analyses = analyse_fields([as_ink(c) for c in field_crops], k, reader=digits, cheap_first=True) if fields else []
         field_readings = [a.reading for a in analyses]
         other_numbers = [_holds_another_number(a.whole, a.line, k) for a in analyses]
     else:

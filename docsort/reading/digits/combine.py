@@ -130,13 +130,22 @@ def read_fields(fields: Sequence[np.ndarray], code_length: Optional[int] = None,
 def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None, reader=None,
                    string_reader=None, weights: Optional[dict] = None,
                    wholes: Optional[Sequence[StringReading]] = None,
-                   lines: Optional[Sequence[StringReading]] = None, line_reader=None) -> list[FieldAnalysis]:
+                   lines: Optional[Sequence[StringReading]] = None, line_reader=None,
+                   cheap_first: bool = False) -> list[FieldAnalysis]:
     """``read_fields`` on ink-high fields, keeping what each reader saw. ``wholes`` and ``lines``:
     the whole-field and line readings when already made (they do not depend on ``code_length``).
-    The line reader runs when the combination weighs it (or a ``line_reader`` is given)."""
+    The line reader runs when the combination weighs it (or a ``line_reader`` is given).
+
+    ``cheap_first`` (with a ``code_length``): the whole-field and line readers, which read a
+    field in one network call each, read every field first, and the segmenting reader (dozens
+    of digit cuts per field) reads only the fields where one of them proposes a reading of that
+    length. Elsewhere it could only add a candidate of its own, and the fitted combination gives
+    a candidate no other reader proposes a P(right) near zero (benchmarks/RESULTS.md, "Cheaply
+    first", counts what it changes on envelopes); on a page most handwritten words are names
+    and streets, so this is most of the segmenting reader's work.
+    """
     from docsort.reading.digits import segmenting as digit_reader
 
-    segmented = digit_reader.analyse_fields(inks, code_length, reader=reader)
     if not inks:
         return []
     if wholes is None:
@@ -153,6 +162,16 @@ def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None
 
             line_reader = shared_line_reader()
         lines = line_reader.read_inks(inks)
+    if cheap_first and code_length is not None:
+        wanted = [i for i, whole in enumerate(wholes)
+                  if len(whole.digits) == code_length
+                  or (lines is not None and len(lines[i].digits) == code_length)]
+        read = digit_reader.analyse_fields([inks[i] for i in wanted], code_length, reader=reader)
+        segmented = [digit_reader.FieldSplits.unread() for _ in inks]
+        for i, splits in zip(wanted, read):
+            segmented[i] = splits
+    else:
+        segmented = digit_reader.analyse_fields(inks, code_length, reader=reader)
     results = []
     for k, (splits, whole) in enumerate(zip(segmented, wholes)):
         line = lines[k] if lines is not None else None

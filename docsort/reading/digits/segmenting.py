@@ -460,14 +460,19 @@ class FieldSplits:
     any other reading of the field is (so another reader's answer can be weighed by this one)."""
 
     reading: DigitString
-    field: _Field
+    field: Optional[_Field]  # None: not read (``unread``)
     probs: np.ndarray
     scored: dict[str, float] = field(default_factory=dict, repr=False)
     path: list[int] = field(default_factory=list, repr=False)  # the reading's segments
 
+    @classmethod
+    def unread(cls) -> "FieldSplits":
+        """A field this reader was not asked to read: no reading, and no opinion of any."""
+        return cls(DigitString("", 0.0, []), None, np.zeros((0, 10), np.float32))
+
     def probability(self, digits: str) -> float:
         """P(the field reads as ``digits``) by this reader."""
-        if not digits or not digits.isdigit():
+        if not digits or not digits.isdigit() or self.field is None:
             return 0.0
         if digits not in self.scored:
             self.scored[digits] = string_probability(self.field, self.probs, [int(c) for c in digits])
