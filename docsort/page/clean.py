@@ -3,7 +3,8 @@
 Scans of mail arrive tilted by several degrees, lit unevenly (a shadowed fold, a yellowed
 envelope) and noisy. Tesseract's line finding and the crop classifiers both suffer from that,
 so every page is first flattened (divided by its own smoothed background), deskewed (the angle
-whose horizontal ink profile is sharpest) and given an ink mask. Analysis runs on a reduced
+whose horizontal ink profile is sharpest), cleared of printed form lines (rules, boxes, code
+cells) and given an ink mask. Analysis runs on a reduced
 copy, so this costs a few tens of milliseconds; the crops are cut from the full-resolution
 clean page. ``CleanPage`` remembers the rotation so boxes can be reported in the page's own
 pixels.
@@ -149,6 +150,93 @@ def ink_mask(grey: np.ndarray) -> np.ndarray:
     return grey < int(255 * (1.0 - INK_DEPTH))
 
 
+# Printed form furniture: a straight rule at least this share of the page wide (and 40 px) and
+# at most this thick, and the walls of the boxes and comb cells that stand between two rules.
+RULE_MIN_WIDTH_SHARE = 1 / 30
+RULE_MAX_THICKNESS = 4
+CELL_MIN_HEIGHT, CELL_MAX_HEIGHT = 12, 220
+FAINT_LINE_DEPTH = 0.1
+
+
+def form_lines(ink: np.ndarray) -> np.ndarray:
+    """The printed furniture in an ink mask: long thin straight horizontal rules (a form's
+    writing line, an underline, the top and bottom of a box or a row of code cells) and the
+    vertical walls that run from one such rule to the one below it.
+
+    People write codes on rules and into pre-printed cells; read with the digits, a rule joins
+    a code to the words beside it and cell walls read as ones. A handwritten stroke is never
+    straight and level for a thirtieth of the page, and a digit written in a cell does not
+    touch both its top and its bottom, so neither is taken for furniture.
+    """
+    h, w = ink.shape
+    mask = ink.astype(np.uint8)
+    length = max(40, int(w * RULE_MIN_WIDTH_SHARE))
+    level = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    furniture = np.zeros((h, w), bool)
+    if not level.any():
+        return furniture
+    count, labels, stats = components(level)
+    keep = np.zeros(count, bool)
+    for i in range(1, count):
+        x, y, bw, bh = (int(v) for v in stats[i][:4])
+        keep[i] = bh <= RULE_MAX_THICKNESS and bw >= length and _thin(ink, x, y, bw, bh)
+    rules = [tuple(int(v) for v in stats[i][:4]) for i in np.flatnonzero(keep)]
+    furniture |= keep[labels]
+    for top in rules:
+        for bottom in rules:
+            gap = bottom[1] - (top[1] + top[3])
+            x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
+            if not CELL_MIN_HEIGHT <= gap <= CELL_MAX_HEIGHT or x1 - x0 < 0.5 * min(top[2], bottom[2]):
+                continue
+            y0, y1 = top[1], bottom[1] + bottom[3]
+            band = mask[y0:y1, x0:x1]
+            walls = cv2.morphologyEx(band, cv2.MORPH_OPEN,
+                                     cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, gap))))
+            n, wall_labels, wall_stats = components(walls)
+            wall = np.zeros(n, bool)
+            for i in range(1, n):
+                x, y, ww, wh = (int(v) for v in wall_stats[i][:4])
+                wall[i] = ww <= RULE_MAX_THICKNESS and y <= top[3] + 1 and y + wh >= (y1 - y0) - bottom[3] - 1
+            furniture[y0:y1, x0:x1] |= wall[wall_labels]
+    return furniture
+
+
+def _thin(ink: np.ndarray, x: int, y: int, width: int, height: int) -> bool:
+    """Whether the level run at ``(x, y, width, height)`` is a line of its own: along most of
+    its length the ink through it is no thicker than the run itself (and its edge). The level
+    bottom of a cursive word or of a broad pen's stroke is part of a thicker stroke; a printed
+    rule is thicker only where writing touches it."""
+    reach = 2 * RULE_MAX_THICKNESS
+    top = max(0, y - reach)
+    band = ink[top:y + height + reach, x:x + width]
+    row = y - top
+    up = np.cumprod(band[row - 1::-1], axis=0).sum(axis=0) if row > 0 else np.zeros(width)
+    down = np.cumprod(band[row + height:], axis=0).sum(axis=0)
+    return float(np.mean(up + height + down <= height + 2)) >= 0.5
+
+
+def without_form_lines(grey: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``grey`` and ``ink`` with the printed furniture (``form_lines``) painted out as paper,
+    except where a stroke crosses it (ink just above and just below), so a digit written
+    through a rule keeps its stroke whole."""
+    # Forms print their lines in light colours (and JPEG lightens thin lines further): they
+    # are looked for down to a fainter grey than ink.
+    furniture = form_lines(grey < int(255 * (1.0 - FAINT_LINE_DEPTH)))
+    if not furniture.any():
+        return grey, ink
+    grown = cv2.dilate(furniture.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    rest = ink & ~grown
+    reach = RULE_MAX_THICKNESS + 1
+    above = np.zeros_like(rest)
+    below = np.zeros_like(rest)
+    above[reach:] = rest[:-reach]
+    below[:-reach] = rest[reach:]
+    erase = grown & ~(above & below)
+    grey = grey.copy()
+    grey[erase] = 255
+    return grey, ink & ~erase
+
+
 def prepare(image: np.ndarray) -> CleanPage:
     """The clean page the pipeline reads: flattened, denoised, deskewed, with its ink mask."""
     grey = to_grey(image)
@@ -161,6 +249,7 @@ def prepare(image: np.ndarray) -> CleanPage:
     angle = -skew
     if abs(angle) < 0.2:
         identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        flat, ink = without_form_lines(flat, ink)
         return CleanPage(flat, ink, 0.0, identity, (w, h))
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
@@ -169,4 +258,5 @@ def prepare(image: np.ndarray) -> CleanPage:
     m[1, 2] += nh / 2 - h / 2
     clean = cv2.warpAffine(flat, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=255)
     to_page = cv2.invertAffineTransform(m)
-    return CleanPage(clean, ink_mask(clean), skew, to_page, (w, h))
+    clean, ink = without_form_lines(clean, ink_mask(clean))
+    return CleanPage(clean, ink, skew, to_page, (w, h))

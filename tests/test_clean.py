@@ -1,0 +1,93 @@
+"""Page cleaning: printed form lines (rules, boxes, code cells) go, handwriting stays."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from docsort.page import clean
+from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+from docsort.training.datasets.non_number_crops import word_fields
+from docsort.training.synth.handwriting import dhsd_writer_split
+
+
+@pytest.fixture(scope="module")
+def mnist_digits(mnist_dir):
+    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    return {d: images[np.flatnonzero(labels == d)[:3]] for d in range(10)}
+
+
+def _paste_digit(page: np.ndarray, digit: np.ndarray, x: int, y: int, size: int) -> None:
+    """An MNIST digit (white on black) as dark ink on ``page``, ``size`` pixels tall."""
+    ink = cv2.resize(digit, (size, size), interpolation=cv2.INTER_LINEAR)
+    page[y:y + size, x:x + size] = np.minimum(page[y:y + size, x:x + size], 255 - ink)
+
+
+def _page() -> np.ndarray:
+    return np.full((600, 1800), 255, np.uint8)
+
+
+def test_code_cells_and_rules_are_painted_out_and_the_digits_kept(mnist_digits):
+    page = _page()
+    # A row of five pre-printed cells (light grey, as forms print them) with a digit in each,
+    # the ones as tall as the cells hold them.
+    cell, x0, y0 = 56, 300, 200
+    for k, d in enumerate((1, 7, 1, 4, 1)):
+        cv2.rectangle(page, (x0 + k * cell, y0), (x0 + (k + 1) * cell, y0 + cell), 165, 2)
+        _paste_digit(page, mnist_digits[d][0], x0 + k * cell + 4, y0 + 4, cell - 8)
+    # A code written on a printed rule that runs on past it.
+    for k, d in enumerate((3, 0, 9, 5, 2)):
+        _paste_digit(page, mnist_digits[d][1], 900 + k * 40, 380, 48)
+    cv2.line(page, (880, 424), (1400, 424), 120, 2)
+    ink = clean.ink_mask(page)
+
+    furniture = clean.form_lines(ink)
+    assert furniture[y0, x0 + 10:x0 + 5 * cell - 10].all()  # the cells' top
+    assert furniture[y0 + 20:y0 + cell - 20, x0].all()  # a wall
+    assert furniture[424, 1300:1390].all()  # the rule beyond the writing
+    digit_ink = ink & ~furniture
+    cells_inside = np.zeros_like(ink)
+    cells_inside[y0 + 3:y0 + cell - 2, x0 + 3:x0 + 5 * cell - 2] = True
+    # Nothing of a digit inside a cell is taken, the ones included.
+    for k in range(5):
+        inside = cells_inside[:, x0 + k * cell + 3:x0 + (k + 1) * cell - 2]
+        assert (furniture[:, x0 + k * cell + 3:x0 + (k + 1) * cell - 2] & inside).sum() == 0
+    grey, kept = clean.without_form_lines(page, ink)
+    assert kept.sum() >= 0.95 * digit_ink.sum()
+    assert (grey[y0, x0 + 10:x0 + 5 * cell - 10] == 255).all()
+
+
+def test_a_stroke_through_a_rule_keeps_its_crossing():
+    page = _page()
+    cv2.line(page, (200, 300), (900, 300), 0, 2)
+    cv2.line(page, (500, 250), (502, 350), 0, 3)  # a down stroke through the rule
+    grey, ink = clean.without_form_lines(page, clean.ink_mask(page))
+    assert ink[250:350, 501].all()
+    assert not ink[300, 300:450].any() and (grey[300, 300:450] == 255).all()
+
+
+def test_real_handwriting_is_no_form_line(dhsd_dir):
+    """Words of writers never seen, set on a page as an address would be: only the rules of the
+    forms they were written on go (the crops carry some), never a part of the writing, not even
+    the level bottom of a cursive word."""
+    words = word_fields(dhsd_dir, dhsd_writer_split().validation, 40, seed=21)
+    page = _page()
+    x, y = 60, 40
+    for word in words:
+        h, w = word.shape[:2]
+        if x + w > 1760:
+            x, y = 60, y + 70
+        if y + h > 580:
+            break
+        page[y:y + h, x:x + w] = np.minimum(page[y:y + h, x:x + w], word)
+        x += w + 30
+    ink = clean.ink_mask(page)
+    _, kept = clean.without_form_lines(page, ink)
+    removed = ink & ~kept
+    assert removed.any()  # the forms' rules
+    assert kept.sum() >= 0.95 * ink.sum()
+    count, _, stats = clean.components(removed)
+    # What goes is level runs a few pixels high (a rule, faint ones in pieces), never a letter.
+    assert all(stats[i][3] <= clean.RULE_MAX_THICKNESS + 2 for i in range(1, count))
