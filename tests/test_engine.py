@@ -11,6 +11,7 @@ sample envelopes in ``sample_docs`` (cut at their true boxes), so nothing is ski
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -189,6 +190,29 @@ def test_one_batching_for_every_reader():
     left = engine.InputSpec("field", 4, width_buckets=(8, 16), align="left")
     (_, x), = engine.batches([np.ones((4, 5), np.float32)], left)
     assert np.flatnonzero(x[0, 0, :, 0]).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_wide_crops_go_in_fewer_per_call_and_read_the_same(fields):
+    """A column bound keeps a large network's activations small: wide lines go a few per call,
+    narrow ones more, and every reading is what one call on all of them gives."""
+    spec = engine.InputSpec("x", 4, width_buckets=(8, 32), batch=16, columns=64)
+    crops = [np.ones((4, w), np.float32) for w in [5] * 10 + [20] * 5]
+    sizes = {x.shape[2]: [] for _, x in engine.batches(crops, spec)}
+    for _, x in engine.batches(crops, spec):
+        sizes[x.shape[2]].append(x.shape[0])
+    assert sizes == {8: [8, 2], 32: [2, 2, 1]}
+    from docsort.reading.digits import ppocr
+
+    reader = ppocr.shared_reader()
+    inks = fields[:24]
+    bounded = reader.columns(inks)
+    original = ppocr.INPUT
+    try:
+        ppocr.INPUT = dataclasses.replace(original, columns=None)
+        unbounded = reader.columns(inks)
+    finally:
+        ppocr.INPUT = original
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(bounded, unbounded))
 
 
 def _models_copy(tmp_path, change):

@@ -31,7 +31,8 @@ HEIGHT = 32
 # The ink of a field is scaled to this height, with paper above and below.
 BODY = 24
 SIDE_PAD = 4
-INPUT = engine.InputSpec("field", HEIGHT, width_buckets=(64, 96, 128, 192, 256, 384, 512), align="left", batch=16)
+INPUT = engine.InputSpec("field", HEIGHT, width_buckets=(64, 96, 128, 192, 256, 384, 512), align="left", batch=16,
+                          columns=1024)
 # Columns per model output step (the network pools width by 4).
 STRIDE = 4
 BLANK = 10
