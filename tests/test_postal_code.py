@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from docsort.page import destination as pc
+from docsort.reading import manifest
+
+
+def _shipped_picker():
+    picker = manifest.shipped().destination
+    assert picker and picker["features"] == list(pc.PICK_FEATURES)
+    return picker["weights"]
+
+
+# Every choice is checked with the fitted picker the manifest ships and with the rule it replaced.
+PICKERS = pytest.mark.parametrize("weights", [None, "shipped"], ids=["rule", "fitted"])
+
+
+def _weights(weights):
+    return _shipped_picker() if weights == "shipped" else None
 
 PAGE = (1800, 900)
 
@@ -28,31 +44,37 @@ def test_layout_finds_two_address_blocks():
     assert lay.line_of[3] == lay.line_of[4]
 
 
-def test_destination_code_wins_over_a_more_confident_sender_code():
+@PICKERS
+def test_destination_code_wins_over_a_more_confident_sender_code(weights):
     lay = pc.layout(_envelope_boxes())
-    chosen = pc.pick_destination([_candidate(3, "11111", 0.999), _candidate(8, "22222", 0.6)], lay, PAGE)
+    chosen = pc.pick_destination([_candidate(3, "11111", 0.999), _candidate(8, "22222", 0.6)], lay, PAGE,
+                                 _weights(weights))
     assert chosen.value == "22222"
 
 
-def test_a_sender_code_alone_is_never_picked():
+@PICKERS
+def test_a_sender_code_alone_is_never_picked(weights):
     lay = pc.layout(_envelope_boxes())
-    assert pc.pick_destination([_candidate(3, "11111", 0.999)], lay, PAGE) is None
+    assert pc.pick_destination([_candidate(3, "11111", 0.999)], lay, PAGE, _weights(weights)) is None
 
 
-def test_the_code_line_beats_the_house_number_line():
+@PICKERS
+def test_the_code_line_beats_the_house_number_line(weights):
     lay = pc.layout(_envelope_boxes())
-    chosen = pc.pick_destination([_candidate(2, "12345", 0.99), _candidate(8, "54321", 0.95)], lay, PAGE)
+    chosen = pc.pick_destination([_candidate(2, "12345", 0.99), _candidate(8, "54321", 0.95)], lay, PAGE,
+                                 _weights(weights))
     assert chosen.value == "54321"
 
 
+@PICKERS
 @settings(max_examples=60, deadline=None)
 @given(sender_conf=st.floats(0.0, 1.0), dest_conf=st.floats(0.0, 1.0), dest_present=st.booleans())
-def test_sender_code_never_chosen(sender_conf, dest_conf, dest_present):
+def test_sender_code_never_chosen(weights, sender_conf, dest_conf, dest_present):
     lay = pc.layout(_envelope_boxes())
     candidates = [_candidate(3, "11111", sender_conf)]
     if dest_present:
         candidates.append(_candidate(8, "22222", dest_conf))
-    chosen = pc.pick_destination(candidates, lay, PAGE)
+    chosen = pc.pick_destination(candidates, lay, PAGE, _weights(weights))
     assert chosen is None or chosen.value != "11111"
 
 
@@ -67,9 +89,10 @@ def test_printed_code_tokens():
     assert pc.printed_code("65 Main 710", 5) is None
 
 
+@PICKERS
 @settings(max_examples=60, deadline=None)
 @given(word_conf=st.floats(0.0, 0.9), margin=st.floats(0.01, 0.5))
-def test_a_word_read_as_digits_never_beats_a_surer_code_at_the_end_of_its_line(word_conf, margin):
+def test_a_word_read_as_digits_never_beats_a_surer_code_at_the_end_of_its_line(weights, word_conf, margin):
     """"Springfield, IL 62704": the word at the start of the line misread as five digits wins
     only by being read more surely than the code itself, never by standing first."""
     lay = pc.layout(_envelope_boxes())
@@ -77,8 +100,8 @@ def test_a_word_read_as_digits_never_beats_a_surer_code_at_the_end_of_its_line(w
     word = _candidate(8, "31337", word_conf, "handwritten")
     code = _candidate(9, "62704", code_conf, "handwritten")
     assert lay.line_of[8] == lay.line_of[9] and lay.lines[lay.line_of[8]].members[0] == 8
-    assert pc.pick_destination([word, code], lay, PAGE).value == "62704"
-    assert pc.pick_destination([code, word], lay, PAGE).value == "62704"
+    assert pc.pick_destination([word, code], lay, PAGE, _weights(weights)).value == "62704"
+    assert pc.pick_destination([code, word], lay, PAGE, _weights(weights)).value == "62704"
 
 
 def test_zip_plus_4_reads_as_the_five_digit_code():

@@ -141,6 +141,34 @@ def train_field_combination(
                  f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 
 
+@train_app.command("destination")
+@handles_errors
+def train_destination(
+    handwriting: Optional[Path] = typer.Option(
+        None, "--handwriting", help="Folder with MNIST and DHSD (as for samples) to generate envelopes from "
+                                    "[default: $DOCSORT_DATASETS]."),
+    envelopes: int = typer.Option(800, "--envelopes", min=20,
+                                  help="Envelopes of the training layouts (validation digits) read by the pipeline."),
+    seed: int = typer.Option(7101, "--seed", help="Seed of those envelopes."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes reading the envelopes."),
+    out: Path = typer.Option(..., "--out", help="Write the fitted picker here (--out models/destination.metrics.json "
+                                                "replaces the shipped one, and the manifest with it)."),
+) -> None:
+    """Fit which code candidate on a page is the destination's, on envelopes of every training layout."""
+    from docsort.training.train.destination import fit_picker, write_picker
+
+    handwriting = handwriting or settings.datasets_folder()
+    if handwriting is None:
+        raise UsageError("give --handwriting DIR (MNIST and DHSD) or set DOCSORT_DATASETS")
+    command = (f"docsort train destination --handwriting {handwriting} --envelopes {envelopes} --seed {seed} "
+               f"--jobs {jobs} --out {out}")
+    picker = fit_picker(str(handwriting), envelopes, seed, jobs, progress=progress_lines())
+    write_picker(out, picker, command)
+    check = picker["fit"]["check"]
+    stdout.print(f"picked right on {check['pages']} unseen pages: fitted {100 * check['picked_right_fitted']:.1f}%, "
+                 f"rule {100 * check['picked_right_rule']:.1f}%; written to {out}", highlight=False)
+
+
 @train_app.command("field-calibration")
 @handles_errors
 def train_field_calibration(

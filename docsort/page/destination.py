@@ -7,11 +7,14 @@ choice uses the layout the post office itself relies on:
 
 - words are grouped into lines and lines into blocks (address blocks);
 - the block in the return-address corner (top left) and the stamp corner (top right) never
-  supply the code; of the others the block nearest the centre is the destination;
-- in an address the code is on the last lines of the block: before the place in most of Europe,
-  after place and state in the US, or on a line of its own. Where it stands *within* its line
-  earns nothing, so a word misread as digits at the start of "Springfield, IL 62704" has only
-  its reading's confidence to set against the code's.
+  supply the code;
+- every other candidate is scored by a picker fitted on pages of every training layout
+  (``candidate_features``, ``docsort train destination``): its reading's confidence, the line of
+  its block and the block's place on the page. In an address the code is on the last lines of
+  the block: before the place in most of Europe, after place and state in the US, or on a line
+  of its own. Where it stands *within* its line is no feature, so a word misread as digits at
+  the start of "Springfield, IL 62704" has only its reading's confidence to set against the
+  code's.
 
 Printed codes come from Tesseract's text; handwritten ones from the digit reader. Either way
 the code is decided ``auto`` only when its confidence reaches the accept threshold.
@@ -19,6 +22,7 @@ the code is decided ``auto`` only when its confidence reaches the accept thresho
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -188,31 +192,70 @@ def may_hold_code(lay: Layout, region: int, page_size: tuple[int, int]) -> bool:
     return lay.line_of[region] in block.lines[-2:]
 
 
-def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
-                     page_size: tuple[int, int]) -> Optional[CodeCandidate]:
-    """The candidate that is the destination's code, or None when no candidate qualifies."""
+# What the fitted picker weighs of each candidate (``candidate_features``), in order.
+PICK_FEATURES = ("bias", "log_odds", "last_line", "second_last_line", "centre_distance", "printed",
+                 "alone_on_line", "block_lines", "plus4")
+
+
+def candidate_features(c: CodeCandidate, lay: Layout, page_size: tuple[int, int]) -> list[float]:
+    """The evidence that ``c`` is the destination's code: its reading's log-odds (none for a
+    code the postal directory does not hold), the line of its block it stands on, how near the
+    page centre its block is, print or hand, whether it stands alone on its line, how many lines
+    its block has, a ZIP+4. Where it stands *within* a line shared with words is no evidence:
+    the code comes first in most of Europe and last in the US."""
     pw, ph = page_size
+    block = lay.blocks[lay.block_of[c.region]]
+    bx, by, bw, bh = block.bbox
+    dx = (bx + bw / 2 - pw / 2) / (pw / 2)
+    dy = (by + bh / 2 - ph / 2) / (ph / 2)
+    line_index = lay.line_of[c.region]
+    from_end = len(block.lines) - 1 - block.lines.index(line_index)
+    members = lay.lines[line_index].members
+    confidence = c.confidence if c.extras.get("valid", True) else 0.0
+    p = min(1.0 - 1e-4, max(1e-4, float(confidence)))
+    alone = len(members) == 1
+    return [1.0, math.log(p / (1.0 - p)), float(from_end == 0), float(from_end == 1),
+            (dx * dx + dy * dy) ** 0.5, float(c.source == "printed"), float(alone),
+            min(len(block.lines), 6) / 6.0, float(bool(c.extras.get("plus4")))]
+
+
+def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
+                     page_size: tuple[int, int], weights: Optional[Sequence[float]] = None
+                     ) -> Optional[CodeCandidate]:
+    """The candidate that is the destination's code, or None when no candidate qualifies.
+
+    ``weights`` (over ``PICK_FEATURES``): the picker fitted on generated pages of every
+    training layout (``docsort train destination``), shipped in the manifest. Without them, the
+    rule it replaced: the block nearest the centre, the last line first, then the confidence.
+    """
     best, best_score = None, -1e9
     for c in candidates:
         block = lay.blocks[lay.block_of[c.region]]
         if in_zone(block.bbox, page_size) is not None:
             continue
-        bx, by, bw, bh = block.bbox
-        # Nearness of the block to the page centre (0 best, about 1 at a corner).
-        dx = (bx + bw / 2 - pw / 2) / (pw / 2)
-        dy = (by + bh / 2 - ph / 2) / (ph / 2)
-        score = -1.0 * (dx * dx + dy * dy) ** 0.5
-        line_index = lay.line_of[c.region]
-        position = block.lines.index(line_index)
-        from_end = len(block.lines) - 1 - position
-        # The line counts more than the confidence: a word on the street line read as digits
-        # with confidence must not beat a doubtful reading of the code line itself.
-        score += {0: 1.6, 1: 0.5}.get(from_end, 0.0)
-        # With a postal directory a code that does not exist has no confidence to offer.
-        score += 1.0 * (c.confidence if c.extras.get("valid", True) else 0.0)
+        if weights is not None:
+            score = sum(w * x for w, x in zip(weights, candidate_features(c, lay, page_size)))
+        else:
+            score = _rule_score(c, lay, page_size)
         if score > best_score:
             best, best_score = c, score
     return best
+
+
+def _rule_score(c: CodeCandidate, lay: Layout, page_size: tuple[int, int]) -> float:
+    pw, ph = page_size
+    block = lay.blocks[lay.block_of[c.region]]
+    bx, by, bw, bh = block.bbox
+    # Nearness of the block to the page centre (0 best, about 1 at a corner).
+    dx = (bx + bw / 2 - pw / 2) / (pw / 2)
+    dy = (by + bh / 2 - ph / 2) / (ph / 2)
+    score = -1.0 * (dx * dx + dy * dy) ** 0.5
+    from_end = len(block.lines) - 1 - block.lines.index(lay.line_of[c.region])
+    # The line counts more than the confidence: a word on the street line read as digits
+    # with confidence must not beat a doubtful reading of the code line itself.
+    score += {0: 1.6, 1: 0.5}.get(from_end, 0.0)
+    # With a postal directory a code that does not exist has no confidence to offer.
+    return score + 1.0 * (c.confidence if c.extras.get("valid", True) else 0.0)
 
 
 def place_words(lay: Layout, texts: Sequence[Optional[str]], printed: Sequence[bool], region: int) -> list[str]:

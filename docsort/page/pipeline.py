@@ -188,11 +188,12 @@ def process_page(image: np.ndarray, page_number: int, settings: Settings,
     return result
 
 
-def read_page(image: np.ndarray, page_number: int, settings: Settings
-              ) -> tuple[PageResult, list[tuple[np.ndarray, DigitString]]]:
+def read_page(image: np.ndarray, page_number: int, settings: Settings,
+              candidates_out: Optional[list] = None) -> tuple[PageResult, list[tuple[np.ndarray, DigitString]]]:
     """The page's result and every handwritten number field read on it (the crop as cut from
     the clean page, and its reading): the field reader is fitted on these crops, so it learns
-    from what the pipeline really hands it."""
+    from what the pipeline really hands it. ``candidates_out`` gets ``(candidates, layout,
+    page size)``, what the destination picker chose from (it is fitted on them)."""
     from docsort.reading.digits.combine import analyse_fields, as_ink
 
     if image is None or image.ndim not in (2, 3) or min(image.shape[:2]) < 8:
@@ -258,7 +259,9 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
             candidates.append(destination.CodeCandidate(
                 i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i],
                 _validity(directory, reading.digits)))
-    chosen = destination.pick_destination(candidates, lay, page_size)
+    if candidates_out is not None:
+        candidates_out.append((candidates, lay, page_size))
+    chosen = destination.pick_destination(candidates, lay, page_size, _picker())
 
     records = []
     for i, region in enumerate(text_regions):
@@ -299,6 +302,14 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings
         )
     result = PageResult(page=page_number, width=width, height=height, crops=records, postal_code=code)
     return result, list(zip(field_crops, field_readings))
+
+
+def _picker() -> Optional[list[float]]:
+    """The fitted destination picker's weights from the manifest (None: the rule it replaced)."""
+    from docsort.reading import manifest
+
+    picker = manifest.shipped().destination
+    return list(picker["weights"]) if picker else None
 
 
 def _p_handwritten(writing_type, grey: np.ndarray, text_regions) -> np.ndarray:

@@ -181,6 +181,11 @@ class Manifest:
         return self.data.get("field_reading", {}).get("combination")
 
     @property
+    def destination(self) -> Optional[dict]:
+        """The fitted destination picker: ``features`` and their ``weights`` (None: not shipped)."""
+        return self.data.get("destination")
+
+    @property
     def field_calibration(self) -> Optional[dict]:
         """Whether a field is a number and P(its reading is right) (None: not shipped)."""
         return self.data.get("field_reading", {}).get("field_calibration")

@@ -42,6 +42,7 @@ WIDE_DOUBT = 0.05
 # What ``train writing-type --lone-characters`` calls the lone-character networks.
 LONE_CHARACTER_MODEL = "writing_type_chars"
 TRADEOFF = "digits.tradeoff.json"
+DESTINATION_METRICS = "destination.metrics.json"  # the fitted destination picker (docsort train destination)
 
 OUTPUT_MEANINGS = {
     ROLE_DIGITS: "calibrated P(digit) for 0..9",
@@ -174,6 +175,10 @@ def build(folder: Path, previous: Optional[dict] = None, log: Callable[[str], No
     field_reading = _field_reading(folder)
     if field_reading:
         data["field_reading"] = field_reading
+    picker = _json(folder / DESTINATION_METRICS).get("picker")
+    if picker:
+        data["destination"] = {"features": picker["features"], "weights": picker["weights"],
+                               "fitted": f"{DESTINATION_METRICS} (picker.fit)"}
     threshold = _accept_threshold(folder)
     if threshold:
         data["accept_threshold"] = threshold
