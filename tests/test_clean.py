@@ -59,6 +59,24 @@ def test_code_cells_and_rules_are_painted_out_and_the_digits_kept(mnist_digits):
     assert (grey[y0, x0 + 10:x0 + 5 * cell - 10] == 255).all()
 
 
+def test_boxes_printed_apart_are_furniture_and_their_digits_stay(mnist_digits):
+    """A code written digit by digit into boxes printed apart (too short for a rule each)."""
+    page = _page()
+    box, pitch, x0, y0 = 46, 80, 400, 300
+    for k, d in enumerate((2, 0, 9, 9, 7)):
+        left = x0 + k * pitch
+        cv2.rectangle(page, (left, y0), (left + box, y0 + box + 8), 150, 1)
+        _paste_digit(page, mnist_digits[d][2], left + 5, y0 + 6, box - 10)
+    ink = clean.ink_mask(page)
+    furniture = clean.form_lines(ink)
+    for k in range(5):
+        left = x0 + k * pitch
+        assert furniture[y0, left + 5:left + box - 5].all() and furniture[y0 + box + 8, left + 5:left + box - 5].all()
+        assert furniture[y0 + 10:y0 + box, left].all() and furniture[y0 + 10:y0 + box, left + box].all()
+        inside = furniture[y0 + 3:y0 + box + 6, left + 3:left + box - 2]
+        assert not inside.any()
+
+
 def test_a_stroke_through_a_rule_keeps_its_crossing():
     page = _page()
     cv2.line(page, (200, 300), (900, 300), 0, 2)

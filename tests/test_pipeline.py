@@ -146,21 +146,26 @@ def _phone_read(code, t) -> bool:
 
 def test_the_held_out_family_is_read_without_taking_the_phone(tmp_path):
     """Codes in pre-printed boxes or on a rule, a phone number above or below them: a family no
-    fitting sees. Printed codes are read right; no code is the sender's or sent automatically
-    from the phone number."""
+    fitting sees. Printed codes are read right, and handwritten ones written into the boxes or
+    on the rule too; no code is the sender's or sent automatically from the phone number."""
     folder = tmp_path / "boxed"
     write_samples(folder, count=6, seed=10, handwriting=DATASETS, handwritten_share=0.5, layout="boxed")
     truth = load_truth(folder)
     assert {t["destination_source"] for t in truth.values()} == {"handwritten", "printed"}
     settings = Settings(accept_threshold=0.9)
     warm_up(settings)
+    handwritten_right = []
     for name, t in sorted(truth.items()):
         doc = process_document(folder / name, settings)
         assert doc.status == "ok"
         code = doc.pages[0].postal_code
         if t["destination_source"] == "printed":
             assert code is not None and code.value == t["destination_code"] and code.decision == "auto"
+        else:
+            handwritten_right.append(code is not None and code.value == t["destination_code"]
+                                     and code.decision == "auto")
         if code is None:
             continue
         assert code.value != t["sender_code"]
         assert not (_phone_read(code, t) and code.decision == "auto"), (name, code.value)
+    assert sum(handwritten_right) >= 2, handwritten_right  # of 3

@@ -160,8 +160,9 @@ FAINT_LINE_DEPTH = 0.1
 
 def form_lines(ink: np.ndarray) -> np.ndarray:
     """The printed furniture in an ink mask: long thin straight horizontal rules (a form's
-    writing line, an underline, the top and bottom of a box or a row of code cells) and the
-    vertical walls that run from one such rule to the one below it.
+    writing line, an underline, the top and bottom of a box or a row of code cells), the
+    vertical walls that run from one such rule to the one below it, and boxes printed one per
+    digit (``_boxes``).
 
     People write codes on rules and into pre-printed cells; read with the digits, a rule joins
     a code to the words beside it and cell walls read as ones. A handwritten stroke is never
@@ -173,8 +174,6 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
     length = max(40, int(w * RULE_MIN_WIDTH_SHARE))
     level = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     furniture = np.zeros((h, w), bool)
-    if not level.any():
-        return furniture
     count, labels, stats = components(level)
     keep = np.zeros(count, bool)
     for i in range(1, count):
@@ -189,6 +188,7 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
             if not CELL_MIN_HEIGHT <= gap <= CELL_MAX_HEIGHT or x1 - x0 < 0.5 * min(top[2], bottom[2]):
                 continue
             y0, y1 = top[1], bottom[1] + bottom[3]
+            x0, x1 = max(0, x0 - 3), min(w, x1 + 3)  # walls at the very ends of the rules, and beyond
             band = mask[y0:y1, x0:x1]
             walls = cv2.morphologyEx(band, cv2.MORPH_OPEN,
                                      cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, gap))))
@@ -198,7 +198,57 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
                 x, y, ww, wh = (int(v) for v in wall_stats[i][:4])
                 wall[i] = ww <= RULE_MAX_THICKNESS and y <= top[3] + 1 and y + wh >= (y1 - y0) - bottom[3] - 1
             furniture[y0:y1, x0:x1] |= wall[wall_labels]
+    _boxes(mask, ink, level, furniture)
     return furniture
+
+
+def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture: np.ndarray) -> None:
+    """Add to ``furniture`` the printed boxes too short for a rule: one per digit, as forms print
+    code cells apart. A box is two thin level edges of the same extent, one above the other, and
+    two straight walls joining their ends, in a row of at least three alike; handwriting makes
+    no such frame."""
+    h, w = mask.shape
+    short = max(12, w // 100)
+    level = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (short, 1)))
+    level[long_level.astype(bool)] = 0
+    count, labels, stats = components(level)
+    edges = []
+    for i in range(1, count):
+        x, y, bw, bh = (int(v) for v in stats[i][:4])
+        if bh <= RULE_MAX_THICKNESS and bw >= short and _thin(ink, x, y, bw, bh):
+            edges.append((x, y, bw, bh, i))
+    edges.sort(key=lambda e: (e[0], e[1]))
+    boxed = np.zeros(count, bool)
+    found = []
+    for k, top in enumerate(edges):
+        for bottom in edges[k + 1:]:
+            if bottom[0] - top[0] > 4:
+                break
+            gap = bottom[1] - (top[1] + top[3])
+            if (abs((top[0] + top[2]) - (bottom[0] + bottom[2])) > 4 or not CELL_MIN_HEIGHT <= gap <= CELL_MAX_HEIGHT
+                    or not 0.3 <= top[2] / gap <= 3.0):
+                continue
+            y0, y1 = top[1] + top[3], bottom[1]
+            x0, x1 = min(top[0], bottom[0]), max(top[0] + top[2], bottom[0] + bottom[2])
+            sides = [mask[y0:y1, max(0, x0 - 2):x0 + 4], mask[y0:y1, max(0, x1 - 4):min(w, x1 + 2)]]
+            if not all(side.size and side.any(axis=1).mean() >= 0.9 for side in sides):
+                continue
+            # Both walls straight from edge to edge: the bowl of a printed D or O is no wall.
+            upright = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(0.9 * gap))))
+            walls = [cv2.morphologyEx(side, cv2.MORPH_OPEN, upright) for side in sides]
+            if not all(wall.any() for wall in walls):
+                continue
+            found.append((top, bottom, y0, y1, walls, (max(0, x0 - 2), max(0, x1 - 4))))
+    # Code boxes come in rows (a code has several digits); a lone frame is more likely a letter
+    # (the serifs and stem of a printed D) than a form.
+    for top, bottom, y0, y1, walls, lefts in found:
+        row = [f for f in found if abs(f[0][1] - top[1]) <= 3 and abs((f[3] - f[2]) - (y1 - y0)) <= 3]
+        if len(row) < 3:
+            continue
+        boxed[top[4]] = boxed[bottom[4]] = True
+        for wall, left in zip(walls, lefts):
+            furniture[y0:y1, left:left + wall.shape[1]] |= wall.astype(bool)
+    furniture |= boxed[labels]
 
 
 def _thin(ink: np.ndarray, x: int, y: int, width: int, height: int) -> bool:

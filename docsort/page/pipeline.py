@@ -368,14 +368,23 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int) -> list[tupl
             fields.append((i, region.bbox))
         members = lay.lines[lay.line_of[i]].members
         position = members.index(i)
-        x, y, w, h = region.bbox
-        if position + 1 < len(members):
-            j = members[position + 1]
+        boxes = [region.bbox]
+        # Joined with the close handwritten neighbours that follow, one more at a time: a code
+        # written digit by digit into separate boxes comes apart in as many regions.
+        for j in members[position + 1:position + count]:
+            x, y, w, h = boxes[-1]
             nx, ny, nw, nh = text_regions[j].bbox
-            if kinds[j] == "handwritten" and nx - (x + w) <= 0.9 * max(h, nh):
-                joined = destination.union_box([region.bbox, text_regions[j].bbox])
-                if _may_hold_digits(joined, count):
-                    fields.append((i, joined))
+            # Digits written one by one (into boxes printed apart) stand further apart than the
+            # letters of a word: two single characters may be one and a half heights apart.
+            single = w <= 1.2 * h and nw <= 1.2 * nh
+            if kinds[j] != "handwritten" or nx - (x + w) > (1.5 if single else 0.9) * max(h, nh):
+                break
+            boxes.append(text_regions[j].bbox)
+            joined = destination.union_box(boxes)
+            if _may_hold_digits(joined, count):
+                fields.append((i, joined))
+            elif joined[2] / max(joined[3], 1) > MAX_DIGIT_ASPECT * count:
+                break
     return fields
 
 
