@@ -174,13 +174,15 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
     length = max(40, int(w * RULE_MIN_WIDTH_SHARE))
     level = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     furniture = np.zeros((h, w), bool)
-    count, labels, stats = components(level)
-    keep = np.zeros(count, bool)
-    for i in range(1, count):
+    (ox, oy), labels, stats = _level_runs(level)
+    keep = np.zeros(len(stats), bool)
+    for i in range(1, len(stats)):
         x, y, bw, bh = (int(v) for v in stats[i][:4])
-        keep[i] = bh <= RULE_MAX_THICKNESS and bw >= length and _thin(ink, x, y, bw, bh)
-    rules = [tuple(int(v) for v in stats[i][:4]) for i in np.flatnonzero(keep)]
-    furniture |= keep[labels]
+        keep[i] = bh <= RULE_MAX_THICKNESS and bw >= length and _thin(ink, ox + x, oy + y, bw, bh)
+    rules = [(ox + int(stats[i][0]), oy + int(stats[i][1]), int(stats[i][2]), int(stats[i][3]))
+             for i in np.flatnonzero(keep)]
+    if rules:
+        furniture[oy:oy + labels.shape[0], ox:ox + labels.shape[1]] |= keep[labels]
     for top in rules:
         for bottom in rules:
             gap = bottom[1] - (top[1] + top[3])
@@ -188,7 +190,6 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
             if not CELL_MIN_HEIGHT <= gap <= CELL_MAX_HEIGHT or x1 - x0 < 0.5 * min(top[2], bottom[2]):
                 continue
             y0, y1 = top[1], bottom[1] + bottom[3]
-            x0, x1 = max(0, x0 - 3), min(w, x1 + 3)  # walls at the very ends of the rules, and beyond
             band = mask[y0:y1, x0:x1]
             walls = cv2.morphologyEx(band, cv2.MORPH_OPEN,
                                      cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, gap))))
@@ -202,6 +203,17 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
     return furniture
 
 
+def _level_runs(level: np.ndarray) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """Components of a mostly empty mask, labelled only over the box that holds its pixels:
+    ``((x, y) of that box, labels, stats)`` (a page-sized labelling costs more than the rest)."""
+    points = cv2.findNonZero(level)
+    if points is None:
+        return (0, 0), np.zeros((1, 1), np.int32), np.zeros((1, 5), np.int32)
+    x, y, w, h = cv2.boundingRect(points)
+    _, labels, stats = components(level[y:y + h, x:x + w])
+    return (x, y), labels, stats
+
+
 def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture: np.ndarray) -> None:
     """Add to ``furniture`` the printed boxes too short for a rule: one per digit, as forms print
     code cells apart. A box is two thin level edges of the same extent, one above the other, and
@@ -211,12 +223,13 @@ def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture:
     short = max(12, w // 100)
     level = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (short, 1)))
     level[long_level.astype(bool)] = 0
-    count, labels, stats = components(level)
+    (ox, oy), labels, stats = _level_runs(level)
+    count = len(stats)
     edges = []
     for i in range(1, count):
         x, y, bw, bh = (int(v) for v in stats[i][:4])
-        if bh <= RULE_MAX_THICKNESS and bw >= short and _thin(ink, x, y, bw, bh):
-            edges.append((x, y, bw, bh, i))
+        if bh <= RULE_MAX_THICKNESS and bw >= short and _thin(ink, ox + x, oy + y, bw, bh):
+            edges.append((ox + x, oy + y, bw, bh, i))
     edges.sort(key=lambda e: (e[0], e[1]))
     boxed = np.zeros(count, bool)
     found = []
@@ -248,7 +261,8 @@ def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture:
         boxed[top[4]] = boxed[bottom[4]] = True
         for wall, left in zip(walls, lefts):
             furniture[y0:y1, left:left + wall.shape[1]] |= wall.astype(bool)
-    furniture |= boxed[labels]
+    if boxed.any():
+        furniture[oy:oy + labels.shape[0], ox:ox + labels.shape[1]] |= boxed[labels]
 
 
 def _thin(ink: np.ndarray, x: int, y: int, width: int, height: int) -> bool:
