@@ -13,6 +13,8 @@ from docsort.errors import UsageError
 
 DATA_HELP = ("MNIST: a folder with the four IDX files (gzip or not) or keras' mnist.npz. "
              "Default: $DOCSORT_MNIST, then $DOCSORT_DATASETS/mnist, then ~/.keras/datasets/mnist.npz.")
+ENVELOPE_HANDWRITING_HELP = ("Folder with MNIST and DHSD (as for samples) to generate envelopes from "
+                             "[default: $DOCSORT_DATASETS].")
 
 
 @train_app.command("digits")
@@ -97,9 +99,7 @@ def train_digit_strings(
 @handles_errors
 def train_field_combination(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
-    handwriting: Optional[Path] = typer.Option(
-        None, "--handwriting", help="Folder with MNIST and DHSD (as for samples) to generate envelopes from "
-                                    "[default: $DOCSORT_DATASETS]."),
+    handwriting: Optional[Path] = typer.Option(None, "--handwriting", help=ENVELOPE_HANDWRITING_HELP),
     envelopes: int = typer.Option(600, "--envelopes", min=0,
                                   help="Envelopes with validation digits read by the pipeline (0: none)."),
     envelope_seed: int = typer.Option(7001, "--envelope-seed", help="Seed of those envelopes."),
@@ -144,9 +144,7 @@ def train_field_combination(
 @train_app.command("destination")
 @handles_errors
 def train_destination(
-    handwriting: Optional[Path] = typer.Option(
-        None, "--handwriting", help="Folder with MNIST and DHSD (as for samples) to generate envelopes from "
-                                    "[default: $DOCSORT_DATASETS]."),
+    handwriting: Optional[Path] = typer.Option(None, "--handwriting", help=ENVELOPE_HANDWRITING_HELP),
     envelopes: int = typer.Option(800, "--envelopes", min=20,
                                   help="Envelopes of the training layouts (validation digits) read by the pipeline."),
     seed: int = typer.Option(7101, "--seed", help="Seed of those envelopes."),

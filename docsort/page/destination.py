@@ -236,13 +236,15 @@ def pick_destination(candidates: Sequence[CodeCandidate], lay: Layout,
         if weights is not None:
             score = sum(w * x for w, x in zip(weights, candidate_features(c, lay, page_size)))
         else:
-            score = _rule_score(c, lay, page_size)
+            score = rule_score(c, lay, page_size)
         if score > best_score:
             best, best_score = c, score
     return best
 
 
-def _rule_score(c: CodeCandidate, lay: Layout, page_size: tuple[int, int]) -> float:
+def rule_score(c: CodeCandidate, lay: Layout, page_size: tuple[int, int]) -> float:
+    """The hand-set rule the fitted picker replaced (used without a shipped picker, and as the
+    baseline its fit is checked against)."""
     pw, ph = page_size
     block = lay.blocks[lay.block_of[c.region]]
     bx, by, bw, bh = block.bbox

@@ -50,7 +50,7 @@ def page_candidates(job: tuple[str, str]) -> Optional[list[tuple[list[float], bo
         if destination.in_zone(lay.blocks[lay.block_of[c.region]].bbox, size) is not None:
             continue
         rows.append((destination.candidate_features(c, lay, size), c.value == truth,
-                     destination._rule_score(c, lay, size)))
+                     destination.rule_score(c, lay, size)))
     return rows
 
 
