@@ -126,3 +126,27 @@ def test_a_phone_line_holds_no_postal_code():
     assert not pc.phone_line(["Springfield,", "IL", "62704-1234"], 5)
     assert not pc.phone_line(["12345", "Berlin"], 5)
     assert not pc.phone_line(["Telgte", "48291"], 5)  # a town, not a phone word
+
+
+def test_two_printed_readers_agree_disagree_or_read_alone():
+    """Tesseract's code and PP-OCR's text of the same printed word: agreement is as sure as the
+    surer reader, disagreement never sure enough to sort, a code only PP-OCR reads is capped."""
+    from docsort.page.pipeline import DISAGREEING, LONE_SECOND_READING, printed_reading
+
+    # Tesseract unsure of a code after a mark ("_ 45406"), PP-OCR sure of the same: sure.
+    assert printed_reading("45406", 0.25, ("45406", 0.9999), 5) == ("45406", 0.998)
+    # A country prefix is part of the word for both readers.
+    assert printed_reading("80767", 0.987, ("D-80767", 0.9998), 5) == ("80767", 0.998)
+    # Italic 09276 that Tesseract reads as 99276: the surer reading, sent to a person.
+    value, conf = printed_reading("99276", 0.98, ("09276", 0.9995), 5)
+    assert value == "09276" and conf == DISAGREEING < 0.899
+    value, conf = printed_reading("99276", 0.98, ("09276", 0.7), 5)
+    assert value == "99276" and conf == DISAGREEING
+    # A code in a printed box that Tesseract reads as "g9352": PP-OCR alone, capped.
+    assert printed_reading(None, 0.0, ("80352", 0.9999), 5) == ("80352", LONE_SECOND_READING)
+    assert printed_reading(None, 0.0, ("Bremen", 0.99), 5) == (None, 0.0)
+    # PP-OCR unsure of anything, or not asked: Tesseract as it was.
+    assert printed_reading("12345", 0.97, ("12845", 0.3), 5) == ("12345", 0.97)
+    assert printed_reading("12345", 0.97, None, 5) == ("12345", 0.97)
+    # A ZIP+4 read by both.
+    assert printed_reading("62704", 0.99, ("62704-1234", 0.999), 5) == ("62704", 0.998)

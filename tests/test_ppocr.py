@@ -73,3 +73,14 @@ def test_the_line_reader_ships_in_the_manifest_with_its_licence(reader):
     # The combination weighs it, and the pipeline's code reading depends on it.
     assert "line" in models.combination["readers"]
     assert name in models.code_reader_models()
+
+
+def test_reads_printed_words_whole_with_their_letters(reader):
+    """As the second reader of print it keeps what is no digit: a country prefix stays a prefix
+    (read over digits only, its "D" would come out as a digit), a place name stays a word."""
+    words = {"D-80767": "D-80767", "62704-1234": "62704-1234", "Berlin": "Berlin"}
+    readings = reader.read_text([as_ink(field(w)) for w in words])
+    for (word, expected), (text, p) in zip(words.items(), readings):
+        assert text.replace(" ", "") == expected, (word, text)
+        assert 0.5 < p <= 1.0
+    assert reader.read_text([np.zeros((32, 120), np.float32)]) == [("", 0.0)]

@@ -4,8 +4,9 @@
 
     clean page (clean) -> text regions from the ink (regions) -> printed/handwritten, one
     batch (reading.writing_type) -> Tesseract words of the page without its handwriting, one
-    call (tesseract) -> handwritten number fields read, one batch, by the segmenting and the
-    whole-field reader (reading.digits) -> destination code (destination) -> overlay
+    call (tesseract) -> handwritten number fields read, one batch, by the segmenting, the
+    whole-field and the line reader (reading.digits); printed words that may be codes read
+    again by the line reader's network -> destination code (destination) -> overlay
 
 ``process_document`` runs it over every page of a file and never raises for a bad input: the
 document (or the page) gets status ``error`` and a one-line message. A missing dependency
@@ -242,15 +243,18 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
         if i not in readings or reading.confidence > readings[i].confidence:
             readings[i], field_boxes[i] = reading, bbox
             (not_codes.add if other else not_codes.discard)(i)
+    second = _printed_second_readings(page.grey, text_regions, kinds, lay, page_size, k)
     for i, region in enumerate(text_regions):
         if kinds[i] == "printed":
-            value = destination.printed_code(region.text, k)
             line = lay.lines[lay.line_of[i]].members
-            if value and destination.phone_line([text_regions[j].text for j in line if kinds[j] == "printed"], k):
-                value = None  # a phone or fax number is no postal code
+            if destination.phone_line([text_regions[j].text for j in line if kinds[j] == "printed"], k):
+                continue  # a phone or fax number is no postal code
+            tesseract_value = destination.printed_code(region.text, k)
+            word = next((w for w in region.words if tesseract_value and tesseract_value in w.text), None)
+            tesseract_conf = (_printed_confidence(word.conf if word else region.tesseract_conf)
+                              if tesseract_value else 0.0)
+            value, conf = printed_reading(tesseract_value, tesseract_conf, second.get(i), k)
             if value:
-                word = next((w for w in region.words if value in w.text), None)
-                conf = _printed_confidence(word.conf if word else region.tesseract_conf)
                 candidates.append(destination.CodeCandidate(
                     i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
                     {**_validity(directory, value), "plus4": destination.printed_plus4(region.text, k)}))
@@ -392,6 +396,73 @@ def _may_hold_digits(bbox: tuple[int, int, int, int], count: int) -> bool:
     _, _, w, h = bbox
     aspect = w / max(h, 1)
     return MIN_DIGIT_ASPECT * count <= aspect <= MAX_DIGIT_ASPECT * count
+
+
+# Characters Tesseract reads where print holds a digit it could not make out ("g9352" for 80352,
+# "4O1" for 401): with the digits, they make a printed word worth reading again as a number.
+DIGIT_LOOKALIKES = set("OoQDIl|!SsBZzGgbqT")
+# PP-OCR's reading of a printed code that Tesseract did not read as one is never surer than this:
+# one reader alone (``printed_reading``).
+LONE_SECOND_READING = 0.95
+# Two readers who read a printed word as different codes: the surer one, never sure enough to sort.
+DISAGREEING = 0.5
+
+
+def _printed_second_readings(grey: np.ndarray, text_regions, kinds, lay, page_size, count: int) -> dict:
+    """PP-OCR's recogniser's text of each printed word that may be a code, in one batch.
+
+    Tesseract misreads print it was not tuned on (a code inside a printed box, italic or bold
+    digits, a mark before the code) and says it is sure; a second reader trained on other data
+    confirms its code, catches its misreadings, and reads what it made letters of. Only words
+    that may hold a code are read again: mostly digits (or their look-alikes) by Tesseract's
+    text, or no text at all in a code's shape where a code may stand.
+    """
+    chosen = []
+    for i, region in enumerate(text_regions):
+        if kinds[i] != "printed":
+            continue
+        text = (region.text or "").strip()
+        if text:
+            digits = sum(c.isdigit() for c in text)
+            alike = sum(c in DIGIT_LOOKALIKES for c in text)
+            letters = sum(c.isalpha() for c in text) - alike
+            if digits >= 2 and digits + alike >= count - 1 and letters <= 2:
+                chosen.append(i)
+        elif _may_hold_digits(region.bbox, count) and destination.may_hold_code(lay, i, page_size):
+            chosen.append(i)
+    if not chosen:
+        return {}
+    from docsort.reading.digits.combine import as_ink
+    from docsort.reading.digits.ppocr import shared_reader
+
+    _field_readers()
+    readings = shared_reader().read_text([as_ink(regions.cut(grey, text_regions[i].bbox)) for i in chosen])
+    return dict(zip(chosen, readings))
+
+
+def printed_reading(tesseract_value: Optional[str], tesseract_conf: float,
+                    second: Optional[tuple[str, float]], count: int) -> tuple[Optional[str], float]:
+    """A printed code and P(right) from Tesseract's reading and PP-OCR's (``second``: its text
+    of the word and that text's probability, or None).
+
+    - Both read the same code: the surer of the two.
+    - They read different numbers, PP-OCR with some confidence: the surer reading, never sure
+      enough to sort (``DISAGREEING``).
+    - Only PP-OCR reads a code: its reading, never surer than ``LONE_SECOND_READING``.
+    - Only Tesseract, or PP-OCR unsure of anything: Tesseract's reading as it was.
+    """
+    value, p = None, 0.0
+    if second is not None and second[0]:
+        value, p = destination.printed_code(second[0], count), float(second[1])
+    if tesseract_value is None:
+        return (value, min(p, LONE_SECOND_READING)) if value else (None, 0.0)
+    if value == tesseract_value:
+        return value, max(tesseract_conf, min(p, 0.998))
+    if p < 0.5:
+        return tesseract_value, tesseract_conf
+    if value is not None and p > tesseract_conf:
+        return value, min(p, DISAGREEING)
+    return tesseract_value, min(tesseract_conf, DISAGREEING)
 
 
 def _printed_confidence(tesseract_conf: float) -> float:

@@ -89,16 +89,37 @@ class DigitLineReader:
         if not characters or len(characters) < 10:
             raise MissingDependencyError(f"{self.network.path.name} carries no character list")
         self.digits, self.gaps = digit_classes(characters)
+        self.labels = ["", *characters, " "]
 
     def columns(self, inks: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Ink-high fields -> per field (T, 11) column probabilities: digits 0-9, then "no digit"."""
+        return [self._reduce(p) for p in self._raw_columns(inks)]
+
+    def _raw_columns(self, inks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Ink-high fields -> per field (T, classes): the recogniser's own output columns."""
         lines = [line_image(ink) for ink in inks]
         out: list[Optional[np.ndarray]] = [None] * len(lines)
         for index, x in engine.batches(lines, INPUT):
             probs = self.network(np.repeat(x[:, None], 3, axis=1))  # the three colour planes alike
             for i, p in zip(index, probs):
-                out[i] = self._reduce(p[:min(len(p), math.ceil(lines[i].shape[1] / 8) + 1)])
+                out[i] = p[:min(len(p), math.ceil(lines[i].shape[1] / 8) + 1)]
         return out  # type: ignore[return-value]
+
+    def read_text(self, inks: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Ink-high words -> each one's text as the recogniser reads it, letters and marks
+        included (a printed "D-80767" keeps its prefix), with the product of its characters'
+        peak probabilities: a second reader of printed words beside Tesseract."""
+        texts = []
+        for probs in self._raw_columns(inks):
+            best = probs.argmax(axis=1)
+            chars, p, previous = [], 1.0, 0
+            for t, label in enumerate(best):
+                if label and label != previous:
+                    chars.append(self.labels[label] if label < len(self.labels) else "")
+                    p *= float(probs[t, label])
+                previous = label
+            texts.append(("".join(chars).strip(), p if chars else 0.0))
+        return texts
 
     def _reduce(self, probs: np.ndarray) -> np.ndarray:
         """(T, classes) -> (T, 11): the digits' and the gaps' shares of what is digit or gap."""
