@@ -15,11 +15,13 @@ With ``--country CC`` the envelopes carry real codes and places of that country,
 envelopes are read without and with its postal directory, side by side (and, for each, at the
 lowest threshold whose wrong ``auto`` codes stay within ``--wrong-auto-cap`` of all envelopes).
 
-``--held-out N`` also measures N envelopes of the held-out layout family (``boxed``: codes in
-pre-printed boxes or on a rule, a phone number beside them), drawn on a seed of their own, and
-reports them apart, with the same figures and peers as the main set and how often a phone
-number was taken for the code. No training, fitting or threshold choice ever sees that family,
-so its figures are what a new convention of mail gets; ``--count 0`` measures it alone.
+``--held-out N`` also measures N envelopes of each held-out layout family (``boxed``: codes in
+pre-printed boxes or on a rule, a phone number beside them; ``international``: a country line
+under the place, the code on top of the block, a reference number line, CEDEX), each drawn on a
+seed of its own, and reports them apart, with the same figures and peers as the main set and
+how often a phone number was taken for the code. No training, fitting or threshold choice ever
+sees those families, so their figures are what a new convention of mail gets; ``--count 0``
+measures them alone, ``--held-out-layouts`` picks them.
 
     python benchmarks/bench_envelopes.py --count 200 --handwriting ../shared/datasets \
         --strings 1000 --jobs 2
@@ -127,15 +129,13 @@ def envelopes(args) -> dict:
     return measure(args, folder, args.details, args.overlays)
 
 
-def held_out(args) -> dict:
-    """``--held-out`` envelopes of the family no fitting sees, measured like the main set."""
-    from docsort.training.samples import HELD_OUT_LAYOUT
-
-    seed = args.seed + HELD_OUT_SEED_OFFSET
-    folder = _generate(args, args.held_out, seed, HELD_OUT_LAYOUT, "docsort-bench-held-out-")
-    overlays = args.overlays and str(Path(args.overlays) / HELD_OUT_LAYOUT)
-    return {"layout": HELD_OUT_LAYOUT, "seed": seed,
-            **measure(args, folder, args.details and f"{args.details}.{HELD_OUT_LAYOUT}", overlays)}
+def held_out(args, layout: str, offset: int) -> dict:
+    """``--held-out`` envelopes of a family no fitting sees, measured like the main set."""
+    seed = args.seed + offset
+    folder = _generate(args, args.held_out, seed, layout, f"docsort-bench-{layout}-")
+    overlays = args.overlays and str(Path(args.overlays) / layout)
+    return {"layout": layout, "seed": seed,
+            **measure(args, folder, args.details and f"{args.details}.{layout}", overlays)}
 
 
 def measure(args, folder: Path, details, overlays) -> dict:
@@ -216,9 +216,10 @@ def _peer_shares(rows: list[dict]) -> dict:
 
 
 def _phone(truth: dict) -> tuple[list[str], list]:
-    """The digit groups of the destination's phone number, and the boxes of its words ("Tel"
-    and the groups); none where the envelope has no phone number."""
-    words = [e for e in truth["elements"] if e["role"] == "destination_phone"]
+    """The digit groups of the destination's phone number (or reference, customer or P.O. box
+    number: a number beside the code that is none), and the boxes of its words ("Tel" and the
+    groups); none where the envelope has no such number."""
+    words = [e for e in truth["elements"] if e["role"] in ("destination_phone", "destination_reference")]
     digits = ["".join(ch for ch in e["text"] if ch.isdigit()) for e in words]
     return [d for d in digits if d], [e["bbox"] for e in words]
 
@@ -408,8 +409,10 @@ def main() -> None:
     parser.add_argument("--layout", default="mixed",
                         help="address layout family of generated envelopes (mixed: the training families)")
     parser.add_argument("--held-out", type=int, default=0, metavar="COUNT",
-                        help="also measure COUNT envelopes of the held-out family (boxed), on a seed of their "
-                             "own, reported apart")
+                        help="also measure COUNT envelopes of each held-out family, on seeds of their own, "
+                             "reported apart")
+    parser.add_argument("--held-out-layouts", default="boxed,international",
+                        help="the held-out families to measure with --held-out, comma-separated")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--code-length", type=int, default=5)
     parser.add_argument("--threshold", type=float, default=None)
@@ -433,7 +436,14 @@ def main() -> None:
     if not args.skip_envelopes and (args.samples or args.count > 0):
         report["envelopes"] = envelopes(args)
     if not args.skip_envelopes and args.held_out > 0:
-        report["held_out"] = held_out(args)
+        from docsort.training.samples import HELD_OUT_LAYOUTS
+
+        for layout in args.held_out_layouts.split(","):
+            if layout not in HELD_OUT_LAYOUTS:
+                parser.error(f"--held-out-layouts: {layout!r} is not one of {', '.join(HELD_OUT_LAYOUTS)}")
+            # Each family on a seed of its own (boxed keeps the seed it always had).
+            offset = HELD_OUT_SEED_OFFSET * (1 + HELD_OUT_LAYOUTS.index(layout))
+            report["held_out" if layout == "boxed" else f"held_out_{layout}"] = held_out(args, layout, offset)
     if args.strings:
         report["read_digits"] = strings(args)
     print(json.dumps(report, indent=2))

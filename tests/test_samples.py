@@ -92,17 +92,47 @@ def test_missing_handwriting_folder_is_a_clear_error(tmp_path):
     assert "MNIST" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_mixed_never_draws_the_held_out_family(tmp_path):
-    """No fitting that draws ``mixed`` may see the held-out family."""
-    from docsort.training.samples import HELD_OUT_LAYOUT, MIXED, TRAINING_LAYOUTS, make_envelope, write_samples
+def test_mixed_never_draws_a_held_out_family(tmp_path):
+    """No fitting that draws ``mixed`` may see the held-out families."""
+    from docsort.training.samples import HELD_OUT_LAYOUTS, MIXED, TRAINING_LAYOUTS, make_envelope, write_samples
 
     truths = write_samples(tmp_path, count=12, seed=2, handwriting=DATASETS, handwritten_share=0.5,
                            layout="mixed", image_format="png")
-    assert HELD_OUT_LAYOUT not in TRAINING_LAYOUTS
+    assert set(HELD_OUT_LAYOUTS) == {"boxed", "international"}
+    assert not set(HELD_OUT_LAYOUTS) & set(TRAINING_LAYOUTS)
     assert {t.layout for t in truths} == set(TRAINING_LAYOUTS)
     drawn = {make_envelope(np.random.default_rng([9, i]), corpus=None, handwritten_share=0.0, layout=MIXED)[1].layout
              for i in range(12)}
-    assert HELD_OUT_LAYOUT not in drawn and drawn <= set(TRAINING_LAYOUTS)
+    assert not drawn & set(HELD_OUT_LAYOUTS) and drawn <= set(TRAINING_LAYOUTS)
+
+
+def test_the_international_family_puts_the_code_where_the_others_never_do():
+    """A country line under the code, the code on top of the block, a reference number line, a
+    CEDEX district: the code's line is not among the last two of its block on some envelopes,
+    and the numbers beside it are never the code."""
+    from docsort.training.samples import make_envelope
+
+    not_last_two, orders = 0, set()
+    for i in range(40):
+        _, truth = make_envelope(np.random.default_rng([11, i]), corpus=None, handwritten_share=0.0,
+                                 layout="international")
+        dest = [e for e in truth.elements if e.role.startswith("destination_")]
+        rows = sorted({e.bbox[1] for e in dest})  # printed lines: one top edge per line
+        lines = []
+        for y in rows:
+            if not lines or y - lines[-1] > 15:
+                lines.append(y)
+        code = next(e for e in dest if e.role == "destination_code")
+        index = max(j for j, y in enumerate(lines) if y <= code.bbox[1] + 15)
+        not_last_two += index < len(lines) - 2
+        roles = {e.role for e in dest}
+        orders |= {r for r in ("destination_country", "destination_reference") if r in roles}
+        orders |= {"top"} if index == 0 else set()
+        for e in dest:
+            if e.role in ("destination_reference", "destination_city") and e.text.isdigit():
+                assert e.text != truth.destination_code
+    assert not_last_two >= 5
+    assert orders == {"destination_country", "destination_reference", "top"}
 
 
 def _digit_groups(elements, role):

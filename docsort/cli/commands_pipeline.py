@@ -92,8 +92,9 @@ def samples(
     layout: str = typer.Option(
         "mixed", "--layout",
         help="Address layout family: code-first, code-last, code-alone, prefixed, mixed (each envelope draws one "
-             "of these four), or boxed (codes in pre-printed boxes or on a rule, a phone number beside them: held "
-             "out of all fitting, drawn only when named)."),
+             "of these four), or one of the two families held out of all fitting and drawn only when named: boxed "
+             "(codes in pre-printed boxes or on a rule, a phone number beside them) and international (a country "
+             "line under the place, the code on top of the block, a reference number line, CEDEX)."),
     code_length: int = typer.Option(settings.CODE_LENGTH, "--code-length", min=settings.CODE_LENGTH_MIN,
                                     max=settings.CODE_LENGTH_MAX, help="Digits per postal code."),
     handwritten_share: float = typer.Option(0.7, "--handwritten-share", min=0.0, max=1.0,

@@ -184,12 +184,13 @@ def in_zone(bbox: BBox, page_size: tuple[int, int]) -> Optional[str]:
 
 
 def may_hold_code(lay: Layout, region: int, page_size: tuple[int, int]) -> bool:
-    """Whether a region stands where a destination code can: on one of the last two lines of
-    a block outside the sender and stamp corners. Only such handwritten fields are read."""
+    """Whether a region stands where a destination code can: in a block outside the sender and
+    stamp corners, on any of its lines. The code is on the last line in most of Europe and the
+    US, but a country line (mail across borders), a phone or reference number under it, or the
+    East Asian order (code first, name last) put it anywhere in the block; the picker weighs
+    the line as evidence, it does not gate it."""
     block = lay.blocks[lay.block_of[region]]
-    if in_zone(block.bbox, page_size) is not None:
-        return False
-    return lay.line_of[region] in block.lines[-2:]
+    return in_zone(block.bbox, page_size) is None
 
 
 # What the fitted picker weighs of each candidate (``candidate_features``), in order.

@@ -256,6 +256,9 @@ def _stamp(page: np.ndarray, rng: np.random.Generator) -> None:
 # The held-out family draws conventions the others never do, so that a reader (and the fitting
 # of its thresholds) tuned on the training families shows what it does on mail it never saw.
 HELD_OUT_LAYOUT = "boxed"
+INTERNATIONAL_LAYOUT = "international"
+# Every family kept out of training, fitting and threshold choice, each reported on its own.
+HELD_OUT_LAYOUTS = (HELD_OUT_LAYOUT, INTERNATIONAL_LAYOUT)
 LAYOUTS = {
     "code-first": "12345 Berlin: the code before the place (DE, FR, NL, most of Europe)",
     "code-last": "Springfield, IL 62704: the code after place and state (US, CA, AU), ZIP+4 in print",
@@ -264,9 +267,17 @@ LAYOUTS = {
     HELD_OUT_LAYOUT: "held out of all fitting: a handwritten code in pre-printed boxes or on a printed rule, "
                      "a printed one after the place or alone (boxed or ruled at times), and a phone number "
                      "above or below the code line",
+    INTERNATIONAL_LAYOUT: "held out of all fitting: mail across borders and other national orders: a country line "
+                          "under the place, the code on top of the block before the name (East Asian order), "
+                          "a reference or P.O. box number line, the code after the place with a "
+                          "district number (75008 PARIS CEDEX 08)",
 }
-# The families that training, fitting and threshold choice may see: all but the held-out one.
-TRAINING_LAYOUTS = tuple(f for f in LAYOUTS if f != HELD_OUT_LAYOUT)
+# The families that training, fitting and threshold choice may see: all but the held-out ones.
+TRAINING_LAYOUTS = tuple(f for f in LAYOUTS if f not in HELD_OUT_LAYOUTS)
+# The held-out international family's country lines and reference labels.
+COUNTRIES = ("GERMANY", "DEUTSCHLAND", "FRANCE", "USA", "ITALIA", "ÖSTERREICH", "SCHWEIZ", "NEDERLAND",
+             "SPAIN", "BELGIQUE")
+REFERENCE_LABELS = ("Ref.", "Kd-Nr.", "Postfach", "P.O. Box", "Attn.", "c/o")
 # Where the destination block stands: the centre of the envelope, lower right, or the left
 # window position of business envelopes.
 POSITIONS = ("centre", "lower-right", "window-left")
@@ -312,6 +323,11 @@ def _destination_lines(rng: np.random.Generator, family: str, address: Address, 
                   ("digits", str(rng.integers(1, 150)), "destination_street")]
         return _boxed_lines(rng, address, handwritten, name, street,
                             address.city or str(rng.choice(GERMAN_CITIES)).split()[0])
+    if family == INTERNATIONAL_LAYOUT:
+        street = [("word", str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
+                  ("digits", str(rng.integers(1, 150)), "destination_street")]
+        return _international_lines(rng, address, handwritten, name, street,
+                                    address.city or str(rng.choice(ENGLISH_CITIES + GERMAN_CITIES)).split()[0])
     if family == "code-last":
         street = [("digits", str(rng.integers(1, 9999)), "destination_street"),
                   ("word", str(rng.choice(ENGLISH_STREETS)).split()[0], "destination_street")]
@@ -367,6 +383,47 @@ def _boxed_lines(rng: np.random.Generator, address: Address, handwritten: bool, 
         lines.append(phone)
     else:
         lines.insert(int(rng.integers(1, len(lines))), phone)
+    return lines
+
+
+def _international_lines(rng: np.random.Generator, address: Address, handwritten: bool, name, street, city: str
+                         ) -> list[list[tuple[str, str, str]]]:
+    """The held-out international family's block, in one of four orders none of the other
+    families draws:
+
+    - a country line under the place (mail across borders), so the code's line is not the last;
+    - the code first, on top of the block, then place, street and name (East Asian order);
+    - a reference, customer or P.O. box number on a line of its own between name and street
+      (fewer or more digits than a code), and at times a country line too;
+    - the code after the place with a district number behind it (French CEDEX: 75008 PARIS CEDEX 08).
+
+    Handwritten, every word is one of the writer's DHSD words and the numbers are MNIST digits.
+    """
+    code = address.code
+    code_piece = ("digits" if handwritten else "text", code, "destination_code")
+    place = [("word", city, "destination_city")]
+    country = [("word", str(rng.choice(COUNTRIES)), "destination_country")]
+    order = rng.random()
+    if order < 0.3:
+        lines = [name, street, [code_piece] + place, country]
+    elif order < 0.55:
+        top = [[code_piece] + place] if rng.random() < 0.5 else [[code_piece], place]
+        lines = top + [street, name]
+        if rng.random() < 0.4:
+            lines.append(country)
+    elif order < 0.8:
+        digits = int(rng.choice([3, 4, 6, 7, 8]))
+        label = "word" if handwritten else "text"
+        reference = [(label, str(rng.choice(REFERENCE_LABELS)), "destination_reference"),
+                     ("digits" if handwritten else "text", _code(rng, digits), "destination_reference")]
+        lines = [name, reference, street, [code_piece] + place]
+        if rng.random() < 0.5:
+            lines.append(country)
+    else:
+        district = f"{int(rng.integers(1, 21)):02d}"
+        kind = "digits" if handwritten else "text"
+        lines = [name, street, [code_piece] + place + [("word", "CEDEX", "destination_city"),
+                                                       (kind, district, "destination_city")]]
     return lines
 
 
