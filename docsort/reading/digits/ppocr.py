@@ -35,7 +35,7 @@ MODEL_FILE = "PP-OCRv6_rec_small.onnx"
 # Text lines 48 px high, batched by width (8 input columns per output column) as every network
 # is (``engine.batches``); the padding is 0, the mid-grey PP-OCR pads its lines with.
 INPUT = engine.InputSpec("x", 48, width_buckets=(96, 160, 240, 320, 480, 640, 960), align="left",
-                         channel=False, batch=16, columns=640)
+                         channel=False, batch=16, columns=320)
 # Characters that stand between or around digits and are not digits: read as "no digit here".
 SEPARATORS = set(" .,;:-_/\\'\"`~=+*#$€£¥%()[]{}<>|!?")
 # Paper around the ink, as a share of the ink's height (at least 2 px). Chosen on the training
