@@ -150,3 +150,27 @@ def test_two_printed_readers_agree_disagree_or_read_alone():
     assert printed_reading("12345", 0.97, None, 5) == ("12345", 0.97)
     # A ZIP+4 read by both.
     assert printed_reading("62704", 0.99, ("62704-1234", 0.999), 5) == ("62704", 0.998)
+
+
+def test_printed_words_that_may_be_codes_are_read_again_and_only_they():
+    """Words Tesseract read as mostly digits or their look-alikes ("g9352" for a boxed 80352,
+    "D-80767") are read again by PP-OCR; names and streets are not."""
+    from types import SimpleNamespace
+
+    import cv2
+    import numpy as np
+
+    from docsort.page.pipeline import _printed_second_readings
+
+    page = np.full((120, 1400), 245, np.uint8)
+    words = [("80352", "g9352"), ("D-80767", "D-80767"), ("Berlin", "Berlin"), ("Hauptstrasse", "Hauptstrasse")]
+    regions, x = [], 20
+    for written, read in words:
+        (w, h), _ = cv2.getTextSize(written, cv2.FONT_HERSHEY_SIMPLEX, 1.4, 3)
+        cv2.putText(page, written, (x, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 0, 3, cv2.LINE_AA)
+        regions.append(SimpleNamespace(text=read, bbox=(x - 6, 80 - h - 8, w + 12, h + 22)))
+        x += w + 60
+    second = _printed_second_readings(page, regions, ["printed"] * 4, None, (1400, 120), 5)
+    assert set(second) == {0, 1}
+    assert second[0][0] == "80352" and second[1][0].replace(" ", "") == "D-80767"
+    assert min(second[0][1], second[1][1]) > 0.5

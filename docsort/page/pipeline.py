@@ -432,8 +432,11 @@ def _printed_second_readings(grey: np.ndarray, text_regions, kinds, lay, page_si
             chosen.append(i)
     if not chosen:
         return {}
-    from docsort.reading.digits.combine import as_ink
+    from docsort.reading.digits.combine import as_ink, combination_weights, uses_line_reader
     from docsort.reading.digits.ppocr import shared_reader
+
+    if not uses_line_reader(combination_weights()):
+        return {}  # a models folder without the line reader: Tesseract's reading alone
 
     _field_readers()
     readings = shared_reader().read_text([as_ink(regions.cut(grey, text_regions[i].bbox)) for i in chosen])
