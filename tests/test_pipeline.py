@@ -209,3 +209,15 @@ def test_the_held_out_family_is_read_without_taking_the_phone(tmp_path):
         assert code.value != t["sender_code"]
         assert not (_phone_read(code, t) and code.decision == "auto"), (name, code.value)
     assert sum(handwritten_right) >= 2, handwritten_right  # of 3
+
+
+def test_a_process_that_ends_right_after_warm_up_exits_cleanly():
+    """warm_up opens the field readers on a thread; a script that ends at once must not abort
+    inside ONNX Runtime ("terminate called without an active exception", SIGABRT)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from docsort.page import pipeline; pipeline.warm_up()"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "terminate called" not in proc.stderr

@@ -16,6 +16,7 @@ Worker processes call ``warm_up`` once so models load before the first document.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -123,6 +124,9 @@ def _warm_networks() -> None:
         _one_malloc_arena()
         _opening = _Opening()
         _opening.start()
+        # A process that ends while the thread is still inside ONNX Runtime's session set-up
+        # aborts ("terminate called without an active exception"): wait for it at exit.
+        atexit.register(_opening.join)
 
 
 def _one_malloc_arena() -> None:
