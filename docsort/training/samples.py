@@ -318,14 +318,12 @@ def _destination_lines(rng: np.random.Generator, family: str, address: Address, 
     name = [("word", str(rng.choice(NAMES)), "destination_name")]
     if not handwritten:
         name.append(("word", str(rng.choice(NAMES)), "destination_name"))
-    if family == HELD_OUT_LAYOUT:
+    if family in HELD_OUT_LAYOUTS:
         street = [("word", str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
                   ("digits", str(rng.integers(1, 150)), "destination_street")]
-        return _boxed_lines(rng, address, handwritten, name, street,
-                            address.city or str(rng.choice(GERMAN_CITIES)).split()[0])
-    if family == INTERNATIONAL_LAYOUT:
-        street = [("word", str(rng.choice(GERMAN_STREETS)).split()[0], "destination_street"),
-                  ("digits", str(rng.integers(1, 150)), "destination_street")]
+        if family == HELD_OUT_LAYOUT:
+            return _boxed_lines(rng, address, handwritten, name, street,
+                                address.city or str(rng.choice(GERMAN_CITIES)).split()[0])
         return _international_lines(rng, address, handwritten, name, street,
                                     address.city or str(rng.choice(ENGLISH_CITIES + GERMAN_CITIES)).split()[0])
     if family == "code-last":
@@ -399,8 +397,8 @@ def _international_lines(rng: np.random.Generator, address: Address, handwritten
 
     Handwritten, every word is one of the writer's DHSD words and the numbers are MNIST digits.
     """
-    code = address.code
-    code_piece = ("digits" if handwritten else "text", code, "destination_code")
+    number = "digits" if handwritten else "text"  # a handwritten number is MNIST digits
+    code_piece = (number, address.code, "destination_code")
     place = [("word", city, "destination_city")]
     country = [("word", str(rng.choice(COUNTRIES)), "destination_country")]
     order = rng.random()
@@ -415,15 +413,14 @@ def _international_lines(rng: np.random.Generator, address: Address, handwritten
         digits = int(rng.choice([3, 4, 6, 7, 8]))
         label = "word" if handwritten else "text"
         reference = [(label, str(rng.choice(REFERENCE_LABELS)), "destination_reference"),
-                     ("digits" if handwritten else "text", _code(rng, digits), "destination_reference")]
+                     (number, _code(rng, digits), "destination_reference")]
         lines = [name, reference, street, [code_piece] + place]
         if rng.random() < 0.5:
             lines.append(country)
     else:
         district = f"{int(rng.integers(1, 21)):02d}"
-        kind = "digits" if handwritten else "text"
         lines = [name, street, [code_piece] + place + [("word", "CEDEX", "destination_city"),
-                                                       (kind, district, "destination_city")]]
+                                                       (number, district, "destination_city")]]
     return lines
 
 
