@@ -193,9 +193,10 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
 
 def test_cheaply_first_the_segmenting_reader_reads_only_fields_a_cheap_reader_reads_as_a_code(
         mnist_test, dhsd_dir, monkeypatch):
-    """On a page the whole-field and line readers read every field first; the segmenting reader
-    cuts only those where one of them proposes a code of the asked length, and there the
-    reading is the one every reader together gives."""
+    """On a page the whole-field reader reads every field first, the line reader only those it
+    reads as about a code's length, and the segmenting reader cuts only those where one of them
+    proposes a code of the asked length; there the reading is the one every reader together
+    gives."""
     from docsort.reading.digits import combine
     from docsort.reading.digits import segmenting as digit_reader
     from docsort.training.datasets.non_number_crops import word_fields
@@ -214,10 +215,24 @@ def test_cheaply_first_the_segmenting_reader_reads_only_fields_a_cheap_reader_re
         segmented.append(len(fields))
         return real(fields, code_length, reader=reader)
 
+    from docsort.reading.digits.ppocr import shared_reader as line_reader
+
+    line_read = []
+    real_line = type(line_reader()).read_inks
+
+    def counting_lines(self, fields):
+        line_read.append(len(fields))
+        return real_line(self, fields)
+
     monkeypatch.setattr(digit_reader, "analyse_fields", counting)
+    monkeypatch.setattr(type(line_reader()), "read_inks", counting_lines)
     cheap = combine.analyse_fields(inks, 5, cheap_first=True)
+    # The line reader reads only what the whole-field reader reads as about a code's length.
+    near = [i for i, a in enumerate(full) if abs(len(a.whole.digits) - 5) <= combine.LINE_READER_SPAN]
+    assert line_read == [len(near)] and len(near) < len(inks)
+    assert all(cheap[i].line is None for i in range(len(inks)) if i not in near)
     proposing = [i for i, a in enumerate(full)
-                 if len(a.whole.digits) == 5 or (a.line is not None and len(a.line.digits) == 5)]
+                 if len(a.whole.digits) == 5 or (i in near and len(a.line.digits) == 5)]
     assert segmented == [len(proposing)] and len(proposing) < len(inks)
     assert [cheap[i].reading.digits for i in range(2)] == ["20761", "58314"]
     for i, (a, b) in enumerate(zip(full, cheap)):

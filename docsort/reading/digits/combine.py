@@ -136,10 +136,11 @@ def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None
     the whole-field and line readings when already made (they do not depend on ``code_length``).
     The line reader runs when the combination weighs it (or a ``line_reader`` is given).
 
-    ``cheap_first`` (with a ``code_length``): the whole-field and line readers, which read a
-    field in one network call each, read every field first, and the segmenting reader (dozens
-    of digit cuts per field) reads only the fields where one of them proposes a reading of that
-    length. Elsewhere it could only add a candidate of its own, and the fitted combination gives
+    ``cheap_first`` (with a ``code_length``): the whole-field reader, the cheapest, reads every
+    field first; the line reader (about twenty times its cost per field) reads only the fields
+    it reads as about a code's length (``_lines_near_code_length``), and the segmenting reader
+    (dozens of digit cuts per field) only the fields where one of them proposes a reading of
+    that length. Elsewhere it could only add a candidate of its own, and the fitted combination gives
     a candidate no other reader proposes a P(right) near zero (benchmarks/RESULTS.md, "Cheaply
     first", counts what it changes on envelopes); on a page most handwritten words are names
     and streets, so this is most of the segmenting reader's work.
@@ -161,11 +162,14 @@ def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None
             from docsort.reading.digits.ppocr import shared_reader as shared_line_reader
 
             line_reader = shared_line_reader()
-        lines = line_reader.read_inks(inks)
+        if cheap_first and code_length is not None:
+            lines = _lines_near_code_length(inks, wholes, code_length, line_reader)
+        else:
+            lines = line_reader.read_inks(inks)
     if cheap_first and code_length is not None:
         wanted = [i for i, whole in enumerate(wholes)
                   if len(whole.digits) == code_length
-                  or (lines is not None and len(lines[i].digits) == code_length)]
+                  or (lines is not None and lines[i] is not None and len(lines[i].digits) == code_length)]
         read = digit_reader.analyse_fields([inks[i] for i in wanted], code_length, reader=reader)
         segmented = [digit_reader.FieldSplits.unread() for _ in inks]
         for i, splits in zip(wanted, read):
@@ -178,6 +182,30 @@ def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None
         reading, agree = combined_reading(splits, whole, line, code_length, weights)
         results.append(FieldAnalysis(splits, whole, reading, agree, line))
     return results
+
+
+# ``cheap_first``: the line reader reads a field only when the whole-field reader reads it as
+# at most this many digits more or fewer than the code has (benchmarks/RESULTS.md, "The line
+# reader only near a code's length").
+LINE_READER_SPAN = 2
+
+
+def _lines_near_code_length(inks: Sequence[np.ndarray], wholes: Sequence[StringReading], code_length: int,
+                            line_reader) -> list[Optional[StringReading]]:
+    """The line reader's readings of the fields the whole-field reader reads as about a code's
+    length; None elsewhere.
+
+    The line reader costs about twenty times the whole-field reader per field, and on a page
+    most handwritten fields are names and streets that the whole-field reader reads as strings
+    far from a code's length. There the line reader could only add a candidate of its own, which
+    the fitted combination scores near zero against the whole-field reader's log-odds of it; a
+    code the whole-field reader misreads by a digit or two (a merged pair, a prefix, a stroke
+    read as a 1) is still read."""
+    wanted = [i for i, whole in enumerate(wholes) if abs(len(whole.digits) - code_length) <= LINE_READER_SPAN]
+    lines: list[Optional[StringReading]] = [None] * len(inks)
+    for i, line in zip(wanted, line_reader.read_inks([inks[i] for i in wanted]) if wanted else []):
+        lines[i] = line
+    return lines
 
 
 def combined_reading(splits: FieldSplits, whole: StringReading, line: Optional[StringReading],
