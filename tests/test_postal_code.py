@@ -154,23 +154,32 @@ def test_two_printed_readers_agree_disagree_or_read_alone():
 
 def test_printed_words_that_may_be_codes_are_read_again_and_only_they():
     """Words Tesseract read as mostly digits or their look-alikes ("g9352" for a boxed 80352,
-    "D-80767") are read again by PP-OCR; names and streets are not."""
+    "D-80767") are read again by PP-OCR where a destination code may stand; names and streets
+    are not, nor the sender's code in its corner or a phone number on its line."""
     from types import SimpleNamespace
 
     import cv2
     import numpy as np
 
+    from docsort.page import destination
     from docsort.page.pipeline import _printed_second_readings
 
-    page = np.full((120, 1400), 245, np.uint8)
-    words = [("80352", "g9352"), ("D-80767", "D-80767"), ("Berlin", "Berlin"), ("Hauptstrasse", "Hauptstrasse")]
-    regions, x = [], 20
-    for written, read in words:
-        (w, h), _ = cv2.getTextSize(written, cv2.FONT_HERSHEY_SIMPLEX, 1.4, 3)
-        cv2.putText(page, written, (x, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 0, 3, cv2.LINE_AA)
-        regions.append(SimpleNamespace(text=read, bbox=(x - 6, 80 - h - 8, w + 12, h + 22)))
-        x += w + 60
-    second = _printed_second_readings(page, regions, ["printed"] * 4, None, (1400, 120), 5)
-    assert set(second) == {0, 1}
-    assert second[0][0] == "80352" and second[1][0].replace(" ", "") == "D-80767"
-    assert min(second[0][1], second[1][1]) > 0.5
+    page = np.full((1000, 1400), 245, np.uint8)
+    lines = [
+        (60, 40, [("10115", "10115"), ("Berlin", "Berlin")]),  # the sender's corner
+        (560, 300, [("80352", "g9352"), ("D-80767", "D-80767")]),
+        (560, 380, [("Berlin", "Berlin"), ("Hauptstrasse", "Hauptstrasse")]),
+        (560, 460, [("Tel", "Tel"), ("030", "030"), ("5550134", "5550134")]),
+    ]
+    regions = []
+    for x, y, words in lines:
+        for written, read in words:
+            (w, h), _ = cv2.getTextSize(written, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
+            cv2.putText(page, written, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2, cv2.LINE_AA)
+            regions.append(SimpleNamespace(text=read, bbox=(x - 4, y - h - 6, w + 8, h + 16)))
+            x += w + 24
+    lay = destination.layout([r.bbox for r in regions])
+    second = _printed_second_readings(page, regions, ["printed"] * len(regions), lay, (1400, 1000), 5)
+    assert set(second) == {2, 3}
+    assert second[2][0] == "80352" and second[3][0].replace(" ", "") == "D-80767"
+    assert min(second[2][1], second[3][1]) > 0.5

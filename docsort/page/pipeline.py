@@ -250,8 +250,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
     second = _printed_second_readings(page.grey, text_regions, kinds, lay, page_size, k)
     for i, region in enumerate(text_regions):
         if kinds[i] == "printed":
-            line = lay.lines[lay.line_of[i]].members
-            if destination.phone_line([text_regions[j].text for j in line if kinds[j] == "printed"], k):
+            if _on_phone_line(text_regions, kinds, lay, i, k):
                 continue  # a phone or fax number is no postal code
             tesseract_value = destination.printed_code(region.text, k)
             word = next((w for w in region.words if tesseract_value and tesseract_value in w.text), None)
@@ -419,20 +418,22 @@ def _printed_second_readings(grey: np.ndarray, text_regions, kinds, lay, page_si
     digits, a mark before the code) and says it is sure; a second reader trained on other data
     confirms its code, catches its misreadings, and reads what it made letters of. Only words
     that may hold a code are read again: mostly digits (or their look-alikes) by Tesseract's
-    text, or no text at all in a code's shape where a code may stand.
+    text, or no text at all in a code's shape, where a destination code may stand (not in the
+    sender's or the stamp's corner, not on a phone line: the picker takes no code from there).
     """
     chosen = []
     for i, region in enumerate(text_regions):
-        if kinds[i] != "printed":
+        if kinds[i] != "printed" or not destination.may_hold_code(lay, i, page_size):
             continue
         text = (region.text or "").strip()
         if text:
             digits = sum(c.isdigit() for c in text)
             alike = sum(c in DIGIT_LOOKALIKES for c in text)
             letters = sum(c.isalpha() for c in text) - alike
-            if digits >= 2 and digits + alike >= count - 1 and letters <= 2:
+            if digits >= 2 and digits + alike >= count - 1 and letters <= 2 and not _on_phone_line(
+                    text_regions, kinds, lay, i, count):
                 chosen.append(i)
-        elif _may_hold_digits(region.bbox, count) and destination.may_hold_code(lay, i, page_size):
+        elif _may_hold_digits(region.bbox, count):
             chosen.append(i)
     if not chosen:
         return {}
@@ -445,6 +446,12 @@ def _printed_second_readings(grey: np.ndarray, text_regions, kinds, lay, page_si
     _field_readers()
     readings = shared_reader().read_text([as_ink(regions.cut(grey, text_regions[i].bbox)) for i in chosen])
     return dict(zip(chosen, readings))
+
+
+def _on_phone_line(text_regions, kinds, lay, i: int, count: int) -> bool:
+    """Whether region ``i`` stands on a printed phone or fax line (no postal code comes from it)."""
+    line = lay.lines[lay.line_of[i]].members
+    return destination.phone_line([text_regions[j].text for j in line if kinds[j] == "printed"], count)
 
 
 def printed_reading(tesseract_value: Optional[str], tesseract_conf: float,
