@@ -11,7 +11,7 @@ in step):
 | variable | what it sets |
 | --- | --- |
 | ``DOCSORT_MODELS`` | folder of the model files (default: the shipped ``models/``) |
-| ``DOCSORT_THREADS`` | threads each network runs on (ONNX Runtime; TensorFlow when training); default all cores, set per worker by ``process`` and on Dask workers |
+| ``DOCSORT_THREADS`` | threads each network runs on (ONNX Runtime; TensorFlow when training); default all cores; one per worker in ``process``, a Dask worker's ``--nthreads`` there |
 | ``DOCSORT_TF_LOG`` | ``1`` shows TensorFlow's own start-up messages |
 | ``DOCSORT_DATASETS`` | folder with ``mnist/``, ``dhsd/``, ``tesseract-pages/`` for ``train``, ``evaluate``, ``samples`` |
 | ``DOCSORT_MNIST`` | the MNIST files alone (``train digits``, ``evaluate digits``) |
@@ -87,7 +87,7 @@ def model_threads_set() -> bool:
 
 
 def worker_environment(model_threads: int) -> dict[str, str]:
-    """What a batch sets in each worker's environment: its share of the cores for the networks,
+    """What a batch sets in each worker's environment: the threads of its networks,
     and Tesseract's OpenMP clamped to one thread (workers are parallel processes already)."""
     return {MODEL_THREADS_VAR: str(max(1, int(model_threads))), "OMP_THREAD_LIMIT": "1"}
 

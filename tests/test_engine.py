@@ -327,3 +327,42 @@ def test_reading_mail_imports_neither_tensorflow_nor_training():
     truth = json.loads((SAMPLES / "truth.json").read_text())
     expected = next(e["destination_code"] for e in truth["envelopes"] if e["file"] == "envelope_0002.jpg")
     assert answer == {"code": expected, "loaded": ["onnxruntime"]}
+
+
+def test_a_large_network_is_kept_optimised_for_the_next_worker_and_reads_the_same(fields, tmp_path, monkeypatch):
+    """PP-OCR's recogniser is optimised once and the optimised copy opened by later workers; it
+    reads exactly as the original, a broken copy is made again, and a cache folder that cannot
+    be written costs only the time."""
+    from docsort.reading.digits import ppocr
+
+    monkeypatch.setenv("DOCSORT_CACHE", str(tmp_path / "cache"))
+    path = ppocr.model_path()
+    _, x = next(engine.batches([ppocr.line_image(f) for f in fields[:8]], ppocr.INPUT))
+    x = np.repeat(x[:, None], 3, axis=1)  # the three colour planes, as the reader feeds them
+
+    first = engine.Network.load(path, cached=False)
+    copies = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(copies) == 1 and copies[0].stat().st_size > 1e6
+    assert not list((tmp_path / "cache" / "onnx").glob("*.tmp"))
+    opened = []
+    real = engine.session_options
+
+    def watched(count, optimise=True):
+        opened.append(optimise)
+        return real(count, optimise)
+
+    monkeypatch.setattr(engine, "session_options", watched)
+    second = engine.Network.load(path, cached=False)
+    assert opened == [False]  # the copy, not optimised again
+    assert np.array_equal(first(x), second(x))
+    assert second.session.get_modelmeta().custom_metadata_map["character"]  # its character list kept
+
+    copies[0].write_bytes(b"not a network")
+    third = engine.Network.load(path, cached=False)
+    assert opened == [False, False, True] and np.array_equal(first(x), third(x))
+    assert copies[0].stat().st_size > 1e6  # made again
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("DOCSORT_CACHE", str(blocked))
+    assert np.array_equal(first(x), engine.Network.load(path, cached=False)(x))

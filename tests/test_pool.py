@@ -361,3 +361,42 @@ def test_workers_start_before_the_settings_and_read_with_them(envelopes, worker_
     # Read with four digits a code: every code found has four.
     codes = [p.postal_code.value for r in results.values() for p in r.pages if p.postal_code]
     assert codes and all(len(c) == 4 for c in codes)
+
+
+THREADS_PIPELINE = '''
+"""The real pipeline; logs the threads the worker's networks and OpenCV run on."""
+import os
+
+import cv2
+
+from docsort.page import pipeline as real
+from docsort.page.pipeline import Settings  # noqa: F401
+from docsort.reading import engine
+
+
+def warm_up(settings):
+    real.warm_up(settings)
+
+
+def process_document(path, settings, name=None):
+    result = real.process_document(path, settings, name)
+    with open(os.environ["POOL_TEST_LOG"], "a") as log:
+        log.write(f"{engine.threads()} {cv2.getNumThreads()}\\n")
+    return result
+'''
+
+
+def test_each_worker_runs_on_one_core_unless_docsort_threads_says_more(envelopes, worker_log, tmp_path, monkeypatch):
+    """``--jobs N`` uses N cores: one worker's networks and OpenCV run on one thread, even with
+    a core to spare (a cron batch leaves it to the machine); ``DOCSORT_THREADS`` gives more."""
+    (tmp_path / "threads_pipeline.py").write_text(THREADS_PIPELINE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("DOCSORT_THREADS", raising=False)
+    summary = process(envelopes[:1], tmp_path / "one", jobs=1, pipeline="threads_pipeline")
+    assert summary.errors == 0
+    assert worker_log.read_text().split() == ["1", "1"]
+    worker_log.unlink()
+    monkeypatch.setenv("DOCSORT_THREADS", "2")
+    summary = process(envelopes[:1], tmp_path / "two", jobs=1, pipeline="threads_pipeline")
+    assert summary.errors == 0
+    assert worker_log.read_text().split() == ["2", "2"]

@@ -10,7 +10,7 @@ module-level cache, never pickled). Local workers may start before the run's set
 (``DocumentProcessor.settings`` None): they load the networks while the batch process still
 prepares, and take the settings (``configure``) before they say "ready". Each worker runs Tesseract single-threaded
 (``OMP_THREAD_LIMIT=1``) and runs the networks on ``DOCSORT_THREADS`` threads (read by
-``docsort.reading.engine``) so that workers x threads stays within the cores.
+``docsort.reading.engine``; one unless the user sets it), so ``--jobs N`` uses N cores.
 
 Local workers are managed here rather than by ``concurrent.futures``: a pool there is broken
 for good when one worker dies, while here the document that worker held fails with a message,

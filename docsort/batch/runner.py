@@ -359,9 +359,13 @@ def settings_fingerprint(info: dict, run_settings) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _worker_env(jobs: int) -> dict:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return settings.worker_environment(cores // max(1, jobs))
+def _worker_env() -> dict:
+    """One thread per worker: ``--jobs N`` uses N cores, as ``make -j`` does. A worker reads one
+    page at a time and Tesseract runs on one thread in it, so a spare core would serve only its
+    network calls; left free it serves another worker (``--jobs`` defaults to every core) or the
+    machine's other work, which is what a batch run from cron on a shared machine should leave
+    it to. ``DOCSORT_THREADS`` set by the user gives each worker more."""
+    return settings.worker_environment(1)
 
 
 def default_jobs() -> int:
@@ -439,7 +443,7 @@ def _local_workers(options: BatchOptions, documents: list[InputDocument], out: O
         yield None
         return
     jobs = min(options.jobs or default_jobs(), len(readable))
-    executor = make_executor(_processor(None, options, jobs), jobs, None, options.document_timeout)
+    executor = make_executor(_processor(None, options), jobs, None, options.document_timeout)
     try:
         executor.start()
         yield executor
@@ -454,7 +458,7 @@ def _cluster(run: "_Run", options: BatchOptions):
     if not options.scheduler:
         yield None
         return
-    processor = _processor(run.settings, options, jobs=options.jobs or default_jobs())
+    processor = _processor(run.settings, options)
     executor = make_executor(processor, 0, options.scheduler, scheduler_timeout=options.scheduler_timeout)
     try:
         yield executor
@@ -462,8 +466,8 @@ def _cluster(run: "_Run", options: BatchOptions):
         executor.close()
 
 
-def _processor(run_settings, options: BatchOptions, jobs: int) -> DocumentProcessor:
-    return DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=_worker_env(jobs),
+def _processor(run_settings, options: BatchOptions) -> DocumentProcessor:
+    return DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=_worker_env(),
                              log_config=current_config())
 
 
@@ -559,7 +563,7 @@ def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run
         executor = contextlib.nullcontext(cluster)  # started and closed by run_batch
     else:
         jobs = min(options.jobs or default_jobs(), len(tasks))
-        executor = make_executor(_processor(run.settings, options, jobs), jobs, None, options.document_timeout)
+        executor = make_executor(_processor(run.settings, options), jobs, None, options.document_timeout)
     with executor as executor:
         for task, result in executor.run(tasks):
             result.sha256 = shas[task.key]

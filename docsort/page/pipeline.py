@@ -98,8 +98,8 @@ def warm_up(settings: Optional[Settings] = None) -> None:
 
     settings = settings or Settings()
     reader = tesseract.start_reader()
-    # OpenCV's own thread pool gets the worker's share of the cores, as the networks do: two
-    # workers each running a pool over every core would only fight for the same cores.
+    # OpenCV's own thread pool gets the worker's threads, as the networks do: two workers each
+    # running a pool over every core would only fight for the same cores.
     cv2.setNumThreads(engine.threads())
     _warm_networks()
     if settings.directory() is not None:  # the directory and its reading calibration, loaded once
