@@ -365,11 +365,18 @@ class LocalExecutor(Executor):
             worker.task = None
             worker.task_taken = False
             worker.documents_done += 1
-            yield task, message[2]
             if worker.documents_done >= DOCUMENTS_PER_WORKER and pending:
                 self._stop_worker(worker, kill=True)  # a fresh process bounds memory creep
                 self._start_worker()
+                yield task, message[2]
                 return
+            # The next document first: the worker reads it while this one's record is written.
+            worker.ready = True
+            assigned = self._assign(worker, pending)
+            yield task, message[2]
+            if not assigned:
+                yield from self._worker_died(worker, pending)
+            return
         elif kind == "ready":
             log.debug("worker %d ready (models loaded) after %.1f s", worker.process.pid,
                       time.monotonic() - worker.started_at)
