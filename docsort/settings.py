@@ -15,7 +15,7 @@ in step):
 | ``DOCSORT_TF_LOG`` | ``1`` shows TensorFlow's own start-up messages |
 | ``DOCSORT_DATASETS`` | folder with ``mnist/``, ``dhsd/``, ``tesseract-pages/`` for ``train``, ``evaluate``, ``samples`` |
 | ``DOCSORT_MNIST`` | the MNIST files alone (``train digits``, ``evaluate digits``) |
-| ``DOCSORT_CACHE`` | where training keeps generated crops between runs, and postal directories their compact form |
+| ``DOCSORT_CACHE`` | where training keeps generated crops between runs, postal directories their compact form, and large networks their optimised form |
 | ``DOCSORT_WORKER_START_TIMEOUT`` | seconds a local worker may take to load the models before it is stopped |
 """
 

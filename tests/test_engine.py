@@ -340,8 +340,11 @@ def test_a_large_network_is_kept_optimised_for_the_next_worker_and_reads_the_sam
     _, x = next(engine.batches([ppocr.line_image(f) for f in fields[:8]], ppocr.INPUT))
     x = np.repeat(x[:, None], 3, axis=1)  # the three colour planes, as the reader feeds them
 
+    stale = tmp_path / "cache" / "onnx" / f"{path.stem}.0123456789abcdef.onnx"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"the copy of an earlier version")
     first = engine.Network.load(path, cached=False)
-    copies = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    copies = list((tmp_path / "cache" / "onnx").glob("*.onnx"))  # the earlier copy is gone
     assert len(copies) == 1 and copies[0].stat().st_size > 1e6
     assert not list((tmp_path / "cache" / "onnx").glob("*.tmp"))
     opened = []

@@ -69,7 +69,7 @@ def process_command(
     inputs: List[str] = typer.Argument(..., help="Files and folders (folders are walked recursively).",
                                        show_default=False, metavar="INPUT"),
     out: str = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder for results.json, results.csv, overlays/."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local worker processes [default: all cores]."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local worker processes, one core each [default: all cores]."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                             help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786."),
     scheduler_timeout: float = typer.Option(

@@ -210,6 +210,10 @@ def _session(path: Path, stat: os.stat_result, count: int):
             os.replace(written, copy)  # whole or not at all, whichever worker writes it last
         except OSError:
             written.unlink(missing_ok=True)
+        else:  # copies made for an earlier file of this name, ONNX Runtime or processor
+            for stale in copy.parent.glob(f"{path.stem}.*.onnx"):
+                if stale != copy:
+                    stale.unlink(missing_ok=True)
     return session
 
 
