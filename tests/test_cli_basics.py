@@ -86,3 +86,41 @@ def test_list_commands_print_tab_separated_lines_when_piped(tmp_path):
 def test_option_names_in_error_messages(tmp_path):
     result = run_cli("process", tmp_path, "--out", tmp_path / "o", "--page-timeout", "0")
     assert result.returncode == ExitCode.USAGE and "--page-timeout must be positive" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["no tesseract", "no models", "no scheduler"])
+def test_a_run_that_cannot_start_fails_before_any_heavy_import(case, tmp_path):
+    """No Tesseract on the PATH, a models folder without its manifest, a scheduler port where
+    nothing listens: one line, exit 4, no output folder, and no worker started and no NumPy
+    imported first (the message comes in the time ``--help`` takes)."""
+    import os
+    import shutil
+
+    env = dict(os.environ)
+    args = ["process", str(REPO / "sample_docs"), "--out", str(tmp_path / "out")]
+    if case == "no tesseract":
+        bare = tmp_path / "bin"
+        bare.mkdir()
+        (bare / "python").symlink_to(sys.executable)
+        env["PATH"] = str(bare)
+        assert shutil.which("tesseract", path=env["PATH"]) is None
+    elif case == "no models":
+        env["DOCSORT_MODELS"] = str(tmp_path / "no-models")
+    else:
+        args += ["--scheduler", f"tcp://127.0.0.1:{_free_port()}"]
+    code = ("import sys, runpy; sys.argv = ['docsort', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('docsort', run_name='__main__')\n"
+            "finally:\n    print('numpy imported' if 'numpy' in sys.modules else 'no numpy', file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == ExitCode.MISSING_DEPENDENCY, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("docsort: error: ") and lines[1] == "no numpy", lines
+    assert not (tmp_path / "out").exists()

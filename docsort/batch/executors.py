@@ -496,38 +496,46 @@ def _dask_warm_up(processor: DocumentProcessor, dask_worker=None) -> Optional[st
     return None
 
 
-def _connect(address: str, timeout: float):
-    """A Dask client of the scheduler at ``address``, or a one-line error within ``timeout`` seconds.
-
-    A tcp:// address where nothing listens fails at once (Dask itself would retry until its
-    timeout); a silent host or a port that does not answer like a scheduler fails at ``timeout``.
-    """
+def check_scheduler_reachable(address: str, timeout: float) -> None:
+    """A one-line error at once when a tcp:// scheduler address is malformed or nothing listens
+    there (Dask itself would retry until its timeout); a silent host fails at ``timeout``. Needs
+    no Dask import, so a batch can check it before anything else."""
     import socket
     from urllib.parse import urlsplit
 
+    full = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(full)
+    if parts.scheme != "tcp":
+        return
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise UsageError(f"not a Dask scheduler address: {address} (expected tcp://HOST:PORT)")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.timeout:
+        raise MissingDependencyError(
+            f"cannot connect to the Dask scheduler at {address}: no answer within {timeout:g} s "
+            "(--scheduler-timeout)") from None
+    except OSError as exc:
+        raise MissingDependencyError(
+            f"cannot connect to the Dask scheduler at {address}: {exc.strerror or exc}") from None
+
+
+def _connect(address: str, timeout: float):
+    """A Dask client of the scheduler at ``address``, or a one-line error within ``timeout`` seconds.
+
+    A tcp:// address where nothing listens fails at once; a silent host or a port that does not
+    answer like a scheduler fails at ``timeout``.
+    """
     try:
         from distributed import Client
     except ImportError as exc:
         raise MissingDependencyError("dask.distributed is not installed") from exc
     deadline = time.monotonic() + timeout
-    full = address if "://" in address else f"tcp://{address}"
-    parts = urlsplit(full)
-    if parts.scheme == "tcp":
-        try:
-            host, port = parts.hostname, parts.port
-        except ValueError:
-            host = port = None
-        if not host or not port:
-            raise UsageError(f"not a Dask scheduler address: {address} (expected tcp://HOST:PORT)")
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-        except socket.timeout:
-            raise MissingDependencyError(
-                f"cannot connect to the Dask scheduler at {address}: no answer within {timeout:g} s "
-                "(--scheduler-timeout)") from None
-        except OSError as exc:
-            raise MissingDependencyError(
-                f"cannot connect to the Dask scheduler at {address}: {exc.strerror or exc}") from None
+    check_scheduler_reachable(address, timeout)
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("distributed").setLevel(logging.ERROR)  # rescheduling notes are routine
     remaining = max(1.0, deadline - time.monotonic())

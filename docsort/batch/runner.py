@@ -405,6 +405,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     _log_inputs(collected)
     if not collected.documents:
         raise UsageError(collected.nothing_to_read())
+    _quick_checks(options)
     with _local_workers(options, collected.documents, out) as workers:
         accept_threshold = resolve_accept_threshold(options)
         run_settings = pipeline_settings(options, out, accept_threshold)
@@ -418,6 +419,29 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                 return _run_locked(collected, out, options, progress, run, cluster or workers)
             finally:
                 out.unlock()
+
+
+def _quick_checks(options: BatchOptions) -> None:
+    """What makes a run impossible and shows in milliseconds, checked before a worker starts or
+    the pipeline is imported, so that such a run fails at once: no Tesseract on the PATH, a
+    models folder without its manifest or a listed file, a tcp:// scheduler where nothing
+    listens. The full checks (Tesseract's English data, every model's sha256, a scheduler that
+    answers as one) follow as the run starts (``run_information``, ``make_executor``)."""
+    import shutil
+
+    from docsort.errors import MissingDependencyError
+    from docsort.reading import manifest
+
+    if options.scheduler:
+        from docsort.batch.executors import check_scheduler_reachable
+
+        check_scheduler_reachable(options.scheduler, options.scheduler_timeout)
+    if shutil.which("tesseract") is None:
+        raise MissingDependencyError("Tesseract is not installed or not on PATH (install the 'tesseract-ocr' package)")
+    models = manifest.shipped()
+    for name in models.models:
+        if not models.path(name).is_file():
+            models.check_file(name)  # says which file is missing, as the full check would
 
 
 def _log_inputs(collected: CollectedInputs) -> None:
