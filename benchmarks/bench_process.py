@@ -14,7 +14,8 @@ On N synthetic envelopes (``docsort.training.samples``) it measures, each on the
 - crops/s of every shipped network on one thread (whole batches, as the pipeline calls them):
   ONNX Runtime as reading runs them, Keras, and the numpy engine reading used before
   (``--models-only`` measures this alone);
-- cold start of ``docsort --help`` and of one ``process`` call on one envelope.
+- cold start of ``docsort --help`` and of one ``process`` call on one envelope, and the time
+  two runs that cannot start (no models, no scheduler) take to fail.
 
 Each run is made ``--repeat`` times (default 2), interleaved; a time is the fastest of its runs
 and a peak memory the largest. It prints a table and writes ``benchmarks/RESULTS.md`` with the
@@ -324,8 +325,22 @@ def cold_starts(envelope: Path, work: Path) -> dict[str, float]:
                        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(time.perf_counter() - started)
         tesseracts.append(tesseract_alone([envelope], 1)[0])
+    # Runs that cannot start: a models folder without its manifest, a scheduler port where
+    # nothing listens. Each must fail with its one line in about the time --help takes.
+    errors = {}
+    for name, options, env in (("missing models", [], {"DOCSORT_MODELS": str(work / "no-models")}),
+                               ("dead scheduler", ["--scheduler", f"tcp://127.0.0.1:{free_port()}"], {})):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            done = subprocess.run([*DOCSORT, "process", str(single), "--out", str(work / "error-out"), *options],
+                                  env={**ENV, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times.append(time.perf_counter() - started)
+            if done.returncode != 4:
+                raise SystemExit(f"{name}: exit {done.returncode}, expected 4")
+        errors[name] = statistics.median(times)
     return {"help_s": statistics.median(helps), "process_one_s": statistics.median(processes),
-            "tesseract_one_s": statistics.median(tesseracts)}
+            "tesseract_one_s": statistics.median(tesseracts), "errors_s": errors}
 
 
 def replace_section(results: Path, section: str) -> None:
@@ -461,6 +476,8 @@ def main() -> None:
         ("main writing-type network crops/s (1 thread; ONNX Runtime / Keras)",
          f"{crops['writing_type']['onnx']:.0f} / {crops['writing_type']['keras']:.0f}"),
         ("cold `docsort --help`", f"{cold['help_s']:.2f} s"),
+        *((f"`docsort process` that cannot start: {name} (target < 0.3 s)", f"{seconds:.2f} s")
+          for name, seconds in cold["errors_s"].items()),
         ("cold `docsort process` on one envelope", f"{cold['process_one_s']:.2f} s"),
         ("Tesseract alone on that envelope", f"{cold['tesseract_one_s']:.2f} s"),
         ("cold process - Tesseract (target <= 0.6 s)", f"{cold['process_one_s'] - cold['tesseract_one_s']:.2f} s"),
