@@ -33,7 +33,7 @@ from typing import Iterable, Optional, Protocol, Sequence
 
 from docsort import __version__
 from docsort import settings
-from docsort.errors import InputError, OutputLockedError, OutputNotWritableError, UsageError
+from docsort.errors import InputError, MissingDependencyError, OutputLockedError, OutputNotWritableError, UsageError
 from docsort.batch.options import BatchOptions
 from docsort.batch.executors import DocumentProcessor, DocumentTask, Executor, make_executor
 from docsort.page.ingest import SUPPORTED_SUFFIXES, check_readable
@@ -429,7 +429,6 @@ def _quick_checks(options: BatchOptions) -> None:
     answers as one) follow as the run starts (``run_information``, ``make_executor``)."""
     import shutil
 
-    from docsort.errors import MissingDependencyError
     from docsort.reading import manifest
 
     if options.scheduler:

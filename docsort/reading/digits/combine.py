@@ -185,8 +185,8 @@ def analyse_fields(inks: Sequence[np.ndarray], code_length: Optional[int] = None
 
 
 # ``cheap_first``: the line reader reads a field only when the whole-field reader reads it as
-# at most this many digits more or fewer than the code has (benchmarks/RESULTS.md, "The line
-# reader only near a code's length").
+# at most this many digits more or fewer than the code has (benchmarks/RESULTS.md, "Reading
+# less on a page", counts what it changes on envelopes).
 LINE_READER_SPAN = 2
 
 
