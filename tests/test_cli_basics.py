@@ -33,7 +33,7 @@ def test_unknown_command_is_a_usage_error():
 def test_help_imports_no_heavy_libraries():
     """--help must stay instant: TensorFlow, OpenCV and NumPy are imported only by commands that need them."""
     code = (
-        "import sys; from docsort.cli import app; "
+        "import sys; from docsort.cli.app import app; "
         "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'numpy', 'matplotlib', 'dask') if m in sys.modules]; "
         "print(','.join(heavy))"
     )

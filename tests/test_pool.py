@@ -400,3 +400,56 @@ def test_each_worker_runs_on_one_core_unless_docsort_threads_says_more(envelopes
     summary = process(envelopes[:1], tmp_path / "two", jobs=1, pipeline="threads_pipeline")
     assert summary.errors == 0
     assert worker_log.read_text().split() == ["2", "2"]
+
+
+EARLY_WORKER_PROBE = '''
+import json, sys
+from docsort.batch import executors
+
+spawned = []
+real_spawn = executors.LocalExecutor._spawn_worker
+
+
+def spawn(self):
+    worker = real_spawn(self)
+    spawned.append({"pid": worker.process.pid, "command_line_imported": "typer" in sys.modules})
+    return worker
+
+
+executors.LocalExecutor._spawn_worker = spawn
+sys.argv = ["docsort", *sys.argv[1:]]
+from docsort.cli import main
+
+try:
+    main()
+finally:
+    print(json.dumps(spawned), file=sys.stderr)
+'''
+
+
+def test_the_command_starts_a_worker_before_its_command_line_and_the_batch_adopts_it(
+        envelopes, reference, tmp_path):
+    """``docsort process`` starts its first local worker before it imports its command line;
+    the batch reads with that worker (no second start for ``--jobs 1``) and its results are an
+    undisturbed run's. ``--verbose`` starts none early; a rerun with nothing to read leaves the
+    early worker unused and stopped."""
+    import json
+    import subprocess
+
+    def run(*args) -> list[dict]:
+        done = subprocess.run([sys.executable, "-c", EARLY_WORKER_PROBE, "process", *map(str, args)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == ExitCode.OK, done.stderr
+        spawned = json.loads(done.stderr.strip().splitlines()[-1])
+        assert_gone(w["pid"] for w in spawned)
+        return [w["command_line_imported"] for w in spawned]
+
+    one = tmp_path / "one"
+    assert run(envelopes[0], "--out", one, "-q", "--jobs", "1") == [False]
+    assert records(one) == {envelopes[0].name: reference[envelopes[0].name]}
+    two = tmp_path / "two"
+    assert run(*envelopes[:2], "--out", two, "-q", "--jobs", "2") == [False, True]
+    assert records(two) == {e.name: reference[e.name] for e in envelopes[:2]}
+    assert run(envelopes[0], "--out", tmp_path / "verbose", "-v", "--jobs", "1") == [True]
+    assert run(envelopes[0], "--out", one, "-q", "--jobs", "1") == [False]  # nothing left to read
+    assert records(one) == {envelopes[0].name: reference[envelopes[0].name]}

@@ -25,6 +25,7 @@ machine cannot run them, and retrying would loop for ever.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import importlib
@@ -118,6 +119,16 @@ def _first_line(exc: BaseException) -> str:
 class Executor:
     """Runs document tasks somewhere and yields each result once, as it finishes."""
 
+    def start(self) -> None:
+        """Begin starting up now, before the run's settings are known (``configure``)."""
+
+    def configure(self, run_settings) -> None:
+        """The run's settings, for an executor started without them."""
+        self.processor = dataclasses.replace(self.processor, settings=run_settings)
+
+    def ready(self) -> None:
+        """Wait until documents can be sent; raise what makes that impossible."""
+
     def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
         raise NotImplementedError
 
@@ -161,7 +172,10 @@ def _worker_main(conn, processor: DocumentProcessor) -> None:
                     return
                 if message is None:
                     return
-                processor = dataclasses.replace(processor, settings=message[1])
+                _, run_settings, log_config = message
+                if log_config != processor.log_config:  # an early worker, started before the options were parsed
+                    _log_like_the_batch(log_config)
+                processor = dataclasses.replace(processor, settings=run_settings, log_config=log_config)
                 processor.prepare_worker()
     except DocsortError as exc:
         conn.send(("fatal", type(exc).__name__, str(exc)))
@@ -283,13 +297,25 @@ class LocalExecutor(Executor):
         self.processor = dataclasses.replace(self.processor, settings=run_settings)
         for worker in self._workers:
             if not worker.configured:
-                try:
-                    worker.conn.send(("settings", run_settings))
-                except (BrokenPipeError, OSError):
-                    pass  # it died: ``run`` finds out and starts another
-                worker.configured = True
+                self._send_settings(worker)
+
+    def _send_settings(self, worker: _Worker) -> None:
+        try:
+            worker.conn.send(("settings", self.processor.settings, self.processor.log_config))
+        except (BrokenPipeError, OSError):
+            pass  # it died: ``run`` finds out and starts another
+        worker.configured = True
 
     def _start_worker(self) -> _Worker:
+        worker = _adopt_early_worker(self.processor)
+        if worker is not None:
+            self._workers.append(worker)
+            if self.processor.settings is not None:
+                self._send_settings(worker)
+            return worker
+        return self._spawn_worker()
+
+    def _spawn_worker(self) -> _Worker:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(target=_worker_main, args=(child_conn, self.processor),
                                         name="docsort-worker", daemon=True)
@@ -313,13 +339,7 @@ class LocalExecutor(Executor):
     def _stop_worker(self, worker: _Worker, kill: bool = False) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
-        if kill and worker.process.is_alive():
-            worker.process.kill()
-        worker.process.join(timeout=5)
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join(timeout=5)
-        worker.conn.close()
+        _stop(worker, kill)
 
     def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
         if self.processor.settings is None:
@@ -446,6 +466,48 @@ class LocalExecutor(Executor):
             self._stop_worker(worker, kill=True)
 
 
+def _stop(worker: _Worker, kill: bool = False) -> None:
+    if kill and worker.process.is_alive():
+        worker.process.kill()
+    worker.process.join(timeout=5)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join(timeout=5)
+    worker.conn.close()
+
+
+# Workers started by ``start_early_worker``, each with the processor it was started with (no
+# settings yet), until a LocalExecutor adopts it.
+_early_workers: list[tuple[DocumentProcessor, _Worker]] = []
+
+
+def start_early_worker(processor: DocumentProcessor) -> None:
+    """Start a local worker before the batch that will use it exists (``docsort.batch.startup``).
+
+    It loads its models and waits for its settings; the first LocalExecutor whose processor has
+    the same pipeline and environment adopts it instead of starting one. One not adopted is
+    stopped at exit (and dies with this process in any case).
+    """
+    worker = LocalExecutor(processor, 1)._spawn_worker()
+    if not _early_workers:
+        atexit.register(stop_early_workers)
+    _early_workers.append((processor, worker))
+
+
+def _adopt_early_worker(processor: DocumentProcessor) -> Optional[_Worker]:
+    for i, (started_with, worker) in enumerate(_early_workers):
+        if (started_with.pipeline, started_with.env) == (processor.pipeline, processor.env):
+            del _early_workers[i]
+            worker.configured = False  # its settings and the batch's log format follow
+            return worker
+    return None
+
+
+def stop_early_workers() -> None:
+    while _early_workers:
+        _stop(_early_workers.pop()[1], kill=True)
+
+
 # Dask ------------------------------------------------------------------------------------------
 
 
@@ -558,22 +620,74 @@ class DaskExecutor(Executor):
     """
 
     def __init__(self, processor: DocumentProcessor, address: str, retries: int = 2,
-                 timeout: float = settings.SCHEDULER_TIMEOUT_S):
+                 timeout: float = settings.SCHEDULER_TIMEOUT_S, connect_now: bool = True):
         """Connect, wait for a first worker and load the models on every worker, all within
         ``timeout`` seconds for the connection and the wait; raises MissingDependencyError when
-        the cluster is not usable, so the batch can fail before it touches its output folder."""
+        the cluster is not usable, so the batch can fail before it touches its output folder.
+        ``connect_now`` False: that happens on a thread of its own from ``start``, and ``ready``
+        waits for it."""
         self.processor = processor
         self.address = address
         self.retries = retries
+        self.timeout = timeout
+        self.client = None
         self._futures: list = []
-        deadline = time.monotonic() + timeout
-        self.client = _connect(address, timeout)
+        self._starting: Optional[threading.Thread] = None
+        self._start_error: Optional[BaseException] = None
+        self._warm_settings: Any = None
+        self._closed = False
+        self._lock = threading.Lock()
+        if connect_now:
+            self._connect_and_warm()
+            self.ready()
+
+    def start(self) -> None:
+        """Import Dask, connect, wait for a worker and load the models on a thread of its own.
+
+        Importing ``distributed`` alone takes about half a second and loading the models on the
+        workers a quarter more: begun as soon as the documents are listed, as local workers are
+        started, this overlaps the batch's own preparation instead of following it.
+        """
+        if self.client is None and self._starting is None:
+            self._starting = threading.Thread(target=self._connect_in_background,
+                                              name="docsort-dask-start", daemon=True)
+            self._starting.start()
+
+    def _connect_in_background(self) -> None:
         try:
-            self._wait_for_a_worker(timeout, deadline)
+            self._connect_and_warm()
+        except BaseException as exc:  # re-raised by ``ready`` in the batch's thread
+            self._start_error = exc
+
+    def _connect_and_warm(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        client = _connect(self.address, self.timeout)
+        with self._lock:
+            if self._closed:  # the batch ended (Ctrl-C) while this thread connected
+                client.close()
+                return
+            self.client = client
+        try:
+            self._wait_for_a_worker(self.timeout, deadline)
             self.warm_up()
         except BaseException:
-            self.client.close()
+            self.close()
             raise
+
+    def ready(self) -> None:
+        """Wait for ``start``; raise what it met. Workers warmed before the run's settings were
+        known warm again with them (the models stay loaded: a round trip of milliseconds), so a
+        worker that cannot run these settings fails the batch before it writes anything."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
+            raise error
+        if self.client is None:
+            raise MissingDependencyError(f"not connected to the Dask scheduler at {self.address}")
+        if self.processor.settings is not None and self._warm_settings is None:
+            self.warm_up()
 
     def _wait_for_a_worker(self, timeout: float, deadline: float) -> None:
         workers = len(self.client.scheduler_info().get("workers") or {})
@@ -594,10 +708,12 @@ class DaskExecutor(Executor):
 
     def warm_up(self) -> None:
         """Load models on every worker before any document is sent; fail early if one cannot."""
-        failures = self.client.run(_dask_warm_up, self.processor)
+        processor = self.processor
+        failures = self.client.run(_dask_warm_up, processor)
         for worker, message in sorted(failures.items()):
             if message:
                 raise MissingDependencyError(f"Dask worker {worker}: {message}")
+        self._warm_settings = processor.settings
 
     def run(self, tasks: Iterable[DocumentTask]) -> Iterator[tuple[DocumentTask, DocumentResult]]:
         from distributed import as_completed
@@ -605,6 +721,7 @@ class DaskExecutor(Executor):
         tasks = list(tasks)
         if not tasks:
             return
+        self.ready()
         run_id = uuid.uuid4().hex[:12]
         by_key = {}
         for task in tasks:
@@ -612,11 +729,15 @@ class DaskExecutor(Executor):
                                         key=f"docsort-{run_id}-{task.key[:24]}", pure=False)
             by_key[future.key] = task
             self._futures.append(future)
-        for future in as_completed(self._futures, loop=self.client.loop):
+        # Results are fetched by the client's own thread as tasks finish, not one round trip
+        # at a time by this one.
+        for future, outcome in as_completed(self._futures, with_results=True, raise_errors=False,
+                                            loop=self.client.loop):
             task = by_key[future.key]
-            try:
-                result = future.result()
-            except Exception as exc:  # KilledWorker, or an error after all retries
+            if future.status == "finished":
+                result = outcome
+            else:  # KilledWorker, or an error after all retries
+                exc = outcome[1] if isinstance(outcome, tuple) else outcome
                 if type(exc).__name__ == "KilledWorker":
                     message = "the worker process died while reading this document (on every Dask worker tried)"
                 else:
@@ -628,10 +749,15 @@ class DaskExecutor(Executor):
             yield task, result
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self.client = self.client, None
+        if client is None:
+            return
         if self._futures:
-            self.client.cancel(self._futures)
+            client.cancel(self._futures)
             self._futures = []
-        self.client.close()
+        client.close()
 
 
 def make_executor(processor: DocumentProcessor, jobs: int, scheduler: Optional[str],

@@ -35,7 +35,8 @@ from docsort import __version__
 from docsort import settings
 from docsort.errors import InputError, MissingDependencyError, OutputLockedError, OutputNotWritableError, UsageError
 from docsort.batch.options import BatchOptions
-from docsort.batch.executors import DocumentProcessor, DocumentTask, Executor, make_executor
+from docsort.batch import startup
+from docsort.batch.executors import DaskExecutor, DocumentProcessor, DocumentTask, Executor, make_executor
 from docsort.page.ingest import SUPPORTED_SUFFIXES, check_readable
 from docsort.log import current_config, get_logger, one_line
 from docsort.batch.records import DocumentResult
@@ -223,6 +224,13 @@ def _walk(folder: str, excluded: set[str], visited: set[str]) -> Iterable[tuple[
             yield path, None
 
 
+def _content_sha256_or_none(path: str) -> Optional[str]:
+    try:
+        return content_sha256(path)
+    except OSError:
+        return None
+
+
 def content_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -359,15 +367,6 @@ def settings_fingerprint(info: dict, run_settings) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _worker_env() -> dict:
-    """One thread per worker: ``--jobs N`` uses N cores, as ``make -j`` does. A worker reads one
-    page at a time and Tesseract runs on one thread in it, so a spare core would serve only its
-    network calls; left free it serves another worker (``--jobs`` defaults to every core) or the
-    machine's other work, which is what a batch run from cron on a shared machine should leave
-    it to. ``DOCSORT_THREADS`` set by the user gives each worker more."""
-    return settings.worker_environment(1)
-
-
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -405,42 +404,21 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     _log_inputs(collected)
     if not collected.documents:
         raise UsageError(collected.nothing_to_read())
-    _quick_checks(options)
-    with _local_workers(options, collected.documents, out) as workers:
+    startup.quick_checks(options.scheduler, options.scheduler_timeout)
+    with _workers(options, collected.documents, out) as workers:
         accept_threshold = resolve_accept_threshold(options)
         run_settings = pipeline_settings(options, out, accept_threshold)
         if workers is not None:
             workers.configure(run_settings)
         run = _prepare_run(options, accept_threshold, run_settings)
-        with _cluster(run, options) as cluster:
-            out.prepare()
-            out.lock(wait=options.wait)
-            try:
-                return _run_locked(collected, out, options, progress, run, cluster or workers)
-            finally:
-                out.unlock()
-
-
-def _quick_checks(options: BatchOptions) -> None:
-    """What makes a run impossible and shows in milliseconds, checked before a worker starts or
-    the pipeline is imported, so that such a run fails at once: no Tesseract on the PATH, a
-    models folder without its manifest or a listed file, a tcp:// scheduler where nothing
-    listens. The full checks (Tesseract's English data, every model's sha256, a scheduler that
-    answers as one) follow as the run starts (``run_information``, ``make_executor``)."""
-    import shutil
-
-    from docsort.reading import manifest
-
-    if options.scheduler:
-        from docsort.batch.executors import check_scheduler_reachable
-
-        check_scheduler_reachable(options.scheduler, options.scheduler_timeout)
-    if shutil.which("tesseract") is None:
-        raise MissingDependencyError("Tesseract is not installed or not on PATH (install the 'tesseract-ocr' package)")
-    models = manifest.shipped()
-    for name in models.models:
-        if not models.path(name).is_file():
-            models.check_file(name)  # says which file is missing, as the full check would
+        if workers is not None:
+            workers.ready()  # a Dask cluster: connected, with a worker, the models loaded
+        out.prepare()
+        out.lock(wait=options.wait)
+        try:
+            return _run_locked(collected, out, options, progress, run, workers)
+        finally:
+            out.unlock()
 
 
 def _log_inputs(collected: CollectedInputs) -> None:
@@ -453,20 +431,27 @@ def _log_inputs(collected: CollectedInputs) -> None:
 
 
 @contextlib.contextmanager
-def _local_workers(options: BatchOptions, documents: list[InputDocument], out: OutputFolder):
-    """Local workers started as soon as the documents are listed: they start and load their models
-    while this process builds the settings (sent to them by ``configure``), checks Tesseract and
-    the models and looks for finished documents (None
-    with a Dask cluster, or when every document has a stored record and most likely no worker
-    is needed; then workers start when the tasks are known). Documents known to be unreadable
-    or missing need no worker."""
-    readable = [d for d in documents if not d.error and os.path.isfile(d.path)]
-    if options.scheduler or not readable or (
-            not options.force and all(out.record_path(d.key).is_file() for d in readable)):
-        yield None
-        return
-    jobs = min(options.jobs or default_jobs(), len(readable))
-    executor = make_executor(_processor(None, options), jobs, None, options.document_timeout)
+def _workers(options: BatchOptions, documents: list[InputDocument], out: OutputFolder):
+    """The executor, started as soon as the documents are listed, so that it starts up while this
+    process builds the settings (sent to it by ``configure``), checks Tesseract and the models and
+    looks for finished documents; closed when the batch ends, however it ends.
+
+    Local workers load their models meanwhile. A Dask cluster (``--scheduler``) is connected, a
+    worker waited for and the models loaded on a thread (``DaskExecutor.start``); ``ready`` then
+    raises what makes the cluster unusable, before the output folder is touched. None when
+    every document has a stored record and most likely no local worker is needed (workers then
+    start when the tasks are known); documents known to be unreadable or missing need none.
+    """
+    if options.scheduler:
+        executor = DaskExecutor(_processor(None, options), options.scheduler,
+                                timeout=options.scheduler_timeout, connect_now=False)
+    else:
+        readable = [d for d in documents if not d.error and os.path.isfile(d.path)]
+        if not readable or (not options.force and all(out.record_path(d.key).is_file() for d in readable)):
+            yield None
+            return
+        jobs = min(options.jobs or default_jobs(), len(readable))
+        executor = make_executor(_processor(None, options), jobs, None, options.document_timeout)
     try:
         executor.start()
         yield executor
@@ -474,23 +459,8 @@ def _local_workers(options: BatchOptions, documents: list[InputDocument], out: O
         executor.close()
 
 
-@contextlib.contextmanager
-def _cluster(run: "_Run", options: BatchOptions):
-    """The Dask cluster named by ``--scheduler``, connected, with a worker and the models loaded
-    (None for local workers); closed when the batch ends, however it ends."""
-    if not options.scheduler:
-        yield None
-        return
-    processor = _processor(run.settings, options)
-    executor = make_executor(processor, 0, options.scheduler, scheduler_timeout=options.scheduler_timeout)
-    try:
-        yield executor
-    finally:
-        executor.close()
-
-
 def _processor(run_settings, options: BatchOptions) -> DocumentProcessor:
-    return DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=_worker_env(),
+    return DocumentProcessor(settings=run_settings, pipeline=options.pipeline, env=startup.worker_env(),
                              log_config=current_config())
 
 
@@ -505,7 +475,7 @@ class _Run:
 
 
 def _run_locked(collected: CollectedInputs, out: OutputFolder, options: BatchOptions, progress: Progress,
-                run: _Run, cluster: Optional[Executor]) -> BatchSummary:
+                run: _Run, workers: Optional[Executor]) -> BatchSummary:
     out.remove_temp_files()
     documents = collected.documents
     finished, tasks, shas = _take_known_results(documents, out, run.fingerprint, options.force,
@@ -513,7 +483,7 @@ def _run_locked(collected: CollectedInputs, out: OutputFolder, options: BatchOpt
     reused = sum(1 for record in finished.values() if record.get("status") == "ok")
     progress.start(len(documents), len(finished))
     try:
-        complete = _process(tasks, shas, out, run, options, progress, finished, cluster)
+        complete = _process(tasks, shas, out, run, options, progress, finished, workers)
     finally:
         progress.finish()
     ordered = [finished[d.key] for d in documents if d.key in finished]
@@ -574,7 +544,7 @@ def _take_known_results(documents: list[InputDocument], out: OutputFolder, finge
 
 
 def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run, options: BatchOptions,
-             progress: Progress, finished: dict, cluster: Optional[Executor] = None) -> bool:
+             progress: Progress, finished: dict, workers: Optional[Executor] = None) -> bool:
     """Send the tasks to the executor, store each result as it comes; False if stopped early."""
     if options.scheduler and options.jobs:
         log.info("--jobs is ignored: documents go to the Dask cluster at %s", options.scheduler)
@@ -582,14 +552,15 @@ def _process(tasks: list[DocumentTask], shas: dict, out: OutputFolder, run: _Run
         return True
     if options.fail_fast and any(record["status"] != "ok" for record in finished.values()):
         return False
-    if cluster is not None:
-        executor = contextlib.nullcontext(cluster)  # started and closed by run_batch
+    if workers is not None:
+        executor = contextlib.nullcontext(workers)  # started and closed by run_batch
     else:
         jobs = min(options.jobs or default_jobs(), len(tasks))
         executor = make_executor(_processor(run.settings, options), jobs, None, options.document_timeout)
     with executor as executor:
         for task, result in executor.run(tasks):
-            result.sha256 = shas[task.key]
+            if result.sha256 is None:  # the worker died or ran out of time before it read the file
+                result.sha256 = shas[task.key] or _content_sha256_or_none(task.path)
             record = _store(out, task.key, run.fingerprint, _consistent(result), finished)
             _log_document(record)
             progress.advance(record)
@@ -622,17 +593,17 @@ def _known_result(document: InputDocument, out: OutputFolder, fingerprint: str, 
         return DocumentResult(file=document.file, sha256=None, status="error", error=document.error), None
     try:
         check_readable(document.path)
+        stored = None if force else out.load_record(document.key)
+        if not stored or stored.get("fingerprint") != fingerprint:
+            # Nothing to compare the content with: the worker hashes the bytes it reads, and
+            # the batch does not read every document once more before the first one starts.
+            return None, None
         sha = content_sha256(document.path)
     except InputError as exc:
         return DocumentResult(file=document.file, sha256=None, status="error", error=str(exc)), None
     except OSError as exc:
         message = f"cannot read file: {exc.strerror or exc}"
         return DocumentResult(file=document.file, sha256=None, status="error", error=message), None
-    if force:
-        return None, sha
-    stored = out.load_record(document.key)
-    if not stored or stored.get("fingerprint") != fingerprint:
-        return None, sha
     record = stored.get("document") or {}
     if record.get("status") == "ok" and record.get("sha256") == sha and record.get("file") == document.file:
         return record, sha

@@ -11,7 +11,7 @@ import typer
 from docsort.cost import model as cost_model
 from docsort import settings
 from docsort.reading import manifest
-from docsort.cli import app, evaluate_app, handles_errors, print_json, stderr, stdout
+from docsort.cli.app import app, evaluate_app, handles_errors, print_json, stderr, stdout
 from docsort.errors import UsageError
 
 
@@ -256,7 +256,7 @@ def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path
                         report_dir: Optional[Path], *, volume: float, manual_cost: float, missort_cost: float) -> None:
     """``evaluate tradeoff --country``: the same real codes read without and with the directory."""
     from docsort.page import directory as directories
-    from docsort.cli import progress_lines
+    from docsort.cli.app import progress_lines
     from docsort.cost.tradeoff import write_tradeoff
     from docsort.training.manifest import refresh as refresh_manifest
     from docsort.training.train.directory_reading import measure_tradeoff

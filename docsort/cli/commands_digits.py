@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import evaluate_app, handles_errors, needs_training_extra, print_json, progress_lines, stdout, train_app
+from docsort.cli.app import evaluate_app, handles_errors, needs_training_extra, print_json, progress_lines, stdout, train_app
 from docsort import settings
 from docsort.errors import UsageError
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import handles_errors, progress_lines, stdout, train_app
+from docsort.cli.app import handles_errors, progress_lines, stdout, train_app
 from docsort import settings
 from docsort.errors import UsageError
 

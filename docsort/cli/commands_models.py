@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from docsort.cli import handles_errors, needs_training_extra, print_rows, progress_lines, train_app
+from docsort.cli.app import handles_errors, needs_training_extra, print_rows, progress_lines, train_app
 
 
 @train_app.command("export")

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from docsort import settings
-from docsort.cli import app, handles_errors, print_json, print_rows, stdout
+from docsort.cli.app import app, handles_errors, print_json, print_rows, stdout
 
 
 @app.command("read-digits")

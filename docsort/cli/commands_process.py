@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from docsort import settings
-from docsort.cli import app, fail, handles_errors, stderr
+from docsort.cli.app import app, fail, handles_errors, stderr
 from docsort.errors import ExitCode, UsageError
 
 

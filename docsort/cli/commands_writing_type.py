@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from docsort.cli import (app, evaluate_app, handles_errors, needs_training_extra, print_json, print_rows,
+from docsort.cli.app import (app, evaluate_app, handles_errors, needs_training_extra, print_json, print_rows,
                          progress_lines, stderr, stdout, train_app)
 from docsort import settings
 from docsort.errors import ExitCode, InputError, UsageError
