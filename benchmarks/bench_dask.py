@@ -2,7 +2,7 @@
 
 On N synthetic envelopes it runs, ``--repeats`` times in turn: ``docsort process --jobs 2``, the
 same on a fresh Dask cluster of two single-threaded workers with Dask's defaults, and on one with
-the workers started as the README says (without Dask's statistical profiler). It prints each
+the cluster started as the README says (no statistical profiler, quieter monitors). It prints each
 run's wall time and the medians (``bench_process.py`` gives the single-run figures and memory).
 
     OMP_THREAD_LIMIT=1 python benchmarks/bench_dask.py --count 200 --seed 5 --repeats 3
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_process import WITHOUT_PROFILER, dask_run, docsort_run  # noqa: E402
+from bench_process import AS_THE_README_SAYS, dask_run, docsort_run  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
             runs["--jobs 2"].append(docsort_run(envelopes, work / "out-j2", "--jobs", "2")[0])
             runs["Dask, Dask's defaults"].append(dask_run(envelopes, work / "out-d0")[0])
             runs["Dask as the README starts it"].append(
-                dask_run(envelopes, work / "out-d1", worker_env=WITHOUT_PROFILER)[0])
+                dask_run(envelopes, work / "out-d1", cluster_env=AS_THE_README_SAYS)[0])
             print(f"round {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in runs.items()), flush=True)
     base = statistics.median(runs["--jobs 2"])
     print(f"\n{args.count} envelopes (seed {args.seed}), {args.repeats} rounds; medians:\n")

@@ -723,12 +723,13 @@ class DaskExecutor(Executor):
             return
         self.ready()
         run_id = uuid.uuid4().hex[:12]
-        by_key = {}
-        for task in tasks:
-            future = self.client.submit(_dask_task, task, self.processor, retries=self.retries,
-                                        key=f"docsort-{run_id}-{task.key[:24]}", pure=False)
-            by_key[future.key] = task
-            self._futures.append(future)
+        # One graph for the whole batch: the scheduler takes one update instead of one per
+        # document, and the processor is sent once.
+        keys = [f"docsort-{run_id}-{i}-{task.key[:24]}" for i, task in enumerate(tasks)]
+        futures = self.client.map(_dask_task, tasks, processor=self.processor, key=keys,
+                                  retries=self.retries, pure=False)
+        by_key = {future.key: task for future, task in zip(futures, tasks)}
+        self._futures.extend(futures)
         # Results are fetched by the client's own thread as tasks finish, not one round trip
         # at a time by this one.
         for future, outcome in as_completed(self._futures, with_results=True, raise_errors=False,
