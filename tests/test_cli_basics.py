@@ -96,17 +96,34 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["no tesseract", "no models", "no scheduler"])
+@pytest.mark.parametrize("case", ["no tesseract", "no models", "no scheduler", "output is a file",
+                                  "output not writable", "output in use"])
 def test_a_run_that_cannot_start_fails_before_any_heavy_import(case, tmp_path):
     """No Tesseract on the PATH, a models folder without its manifest, a scheduler port where
-    nothing listens: one line, exit 4, no output folder, and no worker started and no NumPy
+    nothing listens, an output that is a file, in a folder no one may write or held by another batch:
+    one line, its exit code, no output folder (or the one there untouched), and no NumPy
     imported first (the message comes in the time ``--help`` takes)."""
+    import fcntl
     import os
     import shutil
 
     env = dict(os.environ)
-    args = ["process", str(REPO / "sample_docs"), "--out", str(tmp_path / "out")]
-    if case == "no tesseract":
+    out = tmp_path / "out"
+    args = ["process", str(REPO / "sample_docs"), "--out", str(out)]
+    expected = ExitCode.MISSING_DEPENDENCY
+    held = None
+    if case == "output is a file":
+        out.write_text("not a folder")
+        expected = ExitCode.OUTPUT_NOT_WRITABLE
+    elif case == "output not writable":
+        args[-1] = "/proc/sys/docsort-out"  # a folder no one may write in, root included
+        expected = ExitCode.OUTPUT_NOT_WRITABLE
+    elif case == "output in use":
+        (out / ".docsort").mkdir(parents=True)
+        held = open(out / ".docsort" / "lock", "a+")
+        fcntl.flock(held, fcntl.LOCK_EX)
+        expected = ExitCode.LOCKED
+    elif case == "no tesseract":
         bare = tmp_path / "bin"
         bare.mkdir()
         (bare / "python").symlink_to(sys.executable)
@@ -120,7 +137,14 @@ def test_a_run_that_cannot_start_fails_before_any_heavy_import(case, tmp_path):
             "try:\n    runpy.run_module('docsort', run_name='__main__')\n"
             "finally:\n    print('numpy imported' if 'numpy' in sys.modules else 'no numpy', file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == ExitCode.MISSING_DEPENDENCY, done.stderr
+    if held is not None:
+        held.close()
+    assert done.returncode == expected, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("docsort: error: ") and lines[1] == "no numpy", lines
-    assert not (tmp_path / "out").exists()
+    if case == "output is a file":
+        assert out.read_text() == "not a folder"
+    elif case == "output in use":
+        assert sorted(p.name for p in out.rglob("*")) == [".docsort", "lock"]
+    else:
+        assert not out.exists()

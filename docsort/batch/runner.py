@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import glob
 import hashlib
@@ -263,13 +264,47 @@ class OutputFolder:
             raise OutputNotWritableError(
                 f"cannot write to output folder {self.root}: {exc.strerror or exc}") from None
 
+    def check_early(self, wait: bool) -> None:
+        """What shows without writing anything, before the batch starts a worker or imports the
+        pipeline: a file where the folder should be, a folder (or the nearest existing parent)
+        this user may not write or on a read-only file system, and a folder another batch holds
+        (taken now unless ``wait``). What only writing shows, ``prepare`` finds later."""
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if existing == self.root and not existing.is_dir():
+            raise OutputNotWritableError(f"output {self.root} exists and is not a folder")
+        if not existing.is_dir():
+            fault = errno.ENOTDIR
+        elif os.statvfs(existing).f_flag & os.ST_RDONLY:
+            fault = errno.EROFS
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            fault = errno.EACCES
+        else:
+            fault = None
+        if fault is not None:
+            raise OutputNotWritableError(f"cannot write to output folder {self.root}: {os.strerror(fault)}")
+        path = self.state / LOCK_FILE
+        if wait or self._lock_fd is not None or not path.is_file():
+            return
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return  # ``lock`` says why
+        self._take_lock(fd, path, wait=False)
+
     def lock(self, wait: bool) -> None:
         """Take the folder's lock; the kernel releases it when this process ends, however it ends."""
+        if self._lock_fd is not None:  # taken by ``check_early``
+            return
         path = self.state / LOCK_FILE
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise OutputNotWritableError(f"cannot create lock file {path}: {exc.strerror or exc}") from None
+        self._take_lock(fd, path, wait)
+
+    def _take_lock(self, fd: int, path: Path, wait: bool) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -405,20 +440,21 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     if not collected.documents:
         raise UsageError(collected.nothing_to_read())
     startup.quick_checks(options.scheduler, options.scheduler_timeout)
-    with _workers(options, collected.documents, out) as workers:
-        accept_threshold = resolve_accept_threshold(options)
-        run_settings = pipeline_settings(options, out, accept_threshold)
-        if workers is not None:
-            workers.configure(run_settings)
-        run = _prepare_run(options, accept_threshold, run_settings)
-        if workers is not None:
-            workers.ready()  # a Dask cluster: connected, with a worker, the models loaded
-        out.prepare()
-        out.lock(wait=options.wait)
-        try:
+    try:
+        out.check_early(wait=options.wait)
+        with _workers(options, collected.documents, out) as workers:
+            accept_threshold = resolve_accept_threshold(options)
+            run_settings = pipeline_settings(options, out, accept_threshold)
+            if workers is not None:
+                workers.configure(run_settings)
+            run = _prepare_run(options, accept_threshold, run_settings)
+            if workers is not None:
+                workers.ready()  # a Dask cluster: connected, with a worker, the models loaded
+            out.prepare()
+            out.lock(wait=options.wait)
             return _run_locked(collected, out, options, progress, run, workers)
-        finally:
-            out.unlock()
+    finally:
+        out.unlock()
 
 
 def _log_inputs(collected: CollectedInputs) -> None:
