@@ -101,8 +101,8 @@ def _free_port() -> int:
 def test_a_run_that_cannot_start_fails_before_any_heavy_import(case, tmp_path):
     """No Tesseract on the PATH, a models folder without its manifest, a scheduler port where
     nothing listens, an output that is a file, in a folder no one may write or held by another batch:
-    one line, its exit code, no output folder (or the one there untouched), and no NumPy
-    imported first (the message comes in the time ``--help`` takes)."""
+    one line, its exit code, no output folder (or the one there untouched), and no worker
+    started and no NumPy imported first (the message comes in the time ``--help`` takes)."""
     import fcntl
     import os
     import shutil
@@ -134,14 +134,19 @@ def test_a_run_that_cannot_start_fails_before_any_heavy_import(case, tmp_path):
     else:
         args += ["--scheduler", f"tcp://127.0.0.1:{_free_port()}"]
     code = ("import sys, runpy; sys.argv = ['docsort', *sys.argv[1:]]\n"
+            "from docsort.batch import executors\n"
+            "spawned, spawn = [], executors.LocalExecutor._spawn_worker\n"
+            "executors.LocalExecutor._spawn_worker = lambda self: spawned.append(1) or spawn(self)\n"
             "try:\n    runpy.run_module('docsort', run_name='__main__')\n"
-            "finally:\n    print('numpy imported' if 'numpy' in sys.modules else 'no numpy', file=sys.stderr)")
+            "finally:\n    print('numpy imported' if 'numpy' in sys.modules else 'no numpy',\n"
+            "          f'{len(spawned)} workers started', file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
     if held is not None:
         held.close()
     assert done.returncode == expected, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("docsort: error: ") and lines[1] == "no numpy", lines
+    assert len(lines) == 2 and lines[0].startswith("docsort: error: "), lines
+    assert lines[1] == "no numpy 0 workers started"
     if case == "output is a file":
         assert out.read_text() == "not a folder"
     elif case == "output in use":

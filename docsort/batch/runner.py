@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import glob
 import hashlib
@@ -45,9 +44,9 @@ from docsort.batch.results import TEMP_SUFFIX, BatchSummary, atomic_write_json, 
 
 log = get_logger("batch")
 
-STATE_DIR = ".docsort"
+STATE_DIR = startup.STATE_DIR
 RECORDS_DIR = "docs"
-LOCK_FILE = "lock"
+LOCK_FILE = startup.LOCK_FILE
 OVERLAYS_DIR = "overlays"
 _HASH_BLOCK = 1 << 20
 
@@ -269,21 +268,9 @@ class OutputFolder:
         pipeline: a file where the folder should be, a folder (or the nearest existing parent)
         this user may not write or on a read-only file system, and a folder another batch holds
         (taken now unless ``wait``). What only writing shows, ``prepare`` finds later."""
-        existing = self.root
-        while not existing.exists() and existing.parent != existing:
-            existing = existing.parent
-        if existing == self.root and not existing.is_dir():
-            raise OutputNotWritableError(f"output {self.root} exists and is not a folder")
-        if not existing.is_dir():
-            fault = errno.ENOTDIR
-        elif os.statvfs(existing).f_flag & os.ST_RDONLY:
-            fault = errno.EROFS
-        elif not os.access(existing, os.W_OK | os.X_OK):
-            fault = errno.EACCES
-        else:
-            fault = None
+        fault = startup.output_fault(self.root)
         if fault is not None:
-            raise OutputNotWritableError(f"cannot write to output folder {self.root}: {os.strerror(fault)}")
+            raise OutputNotWritableError(fault)
         path = self.state / LOCK_FILE
         if wait or self._lock_fd is not None or not path.is_file():
             return

@@ -10,13 +10,19 @@ executors are imported before that, both light.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import shutil
+from pathlib import Path
 from typing import Optional
 
 from docsort import settings
 from docsort.errors import DocsortError, MissingDependencyError
 
 PIPELINE = "docsort.page.pipeline"
+STATE_DIR = ".docsort"  # in the output folder: the lock and the stored results
+LOCK_FILE = "lock"
 
 
 def worker_env() -> dict:
@@ -48,6 +54,57 @@ def quick_checks(scheduler: Optional[str] = None, scheduler_timeout: float = set
             models.check_file(name)  # says which file is missing, as the full check would
 
 
+def output_fault(root: Path) -> Optional[str]:
+    """Why nothing can be written at the output folder ``root``, where that shows without
+    writing: a file in its place, or a folder (or its nearest existing parent) this user may not
+    write or on a read-only file system. None otherwise (what only writing shows is found when
+    the batch prepares the folder)."""
+    root = Path(root)
+    existing = root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing == root and not existing.is_dir():
+        return f"output {root} exists and is not a folder"
+    if not existing.is_dir():
+        fault = errno.ENOTDIR
+    elif os.statvfs(existing).f_flag & os.ST_RDONLY:
+        fault = errno.EROFS
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        fault = errno.EACCES
+    else:
+        return None
+    return f"cannot write to output folder {root}: {os.strerror(fault)}"
+
+
+def output_in_use(lock_file: Path) -> bool:
+    """Whether another batch holds the output folder's lock now (looked at, not taken)."""
+    try:
+        fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _option(args: list[str], *names: str) -> Optional[str]:
+    """The value of the last of ``names`` given in ``args`` (``--out DIR``, ``--out=DIR``, ``-o DIR``)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(name + "=") and name.startswith("--"):
+                value = arg[len(name) + 1:]
+    return value
+
+
 def runs_a_local_batch(args: list[str]) -> bool:
     """Whether a command line (without the program name) is a ``docsort process`` run on local
     workers that an early worker serves: not ``--help``, not a Dask run, and not ``--verbose``
@@ -66,14 +123,19 @@ def runs_a_local_batch(args: list[str]) -> bool:
     return True
 
 
-def start_early_worker() -> bool:
-    """Start one local worker now, with the run's settings to follow; False when the quick
-    checks fail (the batch then says why, with no worker started)."""
+def start_early_worker(args: list[str]) -> bool:
+    """Start one local worker now, with the run's settings to follow; False when the run is
+    bound to fail at once (the quick checks, an output folder that cannot be written or is in
+    use): the batch then says why, with no worker started."""
     from docsort.batch.executors import DocumentProcessor, start_early_worker as start
 
     try:
         quick_checks()
     except DocsortError:
+        return False
+    out = _option(args, "--out", "-o")
+    if out is not None and (output_fault(Path(out)) is not None
+                            or output_in_use(Path(out) / STATE_DIR / LOCK_FILE)):
         return False
     start(DocumentProcessor(settings=None, pipeline=PIPELINE, env=worker_env()))
     return True

@@ -14,7 +14,7 @@ def main() -> None:
     from docsort.batch import startup
 
     if startup.runs_a_local_batch(sys.argv[1:]):
-        startup.start_early_worker()
+        startup.start_early_worker(sys.argv[2:])
     from docsort.cli.app import main as run_command
 
     run_command()
