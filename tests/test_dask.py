@@ -31,11 +31,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The settings the README starts scheduler and workers with (profiler off, quieter monitors).
+AS_THE_README_SAYS = {"DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+                      "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s"}
+WORKER_ENV = {**AS_THE_README_SAYS, "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
+
 def start_worker(address: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
          "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True, env={**os.environ, **WORKER_ENV})
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -66,7 +72,8 @@ def cluster(tmp_path_factory):
 def start_scheduler(address: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True,
+        env={**os.environ, **AS_THE_README_SAYS})
 
 
 @pytest.fixture(scope="module")
