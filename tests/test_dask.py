@@ -208,3 +208,69 @@ def test_unreachable_scheduler_is_a_dependency_error(tmp_path):
         f"docsort: error: cannot connect to the Dask scheduler at {address}: Connection refused"]
     assert time.monotonic() - started < 30
     assert not out.exists()
+
+
+def test_a_document_that_kills_its_workers_costs_only_itself(tmp_path, monkeypatch):
+    """Large batches go to Dask a few documents per task; a document that kills every worker
+    it reaches must fail alone, and the documents sent in its task must still be read."""
+    from test_pool import FAULTY_PIPELINE, marked_copy
+
+    from docsort.api import process
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "dask_faulty_pipeline.py").write_text(FAULTY_PIPELINE)
+    worker_log = tmp_path / "documents.log"
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+           "POOL_TEST_LOG": str(worker_log),
+           # Dask gives a task up after the first worker it kills, so the test needs no more; and
+           # a worker holds only the task it runs, so a worker's death counts against no other.
+           "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+           "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
+    address = f"tcp://127.0.0.1:{free_port()}"
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "scheduler.log", "wb"), start_new_session=True,
+        env={**os.environ, **AS_THE_README_SAYS, **env})
+    # With a nanny each, as the README starts them: a killed worker process is started again.
+    workers = [subprocess.Popen(
+        [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"worker{i}.log", "wb"), start_new_session=True,
+        env={**os.environ, **WORKER_ENV, **env}) for i in range(2)]
+    try:
+        write_samples(tmp_path / "in", count=19, seed=23)
+        envelopes = sorted(p for p in (tmp_path / "in").iterdir() if p.suffix != ".json")
+        kill = marked_copy(envelopes[0], tmp_path / "marked", "kill-worker")
+        monkeypatch.syspath_prepend(str(site))  # the batch takes its settings from the pipeline module
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        summary = process([envelopes[0], kill, *envelopes[1:]], tmp_path / "out", scheduler=address,
+                          pipeline="dask_faulty_pipeline")
+    finally:
+        for started in [*workers, scheduler]:
+            stop(started)
+    found = {Path(d["file"]).name: d for d in load(tmp_path / "out")["documents"]}
+    assert len(found) == 20
+    assert found[kill.name]["status"] == "error"
+    assert found[kill.name]["error"] == (
+        "the worker process died while reading this document (on every Dask worker tried)")
+    assert all(found[e.name]["status"] == "ok" for e in envelopes), found
+    assert summary.errors == 1
+    read = [line.split()[1] for line in worker_log.read_text().splitlines()]
+    # The document sent with it in one task was read again on its own, and the killer twice.
+    assert read.count(envelopes[0].name) == 2 and read.count(kill.name) == 2
+    assert all(read.count(e.name) == 1 for e in envelopes[1:])
+
+
+def test_large_batches_go_a_few_documents_per_task_and_end_with_single_documents():
+    from docsort.batch.executors import dask_task_sizes
+
+    sizes = dask_task_sizes(200, threads=2)
+    assert sum(sizes) == 200 and len(sizes) == 44
+    assert sizes[0] == 8 and sizes[-8:] == [1] * 8
+    assert sizes == sorted(sizes, reverse=True)
+    assert dask_task_sizes(10, threads=2) == [1] * 10
+    assert dask_task_sizes(0, threads=2) == []
+    assert max(dask_task_sizes(10_000, threads=64)) == 8
