@@ -251,17 +251,20 @@ def test_a_document_that_kills_its_workers_costs_only_itself(tmp_path, monkeypat
     finally:
         for started in [*workers, scheduler]:
             stop(started)
-    found = {Path(d["file"]).name: d for d in load(tmp_path / "out")["documents"]}
-    assert len(found) == 20
+    documents = load(tmp_path / "out")["documents"]
+    found = {Path(d["file"]).name: d for d in documents}
+    assert len(found) == len(documents) == 20  # each once
     assert found[kill.name]["status"] == "error"
     assert found[kill.name]["error"] == (
         "the worker process died while reading this document (on every Dask worker tried)")
     assert all(found[e.name]["status"] == "ok" for e in envelopes), found
     assert summary.errors == 1
     read = [line.split()[1] for line in worker_log.read_text().splitlines()]
-    # The document sent with it in one task was read again on its own, and the killer twice.
-    assert read.count(envelopes[0].name) == 2 and read.count(kill.name) == 2
-    assert all(read.count(e.name) == 1 for e in envelopes[1:])
+    # The document sent with it in one task was read again on its own, and the killer twice. (A
+    # result a dying worker still held, not yet fetched, is computed again elsewhere: others may
+    # be read twice too, and still come out once.)
+    assert read.count(envelopes[0].name) >= 2 and read.count(kill.name) == 2
+    assert all(read.count(e.name) >= 1 for e in envelopes[1:])
 
 
 def test_large_batches_go_a_few_documents_per_task_and_end_with_single_documents():
