@@ -80,7 +80,7 @@ def train_writing_type(
                                          help="Real printed scans (tesseract-pages) for the check after training."),
     out: Path = typer.Option(Path("runs/writing_type"), "--out",
                              help="Folder for writing_type.keras, .metrics.json and .history.json."),
-    epochs: int = typer.Option(12, "--epochs", min=1, help="Training epochs (the shipped model: 12)."),
+    epochs: int = typer.Option(8, "--epochs", min=1, help="Training epochs (the shipped model: 8)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=20, help="Train on about N crops only (quick runs)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the writer/font splits, the data and the weights."),
     cache: Optional[Path] = typer.Option(None, "--cache",
