@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from conftest import REPO, run_cli
@@ -37,11 +38,14 @@ AS_THE_README_SAYS = {"DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
 WORKER_ENV = {**AS_THE_README_SAYS, "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
 
-def start_worker(address: str, log: Path) -> subprocess.Popen:
+def start_worker(address: str, log: Path, nanny: bool = False, env: Optional[dict] = None) -> subprocess.Popen:
+    """One single-threaded worker process; with ``nanny``, as the README starts them, one that is
+    started again when it dies."""
     return subprocess.Popen(
-        [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
-         "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True, env={**os.environ, **WORKER_ENV})
+        [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", *([] if nanny else ["--no-nanny"]),
+         "--no-dashboard", "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True,
+        env={**os.environ, **WORKER_ENV, **(env or {})})
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -69,11 +73,11 @@ def cluster(tmp_path_factory):
         stop(process)
 
 
-def start_scheduler(address: str, log: Path) -> subprocess.Popen:
+def start_scheduler(address: str, log: Path, env: Optional[dict] = None) -> subprocess.Popen:
     return subprocess.Popen(
         [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
         stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True,
-        env={**os.environ, **AS_THE_README_SAYS})
+        env={**os.environ, **AS_THE_README_SAYS, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -228,15 +232,8 @@ def test_a_document_that_kills_its_workers_costs_only_itself(tmp_path, monkeypat
            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
            "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
     address = f"tcp://127.0.0.1:{free_port()}"
-    scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "scheduler.log", "wb"), start_new_session=True,
-        env={**os.environ, **AS_THE_README_SAYS, **env})
-    # With a nanny each, as the README starts them: a killed worker process is started again.
-    workers = [subprocess.Popen(
-        [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"worker{i}.log", "wb"), start_new_session=True,
-        env={**os.environ, **WORKER_ENV, **env}) for i in range(2)]
+    scheduler = start_scheduler(address, tmp_path / "scheduler.log", env=env)
+    workers = [start_worker(address, tmp_path / f"worker{i}.log", nanny=True, env=env) for i in range(2)]
     try:
         write_samples(tmp_path / "in", count=19, seed=23)
         envelopes = sorted(p for p in (tmp_path / "in").iterdir() if p.suffix != ".json")
