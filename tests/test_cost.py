@@ -104,6 +104,21 @@ def test_fitted_threshold_minimises_cost_on_a_small_set():
     assert tradeoff.fit_threshold(conf, correct, manual_cost=1.0, missort_cost=1.0) <= 0.3
 
 
+def test_process_never_accepts_below_one_minus_the_cost_ratio():
+    """A fit set with no error between 0.8 and 0.9 would fit an optimum near 0.8; calibrated
+    confidences say a code at 0.85 is wrong 15 times in 100, which costs more than a hand sort."""
+    conf = np.array([0.99, 0.97, 0.95, 0.88, 0.85, 0.82, 0.5, 0.3])
+    correct = np.array([True, True, True, True, True, True, False, False])
+    fitted = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)
+    threshold, reported = tradeoff.operating_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)
+    assert fitted < 0.82 and reported == fitted
+    assert threshold == pytest.approx(cost.bayes_threshold(0.1, 1.0)) == pytest.approx(0.9)
+    # Above the floor the fitted optimum stands.
+    wrong_high = np.array([True, False, True, True, True, True, False, False])
+    threshold, fitted = tradeoff.operating_threshold(conf, wrong_high, manual_cost=0.1, missort_cost=1.0)
+    assert threshold == fitted > 0.97
+
+
 def test_calibrated_confidences_put_the_optimum_at_one_minus_cost_ratio():
     conf, correct = _synthetic_reads()
     t = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)

@@ -236,7 +236,7 @@ def evaluate_tradeoff_command(
         print_json(result)
         return
     opt, check = result["optimal"], result["check"]
-    stdout.print(f"cost-optimal threshold {opt['threshold']:.4g}: accepts {_pct(opt['accept_rate'], 2)}, "
+    stdout.print(f"cost-optimal threshold {opt['threshold']:.4g}{_raised(opt)}: accepts {_pct(opt['accept_rate'], 2)}, "
                  f"wrong codes {_pct(opt['error_rate'])} of letters, expected cost {_money(opt['expected_cost'])} "
                  f"per {_count(volume)} letters", highlight=False)
     lo, hi = check["error_rate_ci95"]
@@ -277,7 +277,8 @@ def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path
         return
     for label, point in (("without the directory", result["without_directory"]["optimal"]),
                          (f"with the {cc} directory", result["optimal"])):
-        stdout.print(f"{label}: cost-optimal threshold {point['threshold']:.4g}, accepts {_pct(point['accept_rate'], 2)}, "
+        stdout.print(f"{label}: cost-optimal threshold {point['threshold']:.4g}{_raised(point)}, "
+                     f"accepts {_pct(point['accept_rate'], 2)}, "
                      f"wrong codes {_pct(point['error_rate'])} of letters, codes right {_pct(point['code_accuracy'], 2)}",
                      highlight=False)
     check = result["check"]
@@ -285,6 +286,14 @@ def _directory_tradeoff(country: str, count: int, seed: int, data: Optional[Path
                  f"{_pct(check['error_rate'])}, accepts {_pct(check['accept_rate'], 2)}", highlight=False)
     if out is not None:
         stdout.print(f"written to {out}", highlight=False)
+
+
+def _raised(point: dict) -> str:
+    """Says when the fitted optimum lay below 1 - manual/missort and was raised to it."""
+    fitted = point.get("fitted_threshold")
+    if fitted is None or fitted >= point["threshold"] - 1e-6:  # the stored figures are rounded
+        return ""
+    return f" (fitted {fitted:.4g}, raised to 1 - manual/missort)"
 
 
 def _stored_threshold(path: Path) -> Optional[float]:

@@ -66,6 +66,18 @@ def fit_threshold(confidences: np.ndarray, correct: np.ndarray, manual_cost: flo
     return float((lowest_accepted + below) / 2)
 
 
+def operating_threshold(confidences: np.ndarray, correct: np.ndarray, manual_cost: float,
+                        missort_cost: float) -> tuple[float, float]:
+    """(the threshold ``process`` runs at, the fitted optimum it comes from).
+
+    The confidences are calibrated, so accepting a code below 1 - manual/missort costs more on
+    average than sorting it by hand; a fitted optimum below that only says the fit set had too
+    few errors there to show it, and is raised to it.
+    """
+    fitted = fit_threshold(confidences, correct, manual_cost, missort_cost)
+    return max(fitted, cost_model.bayes_threshold(manual_cost, missort_cost)), fitted
+
+
 def near_optimal_range(curve: list[dict], volume: float, manual_cost: float, missort_cost: float,
                        within: float = 0.05) -> dict:
     """The thresholds around the optimum whose cost stays within ``within`` of it.

@@ -23,7 +23,8 @@ import numpy as np
 
 from docsort import settings
 from docsort.cost import model as cost_model
-from docsort.cost.tradeoff import check_threshold, curve_thresholds, fit_threshold, near_optimal_range, tradeoff_curve
+from docsort.cost.tradeoff import (check_threshold, curve_thresholds, near_optimal_range, operating_threshold,
+                                   tradeoff_curve)
 from docsort.reading import manifest
 from docsort.training.datasets.digit_fields import compose_strings
 
@@ -105,9 +106,9 @@ def measure_tradeoff(count: int = 2000, manual_cost: float = cost_model.DEFAULT_
         sets[name] = (confidences, correct)
 
     fit_conf, fit_correct = sets["fit"]
-    threshold = fit_threshold(fit_conf, fit_correct, manual_cost, missort_cost)
+    threshold, fitted = operating_threshold(fit_conf, fit_correct, manual_cost, missort_cost)
     curve = tradeoff_curve(fit_conf, fit_correct, curve_thresholds([threshold]))
-    at_opt = tradeoff_curve(fit_conf, fit_correct, [threshold])[0]
+    at_opt = {**tradeoff_curve(fit_conf, fit_correct, [threshold])[0], "fitted_threshold": fitted}
     check = check_threshold(threshold, sets["fit"], sets["check"])
     check["expected_cost"] = cost_model.threshold_cost(check["accept_rate"], check["error_rate"],
                                                        volume, manual_cost, missort_cost)

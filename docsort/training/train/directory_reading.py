@@ -308,11 +308,9 @@ def _confidences(rc: ReadCodes, calibration) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _operating_point(conf, right, manual_cost, missort_cost, volume) -> tuple[dict, list]:
-    fitted = tradeoff.fit_threshold(conf, right, manual_cost, missort_cost)
-    # The confidences are calibrated, so accepting a code below 1 - manual/missort costs more on
-    # average than sorting it by hand; a fitted optimum below that only says the fit set had too
-    # few errors there to show it (real codes read against a directory are rarely wrong).
-    threshold = max(fitted, cost_model.bayes_threshold(manual_cost, missort_cost))
+    # Real codes read against a directory are rarely wrong: the fit set often has too few errors
+    # to show the cost of accepting below 1 - manual/missort.
+    threshold, fitted = tradeoff.operating_threshold(conf, right, manual_cost, missort_cost)
     point = tradeoff.tradeoff_curve(conf, right, [threshold])[0]
     point["fitted_threshold"] = fitted
     point["expected_cost"] = cost_model.threshold_cost(point["accept_rate"], point["error_rate"], volume,
