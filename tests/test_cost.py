@@ -119,6 +119,22 @@ def test_process_never_accepts_below_one_minus_the_cost_ratio():
     assert threshold == fitted > 0.97
 
 
+def test_other_costs_are_reoptimised_without_going_below_their_calibrated_rule():
+    """A curve whose fit set showed no errors below 0.9 must not lure `cost --manual-cost 0.2`
+    below 0.8, nor `--manual-cost 0.05` below 0.95."""
+    curve = [{"threshold": t, "accept_rate": a, "error_rate": e} for t, a, e in (
+        (0.5, 0.99, 0.004), (0.7, 0.98, 0.004), (0.8, 0.97, 0.004), (0.85, 0.96, 0.004),
+        (0.9, 0.95, 0.004), (0.95, 0.93, 0.003), (0.97, 0.90, 0.002))]
+    stored = {"code_length": 5, "costs": {"manual_cost": 0.1, "missort_cost": 1.0},
+              "optimal": {"threshold": 0.9, "accept_rate": 0.95, "error_rate": 0.004}, "curve": curve}
+    assert cost.best_point(curve, 1e6, 0.2, 1.0)["threshold"] == 0.5  # the curve alone says accept all
+    for manual, lowest in ((0.2, 0.8), (0.05, 0.95)):
+        point = cost.tradeoff_fields(stored, 5, 1e6, manual, 1.0)
+        assert point["threshold"] >= lowest
+    # The stored costs give the measured optimum itself.
+    assert cost.tradeoff_fields(stored, 5, 1e6, 0.1, 1.0)["threshold"] == 0.9
+
+
 def test_calibrated_confidences_put_the_optimum_at_one_minus_cost_ratio():
     conf, correct = _synthetic_reads()
     t = tradeoff.fit_threshold(conf, correct, manual_cost=0.1, missort_cost=1.0)

@@ -303,7 +303,11 @@ def tradeoff_fields(tradeoff: Optional[Mapping], code_length: int, volume: float
         point["expected_cost"] = threshold_cost(point["accept_rate"], point["error_rate"], volume,
                                                 manual_cost, missort_cost)
     else:
-        point = best_point(tradeoff["curve"], volume, manual_cost, missort_cost)
+        # As when it was measured (cost.tradeoff.operating_threshold): never below the rule for
+        # calibrated confidences at these costs.
+        floor = bayes_threshold(manual_cost, missort_cost)
+        allowed = [p for p in tradeoff["curve"] if p["threshold"] >= floor - 1e-9] or tradeoff["curve"]
+        point = best_point(allowed, volume, manual_cost, missort_cost)
     point["expected_missorts"] = volume * point["error_rate"]
     point["tradeoff"] = {
         "file": str(tradeoff_file) if tradeoff_file else None,
