@@ -66,6 +66,9 @@ def test_shipped_ensemble_is_the_one_its_combination_was_fitted_with():
     for name in models.string_members():
         assert models.entry(name)["source"]["sha256"] == manifest.file_sha256(manifest.keras_path(name))
     assert {k: v for k, v in metrics["combination"].items() if k != "fit"} == models.combination
+    # The combination was fitted to readings at these ink heights; the shipped reader reads at them.
+    assert models.string_views() == metrics["views"] == list(string_reader.VIEWS)
+    assert string_reader.shared_reader().views == tuple(metrics["views"])
     assert models.combination["readers"] == ["segmented", "whole", "line"]
     assert len(models.combination["candidate"]) == 7  # bias, three readers' log-odds, three proposers
 
@@ -79,6 +82,25 @@ def test_ensemble_weighs_a_reading_by_every_member():
     assert both == pytest.approx(math.sqrt(alone * math.exp(string_reader.string_log_probability(unsure, [3, 4]))))
     reading = string_reader.StringReading("34", both, [0.9, 0.9], [sure, unsure])
     assert reading.probability("34") == pytest.approx(both) and reading.probability("") == 0.0
+
+
+def test_each_view_scales_the_ink_to_its_height_and_reads_the_field(mnist_test):
+    """A field is read at several ink heights; every view of every member proposes and weighs."""
+    rng = np.random.default_rng(5)
+    ink = np.clip((255.0 - _field(mnist_test, "4071", rng, gap=(0.2, 0.4))) / 255.0, 0, 1).astype(np.float32)
+    for body in (22, 24, 26):
+        strip = string_reader.prepare(ink, body)
+        rows = np.flatnonzero((strip > string_reader.INK_LEVEL).any(axis=1))
+        assert strip.shape[0] == string_reader.HEIGHT and rows[-1] - rows[0] + 1 in (body - 1, body, body + 1)
+    one = string_reader.StringReader(string_reader.shipped_members(), views=[24])
+    three = string_reader.StringReader(string_reader.shipped_members(), views=[22, 24, 26])
+    [alone], [together] = one.read_inks([ink]), three.read_inks([ink])
+    assert len(alone.columns) == 1 and len(together.columns) == 3
+    assert together.digits == alone.digits == "4071"
+    assert together.probability("4071") == pytest.approx(together.confidence)
+    # The views' geometric mean: never above the surest view's own probability.
+    assert together.confidence <= max(math.exp(string_reader.string_log_probability(c, [4, 0, 7, 1]))
+                                       for c in together.columns) + 1e-9
 
 
 def test_each_reader_weighs_the_other_readers_answer(mnist_test):
@@ -182,13 +204,14 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
     before = metrics.read_bytes()
     proc = run_cli("train", "field-combination", "--data", mnist_dir, "--handwriting", DATASETS,
                    "--envelopes", "4", "--composed", "8", "--family-fields", "4", "--metrics", metrics,
-                   "--member", "member.keras",
+                   "--member", "member.keras", "--view", "23", "--view", "25",
                    "--out", refitted, env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     assert metrics.read_bytes() == before  # written only where --out says
     refit = json.loads(refitted.read_text())
     fit = refit["combination"]
     assert refit["ensemble"] == ["member.keras"]
+    assert refit["views"] == [23, 25]
     assert fit["fit"]["envelope_fields"] >= 1 and fit["fit"]["n"] == 8 + 4 + fit["fit"]["envelope_fields"]
     assert fit["fit"]["family_fields"] == 4 and len(fit["candidate"]) == 7
     assert fit["readers"] == ["segmented", "whole", "line"]

@@ -119,6 +119,9 @@ def train_field_combination(
     members: Optional[list[str]] = typer.Option(
         None, "--member", help="A whole-field model of the ensemble, a file beside the metrics (repeat; its own "
                                "model first). Default: the members the metrics name."),
+    views: Optional[list[int]] = typer.Option(
+        None, "--view", min=8, max=32,
+        help="An ink height (rows of 32) each member reads a field at (repeat). Default: 22, 24 and 26."),
 ) -> None:
     """Refit P(reading right) of the number-field readers together, on composed codes, number fields of the
     training families and fields the pipeline cuts from envelopes."""
@@ -132,11 +135,12 @@ def train_field_combination(
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
                f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed} "
                f"--family-fields {family_fields}"
-               + "".join(f" --member {m}" for m in members or []) + f" --out {out}")
+               + "".join(f" --member {m}" for m in members or [])
+               + "".join(f" --view {v}" for v in views or []) + f" --out {out}")
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
                             progress=progress_lines(),
-                            members=members, out=out, family_count=family_fields)["fit"]
+                            members=members, out=out, family_count=family_fields, views=views)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
                  f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 

@@ -170,6 +170,11 @@ class Manifest:
         ensemble = self.data.get("ensembles", {}).get(DIGIT_STRINGS)
         return list(ensemble["members"]) if ensemble else []
 
+    def string_views(self) -> list[int]:
+        """The ink heights the whole-field ensemble reads a field at (one, 24 rows, before views)."""
+        ensemble = self.data.get("ensembles", {}).get(DIGIT_STRINGS) or {}
+        return list(ensemble.get("views") or [24])
+
     def line_reader(self) -> Optional[str]:
         """The line reader's name (PP-OCR's recogniser), or None when the folder ships none."""
         names = self.names(ROLE_LINE_READER)

@@ -206,11 +206,15 @@ def _ensembles(folder: Path, found: dict[str, str]) -> dict:
             "metrics": f"{WRITING_TYPE}.metrics.json",
         }
     if ROLE_DIGIT_STRINGS in by_role:
+        views = _json(folder / f"{DIGIT_STRINGS}.metrics.json").get("views")
         ensembles[DIGIT_STRINGS] = {
             "members": by_role[ROLE_DIGIT_STRINGS],
-            "combination": "Each member proposes its best CTC path; a string's probability is the geometric "
-                           "mean of the members' CTC probabilities of it, and the most probable proposal is "
-                           "the reading.",
+            **({"views": views} if views else {}),
+            "combination": "Each member reads the field at each of the views' ink heights (rows of the 32, "
+                           "docsort.reading.digits.strings.prepare; one view of 24 rows where none are "
+                           "listed); each view of each member proposes its best CTC path; a string's "
+                           "probability is the geometric mean of their CTC probabilities of it, and the most "
+                           "probable proposal is the reading.",
             "metrics": f"{DIGIT_STRINGS}.metrics.json",
         }
     return ensembles

@@ -529,14 +529,16 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
                       envelope_seed: int = 7001, envelope_weight: float = 3.0, count: int = 2000,
                       jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
                       command: str = "", progress=None, members: Optional[Sequence[str]] = None,
-                      out: Optional[Path] = None, family_count: int = 0) -> dict:
+                      out: Optional[Path] = None, family_count: int = 0,
+                      views: Optional[Sequence[int]] = None) -> dict:
     """Refit the shipped combination in ``metrics_path`` without retraining the string model:
     on the composed validation codes plus the destination fields the pipeline cuts from
     ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
 
     ``members`` names the whole-field models of the ensemble (files beside ``metrics_path``,
-    its own model first); by default the ones it names already. The refitted metrics go to
-    ``out`` (default: ``metrics_path`` itself).
+    its own model first); by default the ones it names already. ``views``: the ink heights each
+    member reads a field at (default ``strings.VIEWS``); the combination is fitted to them and
+    the manifest ships them. The refitted metrics go to ``out`` (default: ``metrics_path`` itself).
     """
     from docsort.reading.digits.strings import StringReader
 
@@ -547,7 +549,7 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
     missing = [m for m in members if not (folder / m).is_file()]
     if missing:
         raise UsageError(f"no whole-field model {', '.join(missing)} in {folder}")
-    string_reader = StringReader([runnable(folder / m) for m in members])
+    string_reader = StringReader([runnable(folder / m) for m in members], views=views)
     _, val_split = mnist.train_validation_split(mnist.load(data).train)
     if fields is None and envelopes and handwriting:
         say(f"reading {envelopes} generated envelopes with the pipeline")
@@ -561,6 +563,7 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
                                "command": command})
     metrics["combination"] = combination
     metrics["ensemble"] = members
+    metrics["views"] = list(string_reader.views)  # the combination is fitted to readings at these heights
     target = Path(out) if out is not None else Path(metrics_path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
