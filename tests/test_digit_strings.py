@@ -164,11 +164,12 @@ def test_read_digits_reads_any_length_without_code_length(mnist_test, tmp_path):
 def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     out = tmp_path / "strings"
     proc = run_cli("train", "digit-strings", "--data", mnist_dir, "--steps", "4", "--validation-strings", "16",
-                   "--test-strings", "0", "--combination-strings", "8", "--out", out, "-q",
-                   env={"DOCSORT_THREADS": "1"})
+                   "--test-strings", "0", "--combination-strings", "8", "--field-share", "0.5",
+                   "--writer-share", "0.5", "--out", out, "-q", env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "digit_strings.metrics.json").read_text())
     assert metrics["steps"] == 4 and 0.0 <= metrics["validation_exact"] <= 1.0
+    assert metrics["writer_share"] == 0.5 and metrics["field_share"] == 0.5
     assert metrics["temperature"] > 0 and "docsort train digit-strings" in metrics["command"]
     assert metrics["combination"]["readers"] == ["segmented", "whole", "line"]
     reader = string_reader.StringReader(str(out / "digit_strings.keras"))
@@ -177,6 +178,24 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     field = compose_digit_string([images[i] for i in range(3)], rng)[0]
     reading = reader.read_inks([np.clip((255.0 - field) / 255.0, 0, 1)])[0]
     assert 0.0 <= reading.confidence <= 1.0 and set(reading.digits) <= set("0123456789")
+
+
+def test_writer_pool_composes_strings_from_varied_copies_of_training_digits(mnist_test):
+    """Writer-varied digits keep their labels, differ from the digits they vary, and are drawn
+    afresh; a batch drawn only from them still spells its labels."""
+    from docsort.training.train.digit_strings import BATCH_SIZE, WriterPool, training_batch
+
+    images, labels = mnist_test[0][:600], mnist_test[1][:600]
+    pool = WriterPool(images, labels, np.random.default_rng(0), size=200, refresh=3)
+    varied, varied_labels = pool.digits()
+    assert varied.shape == (200, 28, 28) and set(varied_labels) <= set(range(10))
+    originals = {img.tobytes() for img in images}
+    assert sum(v.tobytes() in originals for v in varied) == 0
+    pool.digits()
+    assert not np.array_equal(pool.digits()[0], varied)  # drawn afresh every `refresh` uses
+    x, y, lengths = training_batch(images, labels, np.random.default_rng(1), 0.0, pool, 1.0)
+    assert x.shape[0] == BATCH_SIZE and x.shape[1] == string_reader.HEIGHT
+    assert all(1 <= n <= 9 for n in lengths) and (y >= 0).all() and (y <= 9).all()
 
 
 def test_validation_envelopes_draw_only_digits_held_out_of_training(mnist_dir, dhsd_dir):

@@ -76,6 +76,10 @@ def train_digit_strings(
         0.0, "--field-share", min=0.0, max=1.0,
         help="Share of training and validation strings drawn as number fields of the training families "
              "(separators, marks, frames, patterned paper, pens); the held-out family is never drawn."),
+    writer_share: float = typer.Option(
+        0.0, "--writer-share", min=0.0, max=1.0,
+        help="Share of training strings composed from writer-varied digits (rotated, sheared, elastically "
+             "bent, other pen widths): hands MNIST's writers do not have. Validation strings stay plain."),
     out: Path = typer.Option(Path("runs/digit_strings"), "--out",
                              help="Folder for digit_strings.keras and digit_strings.metrics.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
@@ -86,7 +90,8 @@ def train_digit_strings(
     config = StringTrainingConfig(data=str(data) if data else None, steps=steps, seed=seed, out=out,
                                   validation_strings=validation_strings, test_strings=test_strings,
                                   combination_strings=combination_strings, learning_rate=learning_rate,
-                                  init=str(init) if init else None, field_share=field_share)
+                                  init=str(init) if init else None, field_share=field_share,
+                                  writer_share=writer_share)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     exact = metrics["test_accuracy"]

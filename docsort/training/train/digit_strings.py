@@ -63,6 +63,9 @@ class StringTrainingConfig:
     # Share of training strings drawn as number fields of the training families
     # (synth.fields: separators, marks, frames, patterned paper, pens); the rest are plain rows.
     field_share: float = 0.0
+    # Share of training strings composed from writer-varied digits (augment.writer_variation:
+    # rotation, shear, scale, elastic deformation, pen width): hands MNIST's writers do not have.
+    writer_share: float = 0.0
     command: str = field(default_factory=lambda: shlex.join(["docsort", *sys.argv[1:]]))
 
 
@@ -129,12 +132,41 @@ def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_
     return plain, truths
 
 
-def training_batch(images, labels, rng, field_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class WriterPool:
+    """Writer-varied copies of random training digits, drawn afresh every ``refresh`` uses, so
+    strings are also composed from hands MNIST's writers do not have (slanted, rotated, squashed,
+    elastically bent, thinner or broader) without varying all 55,000 digits each time."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                 size: int = 4000, refresh: int = 2000, strength: float = 1.5):
+        self.images, self.labels, self.rng, self.strength = images, labels, rng, strength
+        self.size, self.refresh, self.uses = min(size, len(images)), refresh, 0
+        self._draw()
+
+    def _draw(self) -> None:
+        from docsort.training.datasets.augment import writer_variation
+
+        picks = self.rng.choice(len(self.images), self.size, replace=False)
+        self.pool_images = writer_variation(self.images[picks], self.rng, self.strength)
+        self.pool_labels = self.labels[picks]
+
+    def digits(self) -> tuple[np.ndarray, np.ndarray]:
+        self.uses += 1
+        if self.uses % self.refresh == 0:
+            self._draw()
+        return self.pool_images, self.pool_labels
+
+
+def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optional[WriterPool] = None,
+                   writer_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs padded to the batch's width bucket, labels padded with -1, label lengths)."""
     strips, texts = [], []
     for _ in range(BATCH_SIZE):
         draw = family_field if field_share and rng.random() < field_share else random_field
-        image, text = draw(images, labels, rng)
+        if writers is not None and rng.random() < writer_share:
+            image, text = draw(*writers.digits(), rng)
+        else:
+            image, text = draw(images, labels, rng)
         strips.append(string_reader.prepare(ink_of(image)))
         texts.append(text)
     x = engine.stack(strips, string_reader.INPUT.bucket(max(s.shape[1] for s in strips)), string_reader.INPUT)
@@ -285,8 +317,10 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         f"{BATCH_SIZE}; validation: {len(val_truths)} strings of held-out digits")
     losses: list[float] = []
     tick = time.time()
+    writers = WriterPool(train_split.images, train_split.labels, rng) if config.writer_share else None
     for k in range(1, config.steps + 1):
-        x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share)
+        x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share,
+                                       writers, config.writer_share)
         losses.append(float(step(x, y, lengths)))
         if k % every == 0 or k == config.steps:
             reads, _ = read_logits(column_logits(model, val_strips))
@@ -335,6 +369,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "validation": {"n": len(val_truths), "gap": [-0.3, 0.5], "length": 5, "field_share": config.field_share,
                        **reliability(val_conf, val_right)},
         "field_share": config.field_share,
+        "writer_share": config.writer_share,
         "temperature": temperature,
         "steps": config.steps,
         "learning_rate": config.learning_rate,
