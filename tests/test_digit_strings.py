@@ -181,8 +181,8 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
 
 
 def test_writer_pool_composes_strings_from_varied_copies_of_training_digits(mnist_test):
-    """Writer-varied digits keep their labels, differ from the digits they vary, and are drawn
-    afresh; a batch drawn only from them still spells its labels."""
+    """Writer-varied digits differ from the digits they vary and are drawn afresh; a training
+    batch can be composed from them alone."""
     from docsort.training.train.digit_strings import BATCH_SIZE, WriterPool, training_batch
 
     images, labels = mnist_test[0][:600], mnist_test[1][:600]
