@@ -63,26 +63,34 @@ class StringReading:
 
 def prepare(ink: np.ndarray, body: int = BODY) -> np.ndarray:
     """An ink-high field (float 0..1) -> (HEIGHT, width) float32, ink cropped and scaled to ``body`` px."""
+    return prepare_views(ink, (body,))[0]
+
+
+def prepare_views(ink: np.ndarray, bodies: Sequence[int]) -> list[np.ndarray]:
+    """``prepare`` at each ink height of ``bodies``, the ink found once."""
     ink = np.asarray(ink, np.float32)
     mask = (ink > INK_LEVEL).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     keep = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= 3]
     if not keep:
-        return np.zeros((HEIGHT, INPUT.width_buckets[0]), np.float32)
+        return [np.zeros((HEIGHT, INPUT.width_buckets[0]), np.float32) for _ in bodies]
     s = stats[keep]
     x0, y0 = int(s[:, 0].min()), int(s[:, 1].min())
     x1, y1 = int((s[:, 0] + s[:, 2]).max()), int((s[:, 1] + s[:, 3]).max())
     crop = ink[y0:y1, x0:x1]
-    scale = body / max(1, y1 - y0)
-    width = max(1, int(round((x1 - x0) * scale)))
-    limit = INPUT.width_buckets[-1] - 2 * SIDE_PAD
-    width = min(width, limit)  # a very long field is squeezed rather than cut
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(crop, (width, body), interpolation=interpolation)
-    top = (HEIGHT - body) // 2
-    out = np.zeros((HEIGHT, width + 2 * SIDE_PAD), np.float32)
-    out[top:top + body, SIDE_PAD:SIDE_PAD + width] = np.clip(scaled, 0.0, 1.0)
-    return out
+    strips = []
+    for body in bodies:
+        scale = body / max(1, y1 - y0)
+        width = max(1, int(round((x1 - x0) * scale)))
+        limit = INPUT.width_buckets[-1] - 2 * SIDE_PAD
+        width = min(width, limit)  # a very long field is squeezed rather than cut
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        scaled = cv2.resize(crop, (width, body), interpolation=interpolation)
+        top = (HEIGHT - body) // 2
+        out = np.zeros((HEIGHT, width + 2 * SIDE_PAD), np.float32)
+        out[top:top + body, SIDE_PAD:SIDE_PAD + width] = np.clip(scaled, 0.0, 1.0)
+        strips.append(out)
+    return strips
 
 
 def best_path(probs: np.ndarray) -> tuple[list[int], list[float]]:
@@ -178,10 +186,8 @@ class StringReader:
         Each view of each member proposes its best path; of the proposals the one all of them
         together find most probable is the reading.
         """
-        per_model = []
-        for body in self.views:
-            strips = [prepare(ink, body) for ink in inks]
-            per_model += [self.column_probabilities(strips, model) for model in self.models]
+        per_view = list(zip(*(prepare_views(ink, self.views) for ink in inks))) if inks else []
+        per_model = [self.column_probabilities(list(strips), model) for strips in per_view for model in self.models]
         readings = []
         for columns in zip(*per_model):
             best = StringReading("", 0.0, [], list(columns))
