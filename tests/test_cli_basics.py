@@ -153,3 +153,12 @@ def test_a_run_that_cannot_start_fails_before_any_heavy_import(case, tmp_path):
         assert sorted(p.name for p in out.rglob("*")) == [".docsort", "lock"]
     else:
         assert not out.exists()
+
+
+@pytest.mark.parametrize("filters", ["4,x,16", "8", "4,8,16,32,64,128,256", "4,0,8"])
+def test_a_network_shape_that_cannot_be_trained_is_a_usage_error(filters, tmp_path):
+    """``train writing-type --filters`` says in one line what it takes, before any data is made."""
+    result = run_cli("train", "writing-type", "--out", tmp_path / "o", "--filters", filters)
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert "--filters" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()

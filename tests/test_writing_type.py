@@ -237,9 +237,11 @@ def test_batchnorm_statistics_are_measured_with_the_final_weights():
 def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):
     out = tmp_path / "model"
     done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,
-                   "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache")
+                   "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache",
+                   "--filters", "4,8,16,16,24,32")
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "writing_type.metrics.json").read_text())
+    assert metrics["filters"] == [4, 8, 16, 16, 24, 32], "the network trained is the one asked for"
     for key in ("accuracy", "n", "confusion_matrix", "per_class_accuracy", "temperature", "real_scans",
                 "writer_split", "font_split", "dataset_sha256", "training"):
         assert key in metrics

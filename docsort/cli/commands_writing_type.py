@@ -69,6 +69,18 @@ def _cache_dir(cache: Optional[Path]) -> Path:
     return cache or settings.cache_folder()
 
 
+def _filters(text: str) -> tuple[int, ...]:
+    """``--filters 4,16,32`` -> (4, 16, 32); at least two convolutions, and no more pooling than
+    the 32-row crop allows (five halvings)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--filters takes comma-separated whole numbers, not {text!r}") from None
+    if not 2 <= len(values) <= 6 or min(values) < 1:
+        raise UsageError(f"--filters takes 2 to 6 positive numbers, not {text!r}")
+    return values
+
+
 @train_app.command("writing-type")
 @handles_errors
 @needs_training_extra
@@ -95,6 +107,10 @@ def train_writing_type(
         0, "--member", min=0,
         help="Ensemble member: its own training crops and starting weights, the same held-out split. "
              "Members after the first are written as NAME_2.keras, NAME_3.keras, ..."),
+    filters: Optional[str] = typer.Option(
+        None, "--filters",
+        help="Filters of each 3x3 convolution, comma-separated (all but the last followed by 2x2 "
+             "max-pooling); default: the shipped model's."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
@@ -104,12 +120,15 @@ def train_writing_type(
     from docsort.training.train import writing_type as training
     from docsort.training.manifest import LONE_CHARACTER_MODEL
 
+    shape = _filters(filters) if filters else None
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed, member=member)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,
                          name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)
+    if shape:
+        config = replace(config, filters=shape)
     if member:
         config = replace(config, name=f"{config.name}_{member + 1}")
     log = progress_lines(quiet)
