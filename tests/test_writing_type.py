@@ -234,14 +234,33 @@ def test_batchnorm_statistics_are_measured_with_the_final_weights():
     assert not np.allclose(np.asarray(first.moving_variance), 1.0), "the initial statistics were replaced"
 
 
+def test_rescanned_crops_keep_their_writing_and_the_input_range(unseen_handwriting, real_printed_crops):
+    """Each epoch's new scan look changes crops of both classes, keeps them inputs the network
+    reads (same shape, ink in [0, 1]) and never scans a word away."""
+    from docsort.reading import engine, writing_type
+    from docsort.training.train.writing_type import rescan
+
+    crops = [prepare(c) for c in list(unseen_handwriting[:32]) + list(real_printed_crops[:32])]
+    x = engine.stack(crops, MAX_WIDTH, writing_type.INPUT)
+    seen = [rescan(x, np.random.default_rng(seed)) for seed in range(4)]
+    for y in seen:
+        assert y.shape == x.shape and y.dtype == np.float32
+        assert y.min() >= 0.0 and y.max() <= 1.0
+        assert (y.sum(axis=(1, 2, 3)) >= 0.3 * x.sum(axis=(1, 2, 3))).all(), "a crop lost most of its ink"
+    changed = np.mean([~np.isclose(y, x).all(axis=(1, 2, 3)) for y in seen], axis=0)
+    assert 0.2 < changed[:32].mean() < 0.9 and 0.2 < changed[32:].mean() < 0.9, "both classes, not every crop"
+    assert not np.allclose(seen[0], seen[1]), "a new look each time"
+
+
 def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):
     out = tmp_path / "model"
     done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,
                    "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache",
-                   "--filters", "4,8,16,16,24,32")
+                   "--filters", "4,8,16,16,24,32", "--rescan")
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "writing_type.metrics.json").read_text())
     assert metrics["filters"] == [4, 8, 16, 16, 24, 32], "the network trained is the one asked for"
+    assert metrics["rescan"] is True
     for key in ("accuracy", "n", "confusion_matrix", "per_class_accuracy", "temperature", "real_scans",
                 "writer_split", "font_split", "dataset_sha256", "training"):
         assert key in metrics

@@ -111,6 +111,10 @@ def train_writing_type(
         None, "--filters",
         help="Filters of each 3x3 convolution, comma-separated (all but the last followed by 2x2 "
              "max-pooling); default: the shipped model's."),
+    rescan: bool = typer.Option(
+        False, "--rescan",
+        help="Give each training crop a new scan's look each epoch (1-bit level, stroke width, ink "
+             "darkness, specks), for both classes alike."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
@@ -123,7 +127,7 @@ def train_writing_type(
     shape = _filters(filters) if filters else None
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
-                            epochs=epochs, limit=limit, seed=seed, member=member)
+                            epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,
                          name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)

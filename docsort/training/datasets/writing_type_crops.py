@@ -102,6 +102,8 @@ class TrainingConfig:
     # the numpy engine spends most of its time (the first two convolutions at full resolution).
     filters: tuple[int, ...] = (4, 16, 32, 64)
     name: str = "writing_type"
+    # Each training crop gets a new scan's look each epoch (``train.writing_type.rescan``).
+    rescan: bool = False
     # Crops that hold no writing (cuts of handwritten words that fall on blank paper, ink a few
     # pixels tall, shapeless blobs) are drawn again, in training and validation alike: neither
     # class is their truth.

@@ -64,8 +64,39 @@ def prepare_all(crops: list[np.ndarray]) -> list[np.ndarray]:
     return [wt.prepare(c).astype(np.float16) for c in crops]
 
 
-def _epoch_batches(prepared, labels, batch_size, rng):
-    """Shuffled batches of crops of similar width (same bucket), in random order."""
+def rescan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A batch of prepared crops (B, HEIGHT, W, 1) as another pen and scanner would give them.
+
+    The crops are drawn once per run and a large network learns them by heart (training accuracy
+    above validation); each time a crop is seen it gets, at random and for both classes alike,
+    the scan's look anew: cut to 1 bit at a random level, its strokes thickened or thinned by a
+    pixel, its ink lighter or darker, or specks on the paper. None of it tells print from hand.
+    """
+    x = x.copy()
+    n = len(x)
+
+    def chosen(p):
+        return (rng.random(n) < p)[:, None, None, None]
+
+    level = rng.uniform(0.25, 0.65, (n, 1, 1, 1)).astype(np.float32)
+    x = np.where(chosen(0.25), (x > level).astype(np.float32), x)
+    padded = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
+    corners = (padded[:, :-1, :-1], padded[:, 1:, :-1], padded[:, :-1, 1:], padded[:, 1:, 1:])
+    thick = np.maximum.reduce(corners)
+    thin = np.minimum.reduce(corners)
+    # Thinning keeps a crop only where most of its ink survives (a pencil line would vanish).
+    kept = (thin.sum(axis=(1, 2, 3)) >= 0.5 * x.sum(axis=(1, 2, 3)))[:, None, None, None]
+    x = np.where(chosen(0.15), thick, np.where(chosen(0.15) & kept, thin, x))
+    gamma = np.exp(rng.uniform(np.log(0.6), np.log(1.7), (n, 1, 1, 1))).astype(np.float32)
+    x = np.where(chosen(0.3), x ** gamma, x)
+    specks = (rng.random(x.shape) < 0.003).astype(np.float32)
+    x = np.where(chosen(0.15), np.maximum(x, specks), x)
+    return x
+
+
+def _epoch_batches(prepared, labels, batch_size, rng, augment: bool = False):
+    """Shuffled batches of crops of similar width (same bucket), in random order; with
+    ``augment``, each as ``rescan`` gives it."""
     by_bucket: dict[int, list[int]] = {}
     for i, p in enumerate(prepared):
         by_bucket.setdefault(wt.INPUT.bucket(p.shape[1]), []).append(i)
@@ -77,6 +108,8 @@ def _epoch_batches(prepared, labels, batch_size, rng):
     for j in rng.permutation(len(plan)):
         width, idx = plan[j]
         x = engine.stack([prepared[i].astype(np.float32) for i in idx], width, wt.INPUT)
+        if augment:
+            x = rescan(x, rng)
         yield x, np.asarray(labels, np.float32)[idx][:, None]
 
 
@@ -205,7 +238,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
             log(f"BatchNorm statistics measured on {len(chosen)} crops and fixed for the last "
                 f"{config.epochs - epoch} epochs")
         losses, accs, sizes = [], [], []
-        for x, y in _epoch_batches(x_train, y_train, config.batch_size, rng):
+        for x, y in _epoch_batches(x_train, y_train, config.batch_size, rng, config.rescan):
             loss, acc = train_step(tf.constant(x), tf.constant(y))
             losses.append(float(loss))
             accs.append(float(acc))
