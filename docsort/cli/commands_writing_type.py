@@ -110,7 +110,7 @@ def train_writing_type(
     filters: Optional[str] = typer.Option(
         None, "--filters",
         help="Filters of each 3x3 convolution, comma-separated (all but the last followed by 2x2 "
-             "max-pooling); default: the shipped model's."),
+             "max-pooling); default: the shipped model's (with --lone-characters, the lone-character model's)."),
     rescan: bool = typer.Option(
         False, "--rescan",
         help="Give each training crop a new scan's look each epoch (1-bit level, stroke width, ink "
