@@ -76,3 +76,44 @@ def test_fields_are_grey_uint8_images_with_dark_ink(digits):
         assert f.image.shape[0] >= 16 and f.image.shape[1] >= f.image.shape[0] // 2
         paper = float(np.percentile(f.image, 75))
         assert paper - float(np.percentile(f.image, 1)) > 40, (f.family, f.pen, f.paper)
+
+
+def test_printed_fields_share_the_frames_and_papers_of_handwritten_ones():
+    from docsort.training.synth.printed import font_split
+
+    fonts = list(font_split(0).train)
+    rng = np.random.default_rng(6)
+    frames, papers = set(), set()
+    for _ in range(40):
+        f = field_synth.printed_field(fonts, rng)
+        assert f.printed and f.pen == "print" and f.family in field_synth.TRAINING_FAMILIES
+        assert f.digits.isdigit() and "".join(c for c in f.text if c.isdigit()) == f.digits
+        assert f.image.dtype == np.uint8 and float(np.percentile(f.image, 75)) - float(f.image.min()) > 40
+        frames.add(f.frame)
+        papers.add(f.paper)
+    assert {"box", "underline"} <= frames and len(papers) >= 4
+    with pytest.raises(ValueError, match="held out"):
+        field_synth.printed_field(fonts, rng, family=field_synth.HELD_OUT_FAMILY)
+
+
+def test_cells_are_where_the_printed_walls_are(digits):
+    """A field written one digit to a cell knows its cells: each holds one digit's ink, and the
+    printed walls stand on the cell edges."""
+    images, labels = digits
+    rng = np.random.default_rng(7)
+    checked = 0
+    while checked < 12:
+        f = field_synth.compose_field("form-comb", images, labels, rng, int(rng.integers(2, 8)), keep_layers=True,
+                                      scan=False)
+        assert len(f.cells) == len(f.digits)
+        if f.frame != "cells":
+            continue
+        # Each column's grey away from the digits' ink: the paper, and the walls where they stand.
+        away = np.where(f.digit_ink < 0.05, f.image.astype(np.float32), np.nan)
+        columns = np.nanmean(away, axis=0)
+        paper = float(np.nanmedian(columns))
+        for a, b in f.cells:
+            near = [columns[x] for x in range(a - 2, a + 3) if 0 <= x < f.image.shape[1]]
+            assert np.nanmin(near) < paper - 15, (a, f.frame)
+            assert f.digit_ink[:, a:b].max() > 0.5, "every cell holds a digit"
+        checked += 1

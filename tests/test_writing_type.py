@@ -12,6 +12,7 @@ from conftest import run_cli
 from docsort.reading import manifest
 from docsort.training.synth.handwriting import dhsd_writer_split, load_dhsd
 from docsort.reading.writing_type import HEIGHT, LONE_CHARACTER_WIDTH, MAX_WIDTH, WritingTypeClassifier, prepare
+from docsort.training.datasets.writing_type_crops import shows_writing
 
 
 @pytest.fixture(scope="module")
@@ -252,15 +253,39 @@ def test_rescanned_crops_keep_their_writing_and_the_input_range(unseen_handwriti
     assert not np.allclose(seen[0], seen[1]), "a new look each time"
 
 
+def test_framed_fields_come_in_pairs_cut_as_tesseract_cuts_them(mnist_dir):
+    """Both classes get the same frames; fields in cells are often cut down to one cell."""
+    from docsort.training.datasets import mnist
+    from docsort.training.datasets.framed_fields import cell_cut, framed_field_pair
+    from docsort.training.synth import fields
+    from docsort.training.synth.printed import font_split
+
+    data = mnist.load(mnist_dir)
+    images, labels = data.train.images[:2000], data.train.labels[:2000]
+    fonts = list(font_split(0).train)
+    rng = np.random.default_rng(8)
+    pairs = [framed_field_pair(rng, fonts, images, labels) for _ in range(30)]
+    for printed, handwritten in pairs:
+        for crop in (printed, handwritten):
+            assert crop.dtype == np.uint8 and crop.ndim == 2 and min(crop.shape) >= 2
+    assert sum(shows_writing(p) and shows_writing(h) for p, h in pairs) >= 27
+    field = fields.compose_field("form-comb", images, labels, np.random.default_rng(9), 6)
+    one = cell_cut(field, 2, 1, np.random.default_rng(10))
+    a, b = field.cells[2]
+    assert one.shape[0] == field.image.shape[0] and b - a - 12 <= one.shape[1] <= b - a + 6
+
+
 def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir, tesseract_pages):
     out = tmp_path / "model"
     done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,
                    "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache",
-                   "--filters", "4,8,16,16,24,32", "--rescan")
+                   "--filters", "4,8,16,16,24,32", "--rescan", "--framed-fields", 40)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "writing_type.metrics.json").read_text())
     assert metrics["filters"] == [4, 8, 16, 16, 24, 32], "the network trained is the one asked for"
     assert metrics["rescan"] is True
+    assert metrics["train_sources"]["framed_fields"]["printed"] == metrics["train_sources"]["framed_fields"][
+        "handwritten"] > 0, "framed fields come in pairs, one of each class"
     for key in ("accuracy", "n", "confusion_matrix", "per_class_accuracy", "temperature", "real_scans",
                 "writer_split", "font_split", "dataset_sha256", "training"):
         assert key in metrics

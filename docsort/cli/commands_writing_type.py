@@ -115,6 +115,10 @@ def train_writing_type(
         False, "--rescan",
         help="Give each training crop a new scan's look each epoch (1-bit level, stroke width, ink "
              "darkness, specks), for both classes alike."),
+    framed_fields: int = typer.Option(
+        0, "--framed-fields", min=0,
+        help="Add N pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), "
+             "one printed and one handwritten, whole or cut cell by cell."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
@@ -127,7 +131,8 @@ def train_writing_type(
     shape = _filters(filters) if filters else None
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
-                            epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan)
+                            epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan,
+                            framed_fields=framed_fields)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,
                          name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)

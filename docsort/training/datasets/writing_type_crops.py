@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from docsort.reading import writing_type as wt
+from docsort.training.datasets.framed_fields import framed_field_pair
 from docsort.training.synth import degrade
 from docsort.training.synth.handwriting import compose_digit_string, dhsd_writer_split, load_dhsd
 from docsort.training.synth.printed import Font, font_split, random_printed_text, render_text
@@ -74,6 +75,9 @@ class TrainingConfig:
     letter_spaced: int = 3000
     punctuated: int = 3000
     pen_strokes: int = 0
+    # Pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), one printed
+    # and one handwritten, whole or cut cell by cell (``datasets.framed_fields``).
+    framed_fields: int = 0
     # Office print and office scans (``datasets.office_crops``): printed words in real italic,
     # bold and condensed faces, small caps, typewriter, dot-matrix and thermal print, and real
     # handwriting in pencil and thin pen, through 1-bit and grey scans at 150-400 dpi; and words
@@ -131,6 +135,7 @@ class TrainingConfig:
         c.letter_spaced = max(min(2, self.letter_spaced), int(self.letter_spaced * f))
         c.punctuated = max(min(2, self.punctuated), int(self.punctuated * f))
         c.pen_strokes = max(min(2, self.pen_strokes), int(self.pen_strokes * f))
+        c.framed_fields = max(min(2, self.framed_fields), int(self.framed_fields * f))
         c.office_printed = max(min(4, self.office_printed), int(self.office_printed * f))
         c.office_handwritten = max(min(4, self.office_handwritten), int(self.office_handwritten * f))
         c.paragraph_pages = min(1, self.paragraph_pages)
@@ -768,7 +773,9 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
               lambda: single_character_pair(rng, printed_fonts, mnist_train.images)),
              ("lone_pieces", config.lone_pieces, lambda: lone_piece_pair(rng, printed_fonts, train_words)),
              ("lone_characters", config.lone_characters,
-              lambda: lone_character_pair(rng, printed_fonts, train_words, need_ink=clean)))
+              lambda: lone_character_pair(rng, printed_fonts, train_words, need_ink=clean)),
+             ("framed_fields", config.framed_fields,
+              lambda: framed_field_pair(rng, printed_fonts, mnist_train.images, mnist_train.labels)))
     for source, count, make_pair in pairs:
         for _ in range(count):
             printed, handwritten = draw(make_pair)

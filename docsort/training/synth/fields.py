@@ -38,6 +38,7 @@ import numpy as np
 
 from docsort.training.synth import degrade
 from docsort.training.synth.handwriting import _MNIST_BODY_PX, _shape_digit
+from docsort.training.synth.printed import glyph_coverage
 
 DIGIT = "D"
 RULE = "—"  # a short hand-drawn rule before or after an amount
@@ -532,6 +533,9 @@ class ComposedField:
     raised: bool
     digit_ink: Optional[np.ndarray] = dataclass_field(default=None, repr=False)
     mark_ink: Optional[np.ndarray] = dataclass_field(default=None, repr=False)
+    # Left and right edges (columns of ``image``) of each pre-printed cell, for combs and cells.
+    cells: list[tuple[int, int]] = dataclass_field(default_factory=list, repr=False)
+    printed: bool = False  # set in a font (``printed_field``), not written by hand
 
     def conditions(self) -> dict[str, str]:
         return {"family": self.family, "paper": self.paper, "pen": self.pen, "frame": self.frame,
@@ -566,34 +570,50 @@ def _shear(image: np.ndarray, slant: float) -> np.ndarray:
     return cv2.warpAffine(image, m, (w + extra, h), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
+# A printed digit's ink height as a share of the font size (about that of a capital).
+_DIGIT_HEIGHT_PER_SIZE = 0.72
+
+
 def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, length: int,
-                  *, keep_layers: bool = False, scan: bool = True) -> ComposedField:
+                  *, keep_layers: bool = False, scan: bool = True, font=None) -> ComposedField:
     """One field of ``family`` with ``length`` digits drawn from ``images`` (MNIST format, ink high).
 
     ``keep_layers`` also returns the digits' and the marks' ink where they stand in the image;
     ``scan=False`` leaves the scanner out (so the layers stay in register with the image).
+    ``font`` (a ``printed.Font``) sets the field in type instead, on the same papers and frames:
+    random digits, one baseline, even spacing, a printer's ink (``images`` is not used).
     """
     fam = FAMILIES[family]
     if length not in fam.lengths:
         raise ValueError(f"the {family!r} family writes {fam.lengths} digits, not {length}")
     tokens, raised_at = fam.layout(rng, length)
     u = rng.uniform
+    typed = font is not None
     height = float(u(20, 64))
     base = height / _MNIST_BODY_PX
-    slant = float(u(-0.2, 0.35))
-    scale_jitter = float(u(0.03, 0.15))
-    drift, wobble = float(u(-0.06, 0.06)), float(u(0.0, 0.08))
+    if typed:
+        size_px = int(round(height / _DIGIT_HEIGHT_PER_SIZE))
+        embolden = int(rng.integers(1, max(1, size_px // 24) + 1)) if rng.random() < 0.2 else 0
+        slant = float(u(0.1, 0.25)) if rng.random() < 0.15 else 0.0  # oblique type
+        scale_jitter, drift, wobble = 0.0, 0.0, 0.0
+    else:
+        slant = float(u(-0.2, 0.35))
+        scale_jitter = float(u(0.03, 0.15))
+        drift, wobble = float(u(-0.06, 0.06)), float(u(0.0, 0.08))
     thickness = max(1.0, 0.12 * height * float(u(0.8, 1.2)))
     if fam.gap == (0.0, 0.0):
         gap = (0.0, 0.0)
+    elif typed:  # type advances evenly; letter-spaced on some forms
+        spacing = float(u(0.05, 0.2)) if rng.random() < 0.7 else float(u(0.2, 0.8))
+        gap = (spacing, spacing)
     elif rng.random() < 0.5:
         gap = fam.gap
     else:  # one writer's own habit: tight, loose or wide
         lo = float(u(fam.gap[0], fam.gap[1]))
         gap = (lo, lo + float(u(0.05, 0.6)))
-    broken = rng.random() < 0.15
+    broken = not typed and rng.random() < 0.15
     paper_kind = str(rng.choice(fam.papers))
-    pen_kind = str(rng.choice(fam.pens))
+    pen_kind = "print" if typed else str(rng.choice(fam.pens))
     frame = str(rng.choice(fam.frames))
     in_cells = frame in ("comb", "cells")
     pitch = height * float(u(0.85, 1.3))
@@ -603,7 +623,15 @@ def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.r
     pieces: list[tuple[str, Optional[np.ndarray], float]] = []  # (token, ink, top offset from baseline)
     truth, text, d = [], [], 0
     for i, token in enumerate(tokens):
-        if token == DIGIT:
+        if token == DIGIT and typed:
+            small = i in raised_at
+            digit = str(int(rng.integers(0, 10)))
+            ink, top = glyph_coverage(digit, font.path, int(round(size_px * (0.6 if small else 1.0))), embolden)
+            pieces.append((token, ink, top - (0.4 * height if small else 0.0)))
+            truth.append(digit)
+            text.append(digit)
+            d += 1
+        elif token == DIGIT:
             small = i in raised_at
             scale = base * float(np.clip(1.0 + rng.normal(0.0, scale_jitter), 0.7, 1.35)) * (0.6 if small else 1.0)
             ink = _shape_digit(images[picks[d]], scale, float(rng.normal(0.0, 0.03)), 0).astype(np.float32) / 255.0
@@ -618,6 +646,10 @@ def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.r
         elif token == GAP:
             pieces.append((token, None, 0.0))
             text.append(" ")
+        elif typed:
+            ink, top = glyph_coverage("-" if token == RULE else token, font.path, size_px, embolden)
+            pieces.append((token, ink, float(top)))
+            text.append(token)
         else:
             glyph = draw_glyph(token, height, thickness, rng)
             pieces.append((token, glyph, (GLYPH_TOP - 1.0) * height))
@@ -679,7 +711,7 @@ def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.r
     cells = [(a - xs0 + margin_x + shift, b - xs0 + margin_x + shift) for a, b in cells]
     printed = frame_print(frame, (rows, width), body, cells, height, rng)
 
-    pen = draw_pen(pen_kind, height, rng)
+    pen = _printer(rng) if typed else draw_pen(pen_kind, height, rng)
     grain = None
     if pen.grain:
         grain = np.clip(1.0 - pen.grain * rng.random((rows, width)).astype(np.float32), 0.0, 1.0)
@@ -699,7 +731,15 @@ def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.r
         image=image, digits="".join(truth), text="".join(text).strip(), family=family, paper=paper_kind, pen=pen_kind,
         frame=frame, separators=separators, marks=marks, touching=touching, broken=broken, raised=bool(raised_at),
         digit_ink=apply_pen(digit_ink, pen, grain) if keep_layers else None,
-        mark_ink=apply_pen(mark_ink, pen, grain) if keep_layers else None)
+        mark_ink=apply_pen(mark_ink, pen, grain) if keep_layers else None,
+        cells=[(max(0, a), min(width, b)) for a, b in cells], printed=typed)
+
+
+def _printer(rng: np.random.Generator) -> Pen:
+    """A printer's or typewriter's ink: even, dark or now and then blue, an ink-jet's slight bleed."""
+    u = rng.uniform
+    colour = (u(0.45, 0.7), u(0.12, 0.3), u(0.02, 0.15)) if rng.random() < 0.15 else (u(0.0, 0.15),) * 3
+    return Pen("print", 0, u(0.8, 1.0), colour, bleed=u(0.3, 0.7) if rng.random() < 0.2 else 0.0)
 
 
 # ---------------------------------------------------------------- entry points
@@ -716,6 +756,19 @@ def training_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     if length is None:
         length = int(rng.choice(fam.lengths))
     return compose_field(family, images, labels, rng, length)
+
+
+def printed_field(fonts: Sequence, rng: np.random.Generator, family: Optional[str] = None,
+                  length: Optional[int] = None) -> ComposedField:
+    """A training family's field set in one of ``fonts``: a printed counterpart of ``training_field``
+    on the same papers and frames, so that a frame or a paper says nothing about the hand."""
+    if family is None:
+        family = str(rng.choice([f for f in TRAINING_FAMILIES if length is None or length in FAMILIES[f].lengths]))
+    fam = check_training_family(family)
+    if length is None:
+        length = int(rng.choice(fam.lengths))
+    font = fonts[int(rng.integers(len(fonts)))]
+    return compose_field(family, np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64), rng, length, font=font)
 
 
 def held_out_fields(test_images: np.ndarray, test_labels: np.ndarray, count: int, seed: int,

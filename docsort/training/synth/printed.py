@@ -201,6 +201,20 @@ def render_text(
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
+
+def glyph_coverage(ch: str, font_path: str, size_px: int, embolden: int = 0) -> tuple[np.ndarray, int]:
+    """One character's ink (float 0..1, cropped to its ink box) and the row of its top relative
+    to the baseline (negative: above it), so that characters set one by one share a baseline."""
+    from PIL import Image, ImageDraw
+
+    font = _load_font(font_path, int(max(4, size_px)))
+    left, top, right, bottom = font.getbbox(ch, anchor="ls", stroke_width=embolden)
+    w, h = max(1, right - left), max(1, bottom - top)
+    canvas = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(canvas).text((-left, -top), ch, font=font, fill=255, anchor="ls",
+                                stroke_width=embolden, stroke_fill=255)
+    return np.asarray(canvas, dtype=np.float32) / 255.0, int(top)
+
 # --- Random text like the text on mail -------------------------------------------------------
 
 GERMAN_STREETS = (
