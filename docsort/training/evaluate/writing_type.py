@@ -432,6 +432,9 @@ def evaluate(model_file: Optional[str], dhsd_dir: Path, mnist_dir: Path, pages_d
                           ("lone_characters", classifier.lone_character_models)):
         if networks:
             metrics["model"][key] = [_identity(n) for n in networks]
+    if report_dir is not None:  # every figure measured, the held-out family's too
+        (Path(report_dir) / "writing_type_metrics.json").write_text(
+            json.dumps({k: v for k, v in metrics.items() if k != "report"}, indent=2, default=str) + "\n")
     return metrics
 
 
