@@ -22,6 +22,9 @@ from docsort.training.synth.printed import Font
 
 # One pair in this many is drawn from the one-digit-per-cell family, where lone cells are cut.
 CELL_FAMILY_SHARE = 0.4
+# Printed fields emboldened and oblique: few, since bold oblique digits are what a thick,
+# slanted hand looks most like, and this source exists to teach frames, not type styles.
+PRINTED_BOLD, PRINTED_OBLIQUE = 0.08, 0.04
 
 
 def cell_cut(field: fields.ComposedField, first: int, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -54,8 +57,15 @@ def field_crop(field: fields.ComposedField, rng: np.random.Generator) -> np.ndar
 
 def framed_field_pair(rng: np.random.Generator, fonts: Sequence[Font], digits: np.ndarray, labels: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """A printed and a handwritten field of one training family, each cut as Tesseract may cut it."""
-    family = "form-comb" if rng.random() < CELL_FAMILY_SHARE else None
-    printed = fields.printed_field(fonts, rng, family=family)
-    handwritten = fields.training_field(digits, labels, rng, family=family or printed.family)
+    """A printed and a handwritten field of one training family in the same frame (never none:
+    unframed digit strings of both classes come from other sources), each cut as Tesseract may
+    cut it."""
+    if rng.random() < CELL_FAMILY_SHARE:
+        family = "form-comb"
+    else:
+        family = str(rng.choice([f for f in fields.TRAINING_FAMILIES if f != "form-comb"]))
+    frame = str(rng.choice([f for f in fields.FAMILIES[family].frames if f != "none"]))
+    printed = fields.printed_field(fonts, rng, family=family, frame=frame, bold=PRINTED_BOLD,
+                                   oblique=PRINTED_OBLIQUE)
+    handwritten = fields.training_field(digits, labels, rng, family=family, frame=frame)
     return field_crop(printed, rng), field_crop(handwritten, rng)

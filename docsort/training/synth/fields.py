@@ -575,13 +575,16 @@ _DIGIT_HEIGHT_PER_SIZE = 0.72
 
 
 def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, length: int,
-                  *, keep_layers: bool = False, scan: bool = True, font=None) -> ComposedField:
+                  *, keep_layers: bool = False, scan: bool = True, font=None, frame: Optional[str] = None,
+                  bold: float = 0.2, oblique: float = 0.15) -> ComposedField:
     """One field of ``family`` with ``length`` digits drawn from ``images`` (MNIST format, ink high).
 
     ``keep_layers`` also returns the digits' and the marks' ink where they stand in the image;
     ``scan=False`` leaves the scanner out (so the layers stay in register with the image).
     ``font`` (a ``printed.Font``) sets the field in type instead, on the same papers and frames:
-    random digits, one baseline, even spacing, a printer's ink (``images`` is not used).
+    random digits, one baseline, even spacing, a printer's ink (``images`` is not used), emboldened
+    in a ``bold`` share of fields and oblique in an ``oblique`` share. ``frame`` fixes the
+    pre-printed frame (one of the family's); None draws it.
     """
     fam = FAMILIES[family]
     if length not in fam.lengths:
@@ -593,8 +596,8 @@ def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.r
     base = height / _MNIST_BODY_PX
     if typed:
         size_px = int(round(height / _DIGIT_HEIGHT_PER_SIZE))
-        embolden = int(rng.integers(1, max(1, size_px // 24) + 1)) if rng.random() < 0.2 else 0
-        slant = float(u(0.1, 0.25)) if rng.random() < 0.15 else 0.0  # oblique type
+        embolden = int(rng.integers(1, max(1, size_px // 24) + 1)) if rng.random() < bold else 0
+        slant = float(u(0.1, 0.25)) if rng.random() < oblique else 0.0  # oblique type
         scale_jitter, drift, wobble = 0.0, 0.0, 0.0
     else:
         slant = float(u(-0.2, 0.35))
@@ -614,7 +617,10 @@ def compose_field(family: str, images: np.ndarray, labels: np.ndarray, rng: np.r
     broken = not typed and rng.random() < 0.15
     paper_kind = str(rng.choice(fam.papers))
     pen_kind = "print" if typed else str(rng.choice(fam.pens))
-    frame = str(rng.choice(fam.frames))
+    if frame is None:
+        frame = str(rng.choice(fam.frames))
+    elif frame not in fam.frames:
+        raise ValueError(f"the {family!r} family prints {fam.frames}, not {frame!r}")
     in_cells = frame in ("comb", "cells")
     pitch = height * float(u(0.85, 1.3))
 
@@ -746,7 +752,8 @@ def _printer(rng: np.random.Generator) -> Pen:
 
 
 def training_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                   family: Optional[str] = None, length: Optional[int] = None) -> ComposedField:
+                   family: Optional[str] = None, length: Optional[int] = None,
+                   frame: Optional[str] = None) -> ComposedField:
     """A field for training or fitting: a training family (drawn at random unless named, never the
     held-out one) and a length it writes (drawn at random unless given). Pass MNIST training digits."""
     if family is None:
@@ -755,11 +762,11 @@ def training_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     fam = check_training_family(family)
     if length is None:
         length = int(rng.choice(fam.lengths))
-    return compose_field(family, images, labels, rng, length)
+    return compose_field(family, images, labels, rng, length, frame=frame)
 
 
 def printed_field(fonts: Sequence, rng: np.random.Generator, family: Optional[str] = None,
-                  length: Optional[int] = None) -> ComposedField:
+                  length: Optional[int] = None, **style) -> ComposedField:
     """A training family's field set in one of ``fonts``: a printed counterpart of ``training_field``
     on the same papers and frames, so that a frame or a paper says nothing about the hand."""
     if family is None:
@@ -768,7 +775,8 @@ def printed_field(fonts: Sequence, rng: np.random.Generator, family: Optional[st
     if length is None:
         length = int(rng.choice(fam.lengths))
     font = fonts[int(rng.integers(len(fonts)))]
-    return compose_field(family, np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64), rng, length, font=font)
+    return compose_field(family, np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64), rng, length, font=font,
+                         **style)
 
 
 def held_out_fields(test_images: np.ndarray, test_labels: np.ndarray, count: int, seed: int,
