@@ -183,3 +183,34 @@ def test_printed_words_that_may_be_codes_are_read_again_and_only_they():
     assert set(second) == {2, 3}
     assert second[2][0] == "80352" and second[3][0].replace(" ", "") == "D-80767"
     assert min(second[2][1], second[3][1]) > 0.5
+
+
+def test_a_code_in_boxes_holds_together_when_the_classifier_doubts_a_box():
+    """A code written digit by digit into boxes is five regions. A box the classifier calls
+    printed by a narrow margin still joins its handwritten neighbours (first box included), so
+    one doubtful call does not lose the code; a box called printed with confidence, or a run of
+    doubtful boxes with no handwriting among them, does not make a handwritten field."""
+    from types import SimpleNamespace
+
+    from docsort.page import destination
+    from docsort.page.pipeline import _number_fields
+
+    boxes = [(600 + 60 * n, 500, 40, 48) for n in range(5)]  # five cells, 20 px apart
+    above = [(600, 380, 180, 40), (600, 440, 220, 40)]  # name and street lines of the block
+    regions = [SimpleNamespace(bbox=b) for b in above + boxes]
+    lay = destination.layout([r.bbox for r in regions])
+    cells = list(range(2, 7))
+    whole = destination.union_box(boxes)
+
+    def fields(kinds, doubtful=()):
+        return {bbox for _, bbox in _number_fields(regions, kinds, lay, (1800, 900), 5, set(doubtful))}
+
+    handwritten = ["handwritten"] * 7
+    assert whole in fields(handwritten)
+    for doubted in cells:  # any one box, the first and the last too
+        kinds = list(handwritten)
+        kinds[doubted] = "printed"
+        assert whole not in fields(kinds)  # called printed with confidence: the code breaks
+        assert whole in fields(kinds, {doubted})  # doubted: it holds
+    printed = ["printed"] * 7
+    assert not fields(printed, set(cells))  # doubt alone never makes handwriting

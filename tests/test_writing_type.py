@@ -147,8 +147,13 @@ def test_shipped_metrics_describe_the_shipped_model():
     # selection touched) as measured for the shipped classifier, and the real scans as a fax.
     family = metrics["held_out_family"]
     assert family["n"] == sum(map(sum, family["confusion_matrix"])) > 4000
-    assert min(family["per_class_accuracy"].values()) >= 0.96
-    assert all(v["printed_rate"] >= 0.99 for v in metrics["tesseract_page_variants"]["variants"].values())
+    assert min(family["per_class_accuracy"].values()) >= 0.97
+    # The real scans as 1-bit pages at 200 and 300 dpi and re-set in italic: the 99.5 %.
+    variants = metrics["tesseract_page_variants"]["variants"]
+    assert len(variants) == 4 and all(v["printed_rate"] >= 0.995 for v in variants.values())
+    # The network it replaced stays on record beside it, for the comparison the model card makes.
+    previous = metrics["previous_network"]
+    assert previous["sha256"] != metrics["sha256"] and tuple(previous["filters"]) != tuple(metrics["filters"])
 
 
 def test_handwriting_is_cut_into_pieces_at_ink_gaps_not_at_specks():

@@ -92,7 +92,7 @@ def train_writing_type(
                                          help="Real printed scans (tesseract-pages) for the check after training."),
     out: Path = typer.Option(Path("runs/writing_type"), "--out",
                              help="Folder for writing_type.keras, .metrics.json and .history.json."),
-    epochs: int = typer.Option(8, "--epochs", min=1, help="Training epochs (the shipped model: 8)."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs (the shipped model: 10)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=20, help="Train on about N crops only (quick runs)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the writer/font splits, the data and the weights."),
     cache: Optional[Path] = typer.Option(None, "--cache",
@@ -112,13 +112,13 @@ def train_writing_type(
         help="Filters of each 3x3 convolution, comma-separated (all but the last followed by 2x2 "
              "max-pooling); default: the shipped model's (with --lone-characters, the lone-character model's)."),
     rescan: bool = typer.Option(
-        False, "--rescan",
+        True, "--rescan/--no-rescan",
         help="Give each training crop a new scan's look each epoch (1-bit level, stroke width, ink "
              "darkness, specks), for both classes alike."),
     framed_fields: int = typer.Option(
-        0, "--framed-fields", min=0,
+        3000, "--framed-fields", min=0,
         help="Add N pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), "
-             "one printed and one handwritten, whole or cut cell by cell."),
+             "one printed and one handwritten, whole or cut cell by cell (the shipped model: 3000)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""

@@ -49,6 +49,10 @@ class Settings:
     max_megapixels: Optional[float] = None  # None: ingest's default limit
     tesseract_timeout: float = PAGE_TIMEOUT_S
     handwritten_threshold: float = 0.5
+    # A region the classifier doubts (P(handwritten) from here up to the threshold) may still join
+    # a handwritten number field beside it: a lone digit in a printed box or a detached stroke is
+    # the crop the classifier can least tell, and one such call must not break a code apart.
+    doubtful_handwriting: float = 0.2
     country: Optional[str] = None  # a postal directory: only its codes can be auto (docsort.page.directory)
     directory_file: Optional[str] = None  # a user's own directory (CSV of code, place)
 
@@ -229,7 +233,8 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
     page_size = page.grey.shape[1], page.grey.shape[0]
     lay = destination.layout([r.bbox for r in text_regions])
     candidates: list[destination.CodeCandidate] = []
-    fields = _number_fields(text_regions, kinds, lay, page_size, k)
+    doubtful = {i for i, p in enumerate(p_hw) if settings.doubtful_handwriting <= p < settings.handwritten_threshold}
+    fields = _number_fields(text_regions, kinds, lay, page_size, k, doubtful)
     field_crops = [regions.cut(page.grey, bbox) for _, bbox in fields]
     if fields:
         _field_readers()
@@ -261,7 +266,8 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
                 candidates.append(destination.CodeCandidate(
                     i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
                     {**_validity(directory, value), "plus4": destination.printed_plus4(region.text, k)}))
-        elif i in readings and len(readings[i].digits) == k and i not in not_codes:
+        # A doubted region that starts a handwritten field is read both ways; the picker chooses.
+        if i in readings and len(readings[i].digits) == k and i not in not_codes:
             reading = readings[i]
             candidates.append(destination.CodeCandidate(
                 i, reading.digits, "handwritten", reading.confidence, reading.digit_confidences, field_boxes[i],
@@ -358,7 +364,8 @@ def _holds_another_number(whole, line, code_length: int) -> bool:
             and min(whole.confidence, line.confidence) >= 0.5)
 
 
-def _number_fields(text_regions, kinds, lay, page_size, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:
+def _number_fields(text_regions, kinds, lay, page_size, count: int,
+                   doubtful: frozenset[int] | set[int] = frozenset()) -> list[tuple[int, tuple[int, int, int, int]]]:
     """Handwritten fields to read as codes: ``(region, box)`` pairs.
 
     A writer who leaves a wide space inside a code (or writes it into cells) splits it into two
@@ -366,16 +373,25 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int) -> list[tupl
     handwritten neighbour follows it closely on the same line, also joined with it; the better
     reading wins. The whole-field and line readers read every field first, so a joined field
     that holds no code costs little.
+
+    ``doubtful`` regions (printed by a narrow margin) may be members of a joined field, its
+    first included, as long as the field holds one region called handwritten: a digit alone in
+    its cell looks like print to the classifier as often as not, and a code written into boxes
+    must not depend on every box's call.
     """
+    def joinable(i: int) -> bool:
+        return kinds[i] == "handwritten" or i in doubtful
+
     fields = []
     for i, region in enumerate(text_regions):
-        if kinds[i] != "handwritten" or not destination.may_hold_code(lay, i, page_size):
+        if not joinable(i) or not destination.may_hold_code(lay, i, page_size):
             continue
-        if _may_hold_digits(region.bbox, count):
+        if kinds[i] == "handwritten" and _may_hold_digits(region.bbox, count):
             fields.append((i, region.bbox))
         members = lay.lines[lay.line_of[i]].members
         position = members.index(i)
         boxes = [region.bbox]
+        any_handwritten = kinds[i] == "handwritten"
         # Joined with the close handwritten neighbours that follow, one more at a time: a code
         # written digit by digit into separate boxes comes apart in as many regions.
         for j in members[position + 1:position + count]:
@@ -384,12 +400,14 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int) -> list[tupl
             # Digits written one by one (into boxes printed apart) stand further apart than the
             # letters of a word: two single characters may be one and a half heights apart.
             single = w <= 1.2 * h and nw <= 1.2 * nh
-            if kinds[j] != "handwritten" or nx - (x + w) > (1.5 if single else 0.9) * max(h, nh):
+            if not joinable(j) or nx - (x + w) > (1.5 if single else 0.9) * max(h, nh):
                 break
             boxes.append(text_regions[j].bbox)
+            any_handwritten = any_handwritten or kinds[j] == "handwritten"
             joined = destination.union_box(boxes)
             if _may_hold_digits(joined, count):
-                fields.append((i, joined))
+                if any_handwritten:
+                    fields.append((i, joined))
             elif joined[2] / max(joined[3], 1) > MAX_DIGIT_ASPECT * count:
                 break
     return fields

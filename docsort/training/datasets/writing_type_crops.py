@@ -56,7 +56,7 @@ class TrainingConfig:
     mnist_dir: Path
     out_dir: Path
     cache_dir: Optional[Path] = None
-    epochs: int = 8  # the shipped model's (models/MODEL_CARD.md)
+    epochs: int = 10  # the shipped model's (models/MODEL_CARD.md)
     limit: Optional[int] = None
     seed: int = 0
     # Which member of an ensemble this model is: members draw their own training crops and start
@@ -77,7 +77,7 @@ class TrainingConfig:
     pen_strokes: int = 0
     # Pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), one printed
     # and one handwritten, whole or cut cell by cell (``datasets.framed_fields``).
-    framed_fields: int = 0
+    framed_fields: int = 3000
     # Office print and office scans (``datasets.office_crops``): printed words in real italic,
     # bold and condensed faces, small caps, typewriter, dot-matrix and thermal print, and real
     # handwriting in pencil and thin pen, through 1-bit and grey scans at 150-400 dpi; and words
@@ -103,11 +103,12 @@ class TrainingConfig:
     # None: the main model, on all crops.
     max_width: Optional[int] = None
     # Four filters in the first convolution: half the main model's cost of the 12 before, where
-    # the numpy engine spends most of its time (the first two convolutions at full resolution).
-    filters: tuple[int, ...] = (4, 16, 32, 64)
+    # most of the time goes (the first two convolutions at full and half resolution); the two
+    # convolutions added at the lowest resolutions give capacity for little time.
+    filters: tuple[int, ...] = (4, 16, 32, 64, 128, 192)
     name: str = "writing_type"
     # Each training crop gets a new scan's look each epoch (``train.writing_type.rescan``).
-    rescan: bool = False
+    rescan: bool = True
     # Crops that hold no writing (cuts of handwritten words that fall on blank paper, ink a few
     # pixels tall, shapeless blobs) are drawn again, in training and validation alike: neither
     # class is their truth.
