@@ -376,8 +376,8 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
 
     ``doubtful`` regions (printed by a narrow margin) may be members of a joined field, its
     first included, as long as the field holds one region called handwritten: a digit alone in
-    its cell looks like print to the classifier as often as not, and a code written into boxes
-    must not depend on every box's call.
+    its cell is the crop the classifier can least tell, and a code written into boxes must not
+    depend on every box's call.
     """
     def joinable(i: int) -> bool:
         return kinds[i] == "handwritten" or i in doubtful
