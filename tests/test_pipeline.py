@@ -244,7 +244,7 @@ def test_a_code_in_cells_is_read_when_the_classifier_doubts_its_first_cell(tmp_p
         return (box[0] >= field[0] - margin and box[1] >= field[1] - margin
                 and box[0] + box[2] <= field[0] + field[2] + margin and box[1] + box[3] <= field[1] + field[3] + margin)
 
-    held = lost_without_band = 0
+    doubted_pages, lost_without_band = [], 0
     for name, t in sorted(truth.items()):
         page = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
         candidates = []
@@ -255,19 +255,24 @@ def test_a_code_in_cells_is_read_when_the_classifier_doubts_its_first_cell(tmp_p
         if code is None or code.value != t["destination_code"] or field is None:
             continue
 
+        cells_seen = []
+
         def first_cell_doubted(writing_type, grey, regions, field=field):
             p = classify(writing_type, grey, regions).copy()
             cells = [i for i, r in enumerate(regions) if inside(r.bbox, field)]
             if len(cells) >= 3:  # written into cells, not in one stroke on a rule
                 p[min(cells, key=lambda i: regions[i].bbox[0])] = 0.3
+                cells_seen.append(len(cells))
             return p
 
         monkeypatch.setattr(pipeline, "_p_handwritten", first_cell_doubted)
         doubted = read_page(page, 1, settings)[0].postal_code
         closed = read_page(page, 1, Settings(accept_threshold=0.9, doubtful_handwriting=0.5))[0].postal_code
         monkeypatch.setattr(pipeline, "_p_handwritten", classify)
+        if not cells_seen:
+            continue  # a code on a rule: no cell to doubt
+        doubted_pages.append(name)
         assert doubted is not None and doubted.value == code.value, (name, doubted)
         assert doubted.decision == code.decision
-        held += 1
         lost_without_band += closed is None or closed.value != code.value
-    assert held >= 5 and lost_without_band >= 1, (held, lost_without_band)
+    assert len(doubted_pages) >= 2 and lost_without_band >= 1, (doubted_pages, lost_without_band)
