@@ -165,10 +165,14 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     out = tmp_path / "strings"
     proc = run_cli("train", "digit-strings", "--data", mnist_dir, "--steps", "4", "--validation-strings", "16",
                    "--test-strings", "0", "--combination-strings", "8", "--field-share", "0.5",
-                   "--writer-share", "0.5", "--out", out, "-q", env={"DOCSORT_THREADS": "1"})
+                   "--writer-share", "0.5", "--data-workers", "1", "--out", out, "-q", env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "digit_strings.metrics.json").read_text())
     assert metrics["steps"] == 4 and 0.0 <= metrics["validation_exact"] <= 1.0
+    assert metrics["data_workers"] == 1
+    # The best network so far is kept where --init can continue from it, outside the model set.
+    assert (out / "checkpoint" / "best.keras").is_file()
+    assert set(json.loads((out / "manifest.json").read_text())["models"]) == {"digit_strings"}
     assert metrics["writer_share"] == 0.5 and metrics["field_share"] == 0.5
     assert metrics["temperature"] > 0 and "docsort train digit-strings" in metrics["command"]
     assert metrics["combination"]["readers"] == ["segmented", "whole", "line"]
@@ -178,6 +182,30 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     field = compose_digit_string([images[i] for i in range(3)], rng)[0]
     reading = reader.read_inks([np.clip((255.0 - field) / 255.0, 0, 1)])[0]
     assert 0.0 <= reading.confidence <= 1.0 and set(reading.digits) <= set("0123456789")
+
+
+def test_a_deeper_reader_grown_from_the_shipped_one_reads_exactly_as_it_did():
+    """Growing the whole-field reader (residual convolutions inside the conv blocks, more over
+    the columns) starts from the shipped network's function, not from noise: every new branch
+    adds nothing until training moves it."""
+    from docsort.training.tf import keras as get_keras
+    from docsort.training.train.digit_strings import build_network, grow_from
+
+    keras = get_keras()
+    shipped = keras.models.load_model(manifest.keras_path(manifest.DIGIT_STRINGS), compile=False)
+    logits = keras.Model(shipped.input, shipped.get_layer("logits").output)
+    deeper = build_network(keras, block_convs=(0, 0, 1, 1), context_blocks=3)
+    new = grow_from(deeper, shipped)
+    assert set(new) == {"conv3_res1", "conv3_res1_bn", "conv4_res1", "conv4_res1_bn", "context3", "context_bn3"}
+    assert deeper.count_params() > logits.count_params()
+    strips = np.random.default_rng(0).random((3, string_reader.HEIGHT, 128, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(deeper(strips, training=False)), np.asarray(logits(strips)), atol=1e-4)
+
+
+def test_block_convs_must_name_four_blocks(tmp_path):
+    proc = run_cli("train", "digit-strings", "--block-convs", "1,1", "--steps", "1", "--out", tmp_path)
+    assert proc.returncode == 2
+    assert "--block-convs takes four counts" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_writer_pool_composes_strings_from_varied_copies_of_training_digits(mnist_test):

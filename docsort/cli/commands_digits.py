@@ -80,6 +80,15 @@ def train_digit_strings(
         0.0, "--writer-share", min=0.0, max=1.0,
         help="Share of training strings composed from writer-varied digits (rotated, sheared, elastically "
              "bent, other pen widths): hands MNIST's writers do not have. Validation strings stay plain."),
+    block_convs: str = typer.Option(
+        "0,0,0,0", "--block-convs",
+        help="Residual 3x3 convolutions added inside each of the four conv blocks, comma-separated. With "
+             "--init from a shallower reader the new ones start as no-ops: the network grows from it."),
+    context_blocks: int = typer.Option(2, "--context-blocks", min=0,
+                                       help="Residual 1x5 convolutions over the columns."),
+    data_workers: int = typer.Option(
+        0, "--data-workers", min=0,
+        help="Processes composing training strings while the network trains (0: in the training process)."),
     out: Path = typer.Option(Path("runs/digit_strings"), "--out",
                              help="Folder for digit_strings.keras and digit_strings.metrics.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
@@ -91,13 +100,24 @@ def train_digit_strings(
                                   validation_strings=validation_strings, test_strings=test_strings,
                                   combination_strings=combination_strings, learning_rate=learning_rate,
                                   init=str(init) if init else None, field_share=field_share,
-                                  writer_share=writer_share)
+                                  writer_share=writer_share, block_convs=_block_convs(block_convs),
+                                  context_blocks=context_blocks, data_workers=data_workers)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     exact = metrics["test_accuracy"]
     measured = f"test strings exact {100 * exact:.2f}%, " if exact is not None else ""
     stdout.print(f"validation strings exact {100 * metrics['validation_exact']:.2f}%, {measured}"
                  f"model written to {out / metrics['model_file']}", highlight=False)
+
+
+def _block_convs(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if len(counts) != 4 or min(counts) < 0:
+        raise UsageError(f"--block-convs takes four counts like 0,0,1,1, not {text!r}")
+    return counts
 
 
 @train_app.command("field-combination")

@@ -66,6 +66,13 @@ class StringTrainingConfig:
     # Share of training strings composed from writer-varied digits (augment.writer_variation:
     # rotation, shear, scale, elastic deformation, pen width): hands MNIST's writers do not have.
     writer_share: float = 0.0
+    # Residual 3x3 convolutions added after each of the four conv blocks (depth where the
+    # strokes have become digit parts), and residual 1x5 convolutions over the columns.
+    block_convs: tuple[int, ...] = (0, 0, 0, 0)
+    context_blocks: int = 2
+    # Processes composing training strings while the network trains (0: in the training process,
+    # one random stream, as the shipped models were trained).
+    data_workers: int = 0
     command: str = field(default_factory=lambda: shlex.join(["docsort", *sys.argv[1:]]))
 
 
@@ -177,23 +184,81 @@ def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optio
     return x, y, lengths
 
 
+def _batch_worker(data: Optional[str], seed: int, worker: int, workers: int, field_share: float,
+                  writer_share: float, queue) -> None:
+    """A data worker: composes training batches from its own random stream into ``queue``."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the training process decides when to stop
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    train_split, _ = mnist.train_validation_split(mnist.load(data).train)
+    rng = np.random.default_rng([seed, worker, workers])
+    writers = WriterPool(train_split.images, train_split.labels, rng) if writer_share else None
+    while True:
+        queue.put(training_batch(train_split.images, train_split.labels, rng, field_share, writers, writer_share))
+
+
+class BatchProducer:
+    """Training batches composed by ``workers`` processes while the network trains.
+
+    Composing a batch (drawing fields, paper, pens and a scanner) costs about as much as a
+    training step on a CPU; in worker processes the two overlap. Each worker has its own random
+    stream from the run's seed, so a run is repeatable up to the order the batches arrive in.
+    """
+
+    def __init__(self, data: Optional[str], seed: int, workers: int, field_share: float, writer_share: float):
+        from multiprocessing import get_context
+
+        context = get_context("spawn")
+        self.queue = context.Queue(maxsize=4 * workers)
+        self.processes = [context.Process(target=_batch_worker, daemon=True,
+                                          args=(data, seed, k, workers, field_share, writer_share, self.queue))
+                          for k in range(workers)]
+        for process in self.processes:
+            process.start()
+
+    def next(self):
+        return self.queue.get(timeout=600)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.join(timeout=10)
+
+
 # ---------------------------------------------------------------- network
 
 
-def build_network(keras, filters=(32, 64, 96, 128), column_filters: int = 128, dropout: float = 0.1):
-    """(n, 32, width, 1) ink-high strips -> (n, 1, width / 4, 11) logits per column."""
+def build_network(keras, filters=(32, 64, 96, 128), column_filters: int = 128, dropout: float = 0.1,
+                  block_convs: Sequence[int] = (0, 0, 0, 0), context_blocks: int = 2):
+    """(n, 32, width, 1) ink-high strips -> (n, 1, width / 4, 11) logits per column.
+
+    ``block_convs`` adds residual 3x3 convolutions inside each conv block and ``context_blocks``
+    sets how many residual 1x5 convolutions run over the columns. Every added convolution is a
+    residual branch whose last batch norm can start at zero (``grow_from``), so a deeper network
+    can begin as exactly the network it grows from and spend its training on what the extra
+    depth adds.
+    """
     layers = keras.layers
     inputs = keras.Input((string_reader.HEIGHT, None, 1), name="field")
     x = inputs
     # Height 32 -> 16 -> 8 -> 4 -> 1; width pooled twice (-> width / 4 columns).
     pools = [(2, 2), (2, 2), (2, 1), (4, 1)]
+    extra = list(block_convs) + [0] * (len(filters) - len(block_convs))
     for i, (f, pool) in enumerate(zip(filters, pools)):
         x = layers.Conv2D(f, 3, padding="same", name=f"conv{i + 1}")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
         x = layers.ReLU(name=f"relu{i + 1}")(x)
+        for j in range(extra[i]):
+            name = f"conv{i + 1}_res{j + 1}"
+            y = layers.Conv2D(f, 3, padding="same", name=name)(x)
+            y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(y)
+            y = layers.ReLU(name=f"{name}_relu")(y)
+            x = layers.Add(name=f"{name}_add")([x, y])
         x = layers.MaxPooling2D(pool, name=f"pool{i + 1}")(x)
     x = layers.Conv2D(column_filters, (1, 1), padding="same", name="columns")(x)
-    for i in range(2):  # context along the row: neighbours left and right
+    for i in range(context_blocks):  # context along the row: neighbours left and right
         y = layers.Conv2D(column_filters, (1, 5), padding="same", name=f"context{i + 1}")(x)
         y = layers.BatchNormalization(momentum=0.9, name=f"context_bn{i + 1}")(y)
         y = layers.ReLU(name=f"context_relu{i + 1}")(y)
@@ -201,6 +266,28 @@ def build_network(keras, filters=(32, 64, 96, 128), column_filters: int = 128, d
     x = layers.Dropout(dropout, name="drop")(x)
     logits = layers.Dense(string_reader.BLANK + 1, name="logits")(x)
     return keras.Model(inputs, logits, name="digit_strings_logits")
+
+
+def grow_from(model, start) -> list[str]:
+    """Start ``model`` from the weights of ``start`` (a trained, possibly shallower reader).
+
+    Layers of the same name take their weights; every residual branch ``start`` lacks gets its
+    closing batch norm's scale and shift set to zero, so it adds nothing at first and ``model``
+    reads exactly as ``start`` did. Returns the names of the layers that are new.
+    """
+    known = {layer.name for layer in start.layers}
+    new = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if layer.name in known:
+            layer.set_weights(start.get_layer(layer.name).get_weights())
+            continue
+        new.append(layer.name)
+        if layer.__class__.__name__ == "BatchNormalization":
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([np.zeros_like(gamma), np.zeros_like(beta), mean, variance])
+    return new
 
 
 def export_network(trained, temperature: float, keras):
@@ -282,12 +369,13 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
-    model = build_network(keras, config.filters, config.column_filters)
+    model = build_network(keras, config.filters, config.column_filters, block_convs=config.block_convs,
+                          context_blocks=config.context_blocks)
+    grown: list[str] = []
     if config.init:
-        start = keras.models.load_model(config.init, compile=False)
-        for layer in model.layers:
-            if layer.weights:
-                layer.set_weights(start.get_layer(layer.name).get_weights())
+        grown = grow_from(model, keras.models.load_model(config.init, compile=False))
+        if grown:
+            say(f"grown from {config.init}: {len(grown)} new layers start as no-ops")
     warmup = max(1, min(300, config.steps // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.learning_rate / 20, decay_steps=max(1, config.steps - warmup),
@@ -317,22 +405,38 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         f"{BATCH_SIZE}; validation: {len(val_truths)} strings of held-out digits")
     losses: list[float] = []
     tick = time.time()
-    writers = WriterPool(train_split.images, train_split.labels, rng) if config.writer_share else None
-    for k in range(1, config.steps + 1):
-        x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share,
-                                       writers, config.writer_share)
-        losses.append(float(step(x, y, lengths)))
-        if k % every == 0 or k == config.steps:
-            reads, _ = read_logits(column_logits(model, val_strips))
-            exact = float(np.mean([r == t for r, t in zip(reads, val_truths)]))
-            history["step"].append(k)
-            history["loss"].append(float(np.mean(losses)))
-            history["validation_exact"].append(exact)
-            if exact >= best[0]:
-                best = (exact, k, model.get_weights())
-            say(f"step {k}/{config.steps}: loss {np.mean(losses):.3f}, validation strings exact {exact:.4f} "
-                f"({time.time() - tick:.0f} s)")
-            losses, tick = [], time.time()
+    producer = (BatchProducer(config.data, config.seed, config.data_workers, config.field_share,
+                              config.writer_share) if config.data_workers else None)
+    writers = (WriterPool(train_split.images, train_split.labels, rng)
+               if config.writer_share and producer is None else None)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for k in range(1, config.steps + 1):
+            if producer is not None:
+                x, y, lengths = producer.next()
+            else:
+                x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share,
+                                               writers, config.writer_share)
+            losses.append(float(step(x, y, lengths)))
+            if k % every == 0 or k == config.steps:
+                reads, _ = read_logits(column_logits(model, val_strips))
+                exact = float(np.mean([r == t for r, t in zip(reads, val_truths)]))
+                history["step"].append(k)
+                history["loss"].append(float(np.mean(losses)))
+                history["validation_exact"].append(exact)
+                if exact >= best[0]:
+                    best = (exact, k, model.get_weights())
+                    # The best network so far, unexported: a run stopped early can be continued
+                    # from it with --init.
+                    (out / "checkpoint").mkdir(exist_ok=True)
+                    model.save(out / "checkpoint" / "best.keras")
+                say(f"step {k}/{config.steps}: loss {np.mean(losses):.3f}, validation strings exact {exact:.4f} "
+                    f"({time.time() - tick:.0f} s)")
+                losses, tick = [], time.time()
+    finally:
+        if producer is not None:
+            producer.close()
     model.set_weights(best[2])
 
     val_logits = column_logits(model, val_strips)
@@ -353,8 +457,6 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
             test[name] = {"gap": list(gap), "n": len(truths), "exact": float(right.mean()),
                           **reliability(conf, right)}
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     model_file = out / "digit_strings.keras"
     shipped.save(model_file)
     export(model_file, say)
@@ -379,6 +481,10 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "seed": config.seed,
         "filters": list(config.filters),
         "column_filters": config.column_filters,
+        "block_convs": list(config.block_convs),
+        "context_blocks": config.context_blocks,
+        "grown_layers": grown,
+        "data_workers": config.data_workers,
         "params": int(shipped.count_params()),
         "training_seconds": round(training_seconds, 1),
         "command": config.command,
