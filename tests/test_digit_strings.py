@@ -200,6 +200,11 @@ def test_a_deeper_reader_grown_from_the_shipped_one_reads_exactly_as_it_did():
     assert deeper.count_params() > logits.count_params()
     strips = np.random.default_rng(0).random((3, string_reader.HEIGHT, 128, 1)).astype("float32")
     np.testing.assert_allclose(np.asarray(deeper(strips, training=False)), np.asarray(logits(strips)), atol=1e-4)
+    # A network of other widths cannot grow from it: one line saying so, not a shape traceback.
+    from docsort.errors import UsageError
+
+    with pytest.raises(UsageError, match="keeps the widths"):
+        grow_from(build_network(keras, filters=(16, 32, 48, 64)), shipped)
 
 
 def test_block_convs_must_name_four_blocks(tmp_path):

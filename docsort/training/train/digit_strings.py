@@ -36,7 +36,7 @@ from docsort.training.manifest import refresh as refresh_manifest, write as writ
 from docsort.reading import engine
 from docsort.reading.digits import strings as string_reader
 from docsort.reading.digits.segmenting import ink_of
-from docsort.errors import OutputNotWritableError, UsageError
+from docsort.errors import DatasetError, OutputNotWritableError, UsageError
 
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 2e-3
@@ -218,7 +218,15 @@ class BatchProducer:
             process.start()
 
     def next(self):
-        return self.queue.get(timeout=600)
+        import queue
+
+        while True:
+            try:
+                return self.queue.get(timeout=5)
+            except queue.Empty:
+                if not any(process.is_alive() for process in self.processes):
+                    raise DatasetError("every data worker stopped before composing a batch "
+                                       "(run with --data-workers 0 to see why)") from None
 
     def close(self) -> None:
         for process in self.processes:
@@ -281,7 +289,11 @@ def grow_from(model, start) -> list[str]:
         if not layer.weights:
             continue
         if layer.name in known:
-            layer.set_weights(start.get_layer(layer.name).get_weights())
+            try:
+                layer.set_weights(start.get_layer(layer.name).get_weights())
+            except ValueError:
+                raise UsageError(f"--init: layer {layer.name} of the model grown from has other shapes; "
+                                 "growing adds layers and keeps the widths of the network it grows from") from None
             continue
         new.append(layer.name)
         if layer.__class__.__name__ == "BatchNormalization":
