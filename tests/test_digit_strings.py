@@ -194,9 +194,16 @@ def test_a_deeper_reader_grown_from_the_shipped_one_reads_exactly_as_it_did():
     keras = get_keras()
     shipped = keras.models.load_model(manifest.keras_path(manifest.DIGIT_STRINGS), compile=False)
     logits = keras.Model(shipped.input, shipped.get_layer("logits").output)
-    deeper = build_network(keras, block_convs=(0, 0, 1, 1), context_blocks=3)
+    # One residual convolution more in the second and last conv blocks, one context block more.
+    shape = json.loads(manifest.metrics_path(manifest.DIGIT_STRINGS).read_text())
+    blocks = list(shape.get("block_convs", [0, 0, 0, 0]))
+    context = shape.get("context_blocks", 2)
+    deeper = build_network(keras, block_convs=(blocks[0], blocks[1] + 1, blocks[2], blocks[3] + 1),
+                           context_blocks=context + 1)
     new = grow_from(deeper, shipped)
-    assert set(new) == {"conv3_res1", "conv3_res1_bn", "conv4_res1", "conv4_res1_bn", "context3", "context_bn3"}
+    assert set(new) == {f"conv2_res{blocks[1] + 1}", f"conv2_res{blocks[1] + 1}_bn",
+                        f"conv4_res{blocks[3] + 1}", f"conv4_res{blocks[3] + 1}_bn",
+                        f"context{context + 1}", f"context_bn{context + 1}"}
     assert deeper.count_params() > logits.count_params()
     strips = np.random.default_rng(0).random((3, string_reader.HEIGHT, 128, 1)).astype("float32")
     np.testing.assert_allclose(np.asarray(deeper(strips, training=False)), np.asarray(logits(strips)), atol=1e-4)
