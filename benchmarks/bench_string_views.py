@@ -5,7 +5,9 @@ reader's checkpoint strings are: touching 5-digit codes and fields of the traini
 ``--field-share``) with one whole-field network at each view alone, then with sets of views as
 one ensemble (each view proposes its best path; a string's probability is the geometric mean of
 the views' CTC probabilities: ``strings.StringReader.read_inks``), and prints the share read
-exactly right. This is how ``strings.VIEWS`` was chosen; it reads no held-out family.
+exactly right. This is how ``strings.VIEWS`` was chosen; it reads no held-out family. With
+``--model`` given more than once, the networks read as one ensemble: each set of views is read
+by every network, and every network's views propose and weigh.
 
     python benchmarks/bench_string_views.py --data ../shared/datasets/mnist --count 1200
 """
@@ -23,10 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # A view: (ink height in rows of 32, stroke change in px, width factor).
-VIEWS = {"22": (22, 0, 1.0), "24": (24, 0, 1.0), "26": (26, 0, 1.0), "28": (28, 0, 1.0),
+VIEWS = {"22": (22, 0, 1.0), "24": (24, 0, 1.0), "26": (26, 0, 1.0), "28": (28, 0, 1.0), "30": (30, 0, 1.0),
          "24 thick": (24, 1, 1.0), "24 thin": (24, -1, 1.0), "24 narrow": (24, 0, 0.85), "24 wide": (24, 0, 1.15)}
-SETS = (("22", "24", "26"), ("24", "26", "28"), ("24", "24 thick", "24 thin"), ("24", "24 narrow", "24 wide"),
-        tuple(name for name in VIEWS if name != "28"))
+SETS = (("22", "24", "26"), ("24", "26", "28"), ("26", "28", "30"), ("24", "26", "28", "30"), ("24", "24 thick", "24 thin"), ("24", "24 narrow", "24 wide"),
+        tuple(name for name in VIEWS if name not in ("28", "30")))
 
 
 def view_strip(ink: np.ndarray, height: int, stroke: int, width: float) -> np.ndarray:
@@ -46,7 +48,8 @@ def view_strip(ink: np.ndarray, height: int, stroke: int, width: float) -> np.nd
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/datasets/mnist", help="MNIST folder")
-    parser.add_argument("--model", default=None, help="whole-field network (default: the shipped one)")
+    parser.add_argument("--model", action="append", default=None,
+                        help="whole-field network (repeat for an ensemble; default: the shipped one)")
     parser.add_argument("--count", type=int, default=1200)
     parser.add_argument("--field-share", type=float, default=0.6)
     args = parser.parse_args(argv)
@@ -59,26 +62,33 @@ def main(argv=None) -> int:
     _, val = mnist.train_validation_split(mnist.load(args.data).train)
     fields, truths = validation_fields(val.images, val.labels, args.count, args.field_share)
     inks = [ink_of(f).astype(np.float32) for f in fields]
-    reader = strings.StringReader(args.model or strings.shipped_members()[0], views=[24])
-    columns = {}
+    reader = strings.StringReader(args.model or strings.shipped_members()[:1], views=[24])
+    columns = {}  # (network, view) -> per field column probabilities
     print(f"{len(truths)} validation strings; exactly right")
-    for name, view in VIEWS.items():
-        start = time.perf_counter()
-        columns[name] = reader.column_probabilities([view_strip(ink, *view) for ink in inks])
-        seconds = (time.perf_counter() - start) / len(inks)
-        right = np.mean([''.join(map(str, strings.best_path(c)[0])) == t for c, t in zip(columns[name], truths)])
-        print(f"  view {name:<10} {100 * right:5.1f} %   {1000 * seconds:.1f} ms a field")
-    for views in SETS:
+    for m, model in enumerate(reader.models):
+        for name, view in VIEWS.items():
+            start = time.perf_counter()
+            columns[m, name] = reader.column_probabilities([view_strip(ink, *view) for ink in inks], model)
+            seconds = (time.perf_counter() - start) / len(inks)
+            right = np.mean([''.join(map(str, strings.best_path(c)[0])) == t
+                             for c, t in zip(columns[m, name], truths)])
+            print(f"  network {m} view {name:<10} {100 * right:5.1f} %   {1000 * seconds:.1f} ms a field")
+    sets = [(m, views) for m in range(len(reader.models)) for views in SETS]
+    if len(reader.models) > 1:
+        sets += [(None, views) for views in SETS]
+    for m, views in sets:
+        nets = range(len(reader.models)) if m is None else [m]
         right = 0
         for i, truth in enumerate(truths):
-            members = [columns[name][i] for name in views]
+            members = [columns[n, name][i] for n in nets for name in views]
             best, best_p = "", -1.0
             for probs in members:
                 digits = strings.best_path(probs)[0]
                 if digits and (p := strings.ensemble_probability(members, digits)) > best_p:
                     best, best_p = "".join(map(str, digits)), p
             right += best == truth
-        print(f"  views {' + '.join(views):<60} {100 * right / len(truths):5.1f} %")
+        who = "every network" if m is None else f"network {m}"
+        print(f"  {who}, views {' + '.join(views):<60} {100 * right / len(truths):5.1f} %")
     return 0
 
 

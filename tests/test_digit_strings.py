@@ -88,12 +88,12 @@ def test_each_view_scales_the_ink_to_its_height_and_reads_the_field(mnist_test):
     """A field is read at several ink heights; every view of every member proposes and weighs."""
     rng = np.random.default_rng(5)
     ink = np.clip((255.0 - _field(mnist_test, "4071", rng, gap=(0.2, 0.4))) / 255.0, 0, 1).astype(np.float32)
-    for body in (22, 24, 26):
+    for body in string_reader.VIEWS:
         strip = string_reader.prepare(ink, body)
         rows = np.flatnonzero((strip > string_reader.INK_LEVEL).any(axis=1))
         assert strip.shape[0] == string_reader.HEIGHT and rows[-1] - rows[0] + 1 in (body - 1, body, body + 1)
     one = string_reader.StringReader(string_reader.shipped_members(), views=[24])
-    three = string_reader.StringReader(string_reader.shipped_members(), views=[22, 24, 26])
+    three = string_reader.StringReader(string_reader.shipped_members(), views=string_reader.VIEWS)
     [alone], [together] = one.read_inks([ink]), three.read_inks([ink])
     assert len(alone.columns) == 1 and len(together.columns) == 3
     assert together.digits == alone.digits == "4071"

@@ -146,7 +146,7 @@ def train_field_combination(
                                "model first). Default: the members the metrics name."),
     views: Optional[list[int]] = typer.Option(
         None, "--view", min=8, max=32,
-        help="An ink height (rows of 32) each member reads a field at (repeat). Default: 22, 24 and 26."),
+        help="An ink height (rows of 32) each member reads a field at (repeat). Default: 24, 26 and 28."),
 ) -> None:
     """Refit P(reading right) of the number-field readers together, on composed codes, number fields of the
     training families and fields the pipeline cuts from envelopes."""

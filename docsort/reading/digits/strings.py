@@ -11,8 +11,8 @@ Each network reads a field in several views, its ink scaled to a few heights (``
 several networks may read it as an ensemble: every view of every member proposes its best path,
 and a string's probability is the geometric mean of theirs, so a reading only one view likes is
 doubted. A hand's digits are not all of one size and a network's errors depend on the scale it
-sees, so the views disagree on exactly the fields one view would misread: three heights read
-89.3 % of the validation strings exactly right where one reads 87.1 %.
+sees, so the views disagree on exactly the fields one view would misread: three heights (24, 26
+and 28 rows) read 90.7 % of the validation strings exactly right where one (24) reads 88.0 %.
 
 Fields are scaled to one height and padded on the right to a few fixed widths (``INPUT``), so
 the networks see whole batches of a handful of shapes.
@@ -34,7 +34,7 @@ HEIGHT = 32
 # The ink of a field is scaled to this height, with paper above and below.
 BODY = 24
 # The ink heights each network reads a field at (the shipped set is the manifest's ``views``).
-VIEWS = (22, 24, 26)
+VIEWS = (24, 26, 28)
 SIDE_PAD = 4
 INPUT = engine.InputSpec("field", HEIGHT, width_buckets=(64, 96, 128, 192, 256, 384, 512), align="left", batch=16,
                           columns=1024)
