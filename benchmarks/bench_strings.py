@@ -15,7 +15,11 @@ here are composed of real MNIST test digits by ``synth.fields`` (plain digit str
    per length and per condition, and seconds per string (one thread each).
 2. The same per training family: MNIST test digits, but families the generator trains on, so
    not a held-out measure.
-3. Not a code: words of DHSD's held-out writers given to ``read-digits --code-length 5``: the
+3. Continental writers (``--continental``): fields of the training families and plain 5-digit
+   codes, MNIST test digits with every 1 written with the up-stroke and most 7s crossed
+   (``synth.digit_styles``), as much of the world writes them and MNIST's writers never do.
+   The convention is a training option (``--convention-share``), so not a held-out measure.
+4. Not a code: words of DHSD's held-out writers given to ``read-digits --code-length 5``: the
    share read as a code with confidence >= 0.5 and >= the accept threshold ``process`` runs at
    (the ``optimal`` threshold of ``models/digits.tradeoff.json``).
 
@@ -174,6 +178,46 @@ def training_families(args, test, peers: bool) -> dict:
     return out
 
 
+def continental(args, test, peers: bool) -> dict:
+    """Plain 5-digit codes and training-family fields (lengths 3-9) from the test digits with
+    every 1 and 7 restyled as continental writers write them; with a 1 or 7 apart."""
+    import numpy as np
+
+    from docsort.training.synth import digit_styles
+    from docsort.training.synth import fields as field_synth
+    from docsort.training.train.digit_strings import compose_field
+
+    rng = np.random.default_rng(args.seed + 50)
+    images = digit_styles.restyle_many(test.images, test.labels, rng, share=1.0)
+    half = args.continental // 2
+    fields = []
+    for _ in range(half):  # a code as the envelope benchmark writes it, touching and overlapping
+        image, text = compose_field(images, test.labels, rng, 5, (-0.3, 0.5), float(rng.uniform(28, 56)),
+                                    int(rng.integers(0, 2)))
+        fields.append(_Field(image, text))
+    for n in range(args.continental - half):
+        family = field_synth.TRAINING_FAMILIES[n % len(field_synth.TRAINING_FAMILIES)]
+        usable = [k for k in field_synth.FAMILIES[family].lengths if 3 <= k <= 9]
+        composed = field_synth.compose_field(family, images, test.labels, rng, usable[n % len(usable)])
+        fields.append(_Field(composed.image, composed.digits))
+    with tempfile.TemporaryDirectory() as tmp:
+        reads, _ = read_fields(fields, Path(tmp), peers)
+    groups = {}
+    for name, idx in (("5-digit codes", range(half)), ("training-family fields", range(half, len(fields)))):
+        groups[name] = list(idx)
+        groups[f"{name} with a 1 or 7"] = [i for i in idx if set(fields[i].digits) & {"1", "7"}]
+    groups["all"] = list(range(len(fields)))
+    return {name: {"n": len(idx), **{r: share(reads[r][i] == fields[i].digits for i in idx) for r in reads}}
+            for name, idx in groups.items()}
+
+
+class _Field:
+    """A composed field as ``read_fields`` takes it: its image and its digits."""
+
+    def __init__(self, image, digits: str):
+        self.image, self.digits = image, digits
+
+
 def not_a_code(args) -> dict:
     """Held-out writers' words read as 5-digit codes: how many come out as a confident code."""
     from docsort.cost.model import default_accept_threshold
@@ -205,6 +249,8 @@ def main() -> None:
                         help="folder with mnist/ and dhsd/ (default: $DOCSORT_DATASETS, then ../shared/datasets)")
     parser.add_argument("--count", type=int, default=1000, help="held-out fields, lengths 3-9 in turn (0: none)")
     parser.add_argument("--family-count", type=int, default=100, help="fields per training family (0: none)")
+    parser.add_argument("--continental", type=int, default=0,
+                        help="fields written by continental writers, half codes, half training-family fields (0: none)")
     parser.add_argument("--words", type=int, default=None,
                         help="held-out writers' words for the not-a-code section (default: all; 0: none)")
     parser.add_argument("--seed", type=int, default=2031)
@@ -239,6 +285,11 @@ def main() -> None:
         print(f"\n## Training families (the generator trains on them; MNIST test digits), "
               f"{args.family_count} fields each, lengths 3-9\n")
         print(table("family", rows, readers))
+    if args.continental:
+        rows = report["continental"] = continental(args, test, peers)
+        readers = [r for r in READERS if r in next(iter(rows.values()))]
+        print(f"\n## Continental writers (1s with the up-stroke, 7s crossed; MNIST test digits)\n")
+        print(table("fields", rows, readers))
     if args.words != 0:
         w = report["not_a_code"] = not_a_code(args)
         print(f"\n## Not a code: {w['n']} words of held-out DHSD writers {w['writers']}, "

@@ -35,6 +35,10 @@ def train_digits(
                                         "up to this many (quick trial runs: fewer)."),
     scanned_test: Optional[int] = typer.Option(None, "--scanned-test", min=10,
                                                help="Test digits also measured in the scanned look (default: all)."),
+    convention_share: float = typer.Option(
+        0.0, "--convention-share", min=0.0, max=1.0,
+        help="Share of training and validation digits written as continental writers write: 1s with the "
+             "up-stroke, 7s crossed (MNIST's writers never do)."),
     out: Path = typer.Option(Path("runs/digits"), "--out",
                              help="Folder for digits.keras, digits.metrics.json and digits.history.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
@@ -46,7 +50,7 @@ def train_digits(
 
     config = TrainingConfig(data=str(data) if data else None, arch=arch, limit=limit, epochs=epochs,
                             seed=seed, augment=augment, epoch_size=epoch_size,
-                            scanned_test_limit=scanned_test, out=out)
+                            scanned_test_limit=scanned_test, convention_share=convention_share, out=out)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     stdout.print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% "
@@ -80,6 +84,10 @@ def train_digit_strings(
         0.0, "--writer-share", min=0.0, max=1.0,
         help="Share of training strings composed from writer-varied digits (rotated, sheared, elastically "
              "bent, other pen widths): hands MNIST's writers do not have. Validation strings stay plain."),
+    convention_share: float = typer.Option(
+        0.0, "--convention-share", min=0.0, max=1.0,
+        help="Share of training and validation strings written as continental writers write: 1s with the "
+             "up-stroke, 7s crossed (MNIST's writers never do)."),
     block_convs: str = typer.Option(
         "0,0,0,0", "--block-convs",
         help="Residual 3x3 convolutions added inside each of the four conv blocks, comma-separated. With "
@@ -100,7 +108,8 @@ def train_digit_strings(
                                   validation_strings=validation_strings, test_strings=test_strings,
                                   combination_strings=combination_strings, learning_rate=learning_rate,
                                   init=str(init) if init else None, field_share=field_share,
-                                  writer_share=writer_share, block_convs=_block_convs(block_convs),
+                                  writer_share=writer_share, convention_share=convention_share,
+                                  block_convs=_block_convs(block_convs),
                                   context_blocks=context_blocks, data_workers=data_workers)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)

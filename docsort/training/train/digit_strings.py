@@ -66,6 +66,9 @@ class StringTrainingConfig:
     # Share of training strings composed from writer-varied digits (augment.writer_variation:
     # rotation, shear, scale, elastic deformation, pen width): hands MNIST's writers do not have.
     writer_share: float = 0.0
+    # Share of training (and validation) strings written by writers of another school: every 1
+    # with the continental up-stroke (now and then a foot), most 7s crossed (synth.digit_styles).
+    convention_share: float = 0.0
     # Residual 3x3 convolutions added after each of the four conv blocks (depth where the
     # strokes have become digit parts), and residual 1x5 convolutions over the columns.
     block_convs: tuple[int, ...] = (0, 0, 0, 0)
@@ -125,17 +128,29 @@ def family_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generato
     return composed.image, composed.digits
 
 
-def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_share: float
-                      ) -> tuple[list[np.ndarray], list[str]]:
+def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_share: float,
+                      convention_share: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
     """Checkpoint and temperature strings from held-out training digits: plain touching codes,
-    and (with ``field_share``) that share of training-family fields, drawn with a fixed seed."""
+    and (with ``field_share``) that share of training-family fields, drawn with a fixed seed.
+    With ``convention_share``, that share of each kind is written by continental writers
+    (``ConventionPool``), so a checkpoint is chosen for reading them too."""
     families = int(round(count * field_share))
-    plain, truths = benchmark_fields(images, labels, count - families, VALIDATION_SEED)
-    rng = np.random.default_rng(VALIDATION_SEED + 1)
-    for _ in range(families):
-        image, text = family_field(images, labels, rng)
-        plain.append(image)
-        truths.append(text)
+    styled_images = None
+    if convention_share:
+        styled_images = ConventionPool(images, labels, np.random.default_rng(VALIDATION_SEED + 2)).digits()[0]
+    plain, truths = [], []
+    for n, seed in ((count - families, VALIDATION_SEED), (families, VALIDATION_SEED + 1)):
+        styled = int(round(n * convention_share))
+        for k, source in ((n - styled, images), (styled, styled_images)):
+            if not k:
+                continue
+            if seed == VALIDATION_SEED:
+                more, more_truths = benchmark_fields(source, labels, k, seed + (source is not images) * 7)
+            else:
+                rng = np.random.default_rng(seed + (source is not images) * 7)
+                more, more_truths = map(list, zip(*(family_field(source, labels, rng) for _ in range(k))))
+            plain += more
+            truths += more_truths
     return plain, truths
 
 
@@ -164,13 +179,39 @@ class WriterPool:
         return self.pool_images, self.pool_labels
 
 
+class ConventionPool:
+    """The training digits as continental writers write them: every 1 with the up-stroke (some
+    on a foot), most 7s crossed (``synth.digit_styles``), the other digits as MNIST has them.
+    Restyled afresh every ``refresh`` uses, so the added strokes vary."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, refresh: int = 3000):
+        self.images, self.labels, self.rng, self.refresh, self.uses = images, labels, rng, refresh, 0
+        self._draw()
+
+    def _draw(self) -> None:
+        from docsort.training.synth.digit_styles import restyle_many
+
+        # One school per digit: every 1 flagged (a foot now and then), 7s crossed as most do.
+        self.pool_images = restyle_many(self.images, self.labels, self.rng,
+                                        convention=None, share=1.0)
+
+    def digits(self) -> tuple[np.ndarray, np.ndarray]:
+        self.uses += 1
+        if self.uses % self.refresh == 0:
+            self._draw()
+        return self.pool_images, self.labels
+
+
 def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optional[WriterPool] = None,
-                   writer_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   writer_share: float = 0.0, conventions: Optional[ConventionPool] = None,
+                   convention_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs padded to the batch's width bucket, labels padded with -1, label lengths)."""
     strips, texts = [], []
     for _ in range(BATCH_SIZE):
         draw = family_field if field_share and rng.random() < field_share else random_field
-        if writers is not None and rng.random() < writer_share:
+        if conventions is not None and rng.random() < convention_share:
+            image, text = draw(*conventions.digits(), rng)
+        elif writers is not None and rng.random() < writer_share:
             image, text = draw(*writers.digits(), rng)
         else:
             image, text = draw(images, labels, rng)
@@ -185,7 +226,7 @@ def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optio
 
 
 def _batch_worker(data: Optional[str], seed: int, worker: int, workers: int, field_share: float,
-                  writer_share: float, queue) -> None:
+                  writer_share: float, convention_share: float, queue) -> None:
     """A data worker: composes training batches from its own random stream into ``queue``."""
     import signal
 
@@ -194,8 +235,10 @@ def _batch_worker(data: Optional[str], seed: int, worker: int, workers: int, fie
     train_split, _ = mnist.train_validation_split(mnist.load(data).train)
     rng = np.random.default_rng([seed, worker, workers])
     writers = WriterPool(train_split.images, train_split.labels, rng) if writer_share else None
+    conventions = ConventionPool(train_split.images, train_split.labels, rng) if convention_share else None
     while True:
-        queue.put(training_batch(train_split.images, train_split.labels, rng, field_share, writers, writer_share))
+        queue.put(training_batch(train_split.images, train_split.labels, rng, field_share, writers, writer_share,
+                                 conventions, convention_share))
 
 
 class BatchProducer:
@@ -206,13 +249,15 @@ class BatchProducer:
     stream from the run's seed, so a run is repeatable up to the order the batches arrive in.
     """
 
-    def __init__(self, data: Optional[str], seed: int, workers: int, field_share: float, writer_share: float):
+    def __init__(self, data: Optional[str], seed: int, workers: int, field_share: float, writer_share: float,
+                 convention_share: float = 0.0):
         from multiprocessing import get_context
 
         context = get_context("spawn")
         self.queue = context.Queue(maxsize=4 * workers)
         self.processes = [context.Process(target=_batch_worker, daemon=True,
-                                          args=(data, seed, k, workers, field_share, writer_share, self.queue))
+                                          args=(data, seed, k, workers, field_share, writer_share, convention_share,
+                                                self.queue))
                           for k in range(workers)]
         for process in self.processes:
             process.start()
@@ -408,7 +453,8 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         return loss
 
     val_fields, val_truths = validation_fields(val_split.images, val_split.labels,
-                                               config.validation_strings, config.field_share)
+                                               config.validation_strings, config.field_share,
+                                               config.convention_share)
     val_strips = strips_of(val_fields)
     history: dict[str, list[float]] = {"step": [], "loss": [], "validation_exact": []}
     best = (-1.0, 0, model.get_weights())
@@ -418,9 +464,11 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     losses: list[float] = []
     tick = time.time()
     producer = (BatchProducer(config.data, config.seed, config.data_workers, config.field_share,
-                              config.writer_share) if config.data_workers else None)
+                              config.writer_share, config.convention_share) if config.data_workers else None)
     writers = (WriterPool(train_split.images, train_split.labels, rng)
                if config.writer_share and producer is None else None)
+    conventions = (ConventionPool(train_split.images, train_split.labels, rng)
+                   if config.convention_share and producer is None else None)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -429,7 +477,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
                 x, y, lengths = producer.next()
             else:
                 x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share,
-                                               writers, config.writer_share)
+                                               writers, config.writer_share, conventions, config.convention_share)
             losses.append(float(step(x, y, lengths)))
             if k % every == 0 or k == config.steps:
                 reads, _ = read_logits(column_logits(model, val_strips))
@@ -484,6 +532,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
                        **reliability(val_conf, val_right)},
         "field_share": config.field_share,
         "writer_share": config.writer_share,
+        "convention_share": config.convention_share,
         "temperature": temperature,
         "steps": config.steps,
         "learning_rate": config.learning_rate,

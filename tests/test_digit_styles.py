@@ -1,0 +1,136 @@
+"""Digits as continental writers write them: the flagged 1 and the crossed 7 MNIST never has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from docsort.training.synth import digit_styles as styles
+
+
+@pytest.fixture(scope="module")
+def training_digits(mnist_dir):
+    from docsort.training.datasets import mnist
+
+    split, _ = mnist.train_validation_split(mnist.load(mnist_dir).train)
+    return split.images[:3000], split.labels[:3000]
+
+
+def _ink(img: np.ndarray) -> np.ndarray:
+    return np.asarray(img) >= styles.INK
+
+
+def _first(labels, digit, n=40):
+    return np.flatnonzero(labels == digit)[:n]
+
+
+def test_only_ones_and_sevens_change_and_stay_in_mnist_format(training_digits):
+    images, labels = training_digits
+    out = styles.restyle_many(images[:400], labels[:400], np.random.default_rng(0),
+                              styles.Convention(flagged_one=True, footed_one=True, crossed_seven=True))
+    assert out.shape == (400, 28, 28) and out.dtype == np.uint8
+    others = ~np.isin(labels[:400], (1, 7))
+    assert np.array_equal(out[others], images[:400][others])
+    changed = np.isin(labels[:400], (1, 7))
+    assert all(not np.array_equal(a, b) for a, b in zip(out[changed], images[:400][changed]))
+    for img in out[changed]:
+        ys, xs = np.nonzero(img > 20)
+        # Framed as MNIST frames a digit: the longer side of the ink about 20 px, centred.
+        assert 18 <= max(np.ptp(ys), np.ptp(xs)) + 1 <= 21
+        assert abs(ys.mean() - 14) < 3 and abs(xs.mean() - 14) < 3
+
+
+def test_a_flagged_one_gains_an_up_stroke_to_the_left_of_its_top(training_digits):
+    images, labels = training_digits
+    rng = np.random.default_rng(1)
+    for i in _first(labels, 1):
+        digit = np.pad(images[i], 14)
+        rows = np.flatnonzero(_ink(digit).any(axis=1))
+        top, height = rows[0], rows[-1] - rows[0] + 1
+        flagged = styles.flag_one(digit, rng)
+        added = _ink(flagged) & ~_ink(digit)
+        ys, xs = np.nonzero(added)
+        assert ys.size > 0
+        top_x = np.flatnonzero(_ink(digit)[top]).mean()
+        # The stroke runs from the top of the stem down to the left, within the upper part.
+        assert xs.min() < top_x - 0.2 * height
+        assert ys.max() <= top + 0.6 * height + 3
+
+
+def test_a_crossed_seven_gains_a_bar_through_its_stem_about_mid_height(training_digits):
+    images, labels = training_digits
+    rng = np.random.default_rng(2)
+    for i in _first(labels, 7):
+        digit = np.pad(images[i], 14)
+        rows = np.flatnonzero(_ink(digit).any(axis=1))
+        top, height = rows[0], rows[-1] - rows[0] + 1
+        crossed = styles.cross_seven(digit, rng)
+        added = _ink(crossed) & ~_ink(digit)
+        ys, xs = np.nonzero(added)
+        assert ys.size > 0
+        assert top + 0.25 * height <= np.median(ys) <= top + 0.7 * height
+        y = int(round(np.median(ys)))
+        stem = np.flatnonzero(_ink(digit)[y])
+        if stem.size:  # the bar crosses the stem: ink added on both sides of its middle
+            assert xs.min() < stem.mean() < xs.max()
+
+
+def test_the_added_stroke_is_drawn_in_the_digits_own_pen(training_digits):
+    images, labels = training_digits
+    rng = np.random.default_rng(3)
+    ratios = []
+    for i in np.concatenate([_first(labels, 1, 20), _first(labels, 7, 20)]):
+        digit = np.pad(images[i], 14)
+        before = styles.stroke_width(digit)
+        after = styles.stroke_width(styles.restyle(images[i], int(labels[i]),
+                                                   styles.Convention(True, False, True), rng))
+        ratios.append(after / before)
+    # Reframing scales the digit a little; the pen stays about as wide.
+    assert 0.6 < np.median(ratios) < 1.4
+
+
+def test_a_writer_keeps_to_their_convention():
+    rng = np.random.default_rng(4)
+    writers = [styles.Convention.draw(rng, share=0.5) for _ in range(400)]
+    continental = [w for w in writers if not w.plain]
+    assert 0.35 < len(continental) / len(writers) < 0.65
+    assert all(w.flagged_one or w.crossed_seven or w.footed_one for w in continental)
+    assert styles.Convention().plain
+
+
+def test_validation_strings_with_continental_writers(training_digits):
+    """Without a convention share the checkpoint strings are the ones every earlier run was chosen
+    on; with one, that share of them is written by continental writers."""
+    from docsort.training.train import digit_strings as training
+
+    images, labels = training_digits
+    plain, truths = training.validation_fields(images, labels, 20, 0.5)
+    again, again_truths = training.validation_fields(images, labels, 20, 0.5, 0.0)
+    assert truths == again_truths and all(np.array_equal(a, b) for a, b in zip(plain, again))
+    before, _ = training.benchmark_fields(images, labels, 10, training.VALIDATION_SEED)
+    assert all(np.array_equal(a, b) for a, b in zip(plain[:10], before))
+    styled, styled_truths = training.validation_fields(images, labels, 20, 0.5, 0.5)
+    assert len(styled) == len(styled_truths) == 20 and all(t.isdigit() for t in styled_truths)
+    pool = training.ConventionPool(images, labels, np.random.default_rng(5))
+    restyled, same_labels = pool.digits()
+    assert same_labels is labels
+    assert np.array_equal(restyled[~np.isin(labels, (1, 7))], images[~np.isin(labels, (1, 7))])
+    x, y, lengths = training.training_batch(images, labels, np.random.default_rng(6), 0.5, None, 0.0, pool, 1.0)
+    assert x.shape[0] == training.BATCH_SIZE == len(lengths)
+
+
+def test_the_digit_readers_training_epoch_carries_its_share_of_continental_digits(training_digits):
+    from docsort.training.datasets import mnist
+    from docsort.training.train import digits as training
+
+    images, labels = training_digits
+    split = mnist.Split(images, labels)
+    plain, plain_labels = training.epoch_inputs(split, np.random.default_rng(7), False, len(images))
+    styled, styled_labels = training.epoch_inputs(split, np.random.default_rng(7), False, len(images), 0.5)
+    assert np.array_equal(np.sort(plain_labels), np.sort(styled_labels))
+    restyled = training.continental(images, labels, np.random.default_rng(8), 0.5)
+    changed = np.array([not np.array_equal(a, b) for a, b in zip(restyled, images)])
+    ones_sevens = np.isin(labels, (1, 7))
+    assert not changed[~ones_sevens].any()
+    assert 0.35 < changed[ones_sevens].mean() < 0.65
+    assert training.continental(images, labels, np.random.default_rng(8), 0.0) is images
