@@ -156,6 +156,10 @@ def train_field_combination(
     views: Optional[list[int]] = typer.Option(
         None, "--view", min=8, max=32,
         help="An ink height (rows of 32) each member reads a field at (repeat). Default: 24, 26 and 28."),
+    convention_share: float = typer.Option(
+        0.0, "--convention-share", min=0.0, max=1.0,
+        help="Share of the composed codes and family fields written by continental writers (1s with the "
+             "up-stroke, 7s crossed)."),
 ) -> None:
     """Refit P(reading right) of the number-field readers together, on composed codes, number fields of the
     training families and fields the pipeline cuts from envelopes."""
@@ -170,11 +174,13 @@ def train_field_combination(
                f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed} "
                f"--family-fields {family_fields}"
                + "".join(f" --member {m}" for m in members or [])
-               + "".join(f" --view {v}" for v in views or []) + f" --out {out}")
+               + "".join(f" --view {v}" for v in views or [])
+               + (f" --convention-share {convention_share:g}" if convention_share else "") + f" --out {out}")
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
                             progress=progress_lines(),
-                            members=members, out=out, family_count=family_fields, views=views)["fit"]
+                            members=members, out=out, family_count=family_fields, views=views,
+                            convention_share=convention_share)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
                  f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 

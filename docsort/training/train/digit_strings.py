@@ -660,12 +660,15 @@ def family_fields_for_fitting(images: np.ndarray, labels: np.ndarray, count: int
 def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, seed: int = 7,
                     code_length: int = 5, reader=None, string_reader=None,
                     envelopes: Optional[tuple[list[np.ndarray], list[str]]] = None,
-                    envelope_weight: float = 1.0, family_count: int = 0, line_reader=None) -> dict:
+                    envelope_weight: float = 1.0, family_count: int = 0, line_reader=None,
+                    convention_share: float = 0.0) -> dict:
     """Fit P(candidate right) from every reader's probability of every candidate (see
     ``combine``) on validation codes composed from digits (read at ``code_length``), on
     ``family_count`` number fields of the training families (read at their own length) and, when
     given, on destination fields the pipeline cut from envelopes (``envelope_fields``), each of
-    those counting ``envelope_weight`` times."""
+    those counting ``envelope_weight`` times. ``convention_share`` of the codes and of the family
+    fields are written by continental writers (``ConventionPool``), so the fit learns how far
+    each reader is trusted on them."""
     from docsort.reading.digits import combine
     from docsort.reading.digits.ppocr import shared_reader as shared_line_reader
     from docsort.reading.digits import segmenting as digit_reader
@@ -673,14 +676,25 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
 
     line_reader = line_reader or shared_line_reader()
     groups = []  # (inks, truths, weight, code length)
-    fields, truths = combination_fields(images, labels, count, seed, code_length) if count else ([], [])
+    styled_count = int(round(count * convention_share))
+    fields, truths = (combination_fields(images, labels, count - styled_count, seed, code_length)
+                      if count - styled_count else ([], []))
+    styled = (ConventionPool(images, labels, np.random.default_rng(seed + 5)).digits()[0]
+              if convention_share else None)
+    if styled_count:
+        more, more_truths = combination_fields(styled, labels, styled_count, seed + 3, code_length)
+        fields, truths = fields + more, truths + more_truths
     codes = [ink_of(f) for f in fields]
     if envelopes:
         codes += list(envelopes[0])
     groups.append((codes, list(truths) + (list(envelopes[1]) if envelopes else []),
                    [1.0] * len(fields) + [envelope_weight] * (len(envelopes[0]) if envelopes else 0), code_length))
     if family_count:
-        family, family_truths = family_fields_for_fitting(images, labels, family_count, seed + 2)
+        styled_family = int(round(family_count * convention_share))
+        family, family_truths = family_fields_for_fitting(images, labels, family_count - styled_family, seed + 2)
+        if styled_family:
+            more, more_truths = family_fields_for_fitting(styled, labels, styled_family, seed + 4)
+            family, family_truths = family + more, family_truths + more_truths
         groups.append(([ink_of(f) for f in family], family_truths, [1.0] * len(family), None))
     rows, y, w = [], [], []
     analysed = []  # (splits, whole, line, truth, length)
@@ -721,10 +735,13 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
         data += f"; {len(envelopes[0])} of them destination fields cut by the pipeline from envelopes"
     if family_count:
         data += f"; {family_count} number fields of the training families (never the held-out one)"
+    if convention_share:
+        data += f"; {100 * convention_share:g} % of the codes and family fields by continental writers"
     return {**weights, "fit": {"data": data, "n": len(analysed), "candidates": len(y), "seed": seed,
                                "code_length": code_length, "family_fields": family_count,
                                "envelope_fields": len(envelopes[0]) if envelopes else 0,
-                               "envelope_weight": envelope_weight, **accuracy}}
+                               "envelope_weight": envelope_weight, "convention_share": convention_share,
+                               **accuracy}}
 
 
 def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Optional[str], envelopes: int = 600,
@@ -732,7 +749,7 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
                       jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
                       command: str = "", progress=None, members: Optional[Sequence[str]] = None,
                       out: Optional[Path] = None, family_count: int = 0,
-                      views: Optional[Sequence[int]] = None) -> dict:
+                      views: Optional[Sequence[int]] = None, convention_share: float = 0.0) -> dict:
     """Refit the shipped combination in ``metrics_path`` without retraining the string model:
     on the composed validation codes plus the destination fields the pipeline cuts from
     ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
@@ -760,7 +777,7 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
         f"{len(fields[0]) if fields else 0} envelope fields")
     combination = fit_combination(val_split.images, val_split.labels, count, envelopes=fields,
                                   envelope_weight=envelope_weight, string_reader=string_reader,
-                                  family_count=family_count)
+                                  family_count=family_count, convention_share=convention_share)
     combination["fit"].update({"envelopes": envelopes, "envelope_seed": envelope_seed,
                                "command": command})
     metrics["combination"] = combination
