@@ -51,6 +51,28 @@ def test_real_handwriting_from_datasets(tmp_path):
     assert all(env["destination_source"] == "handwritten" for env in truth["envelopes"])
 
 
+def test_continental_hands_write_their_ones_and_sevens_otherwise(tmp_path):
+    """--continental 1 gives every hand the flagged 1 or the crossed 7; without it no hand has
+    them (and the envelopes are the ones every earlier benchmark drew)."""
+    from docsort.training.samples import write_samples
+
+    plain = write_samples(tmp_path / "plain", count=6, seed=4, handwriting=DATASETS, handwritten_share=1.0,
+                          image_format="png")
+    styled = write_samples(tmp_path / "styled", count=6, seed=4, handwriting=DATASETS, handwritten_share=1.0,
+                           image_format="png", continental=1.0)
+    assert not any(t.continental_hand for t in plain) and all(t.continental_hand for t in styled)
+    assert [t.layout for t in plain] == [t.layout for t in styled]
+    truth = json.loads((tmp_path / "styled" / "truth.json").read_text())
+    assert truth["generator"]["continental"] == 1.0
+    again = write_samples(tmp_path / "again", count=6, seed=4, handwriting=DATASETS, handwritten_share=1.0,
+                          image_format="png", continental=0.0)
+    assert [t.to_dict() for t in again] == [t.to_dict() for t in plain]
+    for t in plain:
+        a = cv2.imread(str(tmp_path / "plain" / t.file))
+        b = cv2.imread(str(tmp_path / "again" / t.file))
+        assert np.array_equal(a, b)
+
+
 def _line_of(env, role):
     element = next(e for e in env["elements"] if e["role"] == role)
     x, y, w, h = element["bbox"]

@@ -105,13 +105,18 @@ def samples(
         None, "--country", metavar="CC",
         help="Real codes of this country's postal directory with their places (and US states); the code length "
              "is the country's."),
+    continental: float = typer.Option(
+        0.0, "--continental", min=0.0, max=1.0,
+        help="Share of hands that write 1s with a long up-stroke and cross their 7s, as most of Europe does "
+             "(MNIST's writers never do)."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.training.samples import TRUTH_FILE, write_samples
 
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
                            handwritten_share=handwritten_share, code_length=code_length,
-                           image_format=image_format, layout=layout, max_tilt=max_tilt, country=country)
+                           image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
+                           continental=continental)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

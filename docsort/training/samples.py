@@ -62,6 +62,7 @@ class EnvelopeTruth:
     position: str = ""  # where the destination block stands (POSITIONS)
     destination_place: Optional[str] = None  # with --country: the directory's place for the code
     country: Optional[str] = None
+    continental_hand: bool = False  # the hand writes 1s with the up-stroke and (mostly) crossed 7s
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,13 +78,20 @@ class DatasetHand:
 
     name = "datasets"
 
-    def __init__(self, rng: np.random.Generator, height: float, corpus: "HandwritingCorpus"):
+    def __init__(self, rng: np.random.Generator, height: float, corpus: "HandwritingCorpus",
+                 continental: float = 0.0):
+        from docsort.training.synth.digit_styles import Convention
+
         self.rng = rng
         self.height = height
         self.corpus = corpus
         self.writer = corpus.writers[int(rng.integers(0, len(corpus.writers)))]
         self.stroke = int(rng.integers(0, 2))
         self.slant = float(rng.uniform(-0.2, 0.2))
+        # With probability ``continental`` the hand writes its 1s and 7s as most of Europe does
+        # (synth.digit_styles); drawn only when asked for, so other pages stay as they were.
+        self.convention = (Convention.draw(rng, share=1.0) if continental and rng.random() < continental
+                           else Convention())
 
     def word(self, text: str = "") -> tuple[np.ndarray, str]:
         """A real word by this envelope's writer (its own text: DHSD words are street/city names)."""
@@ -109,9 +117,13 @@ class DatasetHand:
     def digits(self, text: str) -> np.ndarray:
         from docsort.training.synth.handwriting import compose_digit_string
 
+        from docsort.training.synth.digit_styles import restyle
+
         pool = self.corpus.digit_indices
         picks = [self.corpus.mnist_images[pool[int(c)][int(self.rng.integers(0, len(pool[int(c)])))]]
                  for c in text]
+        if not self.convention.plain:
+            picks = [restyle(img, int(c), self.convention, self.rng) for img, c in zip(picks, text)]
         image, _ = compose_digit_string(
             picks, self.rng, gap=(-0.05, 0.45), height=self.height * 0.8, stroke=self.stroke,
             slant=(self.slant - 0.05, self.slant + 0.05),
@@ -613,12 +625,14 @@ def make_envelope(
     layout: str = MIXED,
     position: Optional[str] = None,
     directory=None,
+    continental: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
     ``layout`` and ``position`` are drawn at random when ``mixed`` (a training family, never
     the held-out one) and None. With a postal ``directory`` both codes are real ones and the
-    printed places are theirs.
+    printed places are theirs. ``continental``: the chance that a hand writes its 1s and 7s as
+    continental writers do.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
@@ -630,7 +644,7 @@ def make_envelope(
     page[:] = np.clip(paper, 0, 255).astype(np.uint8)
     elements: list[TextElement] = []
     handwritten = corpus is not None and rng.random() < handwritten_share
-    hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus) if handwritten else None
+    hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus, continental) if handwritten else None
 
     # Sender: top-left, usually with a code of its own; printed, or written by the same hand.
     if directory is not None:
@@ -641,6 +655,7 @@ def make_envelope(
     if hand is not None and rng.random() < 0.35:
         small = DatasetHand(rng, float(rng.uniform(26, 32)), corpus)
         small.writer, small.stroke, small.slant = hand.writer, hand.stroke, hand.slant
+        small.convention = hand.convention
         lines = [[("word", "", "sender_name")], ([("digits", sender_code, "sender_code")] if sender_code else [])
                  + [("word", "", "sender_city")]]
         for line in lines:
@@ -703,6 +718,7 @@ def make_envelope(
         layout=family, position=position,
         destination_place=directory.place(dest_code) if directory is not None else None,
         country=directory.country if directory is not None else None,
+        continental_hand=hand is not None and not hand.convention.plain,
     )
     return page, truth
 
@@ -747,6 +763,7 @@ def write_samples(
     layout: str = MIXED,
     max_tilt: float = 6.0,
     country: Optional[str] = None,
+    continental: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -754,7 +771,8 @@ def write_samples(
     ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a training family; the
     held-out ``boxed`` only when asked for by name). With ``country``
     the codes are real codes of its postal directory, with their places (and US states), and the
-    code length is the country's.
+    code length is the country's. ``continental``: the share of hands that write 1s with the
+    up-stroke and cross their 7s, as most of Europe does (MNIST's writers never do).
     """
     check_layout(layout)
     directory = None
@@ -787,7 +805,7 @@ def write_samples(
         family = TRAINING_LAYOUTS[i % len(TRAINING_LAYOUTS)] if layout == MIXED else layout
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
-                                    max_tilt=max_tilt, directory=directory)
+                                    max_tilt=max_tilt, directory=directory, continental=continental)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -803,7 +821,8 @@ def write_samples(
         truths.append(truth)
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
-                      "layout": layout, "handwriting": "datasets" if corpus else None, "width": PAGE_W, "height": PAGE_H,
+                      "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
+                      "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},
         "envelopes": [t.to_dict() for t in truths],

@@ -44,8 +44,9 @@ class Convention:
         crossed 7; now and then a foot), otherwise MNIST's own habits."""
         if rng.random() >= share:
             return Convention()
-        return Convention(flagged_one=rng.random() < 0.9, footed_one=rng.random() < 0.2,
-                          crossed_seven=rng.random() < 0.8)
+        flagged, footed, crossed = rng.random() < 0.9, rng.random() < 0.2, rng.random() < 0.8
+        # A continental hand keeps at least one of the habits (the crossed 7 if it drew none).
+        return Convention(flagged_one=flagged, footed_one=footed, crossed_seven=crossed or not (flagged or footed))
 
 
 def stroke_width(digit: np.ndarray) -> float:
