@@ -40,17 +40,21 @@ def test_only_ones_and_sevens_change_and_stay_in_mnist_format(training_digits):
         assert abs(ys.mean() - 14) < 3 and abs(xs.mean() - 14) < 3
 
 
+def _added_stroke(digit: np.ndarray, draw, rng):
+    """The digit's top row and height, and where ``draw`` added ink (rows, columns)."""
+    rows = np.flatnonzero(_ink(digit).any(axis=1))
+    added = _ink(draw(digit, rng)) & ~_ink(digit)
+    ys, xs = np.nonzero(added)
+    assert ys.size > 0
+    return rows[0], rows[-1] - rows[0] + 1, ys, xs
+
+
 def test_a_flagged_one_gains_an_up_stroke_to_the_left_of_its_top(training_digits):
     images, labels = training_digits
     rng = np.random.default_rng(1)
     for i in _first(labels, 1):
         digit = np.pad(images[i], 14)
-        rows = np.flatnonzero(_ink(digit).any(axis=1))
-        top, height = rows[0], rows[-1] - rows[0] + 1
-        flagged = styles.flag_one(digit, rng)
-        added = _ink(flagged) & ~_ink(digit)
-        ys, xs = np.nonzero(added)
-        assert ys.size > 0
+        top, height, ys, xs = _added_stroke(digit, styles.flag_one, rng)
         top_x = np.flatnonzero(_ink(digit)[top]).mean()
         # The stroke runs from the top of the stem down to the left, within the upper part.
         assert xs.min() < top_x - 0.2 * height
@@ -62,15 +66,9 @@ def test_a_crossed_seven_gains_a_bar_through_its_stem_about_mid_height(training_
     rng = np.random.default_rng(2)
     for i in _first(labels, 7):
         digit = np.pad(images[i], 14)
-        rows = np.flatnonzero(_ink(digit).any(axis=1))
-        top, height = rows[0], rows[-1] - rows[0] + 1
-        crossed = styles.cross_seven(digit, rng)
-        added = _ink(crossed) & ~_ink(digit)
-        ys, xs = np.nonzero(added)
-        assert ys.size > 0
+        top, height, ys, xs = _added_stroke(digit, styles.cross_seven, rng)
         assert top + 0.25 * height <= np.median(ys) <= top + 0.7 * height
-        y = int(round(np.median(ys)))
-        stem = np.flatnonzero(_ink(digit)[y])
+        stem = np.flatnonzero(_ink(digit)[int(round(np.median(ys)))])
         if stem.size:  # the bar crosses the stem: ink added on both sides of its middle
             assert xs.min() < stem.mean() < xs.max()
 

@@ -50,7 +50,13 @@ def to_mnist(image: np.ndarray) -> np.ndarray:
     rim = cv2.dilate(mask8[y0:y1, x0:x1], _SQUARE3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     digit = ink[y0:y1, x0:x1] * rim
     digit = _normalise_stroke(digit, mask[y0:y1, x0:x1])
-    return _place(_fit_box(digit))
+    return frame(digit)
+
+
+def frame(ink: np.ndarray) -> np.ndarray:
+    """Ink cropped to its box (float, ink high) -> 28x28 as MNIST framed its digits: the longer
+    side scaled to 20 px, the centre of mass on MNIST's centre. The strokes are left as they are."""
+    return _place(_fit_box(ink))
 
 
 def to_mnist_batch(images: Iterable[np.ndarray]) -> np.ndarray:

@@ -155,24 +155,14 @@ def restyle(digit: np.ndarray, label: int, convention: Convention, rng: np.rando
 
 
 def _trim(digit: np.ndarray, shape) -> np.ndarray:
-    """Back to ``shape`` (MNIST's 28 x 28) as MNIST framed its own digits: the ink's box scaled so
-    its longer side is 20 px, placed by its centre of mass. The strokes are left as they are."""
+    """Back to ``shape`` (MNIST's 28 x 28), framed as MNIST framed its digits (``mnist_format.frame``)."""
+    from docsort.reading.digits.mnist_format import frame
+
     ys, xs = np.nonzero(digit)
     if ys.size == 0:
         return np.zeros(shape, np.uint8)
-    box = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
-    size, fit = shape[0], round(shape[0] * 20 / 28)
-    scale = fit / max(box.shape)
-    h, w = max(1, int(round(box.shape[0] * scale))), max(1, int(round(box.shape[1] * scale)))
-    box = cv2.resize(box, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    total = float(box.sum())
-    cy = float((box.sum(axis=1) * np.arange(h)).sum() / total) if total else h / 2
-    cx = float((box.sum(axis=0) * np.arange(w)).sum() / total) if total else w / 2
-    y0 = int(np.clip(round(size / 2 - cy), 0, size - h))
-    x0 = int(np.clip(round(size / 2 - cx), 0, size - w))
-    out = np.zeros(shape, np.float32)
-    out[y0:y0 + h, x0:x0 + w] = box
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    box = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32) / 255.0
+    return np.clip(np.round(frame(box) * 255.0), 0, 255).astype(np.uint8).reshape(shape)
 
 
 def restyle_many(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,

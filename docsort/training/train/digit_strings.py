@@ -135,23 +135,27 @@ def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_
     With ``convention_share``, that share of each kind is written by continental writers
     (``ConventionPool``), so a checkpoint is chosen for reading them too."""
     families = int(round(count * field_share))
-    styled_images = None
-    if convention_share:
-        styled_images = ConventionPool(images, labels, np.random.default_rng(VALIDATION_SEED + 2)).digits()[0]
-    plain, truths = [], []
-    for n, seed in ((count - families, VALIDATION_SEED), (families, VALIDATION_SEED + 1)):
+    styled_images = (ConventionPool(images, labels, np.random.default_rng(VALIDATION_SEED + 2)).digits()[0]
+                     if convention_share else None)
+
+    def codes(source, k: int, seed: int):
+        return benchmark_fields(source, labels, k, seed)
+
+    def family(source, k: int, seed: int):
+        rng = np.random.default_rng(seed)
+        drawn = [family_field(source, labels, rng) for _ in range(k)]
+        return [image for image, _ in drawn], [text for _, text in drawn]
+
+    fields, truths = [], []
+    # Each kind from its own fixed seed; the continental ones from that seed + 7.
+    for draw, n, seed in ((codes, count - families, VALIDATION_SEED), (family, families, VALIDATION_SEED + 1)):
         styled = int(round(n * convention_share))
-        for k, source in ((n - styled, images), (styled, styled_images)):
-            if not k:
-                continue
-            if seed == VALIDATION_SEED:
-                more, more_truths = benchmark_fields(source, labels, k, seed + (source is not images) * 7)
-            else:
-                rng = np.random.default_rng(seed + (source is not images) * 7)
-                more, more_truths = map(list, zip(*(family_field(source, labels, rng) for _ in range(k))))
-            plain += more
-            truths += more_truths
-    return plain, truths
+        for source, k, kind_seed in ((images, n - styled, seed), (styled_images, styled, seed + 7)):
+            if k:
+                more, more_truths = draw(source, k, kind_seed)
+                fields += more
+                truths += more_truths
+    return fields, truths
 
 
 class WriterPool:
