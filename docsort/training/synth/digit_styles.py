@@ -44,7 +44,10 @@ class Convention:
         crossed 7; now and then a foot), otherwise MNIST's own habits."""
         if rng.random() >= share:
             return Convention()
-        flagged, footed, crossed = rng.random() < 0.9, rng.random() < 0.2, rng.random() < 0.8
+        flagged, footed = rng.random() < 0.9, rng.random() < 0.2
+        # The bar through the 7 is there to tell it from the flagged 1: a hand that flags its 1s
+        # nearly always crosses its 7s, so a plain 7 stays a 7 from any writer.
+        crossed = rng.random() < (0.95 if flagged else 0.8)
         # A continental hand keeps at least one of the habits (the crossed 7 if it drew none).
         return Convention(flagged_one=flagged, footed_one=footed, crossed_seven=crossed or not (flagged or footed))
 
@@ -83,8 +86,9 @@ def _centre_x(mask: np.ndarray, y: int) -> Optional[float]:
 
 
 def flag_one(digit: np.ndarray, rng: np.random.Generator, width: Optional[float] = None) -> np.ndarray:
-    """A 1 with the continental up-stroke: from the top of the stem down to the left, 35-60 % of
-    the digit's height long, 20-45 degrees below the horizontal."""
+    """A 1 with the continental up-stroke: from the top of the stem down to the left, 30-50 % of
+    the digit's height long, 30-55 degrees below the horizontal. Steeper and shorter than the
+    level bar of a 7: a flag drawn as long and flat as that bar makes the 1 a 7 in any hand."""
     mask = np.asarray(digit) >= INK
     rows = _rows(mask)
     if rows.size < 4:
@@ -92,8 +96,8 @@ def flag_one(digit: np.ndarray, rng: np.random.Generator, width: Optional[float]
     top, height = int(rows[0]), int(rows[-1] - rows[0] + 1)
     x_top = _centre_x(mask, top)
     width = stroke_width(digit) if width is None else width
-    length = height * rng.uniform(0.35, 0.6)
-    angle = np.deg2rad(rng.uniform(20, 45))
+    length = height * rng.uniform(0.3, 0.5)
+    angle = np.deg2rad(rng.uniform(30, 55))
     start = (x_top, top + 0.3 * width)
     end = (x_top - length * np.cos(angle), top + length * np.sin(angle))
     return _line(digit, start, end, width)
