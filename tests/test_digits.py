@@ -47,7 +47,9 @@ def test_shipped_model_is_calibrated(reader, test_set):
 def test_shipped_model_reads_scanned_digits(reader, test_set):
     result = scanned_test_accuracy(reader, test_set)
     assert result["n"] == 10000
-    assert result["accuracy"] >= 0.993
+    # 99.23 % for the network that also reads continental 1s and 7s (99.41 % for the one trained
+    # on MNIST's hands alone): the scanner may cost a digit in a hundred, no more.
+    assert result["accuracy"] >= 0.99
     assert result["accuracy"] == pytest.approx(manifest.load_metrics("digits")["scanned_test_accuracy"], abs=1e-3)
 
 
