@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from docsort.training.synth import digit_styles as styles
 
 
@@ -162,10 +166,6 @@ def test_the_shipped_digit_reader_reads_flagged_ones_and_crossed_sevens(test_dig
 
 
 def test_read_digits_reads_codes_by_continental_hands_and_doubts_what_it_misreads(test_digits, tmp_path):
-    import json
-
-    import cv2
-    from conftest import run_cli
     from docsort.training.synth.handwriting import compose_digit_string
 
     images, labels = test_digits

@@ -48,8 +48,8 @@ def test_shipped_model_reads_scanned_digits(reader, test_set):
     result = scanned_test_accuracy(reader, test_set)
     assert result["n"] == 10000
     # 99.23 % for the network that also reads continental 1s and 7s (99.41 % for the one trained
-    # on MNIST's hands alone): the scanner may cost a digit in a hundred, no more.
-    assert result["accuracy"] >= 0.99
+    # on MNIST's hands alone; the floor was 99.3 % then).
+    assert result["accuracy"] >= 0.992
     assert result["accuracy"] == pytest.approx(manifest.load_metrics("digits")["scanned_test_accuracy"], abs=1e-3)
 
 
