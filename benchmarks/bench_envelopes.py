@@ -117,7 +117,7 @@ def _generate(args, count: int, seed: int, layout: str, prefix: str) -> Path:
     t0 = time.perf_counter()
     write_samples(folder, count=count, seed=seed, handwriting=args.handwriting,
                   handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
-                  layout=layout, country=args.country, continental=args.continental)
+                  layout=layout, country=args.country, continental=args.continental, pen_digits=args.pen_digits)
     print(f"generated {count} {layout} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
     return folder
 
@@ -267,6 +267,7 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
             "file": name, "source": t["destination_source"], "truth": t["destination_code"],
             "layout": t.get("layout"), "position": t.get("position"),
             "continental_hand": t.get("continental_hand", False),
+            "pen_digits_hand": t.get("pen_digits_hand", False),
             "sender": t["sender_code"], "value": value, "auto": auto,
             "confidence": code["confidence"] if code else None,
             "valid": code.get("valid", True) if code else False,
@@ -427,6 +428,8 @@ def main() -> None:
                         help="train: development runs that must not look at the test set")
     parser.add_argument("--continental", type=float, default=0.0,
                         help="share of hands writing 1s with the up-stroke and crossed 7s (synth.digit_styles)")
+    parser.add_argument("--pen-digits", type=float, default=0.0,
+                        help="share of hands whose digits are drawn by a pen writer (synth.pen_digits), not MNIST's")
     parser.add_argument("--overlays")
     parser.add_argument("--details", help="write per-envelope rows as JSON here")
     parser.add_argument("--country", help="real codes and places of this country, read without and with its "

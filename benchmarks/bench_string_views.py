@@ -54,6 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--field-share", type=float, default=0.6)
     parser.add_argument("--convention-share", type=float, default=0.0,
                         help="share of the strings written by continental writers (1s flagged, 7s crossed)")
+    parser.add_argument("--pen-share", type=float, default=0.0,
+                        help="share of the strings drawn by pen writers of many digit shapes (synth.pen_digits)")
     args = parser.parse_args(argv)
 
     from docsort.reading.digits import strings
@@ -62,7 +64,8 @@ def main(argv=None) -> int:
     from docsort.training.train.digit_strings import validation_fields
 
     _, val = mnist.train_validation_split(mnist.load(args.data).train)
-    fields, truths = validation_fields(val.images, val.labels, args.count, args.field_share, args.convention_share)
+    fields, truths = validation_fields(val.images, val.labels, args.count, args.field_share, args.convention_share,
+                                       args.pen_share)
     inks = [ink_of(f).astype(np.float32) for f in fields]
     reader = strings.StringReader(args.model or strings.shipped_members()[:1], views=[24])
     columns = {}  # (network, view) -> per field column probabilities

@@ -19,6 +19,9 @@ here are composed of real MNIST test digits by ``synth.fields`` (plain digit str
    codes, MNIST test digits with every 1 written with the up-stroke and most 7s crossed
    (``synth.digit_styles``), as much of the world writes them and MNIST's writers never do.
    The convention is a training option (``--convention-share``), so not a held-out measure.
+   Pen-drawn hands (``--pen``) likewise: digits drawn by ``synth.pen_digits`` in shapes MNIST's
+   writers did not use (open 4s, hooked or upright 9s, looped 2s, flat-topped 3s, slashed 0s),
+   a training option (``--pen-share``) drawn here on a seed of its own.
 4. Not a code: words of DHSD's held-out writers given to ``read-digits --code-length 5``: the
    share read as a code with confidence >= 0.5 and >= the accept threshold ``process`` runs at
    (the ``optimal`` threshold of ``models/digits.tradeoff.json``).
@@ -184,28 +187,49 @@ def continental(args, test, peers: bool) -> dict:
     import numpy as np
 
     from docsort.training.synth import digit_styles
-    from docsort.training.synth import fields as field_synth
-    from docsort.training.train.digit_strings import compose_field
 
     rng = np.random.default_rng(args.seed + 50)
     images = digit_styles.restyle_many(test.images, test.labels, rng, share=1.0)
-    half = args.continental // 2
+    return other_hands(images, test.labels, args.continental, rng, peers, "17")
+
+
+def pen_hands(args, test, peers: bool) -> dict:
+    """Plain 5-digit codes and training-family fields (lengths 3-9) of pen-drawn digits
+    (``synth.pen_digits``), a writer of their own for each digit, on a seed no training or fit
+    uses; with an open-or-closed 4, a 9 or a 2 apart (the digits drawn in most ways)."""
+    import numpy as np
+
+    from docsort.training.synth import pen_digits
+
+    rng = np.random.default_rng(args.seed + 60)
+    images = pen_digits.draw_like(test.labels, rng)
+    return other_hands(images, test.labels, args.pen, rng, peers, "249")
+
+
+def other_hands(images, labels, count: int, rng, peers: bool, marked: str) -> dict:
+    """``count`` fields of ``images`` (digits in MNIST's format standing in for its test digits),
+    half plain 5-digit codes as the envelope benchmark writes them, half training-family fields;
+    per group also the fields holding one of the ``marked`` digits."""
+    from docsort.training.synth import fields as field_synth
+    from docsort.training.train.digit_strings import compose_field
+
+    half = count // 2
     fields = []
     for _ in range(half):  # a code as the envelope benchmark writes it, touching and overlapping
-        image, text = compose_field(images, test.labels, rng, 5, (-0.3, 0.5), float(rng.uniform(28, 56)),
+        image, text = compose_field(images, labels, rng, 5, (-0.3, 0.5), float(rng.uniform(28, 56)),
                                     int(rng.integers(0, 2)))
         fields.append(_Field(image, text))
-    for n in range(args.continental - half):
+    for n in range(count - half):
         family = field_synth.TRAINING_FAMILIES[n % len(field_synth.TRAINING_FAMILIES)]
         usable = [k for k in field_synth.FAMILIES[family].lengths if 3 <= k <= 9]
-        composed = field_synth.compose_field(family, images, test.labels, rng, usable[n % len(usable)])
+        composed = field_synth.compose_field(family, images, labels, rng, usable[n % len(usable)])
         fields.append(_Field(composed.image, composed.digits))
     with tempfile.TemporaryDirectory() as tmp:
         reads, _ = read_fields(fields, Path(tmp), peers)
     groups = {}
     for name, idx in (("5-digit codes", range(half)), ("training-family fields", range(half, len(fields)))):
         groups[name] = list(idx)
-        groups[f"{name} with a 1 or 7"] = [i for i in idx if set(fields[i].digits) & {"1", "7"}]
+        groups[f"{name} with a {' or '.join(marked)}"] = [i for i in idx if set(fields[i].digits) & set(marked)]
     groups["all"] = list(range(len(fields)))
     return {name: {"n": len(idx), **{r: share(reads[r][i] == fields[i].digits for i in idx) for r in reads}}
             for name, idx in groups.items()}
@@ -251,6 +275,9 @@ def main() -> None:
     parser.add_argument("--family-count", type=int, default=100, help="fields per training family (0: none)")
     parser.add_argument("--continental", type=int, default=0,
                         help="fields written by continental writers, half codes, half training-family fields (0: none)")
+    parser.add_argument("--pen", type=int, default=0,
+                        help="fields of pen-drawn digits (synth.pen_digits), half codes, half training-family fields "
+                             "(0: none)")
     parser.add_argument("--words", type=int, default=None,
                         help="held-out writers' words for the not-a-code section (default: all; 0: none)")
     parser.add_argument("--seed", type=int, default=2031)
@@ -289,6 +316,11 @@ def main() -> None:
         rows = report["continental"] = continental(args, test, peers)
         readers = [r for r in READERS if r in next(iter(rows.values()))]
         print(f"\n## Continental writers (1s with the up-stroke, 7s crossed; MNIST test digits)\n")
+        print(table("fields", rows, readers))
+    if args.pen:
+        rows = report["pen"] = pen_hands(args, test, peers)
+        readers = [r for r in READERS if r in next(iter(rows.values()))]
+        print(f"\n## Pen-drawn hands (open and closed 4s, hooked 9s, looped 2s, ...; synth.pen_digits)\n")
         print(table("fields", rows, readers))
     if args.words != 0:
         w = report["not_a_code"] = not_a_code(args)

@@ -73,6 +73,33 @@ def test_continental_hands_write_their_ones_and_sevens_otherwise(tmp_path):
         assert np.array_equal(a, b)
 
 
+def test_pen_drawn_hands_write_their_own_digits_and_only_when_asked(tmp_path):
+    """--pen-digits 1 gives every hand digits drawn by a pen writer, not MNIST's; the layouts
+    stay, and without it the envelopes are the ones every earlier benchmark drew."""
+    from docsort.training.samples import write_samples
+
+    plain = write_samples(tmp_path / "plain", count=4, seed=4, handwriting=DATASETS, handwritten_share=1.0,
+                          image_format="png")
+    drawn = write_samples(tmp_path / "drawn", count=4, seed=4, handwriting=DATASETS, handwritten_share=1.0,
+                          image_format="png", pen_digits=1.0)
+    assert not any(t.pen_digits_hand for t in plain) and all(t.pen_digits_hand for t in drawn)
+    assert not any(t.continental_hand for t in drawn)
+    assert [t.layout for t in plain] == [t.layout for t in drawn]
+    truth = json.loads((tmp_path / "drawn" / "truth.json").read_text())
+    assert truth["generator"]["pen_digits"] == 1.0
+    assert all(env["pen_digits_hand"] for env in truth["envelopes"])
+    # The destination code's pixels differ: another hand wrote it.
+    for a, b in zip(plain, drawn):
+        code = next(e for e in a.elements if e.role == "destination_code")
+        x, y, w, h = (int(v) for v in code.bbox)
+        pa = cv2.imread(str(tmp_path / "plain" / a.file))[y:y + h, x:x + w]
+        pb = cv2.imread(str(tmp_path / "drawn" / b.file))[y:y + h, x:x + w]
+        assert pa.shape != pb.shape or not np.array_equal(pa, pb)
+    again = write_samples(tmp_path / "again", count=4, seed=4, handwriting=DATASETS, handwritten_share=1.0,
+                          image_format="png", pen_digits=0.0)
+    assert [t.to_dict() for t in again] == [t.to_dict() for t in plain]
+
+
 def _line_of(env, role):
     element = next(e for e in env["elements"] if e["role"] == role)
     x, y, w, h = element["bbox"]

@@ -88,6 +88,10 @@ def train_digit_strings(
         0.0, "--convention-share", min=0.0, max=1.0,
         help="Share of training and validation strings written as continental writers write: 1s with the "
              "up-stroke, 7s crossed (MNIST's writers never do)."),
+    pen_share: float = typer.Option(
+        0.0, "--pen-share", min=0.0, max=1.0,
+        help="Share of training and validation strings drawn by pen writers of many digit shapes (open 4s, "
+             "hooked 9s, looped 2s, flat-topped 3s, slashed 0s): hands that are not MNIST's."),
     block_convs: str = typer.Option(
         "0,0,0,0", "--block-convs",
         help="Residual 3x3 convolutions added inside each of the four conv blocks, comma-separated. With "
@@ -109,7 +113,7 @@ def train_digit_strings(
                                   combination_strings=combination_strings, learning_rate=learning_rate,
                                   init=str(init) if init else None, field_share=field_share,
                                   writer_share=writer_share, convention_share=convention_share,
-                                  block_convs=_block_convs(block_convs),
+                                  pen_share=pen_share, block_convs=_block_convs(block_convs),
                                   context_blocks=context_blocks, data_workers=data_workers)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
@@ -160,6 +164,9 @@ def train_field_combination(
         0.0, "--convention-share", min=0.0, max=1.0,
         help="Share of the composed codes and family fields written by continental writers (1s with the "
              "up-stroke, 7s crossed)."),
+    pen_share: float = typer.Option(
+        0.0, "--pen-share", min=0.0, max=1.0,
+        help="Share of them drawn by pen writers of many digit shapes (open 4s, hooked 9s, looped 2s, ...)."),
 ) -> None:
     """Refit P(reading right) of the number-field readers together, on composed codes, number fields of the
     training families and fields the pipeline cuts from envelopes."""
@@ -170,17 +177,20 @@ def train_field_combination(
     handwriting = handwriting or settings.datasets_folder()
     if out is None:
         raise UsageError(f"give --out FILE for the refitted metrics (--out {path} replaces the ones refitted)")
+    if convention_share + pen_share > 1.0:
+        raise UsageError("--convention-share and --pen-share together must not pass 1")
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
                f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed} "
                f"--family-fields {family_fields}"
                + "".join(f" --member {m}" for m in members or [])
                + "".join(f" --view {v}" for v in views or [])
-               + (f" --convention-share {convention_share:g}" if convention_share else "") + f" --out {out}")
+               + (f" --convention-share {convention_share:g}" if convention_share else "")
+               + (f" --pen-share {pen_share:g}" if pen_share else "") + f" --out {out}")
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
                             progress=progress_lines(),
                             members=members, out=out, family_count=family_fields, views=views,
-                            convention_share=convention_share)["fit"]
+                            convention_share=convention_share, pen_share=pen_share)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
                  f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 

@@ -109,6 +109,10 @@ def samples(
         0.0, "--continental", min=0.0, max=1.0,
         help="Share of hands that write 1s with a long up-stroke and cross their 7s, as most of Europe does "
              "(MNIST's writers never do)."),
+    pen_digits: float = typer.Option(
+        0.0, "--pen-digits", min=0.0, max=1.0,
+        help="Share of hands whose digits are drawn by a pen writer in shapes MNIST's writers did not use (open "
+             "4s, hooked 9s, looped 2s, ...) instead of being MNIST's."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.training.samples import TRUTH_FILE, write_samples
@@ -116,7 +120,7 @@ def samples(
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
                            handwritten_share=handwritten_share, code_length=code_length,
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
-                           continental=continental)
+                           continental=continental, pen_digits=pen_digits)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

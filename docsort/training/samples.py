@@ -63,6 +63,7 @@ class EnvelopeTruth:
     destination_place: Optional[str] = None  # with --country: the directory's place for the code
     country: Optional[str] = None
     continental_hand: bool = False  # the hand writes 1s with the up-stroke and (mostly) crossed 7s
+    pen_digits_hand: bool = False  # the hand's digits are drawn by a pen writer (synth.pen_digits)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -79,7 +80,7 @@ class DatasetHand:
     name = "datasets"
 
     def __init__(self, rng: np.random.Generator, height: float, corpus: "HandwritingCorpus",
-                 continental: float = 0.0):
+                 continental: float = 0.0, pen_digits: float = 0.0):
         from docsort.training.synth.digit_styles import Convention
 
         self.rng = rng
@@ -92,6 +93,14 @@ class DatasetHand:
         # (synth.digit_styles); drawn only when asked for, so other pages stay as they were.
         self.convention = (Convention.draw(rng, share=1.0) if continental and rng.random() < continental
                            else Convention())
+        # With probability ``pen_digits`` the hand's digits are not MNIST's but drawn by one pen
+        # writer in shapes of its own (synth.pen_digits: an open 4, a hooked 9, ...), the same
+        # way every time; drawn only when asked for, like the convention.
+        self.pen_hand = None
+        if pen_digits and rng.random() < pen_digits:
+            from docsort.training.synth import pen, pen_digits as drawn
+
+            self.pen_hand = (drawn.choose_hand(rng), pen.Writer.random(rng, 32.0))
 
     def word(self, text: str = "") -> tuple[np.ndarray, str]:
         """A real word by this envelope's writer (its own text: DHSD words are street/city names)."""
@@ -120,9 +129,14 @@ class DatasetHand:
         from docsort.training.synth.digit_styles import restyle
 
         pool = self.corpus.digit_indices
-        picks = [self.corpus.mnist_images[pool[int(c)][int(self.rng.integers(0, len(pool[int(c)])))]]
-                 for c in text]
-        if not self.convention.plain:
+        if self.pen_hand is not None:
+            from docsort.training.synth.pen_digits import draw_digit
+
+            picks = [draw_digit(int(c), self.rng, *self.pen_hand) for c in text]
+        else:
+            picks = [self.corpus.mnist_images[pool[int(c)][int(self.rng.integers(0, len(pool[int(c)])))]]
+                     for c in text]
+        if not self.convention.plain and self.pen_hand is None:
             picks = [restyle(img, int(c), self.convention, self.rng) for img, c in zip(picks, text)]
         image, _ = compose_digit_string(
             picks, self.rng, gap=(-0.05, 0.45), height=self.height * 0.8, stroke=self.stroke,
@@ -626,13 +640,15 @@ def make_envelope(
     position: Optional[str] = None,
     directory=None,
     continental: float = 0.0,
+    pen_digits: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
     ``layout`` and ``position`` are drawn at random when ``mixed`` (a training family, never
     the held-out one) and None. With a postal ``directory`` both codes are real ones and the
     printed places are theirs. ``continental``: the chance that a hand writes its 1s and 7s as
-    continental writers do.
+    continental writers do; ``pen_digits``: the chance that its digits are drawn by a pen writer
+    (``synth.pen_digits``) instead of being MNIST's.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
@@ -644,7 +660,7 @@ def make_envelope(
     page[:] = np.clip(paper, 0, 255).astype(np.uint8)
     elements: list[TextElement] = []
     handwritten = corpus is not None and rng.random() < handwritten_share
-    hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus, continental) if handwritten else None
+    hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus, continental, pen_digits) if handwritten else None
 
     # Sender: top-left, usually with a code of its own; printed, or written by the same hand.
     if directory is not None:
@@ -718,7 +734,8 @@ def make_envelope(
         layout=family, position=position,
         destination_place=directory.place(dest_code) if directory is not None else None,
         country=directory.country if directory is not None else None,
-        continental_hand=hand is not None and not hand.convention.plain,
+        continental_hand=hand is not None and not hand.convention.plain and hand.pen_hand is None,
+        pen_digits_hand=hand is not None and hand.pen_hand is not None,
     )
     return page, truth
 
@@ -764,6 +781,7 @@ def write_samples(
     max_tilt: float = 6.0,
     country: Optional[str] = None,
     continental: float = 0.0,
+    pen_digits: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -772,7 +790,9 @@ def write_samples(
     held-out ``boxed`` only when asked for by name). With ``country``
     the codes are real codes of its postal directory, with their places (and US states), and the
     code length is the country's. ``continental``: the share of hands that write 1s with the
-    up-stroke and cross their 7s, as most of Europe does (MNIST's writers never do).
+    up-stroke and cross their 7s, as most of Europe does (MNIST's writers never do);
+    ``pen_digits``: the share of hands whose digits are drawn by a pen writer in shapes MNIST's
+    writers did not use (``synth.pen_digits``).
     """
     check_layout(layout)
     directory = None
@@ -805,7 +825,8 @@ def write_samples(
         family = TRAINING_LAYOUTS[i % len(TRAINING_LAYOUTS)] if layout == MIXED else layout
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
-                                    max_tilt=max_tilt, directory=directory, continental=continental)
+                                    max_tilt=max_tilt, directory=directory, continental=continental,
+                                    pen_digits=pen_digits)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -822,6 +843,7 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
+                      "pen_digits": pen_digits,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},

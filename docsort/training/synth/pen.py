@@ -112,10 +112,12 @@ class Writer:
 
 
 def write(text: str, height: float, rng: np.random.Generator, writer: Optional[Writer] = None,
-          ink: int = 0, paper: int = 255) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+          ink: int = 0, paper: int = 255, glyphs: Optional[dict[str, list[Stroke]]] = None
+          ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Draw ``text`` by hand: a grey image (dark ink on light paper) and one box per glyph.
 
     ``height`` is the cap height in pixels. Spaces give no box; every other drawn character does.
+    ``glyphs`` draws some characters another way (a writer's own 4 or 9, ``synth.pen_digits``).
     """
     writer = writer or Writer.random(rng, height)
     text = supported(text)
@@ -133,7 +135,7 @@ def write(text: str, height: float, rng: np.random.Generator, writer: Optional[W
         w = _WIDTH.get(base, 1.0) * writer.width * float(rng.uniform(0.85, 1.15)) * scale
         dy = float(rng.normal(0, 0.07)) * height
         lean = writer.slant + float(rng.normal(0, 0.08))
-        shapes = [list(s) for s in _GLYPHS[base]]
+        shapes = [list(s) for s in (glyphs or {}).get(base, _GLYPHS[base])]
         if ch in _UMLAUT:
             shapes += [[(0.3, -0.25), (0.32, -0.2)], [(0.7, -0.25), (0.72, -0.2)]]
         pts_all = []

@@ -31,6 +31,7 @@ import numpy as np
 from docsort import settings
 from docsort.training.datasets import mnist
 from docsort.training.datasets.digit_fields import compose_field, compose_strings
+from docsort.training.synth import pen_digits
 from docsort.training.export import export, onnx_path, runnable
 from docsort.training.manifest import refresh as refresh_manifest, write as write_manifest
 from docsort.reading import engine
@@ -69,6 +70,9 @@ class StringTrainingConfig:
     # Share of training (and validation) strings written by writers of another school: every 1
     # with the continental up-stroke (now and then a foot), most 7s crossed (synth.digit_styles).
     convention_share: float = 0.0
+    # Share of training (and validation) strings drawn by pen writers of many digit shapes (open
+    # 4s, hooked 9s, looped 2s, flat-topped 3s, slashed 0s: synth.pen_digits), not MNIST's hands.
+    pen_share: float = 0.0
     # Residual 3x3 convolutions added after each of the four conv blocks (depth where the
     # strokes have become digit parts), and residual 1x5 convolutions over the columns.
     block_convs: tuple[int, ...] = (0, 0, 0, 0)
@@ -129,14 +133,16 @@ def family_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generato
 
 
 def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_share: float,
-                      convention_share: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+                      convention_share: float = 0.0, pen_share: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
     """Checkpoint and temperature strings from held-out training digits: plain touching codes,
     and (with ``field_share``) that share of training-family fields, drawn with a fixed seed.
     With ``convention_share``, that share of each kind is written by continental writers
-    (``ConventionPool``), so a checkpoint is chosen for reading them too."""
+    (``ConventionPool``), and with ``pen_share`` that share by pen writers (``synth.pen_digits``),
+    so a checkpoint is chosen for reading them too."""
     families = int(round(count * field_share))
     styled_images = (ConventionPool(images, labels, np.random.default_rng(VALIDATION_SEED + 2)).digits()[0]
                      if convention_share else None)
+    drawn_images = pen_digits.draw_like(labels, np.random.default_rng(VALIDATION_SEED + 3)) if pen_share else None
 
     def codes(source, k: int, seed: int):
         return benchmark_fields(source, labels, k, seed)
@@ -147,10 +153,11 @@ def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_
         return [image for image, _ in drawn], [text for _, text in drawn]
 
     fields, truths = [], []
-    # Each kind from its own fixed seed; the continental ones from that seed + 7.
+    # Each kind from its own fixed seed; the continental ones from that seed + 7, the pen-drawn + 11.
     for draw, n, seed in ((codes, count - families, VALIDATION_SEED), (family, families, VALIDATION_SEED + 1)):
-        styled = int(round(n * convention_share))
-        for source, k, kind_seed in ((images, n - styled, seed), (styled_images, styled, seed + 7)):
+        styled, drawn = int(round(n * convention_share)), int(round(n * pen_share))
+        for source, k, kind_seed in ((images, n - styled - drawn, seed), (styled_images, styled, seed + 7),
+                                     (drawn_images, drawn, seed + 11)):
             if k:
                 more, more_truths = draw(source, k, kind_seed)
                 fields += more
@@ -206,14 +213,36 @@ class ConventionPool:
         return self.pool_images, self.labels
 
 
+class PenPool:
+    """Pen-drawn digits (``synth.pen_digits``), ``size`` of them with random labels, drawn
+    afresh every ``refresh`` uses so the writers keep changing."""
+
+    def __init__(self, rng: np.random.Generator, size: int = 6000, refresh: int = 3000):
+        self.rng, self.size, self.refresh, self.uses = rng, size, refresh, 0
+        self._draw()
+
+    def _draw(self) -> None:
+        self.labels = self.rng.integers(0, 10, self.size).astype(np.int64)
+        self.images = pen_digits.draw_like(self.labels, self.rng)
+
+    def digits(self) -> tuple[np.ndarray, np.ndarray]:
+        self.uses += 1
+        if self.uses % self.refresh == 0:
+            self._draw()
+        return self.images, self.labels
+
+
 def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optional[WriterPool] = None,
                    writer_share: float = 0.0, conventions: Optional[ConventionPool] = None,
-                   convention_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   convention_share: float = 0.0, pens: Optional[PenPool] = None,
+                   pen_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs padded to the batch's width bucket, labels padded with -1, label lengths)."""
     strips, texts = [], []
     for _ in range(BATCH_SIZE):
         draw = family_field if field_share and rng.random() < field_share else random_field
-        if conventions is not None and rng.random() < convention_share:
+        if pens is not None and rng.random() < pen_share:
+            image, text = draw(*pens.digits(), rng)
+        elif conventions is not None and rng.random() < convention_share:
             image, text = draw(*conventions.digits(), rng)
         elif writers is not None and rng.random() < writer_share:
             image, text = draw(*writers.digits(), rng)
@@ -230,7 +259,7 @@ def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optio
 
 
 def _batch_worker(data: Optional[str], seed: int, worker: int, workers: int, field_share: float,
-                  writer_share: float, convention_share: float, queue) -> None:
+                  writer_share: float, convention_share: float, pen_share: float, queue) -> None:
     """A data worker: composes training batches from its own random stream into ``queue``."""
     import signal
 
@@ -240,9 +269,10 @@ def _batch_worker(data: Optional[str], seed: int, worker: int, workers: int, fie
     rng = np.random.default_rng([seed, worker, workers])
     writers = WriterPool(train_split.images, train_split.labels, rng) if writer_share else None
     conventions = ConventionPool(train_split.images, train_split.labels, rng) if convention_share else None
+    pens = PenPool(rng) if pen_share else None
     while True:
         queue.put(training_batch(train_split.images, train_split.labels, rng, field_share, writers, writer_share,
-                                 conventions, convention_share))
+                                 conventions, convention_share, pens, pen_share))
 
 
 class BatchProducer:
@@ -254,14 +284,14 @@ class BatchProducer:
     """
 
     def __init__(self, data: Optional[str], seed: int, workers: int, field_share: float, writer_share: float,
-                 convention_share: float = 0.0):
+                 convention_share: float = 0.0, pen_share: float = 0.0):
         from multiprocessing import get_context
 
         context = get_context("spawn")
         self.queue = context.Queue(maxsize=4 * workers)
         self.processes = [context.Process(target=_batch_worker, daemon=True,
                                           args=(data, seed, k, workers, field_share, writer_share, convention_share,
-                                                self.queue))
+                                                pen_share, self.queue))
                           for k in range(workers)]
         for process in self.processes:
             process.start()
@@ -458,7 +488,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
 
     val_fields, val_truths = validation_fields(val_split.images, val_split.labels,
                                                config.validation_strings, config.field_share,
-                                               config.convention_share)
+                                               config.convention_share, config.pen_share)
     val_strips = strips_of(val_fields)
     history: dict[str, list[float]] = {"step": [], "loss": [], "validation_exact": []}
     best = (-1.0, 0, model.get_weights())
@@ -468,11 +498,13 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     losses: list[float] = []
     tick = time.time()
     producer = (BatchProducer(config.data, config.seed, config.data_workers, config.field_share,
-                              config.writer_share, config.convention_share) if config.data_workers else None)
+                              config.writer_share, config.convention_share, config.pen_share)
+                if config.data_workers else None)
     writers = (WriterPool(train_split.images, train_split.labels, rng)
                if config.writer_share and producer is None else None)
     conventions = (ConventionPool(train_split.images, train_split.labels, rng)
                    if config.convention_share and producer is None else None)
+    pens = PenPool(rng) if config.pen_share and producer is None else None
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -481,7 +513,8 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
                 x, y, lengths = producer.next()
             else:
                 x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share,
-                                               writers, config.writer_share, conventions, config.convention_share)
+                                               writers, config.writer_share, conventions, config.convention_share,
+                                               pens, config.pen_share)
             losses.append(float(step(x, y, lengths)))
             if k % every == 0 or k == config.steps:
                 reads, _ = read_logits(column_logits(model, val_strips))
@@ -537,6 +570,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "field_share": config.field_share,
         "writer_share": config.writer_share,
         "convention_share": config.convention_share,
+        "pen_share": config.pen_share,
         "temperature": temperature,
         "steps": config.steps,
         "learning_rate": config.learning_rate,
@@ -665,14 +699,15 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
                     code_length: int = 5, reader=None, string_reader=None,
                     envelopes: Optional[tuple[list[np.ndarray], list[str]]] = None,
                     envelope_weight: float = 1.0, family_count: int = 0, line_reader=None,
-                    convention_share: float = 0.0) -> dict:
+                    convention_share: float = 0.0, pen_share: float = 0.0) -> dict:
     """Fit P(candidate right) from every reader's probability of every candidate (see
     ``combine``) on validation codes composed from digits (read at ``code_length``), on
     ``family_count`` number fields of the training families (read at their own length) and, when
     given, on destination fields the pipeline cut from envelopes (``envelope_fields``), each of
     those counting ``envelope_weight`` times. ``convention_share`` of the codes and of the family
-    fields are written by continental writers (``ConventionPool``), so the fit learns how far
-    each reader is trusted on them."""
+    fields are written by continental writers (``ConventionPool``), and ``pen_share`` of them
+    by pen writers of many digit shapes (``synth.pen_digits``), so the fit learns how far each
+    reader is trusted on hands unlike MNIST's."""
     from docsort.reading.digits import combine
     from docsort.reading.digits.ppocr import shared_reader as shared_line_reader
     from docsort.reading.digits import segmenting as digit_reader
@@ -680,25 +715,30 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
 
     line_reader = line_reader or shared_line_reader()
     groups = []  # (inks, truths, weight, code length)
-    styled_count = int(round(count * convention_share))
-    fields, truths = (combination_fields(images, labels, count - styled_count, seed, code_length)
-                      if count - styled_count else ([], []))
+    styled_count, pen_count = int(round(count * convention_share)), int(round(count * pen_share))
+    plain_count = count - styled_count - pen_count
+    fields, truths = (combination_fields(images, labels, plain_count, seed, code_length)
+                      if plain_count > 0 else ([], []))
     styled = (ConventionPool(images, labels, np.random.default_rng(seed + 5)).digits()[0]
               if convention_share else None)
-    if styled_count:
-        more, more_truths = combination_fields(styled, labels, styled_count, seed + 3, code_length)
-        fields, truths = fields + more, truths + more_truths
+    drawn = pen_digits.draw_like(labels, np.random.default_rng(seed + 8)) if pen_share else None
+    for source, k, kind_seed in ((styled, styled_count, seed + 3), (drawn, pen_count, seed + 9)):
+        if k:
+            more, more_truths = combination_fields(source, labels, k, kind_seed, code_length)
+            fields, truths = fields + more, truths + more_truths
     codes = [ink_of(f) for f in fields]
     if envelopes:
         codes += list(envelopes[0])
     groups.append((codes, list(truths) + (list(envelopes[1]) if envelopes else []),
                    [1.0] * len(fields) + [envelope_weight] * (len(envelopes[0]) if envelopes else 0), code_length))
     if family_count:
-        styled_family = int(round(family_count * convention_share))
-        family, family_truths = family_fields_for_fitting(images, labels, family_count - styled_family, seed + 2)
-        if styled_family:
-            more, more_truths = family_fields_for_fitting(styled, labels, styled_family, seed + 4)
-            family, family_truths = family + more, family_truths + more_truths
+        styled_family, pen_family = int(round(family_count * convention_share)), int(round(family_count * pen_share))
+        family, family_truths = family_fields_for_fitting(images, labels, family_count - styled_family - pen_family,
+                                                          seed + 2)
+        for source, k, kind_seed in ((styled, styled_family, seed + 4), (drawn, pen_family, seed + 10)):
+            if k:
+                more, more_truths = family_fields_for_fitting(source, labels, k, kind_seed)
+                family, family_truths = family + more, family_truths + more_truths
         groups.append(([ink_of(f) for f in family], family_truths, [1.0] * len(family), None))
     rows, y, w = [], [], []
     analysed = []  # (splits, whole, line, truth, length)
@@ -741,10 +781,13 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
         data += f"; {family_count} number fields of the training families (never the held-out one)"
     if convention_share:
         data += f"; {100 * convention_share:g} % of the codes and family fields by continental writers"
+    if pen_share:
+        data += f"; {100 * pen_share:g} % by pen writers of many digit shapes (synth.pen_digits)"
     return {**weights, "fit": {"data": data, "n": len(analysed), "candidates": len(y), "seed": seed,
                                "code_length": code_length, "family_fields": family_count,
                                "envelope_fields": len(envelopes[0]) if envelopes else 0,
                                "envelope_weight": envelope_weight, "convention_share": convention_share,
+                               "pen_share": pen_share,
                                **accuracy}}
 
 
@@ -753,7 +796,8 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
                       jobs: int = 1, fields: Optional[tuple[list[np.ndarray], list[str]]] = None,
                       command: str = "", progress=None, members: Optional[Sequence[str]] = None,
                       out: Optional[Path] = None, family_count: int = 0,
-                      views: Optional[Sequence[int]] = None, convention_share: float = 0.0) -> dict:
+                      views: Optional[Sequence[int]] = None, convention_share: float = 0.0,
+                      pen_share: float = 0.0) -> dict:
     """Refit the shipped combination in ``metrics_path`` without retraining the string model:
     on the composed validation codes plus the destination fields the pipeline cuts from
     ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
@@ -781,7 +825,8 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
         f"{len(fields[0]) if fields else 0} envelope fields")
     combination = fit_combination(val_split.images, val_split.labels, count, envelopes=fields,
                                   envelope_weight=envelope_weight, string_reader=string_reader,
-                                  family_count=family_count, convention_share=convention_share)
+                                  family_count=family_count, convention_share=convention_share,
+                                  pen_share=pen_share)
     combination["fit"].update({"envelopes": envelopes, "envelope_seed": envelope_seed,
                                "command": command})
     metrics["combination"] = combination
