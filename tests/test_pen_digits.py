@@ -95,12 +95,13 @@ def test_validation_strings_hold_their_share_of_pen_drawn_hands(mnist_dir):
     assert 25 <= same <= 32
 
 
-def test_the_combination_refuses_shares_of_hands_over_one(tmp_path):
-    proc = run_cli("train", "field-combination", "--convention-share", "0.6", "--pen-share", "0.6",
-                   "--out", str(tmp_path / "m.json"))
-    assert proc.returncode == 2
-    assert "together must not pass 1" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_training_and_the_combination_refuse_shares_of_hands_over_one(tmp_path):
+    for command in (("train", "field-combination"), ("train", "digit-strings")):
+        proc = run_cli(*command, "--convention-share", "0.6", "--pen-share", "0.6", "--out", str(tmp_path / "m"))
+        assert proc.returncode == 2, command
+        assert "together must not pass 1" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "m").exists()
 
 
 def pen_drawn_fields(folder, count: int, seed: int = 19):

@@ -108,6 +108,8 @@ def train_digit_strings(
     """Train the whole-field digit string reader (CTC) on strings composed from MNIST training digits."""
     from docsort.training.train.digit_strings import StringTrainingConfig, train
 
+    if convention_share + pen_share > 1.0:
+        raise UsageError("--convention-share and --pen-share together must not pass 1")
     config = StringTrainingConfig(data=str(data) if data else None, steps=steps, seed=seed, out=out,
                                   validation_strings=validation_strings, test_strings=test_strings,
                                   combination_strings=combination_strings, learning_rate=learning_rate,
