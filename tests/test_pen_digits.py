@@ -96,12 +96,25 @@ def test_validation_strings_hold_their_share_of_pen_drawn_hands(mnist_dir):
 
 
 def test_training_and_the_combination_refuse_shares_of_hands_over_one(tmp_path):
-    for command in (("train", "field-combination"), ("train", "digit-strings")):
+    for command in (("train", "field-combination"), ("train", "digit-strings"), ("train", "digits")):
         proc = run_cli(*command, "--convention-share", "0.6", "--pen-share", "0.6", "--out", str(tmp_path / "m"))
         assert proc.returncode == 2, command
         assert "together must not pass 1" in proc.stderr
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / "m").exists()
+
+
+def test_digit_training_redraws_its_share_by_pen_writers_and_keeps_every_label():
+    from docsort.training.train.digits import other_hands
+
+    rng = np.random.default_rng(8)
+    labels = np.arange(2000) % 10
+    images = np.zeros((2000, 28, 28), np.uint8)  # blank stand-ins: any ink is a redrawn digit
+    mixed = other_hands(images, labels, rng, convention_share=0.25, pen_share=0.2)
+    drawn = mixed.reshape(len(mixed), -1).max(axis=1) > 0
+    assert 0.16 <= drawn.mean() <= 0.24
+    assert {int(d) for d in labels[drawn]} == set(range(10))
+    assert images.max() == 0  # the split itself is left as it was
 
 
 def pen_drawn_fields(folder, count: int, seed: int = 19):

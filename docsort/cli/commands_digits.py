@@ -39,6 +39,10 @@ def train_digits(
         0.0, "--convention-share", min=0.0, max=1.0,
         help="Share of training and validation digits written as continental writers write: 1s with the "
              "up-stroke, 7s crossed (MNIST's writers never do)."),
+    pen_share: float = typer.Option(
+        0.0, "--pen-share", min=0.0, max=1.0,
+        help="Share of training and validation digits drawn by pen writers in shapes MNIST's writers did not "
+             "use (open 4s, hooked 9s, looped 2s, slashed 0s); the continental share applies to the rest."),
     out: Path = typer.Option(Path("runs/digits"), "--out",
                              help="Folder for digits.keras, digits.metrics.json and digits.history.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
@@ -46,11 +50,14 @@ def train_digits(
     """Train the handwritten digit reader on MNIST (reproduces models/digits.keras with --out models)."""
     if arch not in ("cnn", "mlp"):
         raise UsageError(f"--arch must be cnn or mlp, not {arch!r}")
+    if convention_share + pen_share > 1:
+        raise UsageError("--convention-share and --pen-share together must not pass 1")
     from docsort.training.train.digits import TrainingConfig, train
 
     config = TrainingConfig(data=str(data) if data else None, arch=arch, limit=limit, epochs=epochs,
                             seed=seed, augment=augment, epoch_size=epoch_size,
-                            scanned_test_limit=scanned_test, convention_share=convention_share, out=out)
+                            scanned_test_limit=scanned_test, convention_share=convention_share,
+                            pen_share=pen_share, out=out)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     stdout.print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% "

@@ -39,6 +39,8 @@ BATCH_SIZE = 128
 PEAK_LEARNING_RATE = 2e-3
 SCANNED_SHARE = 0.2
 VALIDATION_CONVENTION_SEED = 4101
+VALIDATION_PEN_SEED = 4201
+PEN_TEST_SEED = 4202
 CLEAN_SHARE = 0.15
 
 
@@ -55,6 +57,10 @@ class TrainingConfig:
     # Share of training and validation digits written as continental writers write them (every 1
     # with the up-stroke, most 7s crossed; synth.digit_styles): MNIST's writers never do.
     convention_share: float = 0.0
+    # Share of training and validation digits drawn by pen writers in shapes MNIST's writers did
+    # not use (open 4s, hooked 9s, looped 2s, slashed 0s; synth.pen_digits), each by a writer of
+    # its own; the continental share applies to the rest.
+    pen_share: float = 0.0
     out: Path = Path("runs/digits")
     command: str = field(default_factory=lambda: shlex.join(["docsort", *sys.argv[1:]]))
 
@@ -181,14 +187,30 @@ def continental(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     return out
 
 
+def other_hands(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                convention_share: float, pen_share: float) -> np.ndarray:
+    """``images`` with ``pen_share`` of them redrawn by pen writers (the same labels) and
+    ``convention_share`` of the rest written the continental way: hands MNIST does not have."""
+    images = images.copy()
+    drawn = rng.random(len(images)) < pen_share if pen_share else np.zeros(len(images), bool)
+    if convention_share:
+        rest = np.flatnonzero(~drawn)
+        images[rest] = continental(images[rest], labels[rest], rng, convention_share)
+    if drawn.any():
+        from docsort.training.synth import pen_digits
+
+        images[drawn] = pen_digits.draw_like(labels[drawn], rng)
+    return images
+
+
 def epoch_inputs(train: mnist.Split, rng: np.random.Generator, use_augment: bool,
-                 epoch_size: int = MIN_EPOCH_SAMPLES, convention_share: float = 0.0
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 epoch_size: int = MIN_EPOCH_SAMPLES, convention_share: float = 0.0,
+                 pen_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One epoch's inputs: a freshly varied copy of the training digits, float32 in [0, 1]."""
     repeats = max(1, math.ceil(epoch_size / len(train)))
     images = np.concatenate([train.images] * repeats)
     labels = np.concatenate([train.labels] * repeats)
-    images = continental(images, labels, rng, convention_share)
+    images = other_hands(images, labels, rng, convention_share, pen_share)
     if use_augment:
         choice = rng.random(len(images))
         scanned = choice < SCANNED_SHARE
@@ -210,6 +232,18 @@ def continental_test_accuracy(reader, test: mnist.Split) -> dict:
     right = predicted == test.labels
     return {"accuracy": float(right.mean()), "n": int(len(right)),
             "ones": float(right[test.labels == 1].mean()), "sevens": float(right[test.labels == 7].mean())}
+
+
+def pen_test_accuracy(reader, test: mnist.Split) -> dict:
+    """The test labels, each digit drawn afresh by a pen writer of its own (a fixed draw): how the
+    reader reads digit shapes MNIST's writers did not use. A training option, not a held-out figure."""
+    from docsort.training.synth import pen_digits
+
+    images = pen_digits.draw_like(test.labels, np.random.default_rng(PEN_TEST_SEED))
+    predicted = reader.predict_proba(images).argmax(axis=1)
+    right = predicted == test.labels
+    return {"accuracy": float(right.mean()), "n": int(len(right)),
+            "per_digit": {str(d): float(right[test.labels == d].mean()) for d in range(10)}}
 
 
 def logits_of(model, images: np.ndarray, batch: int = 1024) -> np.ndarray:
@@ -252,8 +286,13 @@ def train(config: TrainingConfig, progress=None) -> dict:
                   metrics=["accuracy"])
     # Validation digits in the training's share of conventions (a fixed draw), so the kept epoch
     # reads them too; the plain MNIST figures are measured besides.
+    if config.convention_share + config.pen_share > 1:
+        raise ValueError("the continental and pen-drawn shares together must not pass 1")
     val_images = continental(val_split.images, val_split.labels, np.random.default_rng(VALIDATION_CONVENTION_SEED),
                              config.convention_share)
+    if config.pen_share:
+        val_images = other_hands(val_images, val_split.labels, np.random.default_rng(VALIDATION_PEN_SEED),
+                                 0.0, config.pen_share)
     x_val = val_images.astype(np.float32) / 255.0
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best = (-1.0, 0, None)
@@ -261,7 +300,8 @@ def train(config: TrainingConfig, progress=None) -> dict:
         f"{epochs} epochs, augmentation {'on' if use_augment else 'off'}")
     for epoch in range(epochs):
         tick = time.time()
-        x_train, y_train = epoch_inputs(train_split, rng, use_augment, config.epoch_size, config.convention_share)
+        x_train, y_train = epoch_inputs(train_split, rng, use_augment, config.epoch_size, config.convention_share,
+                                        config.pen_share)
         fitted = model.fit(x_train, y_train, batch_size=BATCH_SIZE, epochs=1, verbose=0,
                            validation_data=(x_val, val_split.labels), shuffle=False)
         for key in history:
@@ -292,6 +332,7 @@ def train(config: TrainingConfig, progress=None) -> dict:
     reader = DigitReader(str(onnx_path(model_file)))
     scanned = scanned_test_accuracy(reader, data.test, config.scanned_test_limit)
     conventions = continental_test_accuracy(reader, data.test)
+    pen_drawn = pen_test_accuracy(reader, data.test)
     metrics = {
         "model": "digits",
         "arch": config.arch,
@@ -316,6 +357,8 @@ def train(config: TrainingConfig, progress=None) -> dict:
         "augmentation": use_augment,
         "convention_share": config.convention_share,
         "continental_test": conventions,
+        "pen_share": config.pen_share,
+        "pen_test": pen_drawn,
         "seed": config.seed,
         "params": int(shipped.count_params()),
         "training_seconds": round(training_seconds, 1),
