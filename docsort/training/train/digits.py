@@ -39,7 +39,6 @@ BATCH_SIZE = 128
 PEAK_LEARNING_RATE = 2e-3
 SCANNED_SHARE = 0.2
 VALIDATION_CONVENTION_SEED = 4101
-VALIDATION_PEN_SEED = 4201
 PEN_TEST_SEED = 4202
 CLEAN_SHARE = 0.15
 
@@ -259,6 +258,8 @@ def train(config: TrainingConfig, progress=None) -> dict:
 
     if config.arch not in ARCHS:
         raise ValueError(f"unknown architecture {config.arch!r}")
+    if config.convention_share + config.pen_share > 1:
+        raise ValueError("the continental and pen-drawn shares together must not pass 1")
     say = progress or (lambda message: None)
     started = time.time()
     data = mnist.load(config.data)
@@ -284,15 +285,10 @@ def train(config: TrainingConfig, progress=None) -> dict:
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    # Validation digits in the training's share of conventions (a fixed draw), so the kept epoch
+    # Validation digits in the training's shares of other hands (a fixed draw), so the kept epoch
     # reads them too; the plain MNIST figures are measured besides.
-    if config.convention_share + config.pen_share > 1:
-        raise ValueError("the continental and pen-drawn shares together must not pass 1")
-    val_images = continental(val_split.images, val_split.labels, np.random.default_rng(VALIDATION_CONVENTION_SEED),
-                             config.convention_share)
-    if config.pen_share:
-        val_images = other_hands(val_images, val_split.labels, np.random.default_rng(VALIDATION_PEN_SEED),
-                                 0.0, config.pen_share)
+    val_images = other_hands(val_split.images, val_split.labels, np.random.default_rng(VALIDATION_CONVENTION_SEED),
+                             config.convention_share, config.pen_share)
     x_val = val_images.astype(np.float32) / 255.0
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best = (-1.0, 0, None)
