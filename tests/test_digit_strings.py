@@ -165,11 +165,12 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     out = tmp_path / "strings"
     proc = run_cli("train", "digit-strings", "--data", mnist_dir, "--steps", "4", "--validation-strings", "16",
                    "--test-strings", "0", "--combination-strings", "8", "--field-share", "0.5",
-                   "--writer-share", "0.5", "--data-workers", "1", "--out", out, "-q", env={"DOCSORT_THREADS": "1"})
+                   "--writer-share", "0.5", "--data-workers", "1", "--fine-blocks", "1", "--out", out, "-q",
+                   env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "digit_strings.metrics.json").read_text())
     assert metrics["steps"] == 4 and 0.0 <= metrics["validation_exact"] <= 1.0
-    assert metrics["data_workers"] == 1
+    assert metrics["data_workers"] == 1 and metrics["fine_blocks"] == 1
     # The best network so far is kept where --init can continue from it, outside the model set.
     assert (out / "checkpoint" / "best.keras").is_file()
     assert set(json.loads((out / "manifest.json").read_text())["models"]) == {"digit_strings"}
@@ -182,6 +183,11 @@ def test_tiny_training_run_writes_a_model_that_reads(mnist_dir, tmp_path):
     field = compose_digit_string([images[i] for i in range(3)], rng)[0]
     reading = reader.read_inks([np.clip((255.0 - field) / 255.0, 0, 1)])[0]
     assert 0.0 <= reading.confidence <= 1.0 and set(reading.digits) <= set("0123456789")
+    # The exported network gives a column per 2 px of the strip, padding cut off at that stride.
+    strip = string_reader.prepare(np.clip((255.0 - field) / 255.0, 0, 1))
+    (columns,) = reader.column_probabilities([strip])
+    width = strip.shape[1]
+    assert len(columns) == min(string_reader.INPUT.bucket(width) // 2, -(-(width + string_reader.SIDE_PAD) // 2))
 
 
 def test_a_deeper_reader_grown_from_the_shipped_one_reads_exactly_as_it_did():
@@ -199,7 +205,7 @@ def test_a_deeper_reader_grown_from_the_shipped_one_reads_exactly_as_it_did():
     blocks = list(shape.get("block_convs", [0, 0, 0, 0]))
     context = shape.get("context_blocks", 2)
     deeper = build_network(keras, block_convs=(blocks[0], blocks[1] + 1, blocks[2], blocks[3] + 1),
-                           context_blocks=context + 1)
+                           context_blocks=context + 1, fine_blocks=shape.get("fine_blocks", 0))
     new = grow_from(deeper, shipped)
     assert set(new) == {f"conv2_res{blocks[1] + 1}", f"conv2_res{blocks[1] + 1}_bn",
                         f"conv4_res{blocks[3] + 1}", f"conv4_res{blocks[3] + 1}_bn",
@@ -212,6 +218,25 @@ def test_a_deeper_reader_grown_from_the_shipped_one_reads_exactly_as_it_did():
 
     with pytest.raises(UsageError, match="keeps the widths"):
         grow_from(build_network(keras, filters=(16, 32, 48, 64)), shipped)
+
+
+def test_a_reader_grown_to_finer_columns_starts_by_reading_every_column_twice():
+    """--fine-blocks doubles the output columns (one per 2 px): grown from a coarser reader, each
+    column's logits come out twice, so the best path and every string's reading are unchanged
+    until training puts blanks between equal digits."""
+    from docsort.training.tf import keras as get_keras
+    from docsort.training.train.digit_strings import build_network, grow_from
+
+    keras = get_keras()
+    coarse = build_network(keras, filters=(8, 8, 8, 16), column_filters=16, context_blocks=1)
+    strips = np.random.default_rng(1).random((2, string_reader.HEIGHT, 96, 1)).astype("float32")
+    fine = build_network(keras, filters=(8, 8, 8, 16), column_filters=16, context_blocks=1, fine_blocks=2)
+    assert set(grow_from(fine, coarse)) == {"fine_split", "fine1", "fine_bn1", "fine2", "fine_bn2"}
+    before, after = np.asarray(coarse(strips, training=False)), np.asarray(fine(strips, training=False))
+    assert after.shape[2] == 2 * before.shape[2] == 96 // 2
+    np.testing.assert_allclose(after[:, :, 0::2], before, atol=1e-5)
+    np.testing.assert_allclose(after[:, :, 1::2], before, atol=1e-5)
+    assert string_reader.column_stride(96, after.shape[2]) == 2 and string_reader.column_stride(96, 24) == 4
 
 
 def test_block_convs_must_name_four_blocks(tmp_path):

@@ -105,6 +105,11 @@ def train_digit_strings(
              "--init from a shallower reader the new ones start as no-ops: the network grows from it."),
     context_blocks: int = typer.Option(2, "--context-blocks", min=0,
                                        help="Residual 1x5 convolutions over the columns."),
+    fine_blocks: int = typer.Option(
+        0, "--fine-blocks", min=0,
+        help="Double the output columns (one per 2 px) and add this many residual 1x3 convolutions over "
+             "them, so equal digits side by side keep a blank between them. With --init from a reader "
+             "without them it starts reading as that reader."),
     data_workers: int = typer.Option(
         0, "--data-workers", min=0,
         help="Processes composing training strings while the network trains (0: in the training process)."),
@@ -123,7 +128,8 @@ def train_digit_strings(
                                   init=str(init) if init else None, field_share=field_share,
                                   writer_share=writer_share, convention_share=convention_share,
                                   pen_share=pen_share, block_convs=_block_convs(block_convs),
-                                  context_blocks=context_blocks, data_workers=data_workers)
+                                  context_blocks=context_blocks, fine_blocks=fine_blocks,
+                                  data_workers=data_workers)
     progress = progress_lines(quiet)
     metrics = train(config, progress=progress)
     exact = metrics["test_accuracy"]

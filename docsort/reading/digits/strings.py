@@ -38,7 +38,8 @@ VIEWS = (24, 26, 28)
 SIDE_PAD = 4
 INPUT = engine.InputSpec("field", HEIGHT, width_buckets=(64, 96, 128, 192, 256, 384, 512), align="left", batch=16,
                           columns=1024)
-# Columns per model output step (the network pools width by 4).
+# Strip columns per model output step: the networks pool width by 4, and those with a fine
+# column head (``train digit-strings --fine-blocks``) double their columns again.
 STRIDE = 4
 BLANK = 10
 INK_LEVEL = 0.3
@@ -140,6 +141,12 @@ def ensemble_probability(columns: Sequence[np.ndarray], digits: Sequence[int]) -
     return min(1.0, math.exp(float(np.mean([string_log_probability(c, digits) for c in columns]))))
 
 
+def column_stride(input_width: int, output_columns: int) -> int:
+    """Strip columns per output column of a network, from one call's shapes (a network says
+    nothing else about it, and members of an ensemble may differ)."""
+    return max(1, int(round(input_width / max(1, output_columns))))
+
+
 def shipped_members() -> list[str]:
     """The shipped whole-field networks, as the manifest lists the ensemble's members."""
     models = manifest.shipped()
@@ -175,8 +182,9 @@ class StringReader:
         out = []
         for strip, probs in zip(strips, model.run(strips, INPUT)):
             probs = probs.reshape(-1, BLANK + 1)
+            stride = column_stride(INPUT.bucket(strip.shape[1]), len(probs))
             # Columns past the strip's own width (plus the network's reach) are padding.
-            out.append(probs[:min(len(probs), math.ceil((strip.shape[1] + SIDE_PAD) / STRIDE))])
+            out.append(probs[:min(len(probs), math.ceil((strip.shape[1] + SIDE_PAD) / stride))])
         return out
 
     def read_inks(self, inks: Sequence[np.ndarray]) -> list[StringReading]:

@@ -77,6 +77,10 @@ class StringTrainingConfig:
     # strokes have become digit parts), and residual 1x5 convolutions over the columns.
     block_convs: tuple[int, ...] = (0, 0, 0, 0)
     context_blocks: int = 2
+    # Residual 1x3 convolutions over columns at twice the density (one per 2 px of the strip): the
+    # network's columns are doubled before them, so two equal digits side by side, or a narrow 1
+    # against its neighbour, have room for the blank CTC needs between them. 0: one column per 4 px.
+    fine_blocks: int = 0
     # Processes composing training strings while the network trains (0: in the training process,
     # one random stream, as the shipped models were trained).
     data_workers: int = 0
@@ -318,8 +322,9 @@ class BatchProducer:
 
 
 def build_network(keras, filters=(32, 64, 96, 128), column_filters: int = 128, dropout: float = 0.1,
-                  block_convs: Sequence[int] = (0, 0, 0, 0), context_blocks: int = 2):
-    """(n, 32, width, 1) ink-high strips -> (n, 1, width / 4, 11) logits per column.
+                  block_convs: Sequence[int] = (0, 0, 0, 0), context_blocks: int = 2, fine_blocks: int = 0):
+    """(n, 32, width, 1) ink-high strips -> (n, 1, width / 4, 11) logits per column (width / 2
+    with ``fine_blocks``).
 
     ``block_convs`` adds residual 3x3 convolutions inside each conv block and ``context_blocks``
     sets how many residual 1x5 convolutions run over the columns. Every added convolution is a
@@ -350,9 +355,29 @@ def build_network(keras, filters=(32, 64, 96, 128), column_filters: int = 128, d
         y = layers.BatchNormalization(momentum=0.9, name=f"context_bn{i + 1}")(y)
         y = layers.ReLU(name=f"context_relu{i + 1}")(y)
         x = layers.Add(name=f"context_add{i + 1}")([x, y])
+    if fine_blocks:
+        # Each column becomes two (a learned split that starts as a copy, ``_copy_columns``), and
+        # residual 1x3 convolutions tell the two apart, so a blank fits between equal digits.
+        x = layers.Conv2DTranspose(column_filters, (1, 2), strides=(1, 2), use_bias=False, name="fine_split")(x)
+        for i in range(fine_blocks):
+            y = layers.Conv2D(column_filters, (1, 3), padding="same", name=f"fine{i + 1}")(x)
+            y = layers.BatchNormalization(momentum=0.9, name=f"fine_bn{i + 1}")(y)
+            y = layers.ReLU(name=f"fine_relu{i + 1}")(y)
+            x = layers.Add(name=f"fine_add{i + 1}")([x, y])
     x = layers.Dropout(dropout, name="drop")(x)
     logits = layers.Dense(string_reader.BLANK + 1, name="logits")(x)
-    return keras.Model(inputs, logits, name="digit_strings_logits")
+    model = keras.Model(inputs, logits, name="digit_strings_logits")
+    if fine_blocks:
+        _copy_columns(model.get_layer("fine_split"))
+    return model
+
+
+def _copy_columns(layer) -> None:
+    """Set a (1, 2)-strided transposed convolution to copy each column into both of its
+    outputs, so a network grown from a coarser one reads as it did (repeats merge in CTC)."""
+    (kernel,) = layer.get_weights()  # (1, 2, filters out, filters in)
+    eye = np.eye(kernel.shape[2], kernel.shape[3], dtype=kernel.dtype)
+    layer.set_weights([np.stack([eye, eye])[None]])
 
 
 def grow_from(model, start) -> list[str]:
@@ -366,6 +391,9 @@ def grow_from(model, start) -> list[str]:
     new = []
     for layer in model.layers:
         if not layer.weights:
+            continue
+        if layer.name == "fine_split" and layer.name not in known:
+            new.append(layer.name)  # keeps the copy it was built with
             continue
         if layer.name in known:
             try:
@@ -396,9 +424,9 @@ def column_logits(model, strips: list[np.ndarray]) -> list[np.ndarray]:
     out: list = [None] * len(strips)
     for part, x in engine.batches(strips, string_reader.INPUT):
         logits = np.asarray(model(x, training=False)).reshape(len(part), -1, string_reader.BLANK + 1)
+        stride = string_reader.column_stride(x.shape[2], logits.shape[1])
         for k, i in enumerate(part):
-            steps = min(logits.shape[1], math.ceil((strips[i].shape[1] + string_reader.SIDE_PAD)
-                                                   / string_reader.STRIDE))
+            steps = min(logits.shape[1], math.ceil((strips[i].shape[1] + string_reader.SIDE_PAD) / stride))
             out[i] = logits[k, :steps]
     return out
 
@@ -461,7 +489,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     rng = np.random.default_rng(config.seed)
 
     model = build_network(keras, config.filters, config.column_filters, block_convs=config.block_convs,
-                          context_blocks=config.context_blocks)
+                          context_blocks=config.context_blocks, fine_blocks=config.fine_blocks)
     grown: list[str] = []
     if config.init:
         grown = grow_from(model, keras.models.load_model(config.init, compile=False))
@@ -582,6 +610,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "column_filters": config.column_filters,
         "block_convs": list(config.block_convs),
         "context_blocks": config.context_blocks,
+        "fine_blocks": config.fine_blocks,
         "grown_layers": grown,
         "data_workers": config.data_workers,
         "params": int(shipped.count_params()),
