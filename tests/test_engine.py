@@ -141,8 +141,10 @@ def test_every_shipped_network_is_in_the_manifest_with_its_kind_of_input():
     assert sorted(entry["file"] for entry in models.models.values()) == onnx
     assert models.names(manifest.ROLE_DIGITS) == ["digits"]
     assert models.writing_type()["main"] == "writing_type"
-    # One printed/handwritten network ships: no second looks, no lone-character models (model card).
-    assert models.writing_type()["second_looks"] == [] and models.writing_type()["lone_characters"] == []
+    # Two printed/handwritten networks ship: the main one and one second look for the crops it
+    # doubts; no lone-character models (model card).
+    assert models.writing_type()["second_looks"] == ["writing_type_2"]
+    assert models.writing_type()["lone_characters"] == []
     assert models.string_members() == ["digit_strings"]
     assert models.names(manifest.ROLE_LINE_READER) == ["PP-OCRv6_rec_small"]
 
