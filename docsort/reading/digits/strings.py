@@ -38,9 +38,6 @@ VIEWS = (24, 26, 28)
 SIDE_PAD = 4
 INPUT = engine.InputSpec("field", HEIGHT, width_buckets=(64, 96, 128, 192, 256, 384, 512), align="left", batch=16,
                           columns=1024)
-# Strip columns per model output step: the networks pool width by 4, and those with a fine
-# column head (``train digit-strings --fine-blocks``) double their columns again.
-STRIDE = 4
 BLANK = 10
 INK_LEVEL = 0.3
 
@@ -142,8 +139,9 @@ def ensemble_probability(columns: Sequence[np.ndarray], digits: Sequence[int]) -
 
 
 def column_stride(input_width: int, output_columns: int) -> int:
-    """Strip columns per output column of a network, from one call's shapes (a network says
-    nothing else about it, and members of an ensemble may differ)."""
+    """Strip columns per output column of a network, from one call's shapes: 4 for the networks
+    that pool width by 4, 2 for those with a fine column head (``train digit-strings
+    --fine-blocks``). A network says nothing else about it, and ensemble members may differ."""
     return max(1, int(round(input_width / max(1, output_columns))))
 
 
