@@ -49,18 +49,11 @@ def read_rows(data: str, envelopes: int, jobs: int) -> list:
     from docsort.reading.digits.ppocr import shared_reader as line_reader
     from docsort.reading.digits.strings import best_path, shared_reader
     from docsort.training.datasets import mnist
-    from docsort.training.synth import pen_digits
     from docsort.training.train import digit_strings as ds
 
     _, val = mnist.train_validation_split(mnist.load(str(Path(data) / "mnist")).train)
-    seed, count, continental, pen = 7, 2000, 0.25, 0.2  # as the shipped combination was fitted
-    styled_count, pen_count = int(round(count * continental)), int(round(count * pen))
-    fields, truths = ds.combination_fields(val.images, val.labels, count - styled_count - pen_count, seed)
-    styled = ds.ConventionPool(val.images, val.labels, np.random.default_rng(seed + 5)).digits()[0]
-    drawn = pen_digits.draw_like(val.labels, np.random.default_rng(seed + 8))
-    for source, k, kind_seed in ((styled, styled_count, seed + 3), (drawn, pen_count, seed + 9)):
-        more, more_truths = ds.combination_fields(source, val.labels, k, kind_seed)
-        fields, truths = fields + more, truths + more_truths
+    # The codes of the shipped combination's fit: 2,000, seed 7, a quarter continental, a fifth pen-drawn.
+    fields, truths = ds.combination_codes(val.images, val.labels, 2000, 7, CODE_LENGTH, 0.25, 0.2)
     cut, cut_truths = ds.envelope_fields(data, envelopes, 7001, jobs=jobs)
     inks = [digit_reader.ink_of(f) for f in fields] + list(cut)
     kinds = ["composed"] * len(fields) + ["envelope"] * len(cut)
@@ -81,18 +74,15 @@ def read_rows(data: str, envelopes: int, jobs: int) -> list:
     return rows
 
 
-def _logit(p: float) -> float:
-    p = min(1 - 1e-6, max(1e-6, p))
-    return math.log(p / (1 - p))
-
-
 def inputs(candidate, variant: int, views_total: int = 3) -> np.ndarray:
+    from docsort.reading.digits import combine
+
     _, shipped, views, least, distinct = candidate
     x = list(shipped)
     if variant >= 1:
         x += [float(views == views_total), float(views == 0)]
     if variant >= 2:
-        x += [_logit(least) if least else 0.0, float(distinct == 1)]
+        x += [combine._logit(least) if least else 0.0, float(distinct == 1)]
     if variant >= 3:
         by_segmented, by_whole, by_line = shipped[4:7]
         x += [by_segmented * by_whole * by_line, shipped[2] * by_whole]

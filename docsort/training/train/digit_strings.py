@@ -724,6 +724,33 @@ def family_fields_for_fitting(images: np.ndarray, labels: np.ndarray, count: int
     return [c.image for c in composed], [c.digits for c in composed]
 
 
+def other_hands(images: np.ndarray, labels: np.ndarray, seed: int, convention_share: float,
+                pen_share: float) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """The combination's digits in other hands: ``images`` written the continental way, and
+    the same labels drawn by pen writers (None where the share is 0)."""
+    styled = (ConventionPool(images, labels, np.random.default_rng(seed + 5)).digits()[0]
+              if convention_share else None)
+    drawn = pen_digits.draw_like(labels, np.random.default_rng(seed + 8)) if pen_share else None
+    return styled, drawn
+
+
+def combination_codes(images: np.ndarray, labels: np.ndarray, count: int, seed: int, code_length: int,
+                      convention_share: float = 0.0, pen_share: float = 0.0, hands=None
+                      ) -> tuple[list[np.ndarray], list[str]]:
+    """The ``count`` composed codes the combination is fitted on (``combination_fields``), the
+    shares by continental and pen writers drawn from ``hands`` (``other_hands``)."""
+    styled, drawn = hands if hands is not None else other_hands(images, labels, seed, convention_share, pen_share)
+    styled_count, pen_count = int(round(count * convention_share)), int(round(count * pen_share))
+    plain_count = count - styled_count - pen_count
+    fields, truths = (combination_fields(images, labels, plain_count, seed, code_length)
+                      if plain_count > 0 else ([], []))
+    for source, k, kind_seed in ((styled, styled_count, seed + 3), (drawn, pen_count, seed + 9)):
+        if k:
+            more, more_truths = combination_fields(source, labels, k, kind_seed, code_length)
+            fields, truths = fields + more, truths + more_truths
+    return fields, truths
+
+
 def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, seed: int = 7,
                     code_length: int = 5, reader=None, string_reader=None,
                     envelopes: Optional[tuple[list[np.ndarray], list[str]]] = None,
@@ -744,17 +771,9 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
 
     line_reader = line_reader or shared_line_reader()
     groups = []  # (inks, truths, weight, code length)
-    styled_count, pen_count = int(round(count * convention_share)), int(round(count * pen_share))
-    plain_count = count - styled_count - pen_count
-    fields, truths = (combination_fields(images, labels, plain_count, seed, code_length)
-                      if plain_count > 0 else ([], []))
-    styled = (ConventionPool(images, labels, np.random.default_rng(seed + 5)).digits()[0]
-              if convention_share else None)
-    drawn = pen_digits.draw_like(labels, np.random.default_rng(seed + 8)) if pen_share else None
-    for source, k, kind_seed in ((styled, styled_count, seed + 3), (drawn, pen_count, seed + 9)):
-        if k:
-            more, more_truths = combination_fields(source, labels, k, kind_seed, code_length)
-            fields, truths = fields + more, truths + more_truths
+    styled, drawn = other_hands(images, labels, seed, convention_share, pen_share)
+    fields, truths = combination_codes(images, labels, count, seed, code_length, convention_share, pen_share,
+                                       (styled, drawn))
     codes = [ink_of(f) for f in fields]
     if envelopes:
         codes += list(envelopes[0])
