@@ -24,15 +24,26 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# A view: (ink height in rows of 32, stroke change in px, width factor).
-VIEWS = {"22": (22, 0, 1.0), "24": (24, 0, 1.0), "26": (26, 0, 1.0), "28": (28, 0, 1.0), "30": (30, 0, 1.0),
-         "24 thick": (24, 1, 1.0), "24 thin": (24, -1, 1.0), "24 narrow": (24, 0, 0.85), "24 wide": (24, 0, 1.15)}
-SETS = (("22", "24", "26"), ("24", "26", "28"), ("26", "28", "30"), ("24", "26", "28", "30"), ("24", "24 thick", "24 thin"), ("24", "24 narrow", "24 wide"),
+# A view: (ink height in rows of 32, stroke change in px, width factor, slant: horizontal shift per row
+# of height, positive leaning the tops right).
+VIEWS = {"22": (22, 0, 1.0, 0.0), "24": (24, 0, 1.0, 0.0), "26": (26, 0, 1.0, 0.0), "28": (28, 0, 1.0, 0.0),
+         "30": (30, 0, 1.0, 0.0), "24 thick": (24, 1, 1.0, 0.0), "24 thin": (24, -1, 1.0, 0.0),
+         "24 narrow": (24, 0, 0.85, 0.0), "24 wide": (24, 0, 1.15, 0.0),
+         "26 upright": (26, 0, 1.0, -0.2), "26 leaning": (26, 0, 1.0, 0.2)}
+SETS = (("22", "24", "26"), ("24", "26", "28"), ("26", "28", "30"), ("24", "26", "28", "30"), ("24", "24 thick", "24 thin"),
+        ("24", "24 narrow", "24 wide"), ("24", "26 upright", "26 leaning"), ("24", "26", "28", "26 upright", "26 leaning"),
+        ("24", "28", "26 upright", "26 leaning"),
         tuple(name for name in VIEWS if name not in ("28", "30")))
 
 
-def view_strip(ink: np.ndarray, height: int, stroke: int, width: float) -> np.ndarray:
+def view_strip(ink: np.ndarray, height: int, stroke: int, width: float, slant: float = 0.0) -> np.ndarray:
     from docsort.reading.digits import strings
+
+    if slant:
+        h, w = ink.shape
+        shift = abs(slant) * h
+        matrix = np.float32([[1, -slant, shift if slant > 0 else 0.0], [0, 1, 0]])
+        ink = cv2.warpAffine(ink, matrix, (w + int(np.ceil(shift)), h), flags=cv2.INTER_LINEAR, borderValue=0)
 
     kernel = np.ones((2, 2), np.uint8)
     if stroke > 0:

@@ -234,6 +234,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
     lay = destination.layout([r.bbox for r in text_regions])
     candidates: list[destination.CodeCandidate] = []
     doubtful = {i for i, p in enumerate(p_hw) if settings.doubtful_handwriting <= p < settings.handwritten_threshold}
+    doubtful |= {i for i, r in enumerate(text_regions) if kinds[i] == "printed" and _lone_character(r.bbox)}
     fields = _number_fields(text_regions, kinds, lay, page_size, k, doubtful)
     field_crops = [regions.cut(page.grey, bbox) for _, bbox in fields]
     if fields:
@@ -374,8 +375,8 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
     reading wins. The whole-field and line readers read every field first, so a joined field
     that holds no code costs little.
 
-    ``doubtful`` regions (printed by a narrow margin) may be members of a joined field, its
-    first included, as long as the field holds one region called handwritten: a digit alone in
+    ``doubtful`` regions (printed by a narrow margin, or a lone character called printed) may be
+    members of a joined field, its first included, as long as the field holds one region called handwritten: a digit alone in
     its cell is the crop the classifier can least tell, and a code written into boxes must not
     depend on every box's call.
     """
@@ -399,7 +400,7 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
             nx, ny, nw, nh = text_regions[j].bbox
             # Digits written one by one (into boxes printed apart) stand further apart than the
             # letters of a word: two single characters may be one and a half heights apart.
-            single = w <= 1.2 * h and nw <= 1.2 * nh
+            single = _lone_character(boxes[-1]) and _lone_character(text_regions[j].bbox)
             if not joinable(j) or nx - (x + w) > (1.5 if single else 0.9) * max(h, nh):
                 break
             boxes.append(text_regions[j].bbox)
@@ -411,6 +412,18 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
             elif joined[2] / max(joined[3], 1) > MAX_DIGIT_ASPECT * count:
                 break
     return fields
+
+
+# A region no wider than this many heights holds one character (a digit alone in its cell).
+LONE_CHARACTER_ASPECT = 1.2
+
+
+def _lone_character(bbox: tuple[int, int, int, int]) -> bool:
+    """One character alone: a few strokes are all the classifier has to go on, so its call, however
+    sure, does not decide whether the character belongs to a handwritten code beside it (a digit
+    written into a pre-printed box comes as a crop of its own); the readers decide."""
+    _, _, w, h = bbox
+    return w <= LONE_CHARACTER_ASPECT * h
 
 
 def _may_hold_digits(bbox: tuple[int, int, int, int], count: int) -> bool:
