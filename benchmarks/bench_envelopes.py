@@ -117,7 +117,8 @@ def _generate(args, count: int, seed: int, layout: str, prefix: str) -> Path:
     t0 = time.perf_counter()
     write_samples(folder, count=count, seed=seed, handwriting=args.handwriting,
                   handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
-                  layout=layout, country=args.country, continental=args.continental, pen_digits=args.pen_digits)
+                  layout=layout, country=args.country, continental=args.continental, pen_digits=args.pen_digits,
+                  close_words=args.close_words)
     print(f"generated {count} {layout} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
     return folder
 
@@ -268,6 +269,7 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
             "layout": t.get("layout"), "position": t.get("position"),
             "continental_hand": t.get("continental_hand", False),
             "pen_digits_hand": t.get("pen_digits_hand", False),
+            "close_words_hand": t.get("close_words_hand", False),
             "sender": t["sender_code"], "value": value, "auto": auto,
             "confidence": code["confidence"] if code else None,
             "valid": code.get("valid", True) if code else False,
@@ -430,6 +432,9 @@ def main() -> None:
                         help="share of hands writing 1s with the up-stroke and crossed 7s (synth.digit_styles)")
     parser.add_argument("--pen-digits", type=float, default=0.0,
                         help="share of hands whose digits are drawn by a pen writer (synth.pen_digits), not MNIST's")
+    parser.add_argument("--close-words", type=float, default=0.0,
+                        help="share of hands leaving narrow word spaces (a fifth to half their height), so the code "
+                             "and the place beside it may come as one ink region")
     parser.add_argument("--overlays")
     parser.add_argument("--details", help="write per-envelope rows as JSON here")
     parser.add_argument("--country", help="real codes and places of this country, read without and with its "

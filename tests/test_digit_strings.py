@@ -103,6 +103,26 @@ def test_each_view_scales_the_ink_to_its_height_and_reads_the_field(mnist_test):
                                        for c in together.columns) + 1e-9
 
 
+def test_spans_of_a_line_are_read_from_one_reading_of_the_whole_line(mnist_test):
+    """Two numbers on one line, a wide space between them: each span's reading, taken from the
+    columns of one reading of the line, is that number, as a field cut to it reads."""
+    rng = np.random.default_rng(11)
+    left = _field(mnist_test, "507", rng, gap=(0.15, 0.3))
+    right = _field(mnist_test, "9264", rng, gap=(0.15, 0.3))
+    height = max(left.shape[0], right.shape[0])
+    pad = lambda img: cv2.copyMakeBorder(img, 0, height - img.shape[0], 0, 0, cv2.BORDER_CONSTANT, value=255)
+    space = np.full((height, int(0.8 * height)), 255, np.uint8)
+    line = np.hstack([pad(left), space, pad(right)])
+    ink = np.clip((255.0 - line) / 255.0, 0, 1).astype(np.float32)
+    reader = string_reader.StringReader(string_reader.shipped_members())
+    spans = [(0, left.shape[1]), (left.shape[1] + space.shape[1], line.shape[1])]
+    [[first, second]] = reader.read_spans([ink], [spans])
+    assert (first.digits, second.digits) == ("507", "9264")
+    assert first.confidence > 0.5 and second.confidence > 0.5
+    [[whole]] = reader.read_spans([ink], [[(0, line.shape[1])]])
+    assert whole.digits == "5079264"
+
+
 def test_each_reader_weighs_the_other_readers_answer(mnist_test):
     """The segmenting reader gives its own reading the probability it reports, other strings of
     the same field less, and all strings together at most 1; the whole-field ensemble too."""

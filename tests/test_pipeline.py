@@ -285,3 +285,66 @@ def test_a_code_in_cells_is_read_when_the_classifier_calls_its_first_cell_printe
             assert doubted.decision == code.decision, (name, p_first)
         lost_without_band += closed is None or closed.value != code.value
     assert len(doubted_pages) >= 2 and lost_without_band >= 1, (doubted_pages, lost_without_band)
+
+
+def test_a_code_written_close_to_the_place_beside_it_is_read(tmp_path, monkeypatch):
+    """Hands that leave narrow word spaces (a fifth to half their height) write the code and the
+    place beside it as one ink region. The real pipeline reads such envelopes' codes; without
+    reading a region in parts (cut at its widest spaces) the same pages lose codes."""
+    import cv2
+
+    from docsort.page import pipeline
+    from docsort.page.pipeline import read_page
+
+    folder = tmp_path / "close"
+    write_samples(folder, count=8, seed=41, handwriting=DATASETS, handwritten_share=1.0, close_words=1.0)
+    truth = load_truth(folder)
+    assert all(t["close_words_hand"] for t in truth.values())
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    right = whole_regions_only = 0
+    for name, t in sorted(truth.items()):
+        page = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+        code = read_page(page, 1, settings)[0].postal_code
+        right += code is not None and code.value == t["destination_code"]
+        assert code is None or code.value != t["sender_code"], name
+        with monkeypatch.context() as m:
+            m.setattr(pipeline, "_spaced_parts", lambda ink, bbox, count: [])
+            before = read_page(page, 1, settings)[0].postal_code
+        whole_regions_only += before is not None and before.value == t["destination_code"]
+    assert right >= 7, right
+    assert whole_regions_only < right, (whole_regions_only, right)
+
+
+def test_a_region_is_cut_into_parts_at_its_widest_spaces_only():
+    """Ink of "12345 Paris" as one region: five digit-wide marks touching, a space of 0.3 heights,
+    then a word with narrow letter gaps. The code's part is one of the parts; letter gaps under
+    the part space are not cut at, and the whole region is not repeated."""
+    from docsort.page.pipeline import PART_SPACE, _spaced_parts
+
+    h = 40
+    ink = np.zeros((100, 600), bool)
+    ink[30:70, 20:170] = True  # the code: 150 px, 3.75 heights
+    ink[35:70, 182:230] = True  # a word of three letters, from 12 px (0.3 heights) on
+    ink[35:70, 233:280] = True  # letter gap of 3 px (under PART_SPACE * h)
+    ink[35:70, 283:330] = True
+    assert 3 < PART_SPACE * h < 12
+    parts = dict((part, beside) for part, beside in _spaced_parts(ink, (20, 30, 310, 40), 5))
+    assert (20, 30, 150, 40) in parts
+    assert (20, 30, 310, 40) not in parts
+    assert all(p[0] in (20, 182) for p in parts)
+    # Each part knows what stands beside it in the region: the word after the code, the code
+    # before the word (a part beside digits is a piece of a longer number, not a code).
+    assert parts[(20, 30, 150, 40)] == [(182, 35, 100, 35)]  # 2.5 heights of the word
+    assert parts[(182, 35, 148, 35)] == [(70, 30, 100, 40)]  # the code's last 2.5 heights
+
+
+def test_what_stands_beside_a_part_is_digits_only_when_its_text_is_mostly_digits():
+    """A part beside digits is a piece of a longer number; beside a place name it may be the code.
+    The line reader's text decides: digits, or an O alone (a handwritten 0), not a word with an o."""
+    from docsort.page.pipeline import _mostly_digits
+
+    for digits in ("8", "19", "0", "O", "4593", "-1234", "06 5"):
+        assert _mostly_digits(digits), digits
+    for words in ("", "Ko", "Paris", "CEDEX", "Tel", "l", "Ro", "IL"):
+        assert not _mostly_digits(words), words

@@ -113,6 +113,10 @@ def samples(
         0.0, "--pen-digits", min=0.0, max=1.0,
         help="Share of hands whose digits are drawn by a pen writer in shapes MNIST's writers did not use (open "
              "4s, hooked 9s, looped 2s, ...) instead of being MNIST's."),
+    close_words: float = typer.Option(
+        0.0, "--close-words", min=0.0, max=1.0,
+        help="Share of hands that leave narrow word spaces (a fifth to half their height), so a code and the "
+             "place beside it may touch."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.training.samples import TRUTH_FILE, write_samples
@@ -120,7 +124,7 @@ def samples(
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
                            handwritten_share=handwritten_share, code_length=code_length,
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
-                           continental=continental, pen_digits=pen_digits)
+                           continental=continental, pen_digits=pen_digits, close_words=close_words)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

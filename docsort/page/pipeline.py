@@ -4,8 +4,9 @@
 
     clean page (clean) -> text regions from the ink (regions) -> printed/handwritten, one
     batch (reading.writing_type) -> Tesseract words of the page without its handwriting, one
-    call (tesseract) -> handwritten number fields read, one batch, by the segmenting, the
-    whole-field and the line reader (reading.digits); printed words that may be codes read
+    call (tesseract) -> handwritten number fields (regions, regions joined with their close
+    neighbours, parts of regions cut at their widest spaces) read, one batch, by the segmenting,
+    the whole-field and the line reader (reading.digits); printed words that may be codes read
     again by the line reader's network -> destination code (destination) -> overlay
 
 ``process_document`` runs it over every page of a file and never raises for a bad input: the
@@ -21,7 +22,7 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -236,6 +237,8 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
     doubtful = {i for i, p in enumerate(p_hw) if settings.doubtful_handwriting <= p < settings.handwritten_threshold}
     doubtful |= {i for i, r in enumerate(text_regions) if kinds[i] == "printed" and _lone_character(r.bbox)}
     fields = _number_fields(text_regions, kinds, lay, page_size, k, doubtful)
+    parts = _code_parts(page, text_regions, kinds, lay, page_size, k)
+    fields += [(i, part) for i, part, _ in parts]
     field_crops = [regions.cut(page.grey, bbox) for _, bbox in fields]
     if fields:
         _field_readers()
@@ -245,11 +248,18 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
         other_numbers = [_holds_another_number(a.whole, a.line, k) for a in analyses]
     else:
         field_readings, other_numbers = _read_against(field_crops, k, directory, digits)
+    # A part of a region with digits beside it is a piece of a longer number: no candidate.
+    first_part = len(fields) - len(parts)
+    pieces = _pieces_of_numbers(page, [beside for _, _, beside in parts],
+                                [len(r.digits) == k and r.confidence >= PIECE_CHECK_FLOOR
+                                 for r in field_readings[first_part:]]) if parts else []
     # Per region keep the better reading: of the region alone, or joined with its neighbour.
     readings: dict[int, DigitString] = {}
     field_boxes: dict[int, tuple[int, int, int, int]] = {}
     not_codes: set[int] = set()
-    for (i, bbox), reading, other in zip(fields, field_readings, other_numbers):
+    for n, ((i, bbox), reading, other) in enumerate(zip(fields, field_readings, other_numbers)):
+        if n >= first_part and pieces[n - first_part]:
+            continue
         if i not in readings or reading.confidence > readings[i].confidence:
             readings[i], field_boxes[i] = reading, bbox
             (not_codes.add if other else not_codes.discard)(i)
@@ -412,6 +422,156 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
             elif joined[2] / max(joined[3], 1) > MAX_DIGIT_ASPECT * count:
                 break
     return fields
+
+
+# Spaces inside a handwritten region at least this share of its height may part two words
+# (letters of one word stand closer, or touch), and at most this many of the widest are cut at.
+PART_SPACE = 0.12
+PART_CUTS = 4
+# A part is read as a code only when the whole-field reader, at one view, reads it as a code's
+# length with at least this P, or a digit more or fewer with the second: a cost gate (a page's
+# parts are mostly pieces of words, and the full readers cost several times this look).
+PART_READING_FLOOR = 0.25
+PART_READING_FLOOR_OFF_BY_ONE = 0.6
+# What stands beside a part is looked at again (by the line reader) when the whole-field reader
+# reads it as digits with at least this P: low, since a missed number beside a part lets a piece
+# of a phone number through.
+SIDE_DIGITS_FLOOR = 0.1
+# What stands beside a part is looked at this many region heights into the rest of the region:
+# the digits that would continue a number, not the whole line (the line reader's cost and memory
+# grow with the width it reads).
+SIDE_REACH = 2.5
+# A part is asked whether it is a piece of a longer number once it reads as a code with this P.
+PIECE_CHECK_FLOOR = 0.3
+# The gate reads each region at one ink height, the best single view (benchmarks/bench_string_views.py).
+PART_GATE_VIEW = 26
+# Paper kept around a region cut from the page (``regions.cut``'s default).
+CUT_MARGIN = 4
+
+
+def _code_parts(page, text_regions, kinds, lay, page_size, count: int):
+    """Parts of handwritten regions to read as codes: ``(region, box, what stands beside it)``.
+
+    A writer who leaves narrow word spaces writes "75008 Paris" or "Springfield IL 62704" as one
+    ink region, and the code is one of its parts (``_spaced_parts``). Each region with parts is
+    read once by the whole-field reader at one view, and every part gets its reading from those
+    columns (``StringReader.read_spans``): the cost of one line, not of every part. Only parts
+    read as a code, or nearly, go on (``PART_READING_FLOOR``); whether one is a piece of a longer
+    number is asked once it is read (``_pieces_of_numbers``).
+    """
+    from docsort.reading.digits.combine import as_ink
+    from docsort.reading.digits.strings import shared_reader
+
+    split = []  # (region, crop origin x, parts with what stands beside them)
+    for i, region in enumerate(text_regions):
+        if kinds[i] == "handwritten" and destination.may_hold_code(lay, i, page_size):
+            parts = _spaced_parts(page.ink, region.bbox, count)
+            if parts:
+                split.append((i, max(0, region.bbox[0] - CUT_MARGIN), parts))
+    if not split:
+        return []
+    crops = [as_ink(regions.cut(page.grey, text_regions[i].bbox, CUT_MARGIN)) for i, _, _ in split]
+    readings = shared_reader().read_spans(
+        crops, [[(part[0] - origin, part[0] + part[2] - origin) for part, _ in parts] for _, origin, parts in split],
+        body=PART_GATE_VIEW)
+    return [(i, part, beside) for (i, _, parts), field in zip(split, readings) for (part, beside), r in zip(parts, field)
+            if r.confidence >= (PART_READING_FLOOR if len(r.digits) == count else
+                                PART_READING_FLOOR_OFF_BY_ONE if abs(len(r.digits) - count) == 1 else 2.0)]
+
+
+def _pieces_of_numbers(page, besides: Sequence[Sequence[tuple[int, int, int, int]]], asked: Sequence[bool]) -> list[bool]:
+    """For each part read as a code (``asked``), whether digits stand beside it in its region:
+    then it is a piece of a longer number (a phone number, a reference, the code itself cut
+    between two digits), not a code.
+
+    What stands beside a part (its region on either side, ``SIDE_REACH`` heights of it) is read
+    by the whole-field reader at one view; of what it reads as digits (P >=
+    ``SIDE_DIGITS_FLOOR``), and of any one character, the line reader reads the text, letters
+    included, in one batch. It is digits when
+    that text is mostly digits, or when it is one character that the whole-field reader is sure
+    is a digit (P >= 0.9) and the line reader is unsure of (P < 0.8: a handwritten 8 read as
+    "P"). Only parts read as codes are asked: the line reader costs about twenty times the
+    whole-field reader, and a part that reads as no code can neither win nor mislead.
+    """
+    from docsort.reading.digits import ppocr
+    from docsort.reading.digits.combine import as_ink
+    from docsort.reading.digits.strings import shared_reader
+
+    sides = sorted({box for beside, ask in zip(besides, asked) if ask for box in beside})
+    if not sides:
+        return [False] * len(besides)
+    inks = {box: as_ink(regions.cut(page.grey, box)) for box in sides}
+    wholes = dict(zip(sides, shared_reader().read_inks([inks[b] for b in sides], views=(PART_GATE_VIEW,))))
+    # One character is read by the line reader whatever the whole-field reader says: that reader
+    # knows digits only, and reads the first letter of the place after a code ("l", "I") as a 1.
+    doubted = [b for b in sides if (wholes[b].digits and wholes[b].confidence >= SIDE_DIGITS_FLOOR) or _one_character(b)]
+    texts = ppocr.shared_reader().read_text([inks[b] for b in doubted]) if doubted else []
+    digits_at = {b: _mostly_digits(text) or (_one_character(b) and bool(wholes[b].digits)
+                                             and wholes[b].confidence >= 0.9 and p_text < 0.8)
+                 for b, (text, p_text) in zip(doubted, texts)}
+    return [ask and any(digits_at.get(b, False) for b in beside) for beside, ask in zip(besides, asked)]
+
+
+# A part's neighbour of at most this many heights is one character (a wide 0 included).
+ONE_CHARACTER_ASPECT = 1.5
+
+
+def _one_character(bbox: tuple[int, int, int, int]) -> bool:
+    return bbox[2] <= ONE_CHARACTER_ASPECT * bbox[3]
+
+
+def _mostly_digits(text: str) -> bool:
+    """A reading, letters and marks included, whose letters and digits are at least half digits;
+    an O alone counts as a 0 (a handwritten 0 alone is read as one as often as not, while an o
+    in a word is a letter)."""
+    chars = [c for c in text if c.isalnum()]
+    if len(chars) == 1 and chars[0] in "Oo":
+        return True
+    return bool(chars) and 2 * sum(c.isdigit() for c in chars) >= len(chars)
+
+
+def _spaced_parts(ink: np.ndarray, bbox: tuple[int, int, int, int], count: int):
+    """The parts of a handwritten region between its widest inner spaces that may hold a code
+    of ``count`` digits: every run of words from one cut (or the region's edge) to another,
+    boxed to its ink, each with the boxes of what stands beside it in the region (one on each
+    side that has any, reaching ``SIDE_REACH`` heights). Which part, if any, is the code is the readers' and the picker's call."""
+    x, y, w, h = bbox
+    window = ink[y:y + h, x:x + w]
+    columns = window.any(axis=0)
+    if w < 3 or not columns.any():
+        return []
+    spaces, start = [], None
+    for cx, inked in enumerate(columns):
+        if not inked and start is None:
+            start = cx
+        elif inked and start is not None:
+            if start > 0 and cx - start >= max(2, PART_SPACE * h):
+                spaces.append((start, cx))
+            start = None
+    if not spaces:
+        return []
+    widest = sorted(sorted(spaces, key=lambda s: s[0] - s[1])[:PART_CUTS])
+    edges = [(0, 0), *widest, (w, w)]
+
+    def boxed(left: int, right: int) -> Optional[tuple[int, int, int, int]]:
+        rows = np.flatnonzero(window[:, left:right].any(axis=1))
+        if right <= left or not len(rows):
+            return None
+        return (x + left, y + int(rows[0]), right - left, int(rows[-1] - rows[0] + 1))
+
+    parts = []
+    for a in range(len(edges) - 1):
+        for b in range(a + 1, len(edges)):
+            if (a, b) == (0, len(edges) - 1):
+                continue  # the whole region, read as it is
+            part = boxed(edges[a][1], edges[b][0])
+            if part is not None and _may_hold_digits(part, count):
+                reach = int(SIDE_REACH * h)
+                beside = [r for r in (boxed(max(0, edges[a][0] - reach), edges[a][0]) if a > 0 else None,
+                                      boxed(edges[b][1], min(w, edges[b][1] + reach)) if b < len(edges) - 1 else None)
+                          if r]
+                parts.append((part, beside))
+    return parts
 
 
 # A region no wider than this many heights holds one character (a digit alone in its cell).

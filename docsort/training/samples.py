@@ -64,6 +64,7 @@ class EnvelopeTruth:
     country: Optional[str] = None
     continental_hand: bool = False  # the hand writes 1s with the up-stroke and (mostly) crossed 7s
     pen_digits_hand: bool = False  # the hand's digits are drawn by a pen writer (synth.pen_digits)
+    close_words_hand: bool = False  # the hand leaves narrow word spaces (``close_words``)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -641,6 +642,7 @@ def make_envelope(
     directory=None,
     continental: float = 0.0,
     pen_digits: float = 0.0,
+    close_words: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
@@ -648,7 +650,9 @@ def make_envelope(
     the held-out one) and None. With a postal ``directory`` both codes are real ones and the
     printed places are theirs. ``continental``: the chance that a hand writes its 1s and 7s as
     continental writers do; ``pen_digits``: the chance that its digits are drawn by a pen writer
-    (``synth.pen_digits``) instead of being MNIST's.
+    (``synth.pen_digits``) instead of being MNIST's; ``close_words``: the chance that the hand
+    leaves word spaces of a fifth to half its height (many writers do; the others here leave
+    0.8-1.3 heights), so the code and the place beside it may come as one ink region.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
@@ -714,8 +718,11 @@ def make_envelope(
         colour = (30, 30, 30) if rng.random() < 0.5 else (140, 50, 25)
         rendered = [[_hand_piece(rng, hand, what, text, role, print_colour) for what, text, role in line]
                     for line in lines]
+        # Drawn only when asked for, so the pages of every other call stay what they were.
+        close = bool(close_words) and rng.random() < close_words
+        space = (0.2, 0.5) if close else (0.8, 1.3)
         elements += _lay_out_lines(page, rng, rendered, position, colour, hand.height * 1.3,
-                                   lambda i: int(hand.height * rng.uniform(0.8, 1.3)), "handwritten")
+                                   lambda i: int(hand.height * rng.uniform(*space)), "handwritten")
     else:
         font = fonts[int(rng.integers(0, len(fonts)))].path
         size = int(rng.uniform(30, 42))
@@ -736,6 +743,7 @@ def make_envelope(
         country=directory.country if directory is not None else None,
         continental_hand=hand is not None and not hand.convention.plain and hand.pen_hand is None,
         pen_digits_hand=hand is not None and hand.pen_hand is not None,
+        close_words_hand=hand is not None and close,
     )
     return page, truth
 
@@ -782,6 +790,7 @@ def write_samples(
     country: Optional[str] = None,
     continental: float = 0.0,
     pen_digits: float = 0.0,
+    close_words: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -792,7 +801,8 @@ def write_samples(
     code length is the country's. ``continental``: the share of hands that write 1s with the
     up-stroke and cross their 7s, as most of Europe does (MNIST's writers never do);
     ``pen_digits``: the share of hands whose digits are drawn by a pen writer in shapes MNIST's
-    writers did not use (``synth.pen_digits``).
+    writers did not use (``synth.pen_digits``); ``close_words``: the share of hands that leave
+    narrow word spaces (a fifth to half their height).
     """
     check_layout(layout)
     directory = None
@@ -826,7 +836,7 @@ def write_samples(
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
                                     max_tilt=max_tilt, directory=directory, continental=continental,
-                                    pen_digits=pen_digits)
+                                    pen_digits=pen_digits, close_words=close_words)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -843,7 +853,7 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
-                      "pen_digits": pen_digits,
+                      "pen_digits": pen_digits, "close_words": close_words,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},

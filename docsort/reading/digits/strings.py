@@ -66,12 +66,18 @@ def prepare(ink: np.ndarray, body: int = BODY) -> np.ndarray:
 
 def prepare_views(ink: np.ndarray, bodies: Sequence[int]) -> list[np.ndarray]:
     """``prepare`` at each ink height of ``bodies``, the ink found once."""
+    return [strip for strip, _ in _prepare_placed(ink, bodies)]
+
+
+def _prepare_placed(ink: np.ndarray, bodies: Sequence[int]) -> list[tuple[np.ndarray, tuple[float, float]]]:
+    """``prepare_views`` with, for each strip, where the field's columns went: strip x =
+    offset + scale * field x."""
     ink = np.asarray(ink, np.float32)
     mask = (ink > INK_LEVEL).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     keep = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= 3]
     if not keep:
-        return [np.zeros((HEIGHT, INPUT.width_buckets[0]), np.float32) for _ in bodies]
+        return [(np.zeros((HEIGHT, INPUT.width_buckets[0]), np.float32), (0.0, 0.0)) for _ in bodies]
     s = stats[keep]
     x0, y0 = int(s[:, 0].min()), int(s[:, 1].min())
     x1, y1 = int((s[:, 0] + s[:, 2]).max()), int((s[:, 1] + s[:, 3]).max())
@@ -87,7 +93,8 @@ def prepare_views(ink: np.ndarray, bodies: Sequence[int]) -> list[np.ndarray]:
         top = (HEIGHT - body) // 2
         out = np.zeros((HEIGHT, width + 2 * SIDE_PAD), np.float32)
         out[top:top + body, SIDE_PAD:SIDE_PAD + width] = np.clip(scaled, 0.0, 1.0)
-        strips.append(out)
+        x_scale = width / max(1, x1 - x0)
+        strips.append((out, (SIDE_PAD - x0 * x_scale, x_scale)))
     return strips
 
 
@@ -176,23 +183,28 @@ class StringReader:
     def column_probabilities(self, strips: Sequence[np.ndarray], model=None) -> list[np.ndarray]:
         """Prepared strips -> per strip (T, 11) column probabilities (padding columns included)
         of ``model`` (default: the first member)."""
+        return [probs for probs, _ in self._strided_columns(strips, model)]
+
+    def _strided_columns(self, strips: Sequence[np.ndarray], model=None) -> list[tuple[np.ndarray, int]]:
+        """``column_probabilities`` with each strip's column stride (strip pixels per column)."""
         model = self.model if model is None else model
         out = []
         for strip, probs in zip(strips, model.run(strips, INPUT)):
             probs = probs.reshape(-1, BLANK + 1)
             stride = column_stride(INPUT.bucket(strip.shape[1]), len(probs))
             # Columns past the strip's own width (plus the network's reach) are padding.
-            out.append(probs[:min(len(probs), math.ceil((strip.shape[1] + SIDE_PAD) / stride))])
+            out.append((probs[:min(len(probs), math.ceil((strip.shape[1] + SIDE_PAD) / stride))], stride))
         return out
 
-    def read_inks(self, inks: Sequence[np.ndarray]) -> list[StringReading]:
+    def read_inks(self, inks: Sequence[np.ndarray], views: Optional[Sequence[int]] = None) -> list[StringReading]:
         """Ink-high fields (float 0..1) -> their readings, one call per member, view and width
         bucket.
 
         Each view of each member proposes its best path; of the proposals the one all of them
-        together find most probable is the reading.
+        together find most probable is the reading. ``views``: other ink heights than the
+        reader's own (one view is a third of the cost, for a first look).
         """
-        per_view = list(zip(*(prepare_views(ink, self.views) for ink in inks))) if inks else []
+        per_view = list(zip(*(prepare_views(ink, views or self.views) for ink in inks))) if inks else []
         per_model = [self.column_probabilities(list(strips), model) for strips in per_view for model in self.models]
         readings = []
         for columns in zip(*per_model):
@@ -206,6 +218,37 @@ class StringReader:
                     best = StringReading("".join(map(str, digits)), p, peaks, list(columns))
             readings.append(best)
         return readings
+
+
+    def read_spans(self, inks: Sequence[np.ndarray], spans: Sequence[Sequence[tuple[int, int]]],
+                   body: int = 26) -> list[list[StringReading]]:
+        """For each ink-high field, the readings of its column ``spans`` (``(x0, x1)`` in the
+        field's pixels), all from one reading of the whole field at one ink height: a first look
+        at the parts of a line, at the cost of reading the line once. The network sees each
+        span's neighbours too, so a span's reading is a little less its own than a field cut
+        to it."""
+        placed = [_prepare_placed(ink, (body,))[0] for ink in inks]
+        per_model = [self._strided_columns([strip for strip, _ in placed], model) for model in self.models]
+        out = []
+        for f, ((_, (offset, scale)), field_spans) in enumerate(zip(placed, spans)):
+            readings = []
+            for x0, x1 in field_spans:
+                cut = []
+                for member in per_model:
+                    probs, stride = member[f]
+                    c0 = min(len(probs) - 1, max(0, int(math.floor((offset + scale * x0) / stride))))
+                    c1 = min(len(probs), int(math.ceil((offset + scale * x1) / stride)) + 1)
+                    cut.append(probs[c0:max(c0 + 1, c1)])
+                best = StringReading("", 0.0, [], cut)
+                for probs in cut:
+                    digits, peaks = best_path(probs)
+                    if digits and "".join(map(str, digits)) != best.digits:
+                        p = ensemble_probability(cut, digits)
+                        if p > best.confidence or not best.digits:
+                            best = StringReading("".join(map(str, digits)), p, peaks, cut)
+                readings.append(best)
+            out.append(readings)
+        return out
 
 
 _shared: Optional[StringReader] = None
