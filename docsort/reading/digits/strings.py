@@ -206,18 +206,7 @@ class StringReader:
         """
         per_view = list(zip(*(prepare_views(ink, views or self.views) for ink in inks))) if inks else []
         per_model = [self.column_probabilities(list(strips), model) for strips in per_view for model in self.models]
-        readings = []
-        for columns in zip(*per_model):
-            best = StringReading("", 0.0, [], list(columns))
-            for probs in columns:
-                digits, peaks = best_path(probs)
-                if not digits or "".join(map(str, digits)) == best.digits:
-                    continue
-                p = ensemble_probability(columns, digits)
-                if p > best.confidence or not best.digits:
-                    best = StringReading("".join(map(str, digits)), p, peaks, list(columns))
-            readings.append(best)
-        return readings
+        return [_best_reading(list(columns)) for columns in zip(*per_model)]
 
 
     def read_spans(self, inks: Sequence[np.ndarray], spans: Sequence[Sequence[tuple[int, int]]],
@@ -239,16 +228,22 @@ class StringReader:
                     c0 = min(len(probs) - 1, max(0, int(math.floor((offset + scale * x0) / stride))))
                     c1 = min(len(probs), int(math.ceil((offset + scale * x1) / stride)) + 1)
                     cut.append(probs[c0:max(c0 + 1, c1)])
-                best = StringReading("", 0.0, [], cut)
-                for probs in cut:
-                    digits, peaks = best_path(probs)
-                    if digits and "".join(map(str, digits)) != best.digits:
-                        p = ensemble_probability(cut, digits)
-                        if p > best.confidence or not best.digits:
-                            best = StringReading("".join(map(str, digits)), p, peaks, cut)
-                readings.append(best)
+                readings.append(_best_reading(cut))
             out.append(readings)
         return out
+
+
+def _best_reading(columns: list[np.ndarray]) -> StringReading:
+    """Of the best paths of every member and view, the one all of them together find most probable."""
+    best = StringReading("", 0.0, [], columns)
+    for probs in columns:
+        digits, peaks = best_path(probs)
+        if not digits or "".join(map(str, digits)) == best.digits:
+            continue
+        p = ensemble_probability(columns, digits)
+        if p > best.confidence or not best.digits:
+            best = StringReading("".join(map(str, digits)), p, peaks, columns)
+    return best
 
 
 _shared: Optional[StringReader] = None
