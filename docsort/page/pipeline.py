@@ -386,9 +386,9 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
     that holds no code costs little.
 
     ``doubtful`` regions (printed by a narrow margin, or a lone character called printed) may be
-    members of a joined field, its first included, as long as the field holds one region called handwritten: a digit alone in
-    its cell is the crop the classifier can least tell, and a code written into boxes must not
-    depend on every box's call.
+    members of a joined field, its first included, as long as the field holds one region called
+    handwritten: a digit alone in its cell is the crop the classifier can least tell, and a code
+    written into boxes must not depend on every box's call.
     """
     def joinable(i: int) -> bool:
         return kinds[i] == "handwritten" or i in doubtful
@@ -474,12 +474,20 @@ def _code_parts(page, text_regions, kinds, lay, page_size, count: int):
     readings = shared_reader().read_spans(
         crops, [[(part[0] - origin, part[0] + part[2] - origin) for part, _ in parts] for _, origin, parts in split],
         body=PART_GATE_VIEW)
-    return [(i, part, beside) for (i, _, parts), field in zip(split, readings) for (part, beside), r in zip(parts, field)
-            if r.confidence >= (PART_READING_FLOOR if len(r.digits) == count else
-                                PART_READING_FLOOR_OFF_BY_ONE if abs(len(r.digits) - count) == 1 else 2.0)]
+    return [(i, part, beside) for (i, _, parts), field in zip(split, readings)
+            for (part, beside), r in zip(parts, field) if _reads_as_code(r, count)]
 
 
-def _pieces_of_numbers(page, besides: Sequence[Sequence[tuple[int, int, int, int]]], asked: Sequence[bool]) -> list[bool]:
+def _reads_as_code(reading, count: int) -> bool:
+    """The gate's look at a part: a code's length at ``PART_READING_FLOOR``, or a digit more or
+    fewer at ``PART_READING_FLOOR_OFF_BY_ONE``."""
+    off = abs(len(reading.digits) - count)
+    return (off == 0 and reading.confidence >= PART_READING_FLOOR) or (
+        off == 1 and reading.confidence >= PART_READING_FLOOR_OFF_BY_ONE)
+
+
+def _pieces_of_numbers(page, besides: Sequence[Sequence[tuple[int, int, int, int]]],
+                       asked: Sequence[bool]) -> list[bool]:
     """For each part read as a code (``asked``), whether digits stand beside it in its region:
     then it is a piece of a longer number (a phone number, a reference, the code itself cut
     between two digits), not a code.
@@ -487,11 +495,11 @@ def _pieces_of_numbers(page, besides: Sequence[Sequence[tuple[int, int, int, int
     What stands beside a part (its region on either side, ``SIDE_REACH`` heights of it) is read
     by the whole-field reader at one view; of what it reads as digits (P >=
     ``SIDE_DIGITS_FLOOR``), and of any one character, the line reader reads the text, letters
-    included, in one batch. It is digits when
-    that text is mostly digits, or when it is one character that the whole-field reader is sure
-    is a digit (P >= 0.9) and the line reader is unsure of (P < 0.8: a handwritten 8 read as
-    "P"). Only parts read as codes are asked: the line reader costs about twenty times the
-    whole-field reader, and a part that reads as no code can neither win nor mislead.
+    included, in one batch. It is digits when that text is mostly digits, or when it is one
+    character that the whole-field reader is sure is a digit (P >= 0.9) and the line reader is
+    unsure of (P < 0.8: a handwritten 8 read as "P"). Only parts read as codes are asked: the
+    line reader costs about twenty times the whole-field reader, and a part that reads as no
+    code can neither win nor mislead.
     """
     from docsort.reading.digits import ppocr
     from docsort.reading.digits.combine import as_ink
@@ -504,7 +512,8 @@ def _pieces_of_numbers(page, besides: Sequence[Sequence[tuple[int, int, int, int
     wholes = dict(zip(sides, shared_reader().read_inks([inks[b] for b in sides], views=(PART_GATE_VIEW,))))
     # One character is read by the line reader whatever the whole-field reader says: that reader
     # knows digits only, and reads the first letter of the place after a code ("l", "I") as a 1.
-    doubted = [b for b in sides if (wholes[b].digits and wholes[b].confidence >= SIDE_DIGITS_FLOOR) or _one_character(b)]
+    doubted = [b for b in sides
+               if (wholes[b].digits and wholes[b].confidence >= SIDE_DIGITS_FLOOR) or _one_character(b)]
     texts = ppocr.shared_reader().read_text([inks[b] for b in doubted]) if doubted else []
     digits_at = {b: _mostly_digits(text) or (_one_character(b) and bool(wholes[b].digits)
                                              and wholes[b].confidence >= 0.9 and p_text < 0.8)
@@ -534,7 +543,8 @@ def _spaced_parts(ink: np.ndarray, bbox: tuple[int, int, int, int], count: int):
     """The parts of a handwritten region between its widest inner spaces that may hold a code
     of ``count`` digits: every run of words from one cut (or the region's edge) to another,
     boxed to its ink, each with the boxes of what stands beside it in the region (one on each
-    side that has any, reaching ``SIDE_REACH`` heights). Which part, if any, is the code is the readers' and the picker's call."""
+    side that has any, reaching ``SIDE_REACH`` heights). Which part, if any, is the code is the
+    readers' and the picker's call."""
     x, y, w, h = bbox
     window = ink[y:y + h, x:x + w]
     columns = window.any(axis=0)

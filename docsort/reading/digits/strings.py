@@ -208,7 +208,6 @@ class StringReader:
         per_model = [self.column_probabilities(list(strips), model) for strips in per_view for model in self.models]
         return [_best_reading(list(columns)) for columns in zip(*per_model)]
 
-
     def read_spans(self, inks: Sequence[np.ndarray], spans: Sequence[Sequence[tuple[int, int]]],
                    body: int = 26) -> list[list[StringReading]]:
         """For each ink-high field, the readings of its column ``spans`` (``(x0, x1)`` in the
