@@ -30,6 +30,8 @@ VIEWS = {"22": (22, 0, 1.0, 0.0), "24": (24, 0, 1.0, 0.0), "26": (26, 0, 1.0, 0.
          "30": (30, 0, 1.0, 0.0), "24 thick": (24, 1, 1.0, 0.0), "24 thin": (24, -1, 1.0, 0.0),
          "24 narrow": (24, 0, 0.85, 0.0), "24 wide": (24, 0, 1.15, 0.0),
          "26 upright": (26, 0, 1.0, -0.2), "26 leaning": (26, 0, 1.0, 0.2)}
+# The font-hand digits are the same for every run, so networks compare on them.
+FONT_HANDS_SEED = 2029
 SETS = (("22", "24", "26"), ("24", "26", "28"), ("26", "28", "30"), ("24", "26", "28", "30"), ("24", "24 thick", "24 thin"),
         ("24", "24 narrow", "24 wide"), ("24", "26 upright", "26 leaning"), ("24", "26", "28", "26 upright", "26 leaning"),
         ("24", "28", "26 upright", "26 leaning"),
@@ -67,6 +69,9 @@ def main(argv=None) -> int:
                         help="share of the strings written by continental writers (1s flagged, 7s crossed)")
     parser.add_argument("--pen-share", type=float, default=0.0,
                         help="share of the strings drawn by pen writers of many digit shapes (synth.pen_digits)")
+    parser.add_argument("--font-hands", choices=("training", "held-out"), default=None,
+                        help="every digit written in a handwriting font's hand (synth.font_hands) instead of "
+                             "MNIST's: the training hands, or the held-out ones no training or selection sees")
     args = parser.parse_args(argv)
 
     from docsort.reading.digits import strings
@@ -75,7 +80,12 @@ def main(argv=None) -> int:
     from docsort.training.train.digit_strings import validation_fields
 
     _, val = mnist.train_validation_split(mnist.load(args.data).train)
-    fields, truths = validation_fields(val.images, val.labels, args.count, args.field_share, args.convention_share,
+    images = val.images
+    if args.font_hands:
+        from docsort.training.synth import font_hands
+
+        images = font_hands.draw_like(val.labels, np.random.default_rng(FONT_HANDS_SEED), args.font_hands)
+    fields, truths = validation_fields(images, val.labels, args.count, args.field_share, args.convention_share,
                                        args.pen_share)
     inks = [ink_of(f).astype(np.float32) for f in fields]
     reader = strings.StringReader(args.model or strings.shipped_members()[:1], views=[24])

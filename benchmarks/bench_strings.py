@@ -22,6 +22,8 @@ here are composed of real MNIST test digits by ``synth.fields`` (plain digit str
    Pen-drawn hands (``--pen``) likewise: digits drawn by ``synth.pen_digits`` in shapes MNIST's
    writers did not use (open 4s, hooked or upright 9s, looped 2s, flat-topped 3s, slashed 0s),
    a training option (``--pen-share``) drawn here on a seed of its own.
+   Font hands (``--font-hands``): digits in the hands of real people digitised as handwriting
+   fonts (``synth.font_hands``), the *held-out* writers only: a held-out measure of hands.
 4. Not a code: words of DHSD's held-out writers given to ``read-digits --code-length 5``: the
    share read as a code with confidence >= 0.5 and >= the accept threshold ``process`` runs at
    (the ``optimal`` threshold of ``models/digits.tradeoff.json``).
@@ -206,6 +208,20 @@ def pen_hands(args, test, peers: bool) -> dict:
     return other_hands(images, test.labels, args.pen, rng, peers, "249")
 
 
+def font_hands(args, test, peers: bool) -> dict:
+    """Plain 5-digit codes and training-family fields (lengths 3-9) in the held-out font hands
+    (``synth.font_hands.HELD_OUT_HANDS``: real people's handwriting digitised as fonts, writers
+    no training, fit or selection sees), a writer drawn for each digit; with a 1, 4, 7 or 9 apart
+    (the digits whose shapes hands differ on most)."""
+    import numpy as np
+
+    from docsort.training.synth import font_hands as hands
+
+    rng = np.random.default_rng(args.seed + 70)
+    images = hands.draw_like(test.labels, rng, "held-out")
+    return other_hands(images, test.labels, args.font_hands, rng, peers, "1479")
+
+
 def other_hands(images, labels, count: int, rng, peers: bool, marked: str) -> dict:
     """``count`` fields of ``images`` (digits in MNIST's format standing in for its test digits),
     half plain 5-digit codes as the envelope benchmark writes them, half training-family fields;
@@ -278,6 +294,9 @@ def main() -> None:
     parser.add_argument("--pen", type=int, default=0,
                         help="fields of pen-drawn digits (synth.pen_digits), half codes, half training-family fields "
                              "(0: none)")
+    parser.add_argument("--font-hands", type=int, default=0,
+                        help="fields in the held-out handwriting-font hands (synth.font_hands), half codes, half "
+                             "training-family fields (0: none)")
     parser.add_argument("--words", type=int, default=None,
                         help="held-out writers' words for the not-a-code section (default: all; 0: none)")
     parser.add_argument("--seed", type=int, default=2031)
@@ -321,6 +340,11 @@ def main() -> None:
         rows = report["pen"] = pen_hands(args, test, peers)
         readers = [r for r in READERS if r in next(iter(rows.values()))]
         print(f"\n## Pen-drawn hands (open and closed 4s, hooked 9s, looped 2s, ...; synth.pen_digits)\n")
+        print(table("fields", rows, readers))
+    if args.font_hands:
+        rows = report["font_hands"] = font_hands(args, test, peers)
+        readers = [r for r in READERS if r in next(iter(rows.values()))]
+        print(f"\n## Held-out font hands (real people's handwriting fonts no training or fit sees)\n")
         print(table("fields", rows, readers))
     if args.words != 0:
         w = report["not_a_code"] = not_a_code(args)

@@ -10,6 +10,10 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip
   tesseract-ocr tesseract-ocr-eng
   fonts-dejavu fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
+  # Handwriting fonts: real people's hands for the digit readers' training and a held-out measure
+  # (docsort.training.synth.font_hands); reading mail does not need them.
+  fonts-bwht fonts-dkg-handwriting fonts-breip fonts-kristi fonts-humor-sans fonts-seto fonts-yusei-magic
+  fonts-kiloji fonts-sjfonts fonts-rufscript fonts-kaushanscript fonts-navilu
 )
 
 sudo_cmd=()

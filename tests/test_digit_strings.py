@@ -309,7 +309,7 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
     proc = run_cli("train", "field-combination", "--data", mnist_dir, "--handwriting", DATASETS,
                    "--envelopes", "4", "--composed", "8", "--family-fields", "4", "--metrics", metrics,
                    "--member", "member.keras", "--view", "23", "--view", "25", "--convention-share", "0.25",
-                   "--pen-share", "0.25",
+                   "--pen-share", "0.25", "--font-share", "0.25",
                    "--out", refitted, env={"DOCSORT_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     assert metrics.read_bytes() == before  # written only where --out says
@@ -321,7 +321,8 @@ def test_combination_refits_on_fields_the_pipeline_cuts_from_envelopes(mnist_dir
     assert fit["fit"]["family_fields"] == 4 and len(fit["candidate"]) == 7
     assert fit["fit"]["convention_share"] == 0.25 and "continental writers" in fit["fit"]["data"]
     assert fit["fit"]["pen_share"] == 0.25 and "pen writers" in fit["fit"]["data"]
-    assert "--convention-share 0.25 --pen-share 0.25" in fit["fit"]["command"]
+    assert fit["fit"]["font_share"] == 0.25 and "font hands" in fit["fit"]["data"]
+    assert "--convention-share 0.25 --pen-share 0.25 --font-share 0.25" in fit["fit"]["command"]
     assert fit["readers"] == ["segmented", "whole", "line"]
 
 

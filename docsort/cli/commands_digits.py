@@ -99,6 +99,11 @@ def train_digit_strings(
         0.0, "--pen-share", min=0.0, max=1.0,
         help="Share of training and validation strings drawn by pen writers of many digit shapes (open 4s, "
              "hooked 9s, looped 2s, flat-topped 3s, slashed 0s): hands that are not MNIST's."),
+    font_share: float = typer.Option(
+        0.0, "--font-share", min=0.0, max=1.0,
+        help="Share of training and validation strings written in real people's hands digitised as "
+             "handwriting fonts (Debian's fonts-bwht, fonts-dkg-handwriting, fonts-breip; the held-out "
+             "hands are never drawn)."),
     block_convs: str = typer.Option(
         "0,0,0,0", "--block-convs",
         help="Residual 3x3 convolutions added inside each of the four conv blocks, comma-separated. With "
@@ -120,14 +125,15 @@ def train_digit_strings(
     """Train the whole-field digit string reader (CTC) on strings composed from MNIST training digits."""
     from docsort.training.train.digit_strings import StringTrainingConfig, train
 
-    if convention_share + pen_share > 1.0:
-        raise UsageError("--convention-share and --pen-share together must not pass 1")
+    if convention_share + pen_share + font_share > 1.0:
+        raise UsageError("--convention-share, --pen-share and --font-share together must not pass 1")
     config = StringTrainingConfig(data=str(data) if data else None, steps=steps, seed=seed, out=out,
                                   validation_strings=validation_strings, test_strings=test_strings,
                                   combination_strings=combination_strings, learning_rate=learning_rate,
                                   init=str(init) if init else None, field_share=field_share,
                                   writer_share=writer_share, convention_share=convention_share,
-                                  pen_share=pen_share, block_convs=_block_convs(block_convs),
+                                  pen_share=pen_share, font_share=font_share,
+                                  block_convs=_block_convs(block_convs),
                                   context_blocks=context_blocks, fine_blocks=fine_blocks,
                                   data_workers=data_workers)
     progress = progress_lines(quiet)
@@ -182,6 +188,9 @@ def train_field_combination(
     pen_share: float = typer.Option(
         0.0, "--pen-share", min=0.0, max=1.0,
         help="Share of them drawn by pen writers of many digit shapes (open 4s, hooked 9s, looped 2s, ...)."),
+    font_share: float = typer.Option(
+        0.0, "--font-share", min=0.0, max=1.0,
+        help="Share of them written in real people's hands digitised as handwriting fonts (the training hands)."),
 ) -> None:
     """Refit P(reading right) of the number-field readers together, on composed codes, number fields of the
     training families and fields the pipeline cuts from envelopes."""
@@ -192,20 +201,22 @@ def train_field_combination(
     handwriting = handwriting or settings.datasets_folder()
     if out is None:
         raise UsageError(f"give --out FILE for the refitted metrics (--out {path} replaces the ones refitted)")
-    if convention_share + pen_share > 1.0:
-        raise UsageError("--convention-share and --pen-share together must not pass 1")
+    if convention_share + pen_share + font_share > 1.0:
+        raise UsageError("--convention-share, --pen-share and --font-share together must not pass 1")
     command = (f"docsort train field-combination --data {data} --handwriting {handwriting} --envelopes {envelopes} "
                f"--envelope-seed {envelope_seed} --envelope-weight {envelope_weight:g} --composed {composed} "
                f"--family-fields {family_fields}"
                + "".join(f" --member {m}" for m in members or [])
                + "".join(f" --view {v}" for v in views or [])
                + (f" --convention-share {convention_share:g}" if convention_share else "")
-               + (f" --pen-share {pen_share:g}" if pen_share else "") + f" --out {out}")
+               + (f" --pen-share {pen_share:g}" if pen_share else "")
+               + (f" --font-share {font_share:g}" if font_share else "") + f" --out {out}")
     fit = refit_combination(Path(path), str(data) if data else None, str(handwriting) if handwriting else None,
                             envelopes, envelope_seed, envelope_weight, composed, jobs, command=command,
                             progress=progress_lines(),
                             members=members, out=out, family_count=family_fields, views=views,
-                            convention_share=convention_share, pen_share=pen_share)["fit"]
+                            convention_share=convention_share, pen_share=pen_share,
+                            font_share=font_share)["fit"]
     stdout.print(f"combined right {100 * fit['combined_right']:.2f}% on {fit['n']} fields "
                  f"({fit['envelope_fields']} from envelopes), written to {out}", highlight=False)
 

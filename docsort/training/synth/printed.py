@@ -16,6 +16,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+# Fonts digitised from someone's handwriting are hands (synth.font_hands), never print.
+from docsort.training.synth.font_hands import ALL_FILES as _HANDWRITING_FONTS
+
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
 # Characters every usable font must draw: German/French letters, digits and address punctuation.
 _REQUIRED_GLYPHS = "AaZzÄäÖöÜüßéèçà0123456789-,./@&%()<>€"
@@ -68,7 +71,7 @@ def _scan_fonts(dirs: tuple[Path, ...]) -> tuple[Font, ...]:
         if not root.is_dir():
             continue
         for path in sorted(root.rglob("*")):
-            if path.suffix.lower() not in (".ttf", ".otf"):
+            if path.suffix.lower() not in (".ttf", ".otf") or path.name in _HANDWRITING_FONTS:
                 continue
             font = _draws_latin(path)
             if font and not any(word in font.family.lower() for word in _NON_TEXT_FAMILIES):

@@ -31,7 +31,7 @@ import numpy as np
 from docsort import settings
 from docsort.training.datasets import mnist
 from docsort.training.datasets.digit_fields import compose_field, compose_strings
-from docsort.training.synth import pen_digits
+from docsort.training.synth import font_hands, pen_digits
 from docsort.training.export import export, onnx_path, runnable
 from docsort.training.manifest import refresh as refresh_manifest, write as write_manifest
 from docsort.reading import engine
@@ -73,6 +73,9 @@ class StringTrainingConfig:
     # Share of training (and validation) strings drawn by pen writers of many digit shapes (open
     # 4s, hooked 9s, looped 2s, flat-topped 3s, slashed 0s: synth.pen_digits), not MNIST's hands.
     pen_share: float = 0.0
+    # Share of training (and validation) strings whose digits are written in the hands of real
+    # people digitised as fonts (synth.font_hands, the training hands only).
+    font_share: float = 0.0
     # Residual 3x3 convolutions added after each of the four conv blocks (depth where the
     # strokes have become digit parts), and residual 1x5 convolutions over the columns.
     block_convs: tuple[int, ...] = (0, 0, 0, 0)
@@ -137,16 +140,20 @@ def family_field(images: np.ndarray, labels: np.ndarray, rng: np.random.Generato
 
 
 def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_share: float,
-                      convention_share: float = 0.0, pen_share: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+                      convention_share: float = 0.0, pen_share: float = 0.0,
+                      font_share: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
     """Checkpoint and temperature strings from held-out training digits: plain touching codes,
     and (with ``field_share``) that share of training-family fields, drawn with a fixed seed.
     With ``convention_share``, that share of each kind is written by continental writers
-    (``ConventionPool``), and with ``pen_share`` that share by pen writers (``synth.pen_digits``),
-    so a checkpoint is chosen for reading them too."""
+    (``ConventionPool``), with ``pen_share`` that share by pen writers (``synth.pen_digits``),
+    and with ``font_share`` that share in the training font hands (``synth.font_hands``), so a
+    checkpoint is chosen for reading them too."""
     families = int(round(count * field_share))
     styled_images = (ConventionPool(images, labels, np.random.default_rng(VALIDATION_SEED + 2)).digits()[0]
                      if convention_share else None)
     drawn_images = pen_digits.draw_like(labels, np.random.default_rng(VALIDATION_SEED + 3)) if pen_share else None
+    font_images = (font_hands.draw_like(labels, np.random.default_rng(VALIDATION_SEED + 4))
+                   if font_share else None)
 
     def codes(source, k: int, seed: int):
         return benchmark_fields(source, labels, k, seed)
@@ -157,11 +164,12 @@ def validation_fields(images: np.ndarray, labels: np.ndarray, count: int, field_
         return [image for image, _ in drawn], [text for _, text in drawn]
 
     fields, truths = [], []
-    # Each kind from its own fixed seed; the continental ones from that seed + 7, the pen-drawn + 11.
+    # Each kind from its own fixed seed; the continental ones from that seed + 7, the pen-drawn + 11,
+    # the font hands + 13.
     for draw, n, seed in ((codes, count - families, VALIDATION_SEED), (family, families, VALIDATION_SEED + 1)):
-        styled, drawn = int(round(n * convention_share)), int(round(n * pen_share))
-        for source, k, kind_seed in ((images, n - styled - drawn, seed), (styled_images, styled, seed + 7),
-                                     (drawn_images, drawn, seed + 11)):
+        styled, drawn, fonts = int(round(n * convention_share)), int(round(n * pen_share)), int(round(n * font_share))
+        for source, k, kind_seed in ((images, n - styled - drawn - fonts, seed), (styled_images, styled, seed + 7),
+                                     (drawn_images, drawn, seed + 11), (font_images, fonts, seed + 13)):
             if k:
                 more, more_truths = draw(source, k, kind_seed)
                 fields += more
@@ -236,15 +244,27 @@ class PenPool:
         return self.images, self.labels
 
 
+class FontPool(PenPool):
+    """Digits in the training font hands (``synth.font_hands``), ``size`` of them with random
+    labels, written afresh every ``refresh`` uses."""
+
+    def _draw(self) -> None:
+        self.labels = self.rng.integers(0, 10, self.size).astype(np.int64)
+        self.images = font_hands.draw_like(self.labels, self.rng)
+
+
 def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optional[WriterPool] = None,
                    writer_share: float = 0.0, conventions: Optional[ConventionPool] = None,
                    convention_share: float = 0.0, pens: Optional[PenPool] = None,
-                   pen_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   pen_share: float = 0.0, fonts: Optional[FontPool] = None,
+                   font_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs padded to the batch's width bucket, labels padded with -1, label lengths)."""
     strips, texts = [], []
     for _ in range(BATCH_SIZE):
         draw = family_field if field_share and rng.random() < field_share else random_field
-        if pens is not None and rng.random() < pen_share:
+        if fonts is not None and rng.random() < font_share:
+            image, text = draw(*fonts.digits(), rng)
+        elif pens is not None and rng.random() < pen_share:
             image, text = draw(*pens.digits(), rng)
         elif conventions is not None and rng.random() < convention_share:
             image, text = draw(*conventions.digits(), rng)
@@ -263,7 +283,8 @@ def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optio
 
 
 def _batch_worker(data: Optional[str], seed: int, worker: int, workers: int, field_share: float,
-                  writer_share: float, convention_share: float, pen_share: float, queue) -> None:
+                  writer_share: float, convention_share: float, pen_share: float, font_share: float,
+                  queue) -> None:
     """A data worker: composes training batches from its own random stream into ``queue``."""
     import signal
 
@@ -274,9 +295,10 @@ def _batch_worker(data: Optional[str], seed: int, worker: int, workers: int, fie
     writers = WriterPool(train_split.images, train_split.labels, rng) if writer_share else None
     conventions = ConventionPool(train_split.images, train_split.labels, rng) if convention_share else None
     pens = PenPool(rng) if pen_share else None
+    fonts = FontPool(rng) if font_share else None
     while True:
         queue.put(training_batch(train_split.images, train_split.labels, rng, field_share, writers, writer_share,
-                                 conventions, convention_share, pens, pen_share))
+                                 conventions, convention_share, pens, pen_share, fonts, font_share))
 
 
 class BatchProducer:
@@ -288,14 +310,14 @@ class BatchProducer:
     """
 
     def __init__(self, data: Optional[str], seed: int, workers: int, field_share: float, writer_share: float,
-                 convention_share: float = 0.0, pen_share: float = 0.0):
+                 convention_share: float = 0.0, pen_share: float = 0.0, font_share: float = 0.0):
         from multiprocessing import get_context
 
         context = get_context("spawn")
         self.queue = context.Queue(maxsize=4 * workers)
         self.processes = [context.Process(target=_batch_worker, daemon=True,
                                           args=(data, seed, k, workers, field_share, writer_share, convention_share,
-                                                pen_share, self.queue))
+                                                pen_share, font_share, self.queue))
                           for k in range(workers)]
         for process in self.processes:
             process.start()
@@ -516,7 +538,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
 
     val_fields, val_truths = validation_fields(val_split.images, val_split.labels,
                                                config.validation_strings, config.field_share,
-                                               config.convention_share, config.pen_share)
+                                               config.convention_share, config.pen_share, config.font_share)
     val_strips = strips_of(val_fields)
     history: dict[str, list[float]] = {"step": [], "loss": [], "validation_exact": []}
     best = (-1.0, 0, model.get_weights())
@@ -526,13 +548,15 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
     losses: list[float] = []
     tick = time.time()
     producer = (BatchProducer(config.data, config.seed, config.data_workers, config.field_share,
-                              config.writer_share, config.convention_share, config.pen_share)
+                              config.writer_share, config.convention_share, config.pen_share,
+                              config.font_share)
                 if config.data_workers else None)
     writers = (WriterPool(train_split.images, train_split.labels, rng)
                if config.writer_share and producer is None else None)
     conventions = (ConventionPool(train_split.images, train_split.labels, rng)
                    if config.convention_share and producer is None else None)
     pens = PenPool(rng) if config.pen_share and producer is None else None
+    fonts = FontPool(rng) if config.font_share and producer is None else None
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -542,7 +566,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
             else:
                 x, y, lengths = training_batch(train_split.images, train_split.labels, rng, config.field_share,
                                                writers, config.writer_share, conventions, config.convention_share,
-                                               pens, config.pen_share)
+                                               pens, config.pen_share, fonts, config.font_share)
             losses.append(float(step(x, y, lengths)))
             if k % every == 0 or k == config.steps:
                 reads, _ = read_logits(column_logits(model, val_strips))
@@ -599,6 +623,7 @@ def train(config: StringTrainingConfig, progress=None) -> dict:
         "writer_share": config.writer_share,
         "convention_share": config.convention_share,
         "pen_share": config.pen_share,
+        "font_share": config.font_share,
         "temperature": temperature,
         "steps": config.steps,
         "learning_rate": config.learning_rate,
@@ -725,26 +750,32 @@ def family_fields_for_fitting(images: np.ndarray, labels: np.ndarray, count: int
 
 
 def other_hands(images: np.ndarray, labels: np.ndarray, seed: int, convention_share: float,
-                pen_share: float) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """The combination's digits in other hands: ``images`` written the continental way, and
-    the same labels drawn by pen writers (None where the share is 0)."""
+                pen_share: float, font_share: float = 0.0
+                ) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """The combination's digits in other hands: ``images`` written the continental way, the
+    same labels drawn by pen writers, and written in the training font hands (None where the
+    share is 0)."""
     styled = (ConventionPool(images, labels, np.random.default_rng(seed + 5)).digits()[0]
               if convention_share else None)
     drawn = pen_digits.draw_like(labels, np.random.default_rng(seed + 8)) if pen_share else None
-    return styled, drawn
+    fonts = font_hands.draw_like(labels, np.random.default_rng(seed + 12)) if font_share else None
+    return styled, drawn, fonts
 
 
 def combination_codes(images: np.ndarray, labels: np.ndarray, count: int, seed: int, code_length: int,
-                      convention_share: float = 0.0, pen_share: float = 0.0, hands=None
-                      ) -> tuple[list[np.ndarray], list[str]]:
+                      convention_share: float = 0.0, pen_share: float = 0.0, hands=None,
+                      font_share: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
     """The ``count`` composed codes the combination is fitted on (``combination_fields``), the
     shares by continental and pen writers drawn from ``hands`` (``other_hands``)."""
-    styled, drawn = hands if hands is not None else other_hands(images, labels, seed, convention_share, pen_share)
+    styled, drawn, fonts = (hands if hands is not None
+                            else other_hands(images, labels, seed, convention_share, pen_share, font_share))
     styled_count, pen_count = int(round(count * convention_share)), int(round(count * pen_share))
-    plain_count = count - styled_count - pen_count
+    font_count = int(round(count * font_share))
+    plain_count = count - styled_count - pen_count - font_count
     fields, truths = (combination_fields(images, labels, plain_count, seed, code_length)
                       if plain_count > 0 else ([], []))
-    for source, k, kind_seed in ((styled, styled_count, seed + 3), (drawn, pen_count, seed + 9)):
+    for source, k, kind_seed in ((styled, styled_count, seed + 3), (drawn, pen_count, seed + 9),
+                                 (fonts, font_count, seed + 13)):
         if k:
             more, more_truths = combination_fields(source, labels, k, kind_seed, code_length)
             fields, truths = fields + more, truths + more_truths
@@ -755,15 +786,16 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
                     code_length: int = 5, reader=None, string_reader=None,
                     envelopes: Optional[tuple[list[np.ndarray], list[str]]] = None,
                     envelope_weight: float = 1.0, family_count: int = 0, line_reader=None,
-                    convention_share: float = 0.0, pen_share: float = 0.0) -> dict:
+                    convention_share: float = 0.0, pen_share: float = 0.0, font_share: float = 0.0) -> dict:
     """Fit P(candidate right) from every reader's probability of every candidate (see
     ``combine``) on validation codes composed from digits (read at ``code_length``), on
     ``family_count`` number fields of the training families (read at their own length) and, when
     given, on destination fields the pipeline cut from envelopes (``envelope_fields``), each of
     those counting ``envelope_weight`` times. ``convention_share`` of the codes and of the family
     fields are written by continental writers (``ConventionPool``), and ``pen_share`` of them
-    by pen writers of many digit shapes (``synth.pen_digits``), so the fit learns how far each
-    reader is trusted on hands unlike MNIST's."""
+    by pen writers of many digit shapes (``synth.pen_digits``), and ``font_share`` of them in the
+    training font hands (``synth.font_hands``), so the fit learns how far each reader is trusted
+    on hands unlike MNIST's."""
     from docsort.reading.digits import combine
     from docsort.reading.digits.ppocr import shared_reader as shared_line_reader
     from docsort.reading.digits import segmenting as digit_reader
@@ -771,9 +803,9 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
 
     line_reader = line_reader or shared_line_reader()
     groups = []  # (inks, truths, weight, code length)
-    styled, drawn = other_hands(images, labels, seed, convention_share, pen_share)
+    styled, drawn, fonts = other_hands(images, labels, seed, convention_share, pen_share, font_share)
     fields, truths = combination_codes(images, labels, count, seed, code_length, convention_share, pen_share,
-                                       (styled, drawn))
+                                       (styled, drawn, fonts), font_share)
     codes = [ink_of(f) for f in fields]
     if envelopes:
         codes += list(envelopes[0])
@@ -781,9 +813,11 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
                    [1.0] * len(fields) + [envelope_weight] * (len(envelopes[0]) if envelopes else 0), code_length))
     if family_count:
         styled_family, pen_family = int(round(family_count * convention_share)), int(round(family_count * pen_share))
-        family, family_truths = family_fields_for_fitting(images, labels, family_count - styled_family - pen_family,
-                                                          seed + 2)
-        for source, k, kind_seed in ((styled, styled_family, seed + 4), (drawn, pen_family, seed + 10)):
+        font_family = int(round(family_count * font_share))
+        family, family_truths = family_fields_for_fitting(
+            images, labels, family_count - styled_family - pen_family - font_family, seed + 2)
+        for source, k, kind_seed in ((styled, styled_family, seed + 4), (drawn, pen_family, seed + 10),
+                                     (fonts, font_family, seed + 14)):
             if k:
                 more, more_truths = family_fields_for_fitting(source, labels, k, kind_seed)
                 family, family_truths = family + more, family_truths + more_truths
@@ -831,11 +865,13 @@ def fit_combination(images: np.ndarray, labels: np.ndarray, count: int = 2000, s
         data += f"; {100 * convention_share:g} % of the codes and family fields by continental writers"
     if pen_share:
         data += f"; {100 * pen_share:g} % by pen writers of many digit shapes (synth.pen_digits)"
+    if font_share:
+        data += f"; {100 * font_share:g} % in the training font hands (synth.font_hands)"
     return {**weights, "fit": {"data": data, "n": len(analysed), "candidates": len(y), "seed": seed,
                                "code_length": code_length, "family_fields": family_count,
                                "envelope_fields": len(envelopes[0]) if envelopes else 0,
                                "envelope_weight": envelope_weight, "convention_share": convention_share,
-                               "pen_share": pen_share,
+                               "pen_share": pen_share, "font_share": font_share,
                                **accuracy}}
 
 
@@ -845,7 +881,7 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
                       command: str = "", progress=None, members: Optional[Sequence[str]] = None,
                       out: Optional[Path] = None, family_count: int = 0,
                       views: Optional[Sequence[int]] = None, convention_share: float = 0.0,
-                      pen_share: float = 0.0) -> dict:
+                      pen_share: float = 0.0, font_share: float = 0.0) -> dict:
     """Refit the shipped combination in ``metrics_path`` without retraining the string model:
     on the composed validation codes plus the destination fields the pipeline cuts from
     ``envelopes`` generated envelopes with validation digits (``envelope_fields``).
@@ -874,7 +910,7 @@ def refit_combination(metrics_path: Path, data: Optional[str], handwriting: Opti
     combination = fit_combination(val_split.images, val_split.labels, count, envelopes=fields,
                                   envelope_weight=envelope_weight, string_reader=string_reader,
                                   family_count=family_count, convention_share=convention_share,
-                                  pen_share=pen_share)
+                                  pen_share=pen_share, font_share=font_share)
     combination["fit"].update({"envelopes": envelopes, "envelope_seed": envelope_seed,
                                "command": command})
     metrics["combination"] = combination
