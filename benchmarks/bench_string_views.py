@@ -69,9 +69,10 @@ def main(argv=None) -> int:
                         help="share of the strings written by continental writers (1s flagged, 7s crossed)")
     parser.add_argument("--pen-share", type=float, default=0.0,
                         help="share of the strings drawn by pen writers of many digit shapes (synth.pen_digits)")
-    parser.add_argument("--font-hands", choices=("training", "held-out"), default=None,
+    parser.add_argument("--font-hands", default=None, metavar="training|held-out|HAND",
                         help="every digit written in a handwriting font's hand (synth.font_hands) instead of "
-                             "MNIST's: the training hands, or the held-out ones no training or selection sees")
+                             "MNIST's: the training hands, the held-out ones no training or selection sees, or "
+                             "one hand by name")
     args = parser.parse_args(argv)
 
     from docsort.reading.digits import strings
@@ -84,7 +85,14 @@ def main(argv=None) -> int:
     if args.font_hands:
         from docsort.training.synth import font_hands
 
-        images = font_hands.draw_like(val.labels, np.random.default_rng(FONT_HANDS_SEED), args.font_hands)
+        every = {**font_hands.TRAINING_HANDS, **font_hands.HELD_OUT_HANDS}
+        if args.font_hands not in ("training", "held-out", *every):
+            parser.error(f"--font-hands takes training, held-out or one of {', '.join(every)}")
+        one = args.font_hands in every
+        which = ("training" if args.font_hands in font_hands.TRAINING_HANDS else "held-out") if one else args.font_hands
+        hands = font_hands.hand_fonts(which)
+        hands = {args.font_hands: hands[args.font_hands]} if one else hands
+        images = font_hands.draw_like(val.labels, np.random.default_rng(FONT_HANDS_SEED), hands=hands)
     fields, truths = validation_fields(images, val.labels, args.count, args.field_share, args.convention_share,
                                        args.pen_share)
     inks = [ink_of(f).astype(np.float32) for f in fields]
