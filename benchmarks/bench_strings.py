@@ -23,7 +23,8 @@ here are composed of real MNIST test digits by ``synth.fields`` (plain digit str
    writers did not use (open 4s, hooked or upright 9s, looped 2s, flat-topped 3s, slashed 0s),
    a training option (``--pen-share``) drawn here on a seed of its own.
    Font hands (``--font-hands``): digits in the hands of real people digitised as handwriting
-   fonts (``synth.font_hands``), the *held-out* writers only: a held-out measure of hands.
+   fonts (``synth.font_hands``), the *held-out* writers only, each field by one writer: a
+   held-out measure of hands, with each writer's fields apart.
 4. Not a code: words of DHSD's held-out writers given to ``read-digits --code-length 5``: the
    share read as a code with confidence >= 0.5 and >= the accept threshold ``process`` runs at
    (the ``optimal`` threshold of ``models/digits.tradeoff.json``).
@@ -211,41 +212,49 @@ def pen_hands(args, test, peers: bool) -> dict:
 def font_hands(args, test, peers: bool) -> dict:
     """Plain 5-digit codes and training-family fields (lengths 3-9) in the held-out font hands
     (``synth.font_hands.HELD_OUT_HANDS``: real people's handwriting digitised as fonts, writers
-    no training, fit or selection sees), a writer drawn for each digit; with a 1, 4, 7 or 9 apart
-    (the digits whose shapes hands differ on most)."""
+    no training, fit or selection sees), each field by one writer, the hands in turn; with a 1,
+    4, 7 or 9 apart (the digits whose shapes hands differ on most), and per hand."""
     import numpy as np
 
     from docsort.training.synth import font_hands as hands
 
     rng = np.random.default_rng(args.seed + 70)
-    images = hands.draw_like(test.labels, rng, "held-out")
-    return other_hands(images, test.labels, args.font_hands, rng, peers, "1479")
+    writers = hands.hand_fonts("held-out")
+    images = [hands.draw_like(test.labels, rng, hands={name: paths}) for name, paths in writers.items()]
+    return other_hands(images, test.labels, args.font_hands, rng, peers, "1479", list(writers))
 
 
-def other_hands(images, labels, count: int, rng, peers: bool, marked: str) -> dict:
+def other_hands(images, labels, count: int, rng, peers: bool, marked: str, writers=None) -> dict:
     """``count`` fields of ``images`` (digits in MNIST's format standing in for its test digits),
     half plain 5-digit codes as the envelope benchmark writes them, half training-family fields;
-    per group also the fields holding one of the ``marked`` digits."""
+    per group also the fields holding one of the ``marked`` digits. With ``writers`` (names),
+    ``images`` is one array per writer, each field is written by one of them in turn, and each
+    writer's fields are a group too."""
     from docsort.training.synth import fields as field_synth
     from docsort.training.train.digit_strings import compose_field
 
+    sources = list(images) if writers else [images]
     half = count // 2
-    fields = []
-    for _ in range(half):  # a code as the envelope benchmark writes it, touching and overlapping
-        image, text = compose_field(images, labels, rng, 5, (-0.3, 0.5), float(rng.uniform(28, 56)),
-                                    int(rng.integers(0, 2)))
+    fields, hand = [], []
+    for n in range(half):  # a code as the envelope benchmark writes it, touching and overlapping
+        image, text = compose_field(sources[n % len(sources)], labels, rng, 5, (-0.3, 0.5),
+                                    float(rng.uniform(28, 56)), int(rng.integers(0, 2)))
         fields.append(_Field(image, text))
+        hand.append(n % len(sources))
     for n in range(count - half):
         family = field_synth.TRAINING_FAMILIES[n % len(field_synth.TRAINING_FAMILIES)]
         usable = [k for k in field_synth.FAMILIES[family].lengths if 3 <= k <= 9]
-        composed = field_synth.compose_field(family, images, labels, rng, usable[n % len(usable)])
+        composed = field_synth.compose_field(family, sources[n % len(sources)], labels, rng, usable[n % len(usable)])
         fields.append(_Field(composed.image, composed.digits))
+        hand.append(n % len(sources))
     with tempfile.TemporaryDirectory() as tmp:
         reads, _ = read_fields(fields, Path(tmp), peers)
     groups = {}
     for name, idx in (("5-digit codes", range(half)), ("training-family fields", range(half, len(fields)))):
         groups[name] = list(idx)
         groups[f"{name} with a {' or '.join(marked)}"] = [i for i in idx if set(fields[i].digits) & set(marked)]
+    for k, writer in enumerate(writers or []):
+        groups[f"written by {writer}"] = [i for i in range(len(fields)) if hand[i] == k]
     groups["all"] = list(range(len(fields)))
     return {name: {"n": len(idx), **{r: share(reads[r][i] == fields[i].digits for i in idx) for r in reads}}
             for name, idx in groups.items()}
