@@ -340,21 +340,17 @@ def main() -> None:
         print(f"\n## Training families (the generator trains on them; MNIST test digits), "
               f"{args.family_count} fields each, lengths 3-9\n")
         print(table("family", rows, readers))
-    if args.continental:
-        rows = report["continental"] = continental(args, test, peers)
-        readers = [r for r in READERS if r in next(iter(rows.values()))]
-        print(f"\n## Continental writers (1s with the up-stroke, 7s crossed; MNIST test digits)\n")
-        print(table("fields", rows, readers))
-    if args.pen:
-        rows = report["pen"] = pen_hands(args, test, peers)
-        readers = [r for r in READERS if r in next(iter(rows.values()))]
-        print(f"\n## Pen-drawn hands (open and closed 4s, hooked 9s, looped 2s, ...; synth.pen_digits)\n")
-        print(table("fields", rows, readers))
-    if args.font_hands:
-        rows = report["font_hands"] = font_hands(args, test, peers)
-        readers = [r for r in READERS if r in next(iter(rows.values()))]
-        print(f"\n## Held-out font hands (real people's handwriting fonts no training or fit sees)\n")
-        print(table("fields", rows, readers))
+    for key, count, section, title in (
+            ("continental", args.continental, continental,
+             "Continental writers (1s with the up-stroke, 7s crossed; MNIST test digits)"),
+            ("pen", args.pen, pen_hands, "Pen-drawn hands (open and closed 4s, hooked 9s, looped 2s, ...; synth.pen_digits)"),
+            ("font_hands", args.font_hands, font_hands,
+             "Held-out font hands (real people's handwriting fonts no training or fit sees)")):
+        if count:
+            rows = report[key] = section(args, test, peers)
+            readers = [r for r in READERS if r in next(iter(rows.values()))]
+            print(f"\n## {title}\n")
+            print(table("fields", rows, readers))
     if args.words != 0:
         w = report["not_a_code"] = not_a_code(args)
         print(f"\n## Not a code: {w['n']} words of held-out DHSD writers {w['writers']}, "

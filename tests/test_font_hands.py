@@ -19,6 +19,13 @@ def test_training_and_held_out_hands_are_different_writers_and_all_installed():
     assert training_files and held_out_files and not training_files & held_out_files
 
 
+def test_the_install_script_installs_every_font_package_the_hands_come_from():
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "install.sh").read_text()
+    assert [p for p in font_hands.PACKAGES if p not in script.split()] == []
+
+
 def test_font_hand_digits_come_in_mnists_format_and_vary_each_time():
     labels = np.arange(60) % 10
     images = font_hands.draw_like(labels, np.random.default_rng(1))

@@ -102,8 +102,8 @@ def train_digit_strings(
     font_share: float = typer.Option(
         0.0, "--font-share", min=0.0, max=1.0,
         help="Share of training and validation strings written in real people's hands digitised as "
-             "handwriting fonts (Debian's fonts-bwht, fonts-dkg-handwriting, fonts-breip; the held-out "
-             "hands are never drawn)."),
+             "handwriting fonts (the Debian packages scripts/install.sh installs; the held-out hands are "
+             "never drawn)."),
     block_convs: str = typer.Option(
         "0,0,0,0", "--block-convs",
         help="Residual 3x3 convolutions added inside each of the four conv blocks, comma-separated. With "

@@ -163,15 +163,10 @@ def draw_like(labels: np.ndarray, rng: np.random.Generator, which: str = "traini
     ``(draw_like(labels, rng), labels)`` stands in for any split of MNIST. Each digit's hand
     (and, within it, its weight or slope) is drawn at random."""
     hands = hands or hand_fonts(which)
-    fonts = [paths for paths in hands.values()]
+    fonts = list(hands.values())
     out = np.zeros((len(labels), SIZE, SIZE), np.uint8)
     for i, label in enumerate(labels):
         paths = fonts[int(rng.integers(len(fonts)))]
         out[i] = draw_digit(int(label), paths[int(rng.integers(len(paths)))], rng)
     return out
 
-
-def draw_by_writer(labels: np.ndarray, rng: np.random.Generator, hand: Sequence[Path]) -> np.ndarray:
-    """Every label in one hand (a string or a page by one writer)."""
-    return np.stack([draw_digit(int(label), hand[int(rng.integers(len(hand)))], rng) for label in labels]) \
-        if len(labels) else np.zeros((0, SIZE, SIZE), np.uint8)
