@@ -78,12 +78,18 @@ def test_training_strings_are_drawn_from_the_font_pool_at_its_share(mnist_dir):
     class Counting(ds.FontPool):
         def digits(self):
             self.calls = getattr(self, "calls", 0) + 1
-            return super().digits()
+            self.given = getattr(self, "given", []) + [super().digits()]
+            return self.given[-1]
 
     fonts = Counting(np.random.default_rng(5), size=100)
     x, _, _ = ds.training_batch(train.images[:500], train.labels[:500], np.random.default_rng(6),
                                 fonts=fonts, font_share=1.0)
     assert x.shape[0] == ds.BATCH_SIZE and fonts.calls == ds.BATCH_SIZE
+    # Each string is written by one hand, as a field is by one writer: every draw is one hand's
+    # digits, and the batch's strings come from many hands.
+    assert len(fonts.hands) == len(font_hands.TRAINING_HANDS)
+    hand_of = [next(k for k, h in enumerate(fonts.hands) if h[0] is images) for images, _ in fonts.given]
+    assert len(set(hand_of)) >= 8
     # Validation holds the same share of training hands, and the MNIST part is the same draw.
     plain, _ = ds.validation_fields(val.images, val.labels, 40, 0.5)
     mixed, _ = ds.validation_fields(val.images, val.labels, 40, 0.5, font_share=0.25)

@@ -246,11 +246,21 @@ class PenPool:
 
 class FontPool(PenPool):
     """Digits in the training font hands (``synth.font_hands``), ``size`` of them with random
-    labels, written afresh every ``refresh`` uses."""
+    labels, written afresh every ``refresh`` uses. Each string is written by one hand, as a
+    field is by one writer: ``digits`` hands out one hand's digits at a time."""
 
     def _draw(self) -> None:
-        self.labels = self.rng.integers(0, 10, self.size).astype(np.int64)
-        self.images = font_hands.draw_like(self.labels, self.rng)
+        writers = font_hands.hand_fonts("training")
+        each = max(10, self.size // len(writers))
+        self.hands = []
+        for name, paths in writers.items():
+            labels = self.rng.integers(0, 10, each).astype(np.int64)
+            self.hands.append((font_hands.draw_like(labels, self.rng, hands={name: paths}), labels))
+        self.images, self.labels = self.hands[0]
+
+    def digits(self) -> tuple[np.ndarray, np.ndarray]:
+        super().digits()
+        return self.hands[int(self.rng.integers(len(self.hands)))]
 
 
 def training_batch(images, labels, rng, field_share: float = 0.0, writers: Optional[WriterPool] = None,
