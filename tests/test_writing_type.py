@@ -115,6 +115,44 @@ def test_prepare_normalises_any_crop(unseen_handwriting):
     assert prepare(very_long).shape[1] == MAX_WIDTH
 
 
+def _with_rules(crop: np.ndarray, left: bool, right: bool) -> np.ndarray:
+    """The crop as Tesseract cuts it beside a table rule or fax streak: a line taller than the
+    word, a few pixels apart from it."""
+    h, w = crop.shape[:2]
+    out = np.full((h + 16, w + 24), int(np.percentile(crop, 90)), np.uint8)
+    out[8:8 + h, 12:12 + w] = crop
+    ink = int(np.percentile(crop, 1))  # the rule in the scan's own ink
+    if left:
+        out[:, 3:5] = ink
+    if right:
+        out[:, -5:-3] = ink
+    return out
+
+
+def test_a_rule_beside_a_word_is_no_part_of_it(classifier, unseen_handwriting, real_printed_crops):
+    words = [c for c in real_printed_crops if c.shape[1] > 2 * c.shape[0]][:6] + unseen_handwriting[2:8]
+    assert len(words) == 12
+    for word in words:
+        alone = prepare(_with_rules(word, False, False))
+        for sides in ((True, False), (False, True), (True, True)):
+            ruled = prepare(_with_rules(word, *sides))
+            # The same ink box, up to a pixel or two where the rule's ink moves the ink level.
+            assert abs(ruled.shape[1] - alone.shape[1]) <= max(2, 0.03 * alone.shape[1])
+            same = cv2.resize(ruled, alone.shape[::-1], interpolation=cv2.INTER_AREA)
+            assert np.abs(same - alone).mean() < 0.05
+    p = classifier.p_handwritten([_with_rules(w, True, True) for w in words])
+    assert (p[:6] < 0.5).all() and (p[6:] > 0.5).all()
+    # The sides of a closed box are kept: a digit in a cell is judged in its cell.
+    cell = np.full((40, 40), 255, np.uint8)
+    cv2.rectangle(cell, (3, 3), (36, 36), 0, 1)
+    cv2.putText(cell, "7", (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    assert prepare(cell).shape[1] == HEIGHT
+    # A rule alone is still ink to judge.
+    rule = np.full((40, 30), 255, np.uint8)
+    rule[2:38, 10:12] = 0
+    assert prepare(rule).any()
+
+
 def test_classify_cli_json_and_unreadable_input(tmp_path, unseen_handwriting, real_printed_crops):
     hand, printed, broken = tmp_path / "hand.png", tmp_path / "printed.png", tmp_path / "broken.png"
     cv2.imwrite(str(hand), unseen_handwriting[1])

@@ -34,6 +34,16 @@ MARGIN_PX = 2
 # of the text's extent from it are specks, left out of the ink box.
 SPECK_SHARE = 0.02
 SPECK_GAP = 0.3
+# A rule beside a word (``_within_edge_rules``): it inks at least RULE_COVER of the crop's rows
+# in at most RULE_WIDTH of its height, an empty column (at most RULE_GAP_COVER inked, and none of
+# the RULE_END_ROWS rows at either end) parts it from the word, and the word spans at most
+# RULE_WORD_SHARE of the rule's rows. Crops under RULE_MIN_HEIGHT rows are left as they are.
+RULE_COVER = 0.9
+RULE_WIDTH = 0.1
+RULE_GAP_COVER = 0.05
+RULE_END_ROWS = 3
+RULE_WORD_SHARE = 0.85
+RULE_MIN_HEIGHT = 12
 
 
 def as_grey(image: np.ndarray) -> np.ndarray:
@@ -137,10 +147,62 @@ def _ink_span(profile: np.ndarray) -> tuple[int, int]:
 
 
 def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Box (x0, y0, x1, y1) around the ink; isolated specks at the edges are left out."""
+    """Box (x0, y0, x1, y1) around the ink; isolated specks at the edges and a rule standing
+    beside the word are left out."""
     x0, x1 = _ink_span(mask.sum(axis=0, dtype=np.int32))
     y0, y1 = _ink_span(mask[:, x0:x1].sum(axis=1, dtype=np.int32))
+    inner = _within_edge_rules(mask[y0:y1], x0, x1)
+    if inner != (x0, x1):
+        x0, x1 = inner
+        y0, y1 = _ink_span(mask[:, x0:x1].sum(axis=1, dtype=np.int32))
     return x0, y0, x1, y1
+
+
+def _within_edge_rules(band: np.ndarray, x0: int, x1: int) -> tuple[int, int]:
+    """The columns of a word without a rule standing beside it.
+
+    Tesseract's word boxes take in a table rule, a form's box edge or a fax streak that runs
+    past the word: a straight vertical line taller than the word, apart from it, at one end of
+    the crop. It says nothing about the hand and stretches the crop, so the word is judged
+    without it. A rule must ink nearly every row of the crop in at most ``RULE_WIDTH`` of its
+    height, with an empty column between it and the word (free at its ends too: the side of a
+    closed box is kept), and the word must be clearly shorter than the rule.
+    """
+    h = band.shape[0]
+    if h < RULE_MIN_HEIGHT or x1 - x0 < 4:
+        return x0, x1
+    cover = band[:, x0:x1].mean(axis=0)
+    widest = max(2, int(round(RULE_WIDTH * h)))
+
+    def inner_start(cover: np.ndarray, cols: np.ndarray) -> Optional[int]:
+        """Offset of the word's first column past a rule at the start of ``cover``, else None."""
+        rule = 0
+        while rule < len(cover) and cover[rule] >= RULE_COVER:
+            rule += 1
+        if not 1 <= rule <= widest:
+            return None
+        gap = rule
+        while gap < len(cover) and cover[gap] < RULE_COVER and gap < rule + 2 * widest:
+            if cover[gap] <= RULE_GAP_COVER and not (cols[:RULE_END_ROWS, gap].any() or cols[-RULE_END_ROWS:, gap].any()):
+                word = gap + 1
+                while word < len(cover) and cover[word] == 0:
+                    word += 1
+                if word >= len(cover):
+                    return None
+                # The word's rows, leaving out a rule at the far end too.
+                rows = np.flatnonzero(cols[:, word:][:, cover[word:] < RULE_COVER].any(axis=1))
+                return word if len(rows) and rows[-1] - rows[0] + 1 <= RULE_WORD_SHARE * h else None
+            gap += 1
+        return None
+
+    cols = band[:, x0:x1]
+    start = inner_start(cover, cols)
+    if start is not None:
+        x0, cover, cols = x0 + start, cover[start:], cols[:, start:]
+    end = inner_start(cover[::-1], cols[:, ::-1])
+    if end is not None:
+        x1 -= end
+    return x0, x1
 
 
 class WritingTypeClassifier:
