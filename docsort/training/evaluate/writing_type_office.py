@@ -134,7 +134,7 @@ def page_variant_check(classifier, pages_dir: Path) -> dict:
 
 def family_check(classifier, family, report_dir: Optional[Path] = None) -> dict:
     """The classifier on the held-out family: per class, per condition, with a failure gallery."""
-    from docsort.training.evaluate.writing_type import CLASS_NAMES, classification_summary
+    from docsort.training.evaluate.writing_type import classification_summary
 
     labels = np.asarray(family.labels)
     p = classifier.p_handwritten(family.crops)
