@@ -296,6 +296,25 @@ def test_rescanned_crops_keep_their_writing_and_the_input_range(unseen_handwriti
     assert not np.allclose(seen[0], seen[1]), "a new look each time"
 
 
+def test_jittered_crops_move_a_pixel_or_two_and_keep_all_their_ink(unseen_handwriting, real_printed_crops):
+    """``--jitter`` moves half of a batch by up to 2 columns and 1 row, paper filling in: no ink
+    wraps round from the other edge, and none is lost where the crop has its margin."""
+    from docsort.reading import engine, writing_type
+    from docsort.training.train.writing_type import shifted
+
+    crops = [prepare(c) for c in list(unseen_handwriting[:16]) + list(real_printed_crops[:16])]
+    x = engine.stack(crops, MAX_WIDTH, writing_type.INPUT)
+    y = shifted(x, np.random.default_rng(3))
+    moved = ~np.isclose(y, x).all(axis=(1, 2, 3))
+    assert 0.25 < moved.mean() < 0.75
+    assert np.allclose(y.sum(axis=(1, 2, 3)), x.sum(axis=(1, 2, 3)), rtol=0.05)
+    for a, b in zip(x[moved], y[moved]):
+        rows_a, cols_a = np.flatnonzero(a.any(axis=(1, 2))), np.flatnonzero(a.any(axis=(0, 2)))
+        rows_b, cols_b = np.flatnonzero(b.any(axis=(1, 2))), np.flatnonzero(b.any(axis=(0, 2)))
+        assert abs(int(rows_b[0]) - int(rows_a[0])) <= 1 and abs(int(cols_b[0]) - int(cols_a[0])) <= 2
+        assert cols_b[-1] - cols_b[0] <= cols_a[-1] - cols_a[0], "nothing wrapped round"
+
+
 def test_framed_fields_come_in_pairs_cut_as_tesseract_cuts_them(mnist_dir):
     """Both classes get the same frames; fields in cells are often cut down to one cell."""
     from docsort.training.datasets import mnist
@@ -322,11 +341,11 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     out = tmp_path / "model"
     done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,
                    "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache",
-                   "--filters", "4,8,16,16,24,32", "--rescan", "--framed-fields", 40)
+                   "--filters", "4,8,16,16,24,32", "--rescan", "--jitter", "--framed-fields", 40)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "writing_type.metrics.json").read_text())
     assert metrics["filters"] == [4, 8, 16, 16, 24, 32], "the network trained is the one asked for"
-    assert metrics["rescan"] is True
+    assert metrics["rescan"] is True and metrics["jitter"] is True
     assert metrics["train_sources"]["framed_fields"]["printed"] == metrics["train_sources"]["framed_fields"][
         "handwritten"] > 0, "framed fields come in pairs, one of each class"
     for key in ("accuracy", "n", "confusion_matrix", "per_class_accuracy", "temperature", "real_scans",

@@ -115,6 +115,10 @@ def train_writing_type(
         True, "--rescan/--no-rescan",
         help="Give each training crop a new scan's look each epoch (1-bit level, stroke width, ink "
              "darkness, specks), for both classes alike."),
+    jitter: bool = typer.Option(
+        False, "--jitter/--no-jitter",
+        help="Move half of each training batch by up to 2 columns and 1 row, so no call turns on "
+             "where the crop's box fell on the word."),
     framed_fields: int = typer.Option(
         3000, "--framed-fields", min=0,
         help="Add N pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), "
@@ -131,7 +135,7 @@ def train_writing_type(
     shape = _filters(filters) if filters else None
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
-                            epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan,
+                            epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan, jitter=jitter,
                             framed_fields=framed_fields)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,

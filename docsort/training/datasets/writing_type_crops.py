@@ -109,6 +109,8 @@ class TrainingConfig:
     name: str = "writing_type"
     # Each training crop gets a new scan's look each epoch (``train.writing_type.rescan``).
     rescan: bool = True
+    # Half of each batch moved by a pixel or two (``train.writing_type.shifted``).
+    jitter: bool = False
     # Crops that hold no writing (cuts of handwritten words that fall on blank paper, ink a few
     # pixels tall, shapeless blobs) are drawn again, in training and validation alike: neither
     # class is their truth.

@@ -295,6 +295,7 @@ def training_metrics(config: crop_sets.TrainingConfig, trained: dict, validation
                   "width_buckets": [b for b in wt.INPUT.width_buckets if b <= (config.max_width or wt.MAX_WIDTH)]},
         "filters": list(config.filters),
         "rescan": config.rescan,
+        "jitter": config.jitter,
         "writer_split": trained["writer_split"],
         "font_split": trained["font_split"],
         "dataset_sha256": trained["dataset_sha256"],

@@ -64,6 +64,21 @@ def prepare_all(crops: list[np.ndarray]) -> list[np.ndarray]:
     return [wt.prepare(c).astype(np.float16) for c in crops]
 
 
+def shifted(x: np.ndarray, rng: np.random.Generator, share: float = 0.5) -> np.ndarray:
+    """A batch of prepared crops with ``share`` of them moved by up to 2 columns and 1 row, paper
+    filling in: where Tesseract's box falls on the word is an accident, and a network whose call
+    turns on a pixel's alignment with its pooling grid is judging the grid, not the hand."""
+    out = x.copy()
+    for i in np.flatnonzero(rng.random(len(x)) < share):
+        dy, dx = int(rng.integers(-1, 2)), int(rng.integers(-2, 3))
+        moved = np.zeros_like(x[i])
+        h, w = x.shape[1:3]
+        moved[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
+            x[i, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+        out[i] = moved
+    return out
+
+
 def rescan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A batch of prepared crops (B, HEIGHT, W, 1) as another pen and scanner would give them.
 
@@ -94,9 +109,9 @@ def rescan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def _epoch_batches(prepared, labels, batch_size, rng, augment: bool = False):
+def _epoch_batches(prepared, labels, batch_size, rng, augment: bool = False, jitter: bool = False):
     """Shuffled batches of crops of similar width (same bucket), in random order; with
-    ``augment``, each as ``rescan`` gives it."""
+    ``augment``, each as ``rescan`` gives it, and with ``jitter`` half of them ``shifted``."""
     by_bucket: dict[int, list[int]] = {}
     for i, p in enumerate(prepared):
         by_bucket.setdefault(wt.INPUT.bucket(p.shape[1]), []).append(i)
@@ -110,6 +125,8 @@ def _epoch_batches(prepared, labels, batch_size, rng, augment: bool = False):
         x = engine.stack([prepared[i].astype(np.float32) for i in idx], width, wt.INPUT)
         if augment:
             x = rescan(x, rng)
+        if jitter:
+            x = shifted(x, rng)
         yield x, np.asarray(labels, np.float32)[idx][:, None]
 
 
@@ -238,7 +255,7 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
             log(f"BatchNorm statistics measured on {len(chosen)} crops and fixed for the last "
                 f"{config.epochs - epoch} epochs")
         losses, accs, sizes = [], [], []
-        for x, y in _epoch_batches(x_train, y_train, config.batch_size, rng, config.rescan):
+        for x, y in _epoch_batches(x_train, y_train, config.batch_size, rng, config.rescan, config.jitter):
             loss, acc = train_step(tf.constant(x), tf.constant(y))
             losses.append(float(loss))
             accs.append(float(acc))
