@@ -341,11 +341,11 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     out = tmp_path / "model"
     done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,
                    "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache",
-                   "--filters", "4,8,16,16,24,32", "--rescan", "--jitter", "--framed-fields", 40)
+                   "--filters", "4,8,16,16,24,32", "--rescan", "--framed-fields", 40)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "writing_type.metrics.json").read_text())
     assert metrics["filters"] == [4, 8, 16, 16, 24, 32], "the network trained is the one asked for"
-    assert metrics["rescan"] is True and metrics["jitter"] is True
+    assert metrics["rescan"] is True and metrics["jitter"] is True, "the shipped recipe's defaults"
     assert metrics["train_sources"]["framed_fields"]["printed"] == metrics["train_sources"]["framed_fields"][
         "handwritten"] > 0, "framed fields come in pairs, one of each class"
     for key in ("accuracy", "n", "confusion_matrix", "per_class_accuracy", "temperature", "real_scans",
@@ -373,8 +373,9 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     # crops of any width that the first one doubts.
     done = run_cli("train", "writing-type", "--member", 1, "--dhsd", dhsd_dir, "--mnist", mnist_dir,
                    "--pages", tesseract_pages, "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline",
-                   "--cache", tmp_path / "cache")
+                   "--cache", tmp_path / "cache", "--no-jitter")
     assert done.returncode == 0, done.stderr
+    assert json.loads((out / "writing_type_2.metrics.json").read_text())["jitter"] is False
     ensemble = WritingTypeClassifier(str(out / "writing_type.keras"))
     # The ensemble is what the folder's manifest (written by each training run) lists.
     assert ensemble.second_look_files == [str((out / "writing_type_2.onnx").resolve())]

@@ -116,9 +116,9 @@ def train_writing_type(
         help="Give each training crop a new scan's look each epoch (1-bit level, stroke width, ink "
              "darkness, specks), for both classes alike."),
     jitter: bool = typer.Option(
-        False, "--jitter/--no-jitter",
+        True, "--jitter/--no-jitter",
         help="Move half of each training batch by up to 2 columns and 1 row, so no call turns on "
-             "where the crop's box fell on the word."),
+             "where the crop's box fell on the word (the shipped main network: on; its second look: off)."),
     framed_fields: int = typer.Option(
         3000, "--framed-fields", min=0,
         help="Add N pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), "

@@ -183,7 +183,8 @@ def _within_edge_rules(band: np.ndarray, x0: int, x1: int) -> tuple[int, int]:
             return None
         gap = rule
         while gap < len(cover) and cover[gap] < RULE_COVER and gap < rule + 2 * widest:
-            if cover[gap] <= RULE_GAP_COVER and not (cols[:RULE_END_ROWS, gap].any() or cols[-RULE_END_ROWS:, gap].any()):
+            ends_free = not (cols[:RULE_END_ROWS, gap].any() or cols[-RULE_END_ROWS:, gap].any())
+            if cover[gap] <= RULE_GAP_COVER and ends_free:
                 word = gap + 1
                 while word < len(cover) and cover[word] == 0:
                     word += 1
