@@ -256,7 +256,6 @@ class FontPool(PenPool):
         for name, paths in writers.items():
             labels = self.rng.integers(0, 10, each).astype(np.int64)
             self.hands.append((font_hands.draw_like(labels, self.rng, hands={name: paths}), labels))
-        self.images, self.labels = self.hands[0]
 
     def digits(self) -> tuple[np.ndarray, np.ndarray]:
         super().digits()
