@@ -238,10 +238,14 @@ class PenPool:
         self.images = pen_digits.draw_like(self.labels, self.rng)
 
     def digits(self) -> tuple[np.ndarray, np.ndarray]:
+        self._use()
+        return self.images, self.labels
+
+    def _use(self) -> None:
+        """Count a use; every ``refresh`` uses the pool is drawn afresh."""
         self.uses += 1
         if self.uses % self.refresh == 0:
             self._draw()
-        return self.images, self.labels
 
 
 class FontPool(PenPool):
@@ -258,7 +262,7 @@ class FontPool(PenPool):
             self.hands.append((font_hands.draw_like(labels, self.rng, hands={name: paths}), labels))
 
     def digits(self) -> tuple[np.ndarray, np.ndarray]:
-        super().digits()
+        self._use()
         return self.hands[int(self.rng.integers(len(self.hands)))]
 
 
