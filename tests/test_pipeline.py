@@ -348,3 +348,36 @@ def test_what_stands_beside_a_part_is_digits_only_when_its_text_is_mostly_digits
         assert _mostly_digits(digits), digits
     for words in ("", "Ko", "Paris", "CEDEX", "Tel", "l", "Ro", "IL"):
         assert not _mostly_digits(words), words
+
+
+def test_a_code_of_broad_digits_written_apart_is_read(monkeypatch, mnist_dir):
+    """A code written digit by digit, as into cells printed in a drop-out colour the scanner
+    leaves out: unevenly spaced, the first digit broad (a third wider than tall, as a short,
+    round hand writes a 3) and a height from the next. The real pipeline joins the five ink
+    regions into one field and reads the code; when only digits narrower than their height may
+    stand that far apart, the same page loses the code."""
+    import cv2
+
+    from docsort.page import pipeline
+    from docsort.page.pipeline import read_page
+    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+
+    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    page = np.full((900, 1800), 255, np.uint8)
+    x, y, height = 760, 420, 44
+    for d, width, gap in (("3", 58, 46), ("1", 14, 22), ("7", 32, 20), ("0", 40, 20), ("5", 56, 0)):
+        digit = images[np.flatnonzero(labels == int(d))[7]]
+        ys, xs = np.nonzero(digit > 40)
+        ink = cv2.resize(digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1], (width, height),
+                         interpolation=cv2.INTER_LINEAR)
+        page[y:y + height, x:x + width] = np.minimum(page[y:y + height, x:x + width], 255 - ink)
+        x += width + gap
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    read = read_page(page, 1, settings)[0].postal_code
+    assert read is not None and read.value == "31705" and read.decision == "auto", read
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "_one_digit_wide", pipeline._lone_character)
+        narrow_only = read_page(page, 1, settings)[0].postal_code
+    assert narrow_only is None or narrow_only.value != "31705", narrow_only

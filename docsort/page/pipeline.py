@@ -409,8 +409,10 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
             x, y, w, h = boxes[-1]
             nx, ny, nw, nh = text_regions[j].bbox
             # Digits written one by one (into boxes printed apart) stand further apart than the
-            # letters of a word: two single characters may be one and a half heights apart.
-            single = _lone_character(boxes[-1]) and _lone_character(text_regions[j].bbox)
+            # letters of a word: two single characters may be one and a half heights apart. A
+            # digit is as wide as any one digit can be (a short, broad 3 or 5 in a cell is wider
+            # than it is tall).
+            single = _one_digit_wide(boxes[-1]) and _one_digit_wide(text_regions[j].bbox)
             if not joinable(j) or nx - (x + w) > (1.5 if single else 0.9) * max(h, nh):
                 break
             boxes.append(text_regions[j].bbox)
@@ -594,6 +596,12 @@ def _lone_character(bbox: tuple[int, int, int, int]) -> bool:
     written into a pre-printed box comes as a crop of its own); the readers decide."""
     _, _, w, h = bbox
     return w <= LONE_CHARACTER_ASPECT * h
+
+
+def _one_digit_wide(bbox: tuple[int, int, int, int]) -> bool:
+    """No wider than one handwritten digit can be."""
+    _, _, w, h = bbox
+    return w <= MAX_DIGIT_ASPECT * h
 
 
 def _may_hold_digits(bbox: tuple[int, int, int, int], count: int) -> bool:
