@@ -77,6 +77,41 @@ def test_boxes_printed_apart_are_furniture_and_their_digits_stay(mnist_digits):
         assert not inside.any()
 
 
+def test_cells_on_a_page_left_a_degree_off_level_are_furniture(mnist_digits):
+    """Deskewing leaves a page a degree or so off level: a row of cells 250 px long then spans
+    more rows than its edge is thick, and a box's bottom edge may start left of its top edge.
+    Both the row of cells and boxes printed apart are still found, and their digits kept."""
+    page = _page()
+    cell, x0, y0 = 50, 300, 200
+    for k, d in enumerate((2, 6, 7, 0, 8)):
+        cv2.rectangle(page, (x0 + k * cell, y0), (x0 + (k + 1) * cell, y0 + cell + 4), 150, 2)
+        _paste_digit(page, mnist_digits[d][0], x0 + k * cell + 6, y0 + 6, cell - 10)
+    box, pitch, bx = 44, 56, 900
+    for k, d in enumerate((3, 8, 7, 5, 0)):
+        left = bx + k * pitch
+        cv2.rectangle(page, (left, y0), (left + box, y0 + box + 6), 150, 2)
+        _paste_digit(page, mnist_digits[d][1], left + 5, y0 + 6, box - 10)
+    turn = cv2.getRotationMatrix2D((page.shape[1] / 2, page.shape[0] / 2), -1.0, 1.0)
+    page = cv2.warpAffine(page, turn, page.shape[::-1], flags=cv2.INTER_LINEAR, borderValue=255)
+    ink = clean.ink_mask(page)
+    furniture = clean.form_lines(ink)
+
+    def frame_found(left: int, width: int, height: int) -> float:
+        """Share of a frame's turned outline that was taken as furniture (near it, 2 px)."""
+        outline = np.zeros(page.shape, np.uint8)
+        cv2.rectangle(outline, (left, y0), (left + width, y0 + height), 1, 2)
+        outline = cv2.warpAffine(outline, turn, page.shape[::-1], flags=cv2.INTER_NEAREST).astype(bool)
+        near = cv2.dilate(furniture.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        return float((near & outline & ink).sum()) / max(1, int((outline & ink).sum()))
+
+    assert frame_found(x0, 5 * cell, cell + 4) >= 0.9
+    for k in range(5):
+        assert frame_found(bx + k * pitch, box, box + 6) >= 0.9, k
+    grey, kept = clean.without_form_lines(page, ink)
+    digits = ink & ~cv2.dilate(furniture.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert kept[digits].mean() >= 0.97
+
+
 def test_a_stroke_through_a_rule_keeps_its_crossing():
     page = _page()
     cv2.line(page, (200, 300), (900, 300), 0, 2)

@@ -178,7 +178,8 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
     keep = np.zeros(len(stats), bool)
     for i in range(1, len(stats)):
         x, y, bw, bh = (int(v) for v in stats[i][:4])
-        keep[i] = bh <= RULE_MAX_THICKNESS and bw >= length and _thin(ink, ox + x, oy + y, bw, bh)
+        keep[i] = (bw >= length and _run_thickness(labels, i, stats[i]) <= RULE_MAX_THICKNESS
+                   and _thin(ink, ox + x, oy + y, bw, bh))
     rules = [(ox + int(stats[i][0]), oy + int(stats[i][1]), int(stats[i][2]), int(stats[i][3]))
              for i in np.flatnonzero(keep)]
     if rules:
@@ -201,6 +202,16 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
             furniture[y0:y1, x0:x1] |= wall[wall_labels]
     _boxes(mask, ink, level, furniture)
     return furniture
+
+
+def _run_thickness(labels: np.ndarray, i: int, stat: np.ndarray) -> float:
+    """How thick level run ``i`` is across (its median column): a rule on a page left a degree
+    off level spans more rows than it is thick."""
+    x, y, w, h = (int(v) for v in stat[:4])
+    if h <= RULE_MAX_THICKNESS:
+        return float(h)
+    columns = (labels[y:y + h, x:x + w] == i).sum(axis=0)
+    return float(np.median(columns[columns > 0]))
 
 
 def _level_runs(level: np.ndarray) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
@@ -233,10 +244,12 @@ def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture:
     edges.sort(key=lambda e: (e[0], e[1]))
     boxed = np.zeros(count, bool)
     found = []
-    for k, top in enumerate(edges):
-        for bottom in edges[k + 1:]:
-            if bottom[0] - top[0] > 4:
+    for k, first in enumerate(edges):
+        for other in edges[k + 1:]:
+            if other[0] - first[0] > 4:
                 break
+            # On a page left a little tilted the bottom edge may start left of the top one.
+            top, bottom = sorted((first, other), key=lambda e: e[1])
             gap = bottom[1] - (top[1] + top[3])
             if (abs((top[0] + top[2]) - (bottom[0] + bottom[2])) > 4 or not CELL_MIN_HEIGHT <= gap <= CELL_MAX_HEIGHT
                     or not 0.3 <= top[2] / gap <= 3.0):
