@@ -9,6 +9,7 @@ import pytest
 from docsort.page import clean
 from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
 from docsort.training.datasets.non_number_crops import word_fields
+from docsort.training.synth.forms import comb_page
 from docsort.training.synth.handwriting import dhsd_writer_split
 
 
@@ -110,6 +111,34 @@ def test_cells_on_a_page_left_a_degree_off_level_are_furniture(mnist_digits):
     grey, kept = clean.without_form_lines(page, ink)
     digits = ink & ~cv2.dilate(furniture.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     assert kept[digits].mean() >= 0.97
+
+
+def test_a_comb_s_teeth_are_furniture_and_a_row_of_ones_on_a_rule_is_not(mnist_digits):
+    """Forms print a code's cells as a comb: a writing line with short teeth between the digits.
+    The teeth go with the line, the digits stay, also on a page turned by a degree; 1s written
+    standing on a plain rule are no teeth."""
+    for turn in (0.0, 1.0):
+        page = comb_page([mnist_digits[d][0] for d in (8, 6, 5, 2, 3)], size=(600, 1800), x0=400, base=300,
+                         paper=255)
+        if turn:
+            m = cv2.getRotationMatrix2D((page.shape[1] / 2, page.shape[0] / 2), turn, 1.0)
+            page = cv2.warpAffine(page, m, page.shape[::-1], borderValue=255)
+        ink = clean.ink_mask(page)
+        furniture = clean.form_lines(page < 229)
+        # Every tooth's middle is furniture (turned with the page).
+        for k in range(6):
+            point = np.array([400 + 56 * k, 300 - 9, 1.0])
+            if turn:
+                point = np.array([*(m @ point), 1.0])
+            x, y = int(round(point[0])), int(round(point[1]))
+            assert furniture[y - 2:y + 3, x - 2:x + 3].any(), (turn, k)
+        grey, kept = clean.without_form_lines(page, ink)
+        assert kept.sum() >= 0.9 * (ink & ~cv2.dilate(furniture.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)).sum()
+        assert (kept[:, :] & ~ink).sum() == 0
+    ones = comb_page([mnist_digits[1][k % 3] for k in range(5)], size=(600, 1800), x0=400, base=300, paper=255,
+                     teeth=False, lift=0)
+    furniture = clean.form_lines(ones < 229)
+    assert not furniture[250:297].any()  # the rule alone, none of the 1s standing on it
 
 
 def test_a_stroke_through_a_rule_keeps_its_crossing():

@@ -381,3 +381,32 @@ def test_a_code_of_broad_digits_written_apart_is_read(monkeypatch, mnist_dir):
         m.setattr(pipeline, "_one_digit_wide", pipeline._lone_character)
         narrow_only = read_page(page, 1, settings)[0].postal_code
     assert narrow_only is None or narrow_only.value != "31705", narrow_only
+
+
+def test_codes_written_into_a_comb_are_sent_automatically(monkeypatch, mnist_dir):
+    """Codes written into a comb (a writing line with short teeth between the cells, as forms
+    print them): the real pipeline reads them and sends most automatically. With the teeth left
+    on the page, the readers see a stroke between every two digits and send most to a person."""
+    from docsort.page import clean
+    from docsort.page.pipeline import read_page
+    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+    from docsort.training.synth.forms import comb_page
+
+    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    pages = []
+    for n in range(6):
+        code = "".join(str(d) for d in np.random.default_rng(n).integers(0, 10, 5))
+        pages.append((code, comb_page([images[np.flatnonzero(labels == int(d))[n]] for d in code])))
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+
+    def sent_automatically() -> int:
+        codes = [(code, read_page(page, 1, settings)[0].postal_code) for code, page in pages]
+        assert all(read is None or read.value == code or read.decision == "manual" for code, read in codes)
+        return sum(read is not None and read.value == code and read.decision == "auto" for code, read in codes)
+
+    with_teeth_gone = sent_automatically()
+    monkeypatch.setattr(clean, "_comb_teeth", lambda mask, rule, furniture: None)
+    with_teeth_left = sent_automatically()
+    assert with_teeth_gone >= 5 and with_teeth_left <= 3, (with_teeth_gone, with_teeth_left)

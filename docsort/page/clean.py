@@ -156,6 +156,13 @@ RULE_MIN_WIDTH_SHARE = 1 / 30
 RULE_MAX_THICKNESS = 4
 CELL_MIN_HEIGHT, CELL_MAX_HEIGHT = 12, 220
 FAINT_LINE_DEPTH = 0.1
+# A comb's teeth (``_comb_teeth``): upright runs at least this long, looked for this far above
+# a rule, at least this many in an evenly spaced row (three cells).
+COMB_MIN_TOOTH = 6
+COMB_REACH = 120
+COMB_MIN_TEETH = 4
+# ... and the writing in their cells stands at least this much taller than they do.
+COMB_WRITING_TALLER = 1.25
 
 
 def form_lines(ink: np.ndarray) -> np.ndarray:
@@ -200,8 +207,89 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
                 x, y, ww, wh = (int(v) for v in wall_stats[i][:4])
                 wall[i] = ww <= RULE_MAX_THICKNESS and y <= top[3] + 1 and y + wh >= (y1 - y0) - bottom[3] - 1
             furniture[y0:y1, x0:x1] |= wall[wall_labels]
+    for rule in rules:
+        _comb_teeth(mask, rule, furniture)
     _boxes(mask, ink, level, furniture)
     return furniture
+
+
+def _comb_teeth(mask: np.ndarray, rule: tuple[int, int, int, int], furniture: np.ndarray) -> None:
+    """Add to ``furniture`` the teeth of a comb standing on ``rule``: forms print a code's cells
+    as a writing line with short ticks rising between the digits, and no top. A tooth is a thin
+    upright run of ink standing on the rule, with little ink standing beside it; a comb is a row
+    of at least ``COMB_MIN_TEETH`` of them, evenly spaced and about as tall. Handwriting stands on
+    a rule too (the stem of a 1, 4 or 7), but not as a row of equal, evenly spaced strokes. A
+    digit touching a tooth keeps its own ink: only the tooth's columns up to its height go."""
+    x, y, w, h = rule
+    top = max(0, y - COMB_REACH)
+    rows = slice(top, y + h)
+    cols = slice(x, x + w)
+    furnished = furniture[rows, cols]
+    standing = mask[rows, cols].astype(bool) & ~furnished
+    # This rule's own rows (another rule above it is no foot for its teeth).
+    on_rule = furnished[y - top:]
+    has_rule = on_rule.any(axis=0)
+    rule_top = (y - top) + np.argmax(on_rule, axis=0)  # the rule's first row in each column
+    depth = min(COMB_REACH, int(rule_top.max(initial=0)))
+    if depth < COMB_MIN_TOOTH:
+        return
+    k = np.arange(1, depth + 1)[:, None]
+    above = rule_top[None, :] - k  # row k above the rule, per column
+    inked = standing[np.clip(above, 0, None), np.arange(w)[None, :]] & (above >= 0)
+    run = np.cumprod(inked, axis=0).sum(axis=0) * has_rule
+    tall = run >= COMB_MIN_TOOTH
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], tall.view(np.int8), [0]))))
+    teeth = []
+    for a, b in zip(edges[0::2], edges[1::2]):
+        height = float(run[a:b].max())
+        beside = np.concatenate((run[max(0, a - 3):a], run[b:b + 3]))
+        # A tooth ends in paper: the stem of a 1 goes on, leaning, above its upright foot.
+        tip = int(rule_top[a:b].min()) - int(height)
+        over = standing[max(0, tip - 3):max(0, tip), max(0, a - 3):b + 3]
+        if (b - a <= RULE_MAX_THICKNESS + 2 and (not len(beside) or beside.max() < 0.5 * height)
+                and not over.any()):
+            teeth.append(((a + b) / 2.0, height, a, b))
+    if len(teeth) < COMB_MIN_TEETH:
+        return
+    # How high the ink reaches above the rule in each column (0: none).
+    highest = np.argmax(standing, axis=0)
+    writing = np.where(standing.any(axis=0) & has_rule, rule_top - highest, 0)
+    comb: dict[int, float] = {}
+    for first in range(len(teeth)):
+        for second in range(first + 1, len(teeth)):
+            pitch = teeth[second][0] - teeth[first][0]
+            if pitch < COMB_MIN_TOOTH:
+                continue
+            row = [teeth[first], teeth[second]]
+            while True:
+                want = row[-1][0] + pitch
+                near = [t for t in teeth if abs(t[0] - want) <= max(2.0, 0.1 * pitch)]
+                if not near:
+                    break
+                row.append(min(near, key=lambda t: abs(t[0] - want)))
+            heights = np.array([t[1] for t in row])
+            usual = float(np.median(heights))
+            if (len(row) >= COMB_MIN_TEETH and np.all(np.abs(heights - usual) <= 0.3 * usual)
+                    and _written_taller(writing, row, usual)):
+                comb.update({t[2]: usual for t in row})
+    for tooth in teeth:
+        if tooth[2] not in comb:
+            continue
+        reach = int(np.ceil(1.2 * comb[tooth[2]]))
+        for c in range(tooth[2], tooth[3]):
+            up = min(int(run[c]), reach)
+            furniture[top + rule_top[c] - up:top + rule_top[c], x + c] = True
+
+
+def _written_taller(writing: np.ndarray, row: list, tooth_height: float) -> bool:
+    """Whether the writing in the cells between a row of teeth stands taller than the teeth, as
+    digits written into a comb do: a row of 1s standing on a rule has nothing in between."""
+    cells = []
+    for left, right in zip(row, row[1:]):
+        inside = writing[left[3] + 2:max(left[3] + 2, right[2] - 2)]
+        if len(inside) and inside.max() > 0:
+            cells.append(float(inside.max()))
+    return bool(cells) and float(np.median(cells)) >= COMB_WRITING_TALLER * tooth_height
 
 
 def _run_thickness(labels: np.ndarray, i: int, stat: np.ndarray) -> float:
