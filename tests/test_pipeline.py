@@ -410,3 +410,20 @@ def test_codes_written_into_a_comb_are_sent_automatically(monkeypatch, mnist_dir
     monkeypatch.setattr(clean, "_comb_teeth", lambda mask, rule, furniture: None)
     with_teeth_left = sent_automatically()
     assert with_teeth_gone >= 5 and with_teeth_left <= 3, (with_teeth_gone, with_teeth_left)
+
+
+def test_a_postal_barcode_under_the_block_is_no_code_and_hides_none(tmp_path):
+    """Envelopes with a four-state postal barcode printed right under the destination block (its
+    bars stand where the code line's neighbour would): the real pipeline reads the codes."""
+    folder = tmp_path / "barcode"
+    write_samples(folder, count=6, seed=5, handwriting=DATASETS, handwritten_share=0.5, barcode=1.0)
+    truth = load_truth(folder)
+    assert all(t["barcode"] for t in truth.values())
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    right = 0
+    for name, t in sorted(truth.items()):
+        code = process_document(folder / name, settings).pages[0].postal_code
+        assert code is None or code.value == t["destination_code"] or code.decision == "manual", name
+        right += code is not None and code.value == t["destination_code"]
+    assert right >= 5, right

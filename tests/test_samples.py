@@ -214,3 +214,23 @@ def test_held_out_family_writes_a_phone_number_that_is_not_the_code(tmp_path):
         assert max(phone_ys) < code_y or min(phone_ys) > code_y  # a line of its own
     # The phone stands below the code line on some envelopes and above it on others.
     assert any(phone_below) and not all(phone_below)
+
+
+def test_a_postal_barcode_is_drawn_under_the_block_and_changes_nothing_else(tmp_path):
+    """``--barcode 1`` prints a four-state barcode under each destination block: the same
+    envelopes otherwise (codes, tilt, elements), the bars below the block's last line."""
+    plain, barred = tmp_path / "plain", tmp_path / "barred"
+    assert run_cli("samples", "--out", plain, "--count", "3", "--seed", "4").returncode == 0
+    proc = run_cli("samples", "--out", barred, "--count", "3", "--seed", "4", "--barcode", "1")
+    assert proc.returncode == 0, proc.stderr
+    before = {e["file"]: e for e in json.loads((plain / "truth.json").read_text())["envelopes"]}
+    after = {e["file"]: e for e in json.loads((barred / "truth.json").read_text())["envelopes"]}
+    assert before.keys() == after.keys()
+    for name, env in after.items():
+        assert env["barcode"] and not before[name]["barcode"]
+        assert {k: v for k, v in env.items() if k != "barcode"} == {k: v for k, v in before[name].items() if k != "barcode"}
+        a = cv2.imread(str(plain / name), cv2.IMREAD_GRAYSCALE).astype(int)
+        b = cv2.imread(str(barred / name), cv2.IMREAD_GRAYSCALE).astype(int)
+        ys, xs = np.nonzero(np.abs(a - b) > 60)
+        block = [e["bbox"] for e in env["elements"] if e["role"].startswith("destination")]
+        assert len(ys) > 1000 and np.median(ys) > max(y + h for _, y, _, h in block) - 10

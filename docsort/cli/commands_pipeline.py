@@ -117,6 +117,9 @@ def samples(
         0.0, "--close-words", min=0.0, max=1.0,
         help="Share of hands that leave narrow word spaces (a fifth to half their height), so a code and the "
              "place beside it may touch."),
+    barcode: float = typer.Option(
+        0.0, "--barcode", min=0.0, max=1.0,
+        help="Share of envelopes with a four-state postal barcode printed under the destination block."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.training.samples import TRUTH_FILE, write_samples
@@ -124,7 +127,8 @@ def samples(
     truths = write_samples(out, count=count, seed=seed, handwriting=handwriting,
                            handwritten_share=handwritten_share, code_length=code_length,
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
-                           continental=continental, pen_digits=pen_digits, close_words=close_words)
+                           continental=continental, pen_digits=pen_digits, close_words=close_words,
+                           barcode=barcode)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

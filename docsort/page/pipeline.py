@@ -613,6 +613,9 @@ def _may_hold_digits(bbox: tuple[int, int, int, int], count: int) -> bool:
 # Characters Tesseract reads where print holds a digit it could not make out ("g9352" for 80352,
 # "4O1" for 401): with the digits, they make a printed word worth reading again as a number.
 DIGIT_LOOKALIKES = set("OoQDIl|!SsBZzGgbqT")
+# A printed digit is about this many heights wide (with its space): a region Tesseract read as a
+# few digits is read again only when it is wide enough for a code's digits but one.
+PRINTED_DIGIT_ASPECT = 0.45
 # PP-OCR's reading of a printed code that Tesseract did not read as one is never surer than this:
 # one reader alone (``printed_reading``).
 LONE_SECOND_READING = 0.95
@@ -639,8 +642,13 @@ def _printed_second_readings(grey: np.ndarray, text_regions, kinds, lay, page_si
             digits = sum(c.isdigit() for c in text)
             alike = sum(c in DIGIT_LOOKALIKES for c in text)
             letters = sum(c.isalpha() for c in text) - alike
-            if digits >= 2 and digits + alike >= count - 1 and letters <= 2 and not _on_phone_line(
-                    text_regions, kinds, lay, i, count):
+            # Digits enough for a code, or fewer in a region of a code's shape with no letter:
+            # Tesseract dropped some (print beside a barcode or a stamp reads "9 7" for 92797).
+            maybe = digits >= 2 and digits + alike >= count - 1 and letters <= 2
+            _, _, w, h = region.bbox
+            dropped = (digits >= 1 and letters <= 0 and _may_hold_digits(region.bbox, count)
+                       and w >= PRINTED_DIGIT_ASPECT * (count - 1) * h)
+            if (maybe or dropped) and not _on_phone_line(text_regions, kinds, lay, i, count):
                 chosen.append(i)
         elif _may_hold_digits(region.bbox, count):
             chosen.append(i)

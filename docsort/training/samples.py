@@ -65,6 +65,7 @@ class EnvelopeTruth:
     continental_hand: bool = False  # the hand writes 1s with the up-stroke and (mostly) crossed 7s
     pen_digits_hand: bool = False  # the hand's digits are drawn by a pen writer (synth.pen_digits)
     close_words_hand: bool = False  # the hand leaves narrow word spaces (``close_words``)
+    barcode: bool = False  # a postal barcode is printed under the destination block (``barcode``)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -643,6 +644,7 @@ def make_envelope(
     continental: float = 0.0,
     pen_digits: float = 0.0,
     close_words: float = 0.0,
+    barcode: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
@@ -652,7 +654,9 @@ def make_envelope(
     continental writers do; ``pen_digits``: the chance that its digits are drawn by a pen writer
     (``synth.pen_digits``) instead of being MNIST's; ``close_words``: the chance that the hand
     leaves word spaces of a fifth to half its height (many writers do; the others here leave
-    0.8-1.3 heights), so the code and the place beside it may come as one ink region.
+    0.8-1.3 heights), so the code and the place beside it may come as one ink region;
+    ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
+    destination block, as mail rooms and franking machines print them.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
@@ -733,6 +737,11 @@ def make_envelope(
         elements += _lay_out_lines(page, rng, rendered, position, (20, 20, 20), size * 1.5,
                                    lambda i: int(size * 0.45), "printed")
 
+    # From a generator of its own, so that with or without barcodes the envelopes are the same.
+    own = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    barcoded = bool(barcode) and own.random() < barcode
+    if barcoded:
+        _postal_barcode(page, own, [e.bbox for e in elements if e.role.startswith("destination")])
     page, tilt = _scan(page, rng, max_tilt, elements)
     truth = EnvelopeTruth(
         file="", destination_code=dest_code,
@@ -744,8 +753,27 @@ def make_envelope(
         continental_hand=hand is not None and not hand.convention.plain and hand.pen_hand is None,
         pen_digits_hand=hand is not None and hand.pen_hand is not None,
         close_words_hand=hand is not None and close,
+        barcode=barcoded,
     )
     return page, truth
+
+
+def _postal_barcode(page: np.ndarray, rng: np.random.Generator, block: list[tuple[int, int, int, int]]) -> None:
+    """A four-state postal barcode (the USPS Intelligent Mail barcode's 65 bars: full, ascender,
+    descender or tracker, about 22 to the inch) printed under the destination block, or along the
+    bottom edge where the block leaves no room: a row of thin upright strokes right under the
+    code line, the readers' and the picker's neighbour."""
+    pitch, bar = int(rng.integers(8, 11)), int(rng.integers(3, 5))
+    full, tracker = int(rng.integers(26, 34)), int(rng.integers(8, 12))
+    left = min(x for x, _, _, _ in block) + int(rng.integers(-10, 30))
+    middle = max(y + h for _, y, _, h in block) + int(rng.uniform(0.4, 1.0) * full) + full // 2
+    if middle + full // 2 >= PAGE_H - 10 or left + 65 * pitch >= PAGE_W - 10:
+        left, middle = PAGE_W - 65 * pitch - int(rng.integers(40, 120)), PAGE_H - full
+    for k in range(65):
+        state = int(rng.integers(0, 4))
+        top = middle - (full // 2 if state in (0, 1) else tracker // 2)
+        bottom = middle + (full // 2 if state in (0, 2) else tracker // 2)
+        cv2.rectangle(page, (left + k * pitch, top), (left + k * pitch + bar - 1, bottom), (25, 25, 25), -1)
 
 
 def _scan(page: np.ndarray, rng: np.random.Generator, max_tilt: float,
@@ -791,6 +819,7 @@ def write_samples(
     continental: float = 0.0,
     pen_digits: float = 0.0,
     close_words: float = 0.0,
+    barcode: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -802,7 +831,8 @@ def write_samples(
     up-stroke and cross their 7s, as most of Europe does (MNIST's writers never do);
     ``pen_digits``: the share of hands whose digits are drawn by a pen writer in shapes MNIST's
     writers did not use (``synth.pen_digits``); ``close_words``: the share of hands that leave
-    narrow word spaces (a fifth to half their height).
+    narrow word spaces (a fifth to half their height); ``barcode``: the share of envelopes with a
+    postal barcode printed under the destination block.
     """
     check_layout(layout)
     directory = None
@@ -836,7 +866,7 @@ def write_samples(
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
                                     max_tilt=max_tilt, directory=directory, continental=continental,
-                                    pen_digits=pen_digits, close_words=close_words)
+                                    pen_digits=pen_digits, close_words=close_words, barcode=barcode)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -853,7 +883,7 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
-                      "pen_digits": pen_digits, "close_words": close_words,
+                      "pen_digits": pen_digits, "close_words": close_words, "barcode": barcode,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},
