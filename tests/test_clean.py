@@ -9,7 +9,7 @@ import pytest
 from docsort.page import clean
 from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
 from docsort.training.datasets.non_number_crops import word_fields
-from docsort.training.synth.forms import comb_page
+from docsort.training.synth.forms import comb_page, hand_framed_page
 from docsort.training.synth.handwriting import dhsd_writer_split
 
 
@@ -139,6 +139,43 @@ def test_a_comb_s_teeth_are_furniture_and_a_row_of_ones_on_a_rule_is_not(mnist_d
                      teeth=False, lift=0)
     furniture = clean.form_lines(ones < 229)
     assert not furniture[250:297].any()  # the rule alone, none of the 1s standing on it
+
+
+def test_a_frame_drawn_round_a_code_goes_and_its_digits_stay(mnist_digits):
+    """A ring or a box drawn by hand round a code is painted out whole; the digits it holds stay.
+    A large handwritten 0 is an outline too, but holds nothing: it stays."""
+    digits = [mnist_digits[d][1] for d in (3, 0, 5, 2, 8)]
+    for shape in ("ring", "box"):
+        for seed in range(3):
+            page = hand_framed_page(digits, np.random.default_rng(seed), shape)
+            plain = comb_page(digits, pitch=52, teeth=False, lift=0, print_grey=250)
+            ink, digit_ink = clean.ink_mask(page), clean.ink_mask(plain)
+            frame = clean.hand_frames(ink)
+            assert frame.sum() >= 0.8 * (ink & ~digit_ink).sum(), (shape, seed)
+            grey, kept = clean.without_form_lines(page, ink)
+            assert (kept & digit_ink).sum() >= 0.97 * digit_ink.sum(), (shape, seed)
+            assert (kept & ~digit_ink).sum() <= 0.02 * digit_ink.sum(), (shape, seed)
+    zero = np.full((600, 1800), 255, np.uint8)
+    cv2.ellipse(zero, (900, 300), (70, 50), 0, 0, 360, 30, 4)
+    assert not clean.hand_frames(clean.ink_mask(zero)).any()
+
+
+def test_real_handwriting_holds_no_hand_drawn_frame(dhsd_dir):
+    """Two hundred words of writers never seen (loops, ovals, big capitals, dots inside an O's
+    bowl): none is taken for a frame drawn round a code."""
+    words = word_fields(dhsd_dir, dhsd_writer_split().validation, 200, seed=5)
+    for start in range(0, len(words), 40):
+        page = _page()
+        x, y = 60, 40
+        for word in words[start:start + 40]:
+            h, w = word.shape[:2]
+            if x + w > 1760:
+                x, y = 60, y + 70
+            if y + h > 580:
+                break
+            page[y:y + h, x:x + w] = np.minimum(page[y:y + h, x:x + w], word)
+            x += w + 30
+        assert not clean.hand_frames(clean.ink_mask(page)).any(), start
 
 
 def test_a_stroke_through_a_rule_keeps_its_crossing():

@@ -427,3 +427,32 @@ def test_a_postal_barcode_under_the_block_is_no_code_and_hides_none(tmp_path):
         assert code is None or code.value == t["destination_code"] or code.decision == "manual", name
         right += code is not None and code.value == t["destination_code"]
     assert right >= 5, right
+
+
+def test_codes_ringed_or_boxed_by_hand_are_sent_automatically(monkeypatch, mnist_dir):
+    """Codes with a ring or a box drawn round them by hand: the real pipeline reads them and
+    sends most automatically. With the frame left on the page (its sides read as 1s, its top
+    and bottom cut into every digit) most go to a person or are misread."""
+    from docsort.page import clean
+    from docsort.page.pipeline import read_page
+    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+    from docsort.training.synth.forms import hand_framed_page
+
+    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    pages = []
+    for n in range(8):
+        code = "".join(str(d) for d in np.random.default_rng(100 + n).integers(0, 10, 5))
+        digits = [images[np.flatnonzero(labels == int(d))[n]] for d in code]
+        pages.append((code, hand_framed_page(digits, np.random.default_rng(n), ("ring", "box")[n % 2])))
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+
+    def sent_automatically() -> int:
+        codes = [(code, read_page(page, 1, settings)[0].postal_code) for code, page in pages]
+        return sum(read is not None and read.value == code and read.decision == "auto" for code, read in codes)
+
+    frames_gone = sent_automatically()
+    monkeypatch.setattr(clean, "hand_frames", lambda ink, printed=None: np.zeros(ink.shape, bool))
+    frames_left = sent_automatically()
+    assert frames_gone >= 6 and frames_left <= 4, (frames_gone, frames_left)

@@ -13,6 +13,7 @@ pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -163,6 +164,24 @@ COMB_REACH = 120
 COMB_MIN_TEETH = 4
 # ... and the writing in their cells stands at least this much taller than they do.
 COMB_WRITING_TALLER = 1.25
+# A frame drawn by hand round a code (``hand_frames``): at least this tall, this many times as
+# wide as tall, inking at most this share of its box; its ink within this many stroke widths of
+# its hull's edge along at least this share of that edge; and writing inside at least this share
+# of the outline's ink, this share of it apart from the outline (a word's loops hold only itself).
+FRAME_MIN_HEIGHT = 30
+FRAME_MIN_ASPECT = 2.0
+FRAME_MAX_FILL = 0.25
+FRAME_BAND_STROKES = 2.0
+FRAME_CLOSED = 0.85
+FRAME_HELD_INK = 0.5
+FRAME_HELD_APART = 0.25
+# ... and in its end columns (this share of its width) it spans at least this share of its height.
+FRAME_END_COLUMNS = 0.12
+FRAME_END_SPAN = 0.4
+# A frame found is painted out this many stroke widths deep from the outside.
+FRAME_PEEL_STROKES = 1.5
+# An outline this much of which is printed furniture is a printed box, not a frame drawn by hand.
+FRAME_PRINTED_SHARE = 0.8
 
 
 def form_lines(ink: np.ndarray) -> np.ndarray:
@@ -380,13 +399,93 @@ def _thin(ink: np.ndarray, x: int, y: int, width: int, height: int) -> bool:
     return float(np.mean(up + height + down <= height + 2)) >= 0.5
 
 
+def hand_frames(ink: np.ndarray, printed: Optional[np.ndarray] = None) -> np.ndarray:
+    """The frames people draw round a code by hand (a ring or a box about the digits): a thin
+    outline that runs along the edge of its own convex hull nearly all the way round, with
+    writing inside it. Read with the digits, a frame's sides are strokes the readers take for
+    1s, and its top and bottom cut every digit's shape. Digits touching the frame are one ink
+    component with it: only the outline along the hull's edge goes. A large handwritten O or 0
+    is an outline too, but holds no writing; a handwritten word's ink leaves most of its hull's
+    edge bare; a printed box or row of cells is left to ``form_lines`` (``printed``: its
+    furniture), which keeps a digit's stroke where it crosses a rule."""
+    frames = np.zeros(ink.shape, bool)
+    count, labels, stats = components(ink)
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i][:5])
+        if h < FRAME_MIN_HEIGHT or w < FRAME_MIN_ASPECT * h or area > FRAME_MAX_FILL * w * h:
+            continue
+        own = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        hull = np.zeros((h, w), np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(own)), 1)
+        stroke = 2.0 * float(np.median(cv2.distanceTransform(own, cv2.DIST_L2, 3)[own > 0]))
+        band = max(3, int(round(FRAME_BAND_STROKES * stroke)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+        core = cv2.erode(hull, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        edge = hull.astype(bool) & ~cv2.erode(hull, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                                              borderValue=0).astype(bool)
+        near = cv2.dilate(own, kernel).astype(bool)
+        if not core.any() or (near & edge).sum() < FRAME_CLOSED * edge.sum():
+            continue
+        outline = own.astype(bool) & ~core
+        held = ink[y:y + h, x:x + w].astype(bool) & core
+        apart = held & ~own.astype(bool)  # writing inside that is not one stroke with the outline
+        if (held.sum() < FRAME_HELD_INK * outline.sum() or apart.sum() < FRAME_HELD_APART * outline.sum()
+                or not _closed_at_both_ends(outline)):
+            continue
+        layer = _outermost(own.astype(bool), int(np.ceil(FRAME_PEEL_STROKES * stroke)))
+        if printed is not None and (printed[y:y + h, x:x + w] & layer).sum() >= FRAME_PRINTED_SHARE * layer.sum():
+            continue
+        frames[y:y + h, x:x + w] |= layer
+    return frames
+
+
+def _outermost(own: np.ndarray, depth: int) -> np.ndarray:
+    """The outer layer of a shape, ``depth`` pixels deep, peeled from all four sides: in each
+    column the first run of ink met from above and from below, in each row from the left and
+    from the right, each cut to ``depth``. A frame is that layer wherever it runs (a hand-drawn
+    box's side may lean inward); a digit touching it from inside loses no more than the stroke
+    where they meet."""
+    layer = np.zeros_like(own)
+    for view in (lambda a: a, lambda a: a[::-1], lambda a: a.T, lambda a: a.T[::-1]):
+        seen, out = view(own), view(layer)
+        started = np.cumsum(seen, axis=0) > 0
+        # Rows from the first ink on, while the run lasts: the run's start and its length.
+        run = np.cumprod(seen | ~started, axis=0).astype(bool) & started
+        out |= run & (np.cumsum(run, axis=0) <= depth)
+    return layer
+
+
+def _closed_at_both_ends(outline: np.ndarray) -> bool:
+    """Whether an outline stands up at its left and right ends as a frame's sides do: in the
+    end columns it spans a good part of its height (a rule with letters touching it lies flat
+    there)."""
+    h, w = outline.shape
+    end = max(2, int(FRAME_END_COLUMNS * w))
+    for side in (outline[:, :end], outline[:, w - end:]):
+        rows = np.flatnonzero(side.any(axis=1))
+        if not len(rows) or rows[-1] - rows[0] + 1 < FRAME_END_SPAN * h:
+            return False
+    return True
+
+
 def without_form_lines(grey: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``grey`` and ``ink`` with the printed furniture (``form_lines``) painted out as paper,
     except where a stroke crosses it (ink just above and just below), so a digit written
-    through a rule keeps its stroke whole."""
+    through a rule keeps its stroke whole; and with the frames drawn by hand round a code
+    (``hand_frames``) painted out whole."""
     # Forms print their lines in light colours (and JPEG lightens thin lines further): they
     # are looked for down to a fainter grey than ink.
-    furniture = form_lines(grey < int(255 * (1.0 - FAINT_LINE_DEPTH)))
+    faint = grey < int(255 * (1.0 - FAINT_LINE_DEPTH))
+    furniture = form_lines(faint)
+    frames = hand_frames(ink, furniture)
+    if frames.any():
+        # The frame's own pixels and the grey fringe of its stroke, not the writing it holds.
+        fringe = cv2.dilate(frames.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        held = ink & ~frames
+        grey = grey.copy()
+        grey[fringe & ~held] = 255
+        ink = held
+        furniture = form_lines(grey < int(255 * (1.0 - FAINT_LINE_DEPTH)))
     if not furniture.any():
         return grey, ink
     grown = cv2.dilate(furniture.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)

@@ -1,11 +1,13 @@
-"""Codes written into a form's comb: a writing line with short teeth rising between the cells.
+"""Codes in frames the envelope generator never draws, on pages as the page pipeline meets them.
 
-Forms (customs declarations, registered-mail slips, order forms) print a code's cells this way,
-with no top to the cells. The string readers' field families draw combs in cut fields
-(``synth.fields``), but the envelope generator draws boxes, cells and rules on its pages, no comb.
-These pages are for the tests and ``benchmarks/bench_combs.py``: a code written digit by digit
-with real handwritten digits, one to a cell, on an otherwise empty page, as the page pipeline
-meets it.
+- A form's comb: a writing line with short teeth rising between a code's cells and no top to
+  the cells (customs declarations, registered-mail slips, order forms). The string readers'
+  field families draw combs in cut fields (``synth.fields``), but the envelope generator draws
+  boxes, cells and rules on its pages, no comb.
+- A frame drawn by hand round the code: a ring or a box, as people mark the code on an envelope.
+
+For the tests and ``benchmarks/bench_frames.py``: a code of real handwritten digits on an
+otherwise empty page.
 """
 
 from __future__ import annotations
@@ -36,4 +38,37 @@ def comb_page(digits: Sequence[np.ndarray], size: tuple[int, int] = (900, 1800),
         left, top = x0 + k * pitch + (pitch - width) // 2, base - lift - digit_height
         area = page[top:top + digit_height, left:left + width]
         page[top:top + digit_height, left:left + width] = np.minimum(area, 255 - ink)
+    return page
+
+
+def hand_framed_page(digits: Sequence[np.ndarray], rng: np.random.Generator, shape: str = "ring",
+                     size: tuple[int, int] = (900, 1800), x0: int = 760, base: int = 480, pitch: int = 52,
+                     digit_height: int = 40, paper: int = 250) -> np.ndarray:
+    """A grey page with ``digits`` written in a row and a frame drawn round them by hand: a
+    ``ring`` (an ellipse a little wobbly, its end overrunning its start) or a ``box`` (four
+    strokes, shaky, the last overshooting the first corner), 3 px of dark pen."""
+    page = np.full(size, paper, np.uint8)
+    for k, digit in enumerate(digits):
+        ys, xs = np.nonzero(digit > 40)
+        ink = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        width = max(8, int(ink.shape[1] * digit_height / ink.shape[0]))
+        ink = cv2.resize(ink, (width, digit_height), interpolation=cv2.INTER_LINEAR)
+        left, top = x0 + k * pitch + (pitch - width) // 2, base - digit_height
+        area = page[top:top + digit_height, left:left + width]
+        page[top:top + digit_height, left:left + width] = np.minimum(area, 255 - ink)
+    span = pitch * len(digits)
+    if shape == "ring":
+        t = np.linspace(0.0, 2.0 * np.pi * rng.uniform(1.03, 1.12), 240) + rng.uniform(0, 2 * np.pi)
+        wobble = 1.0 + 0.04 * np.sin(3 * t + rng.uniform(0, 2 * np.pi))
+        rx, ry = span / 2 + rng.uniform(14, 32), digit_height * rng.uniform(0.8, 1.1)
+        points = np.stack([x0 + span / 2 + rx * wobble * np.cos(t),
+                           base - digit_height / 2 + ry * wobble * np.sin(t)], axis=1)
+    else:
+        m = rng.uniform(7, 16)
+        corners = [(x0 - m, base - digit_height - m), (x0 + span + m, base - digit_height - m),
+                   (x0 + span + m, base + m), (x0 - m, base + m), (x0 - m, base - digit_height - m - 6)]
+        points = np.concatenate([np.linspace(a, b, 40) for a, b in zip(corners, corners[1:])])
+        drift = np.cumsum(rng.normal(0.0, 0.35, points.shape), axis=0)
+        points += np.stack([np.convolve(drift[:, i], np.ones(9) / 9, mode="same") for i in (0, 1)], axis=1)
+    cv2.polylines(page, [points.astype(np.int32)], False, 30, 3)
     return page

@@ -1,17 +1,20 @@
-"""Codes written into a form's comb, read by docsort and by the peers.
+"""Codes in frames the envelope generator never draws, read by docsort and by the peers.
 
-A comb is a writing line with short teeth rising between a code's cells (customs declarations,
-registered-mail slips, order forms); the envelope generator draws none, so these pages are made
-here (``docsort.training.synth.forms.comb_page``): five MNIST *test* digits one to a cell, on an
-otherwise empty page. Each page is read by the real pipeline three ways:
+``--frame comb``: a form's comb, a writing line with short teeth rising between a code's cells
+(customs declarations, registered-mail slips, order forms), five MNIST *test* digits one to a
+cell (``docsort.training.synth.forms.comb_page``). ``--frame ring`` or ``box``: a frame drawn
+by hand round the code, as people ring or box the code on an envelope (``hand_framed_page``).
+Each on an otherwise empty page, read by the real pipeline three ways:
 
-- as shipped (the comb's teeth painted out with its line, ``page.clean._comb_teeth``);
-- with the teeth left on the page (``_comb_teeth`` turned off), what the pipeline did before;
-- the same digits on the line alone, without teeth: what the readers do with no comb at all;
+- as shipped (the comb's teeth painted out with its line, ``page.clean._comb_teeth``; a frame
+  drawn by hand painted out whole, ``page.clean.hand_frames``);
+- with the teeth or the frame left on the page (that step turned off), as the pipeline read
+  them before;
+- the same digits without the teeth or the frame: what the readers do with none at all;
 
 and by RapidOCR and Tesseract alone on the shipped pages (every answer counts as sent).
 
-    python benchmarks/bench_combs.py --count 200
+    python benchmarks/bench_frames.py --count 200 --frame comb
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("DOCSORT_DATASETS", REPO.parent / "shared" / "datasets"))
 
 
-def pages(count: int, seed: int):
-    """``count`` (code, comb page, the same without teeth) of MNIST test digits."""
+def pages(count: int, seed: int, frame: str):
+    """``count`` (code, framed page, the same digits without the frame) of MNIST test digits."""
     from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
-    from docsort.training.synth.forms import comb_page
+    from docsort.training.synth.forms import comb_page, hand_framed_page
 
     images = read_idx_images(DATASETS / "mnist" / "t10k-images-idx3-ubyte.gz")
     labels = read_idx_labels(DATASETS / "mnist" / "t10k-labels-idx1-ubyte.gz")
@@ -44,10 +47,16 @@ def pages(count: int, seed: int):
     for _ in range(count):
         code = "".join(str(d) for d in rng.integers(0, 10, 5))
         digits = [images[rng.choice(by_digit[int(d)])] for d in code]
-        tooth = int(rng.integers(10, 28))
-        kw = dict(pitch=int(rng.integers(50, 66)), tooth=tooth, lift=int(rng.integers(3, 9)),
-                  print_grey=int(rng.integers(90, 180)))
-        out.append((code, comb_page(digits, **kw), comb_page(digits, teeth=False, **kw)))
+        if frame == "comb":
+            tooth = int(rng.integers(10, 28))
+            kw = dict(pitch=int(rng.integers(50, 66)), tooth=tooth, lift=int(rng.integers(3, 9)),
+                      print_grey=int(rng.integers(90, 180)))
+            out.append((code, comb_page(digits, **kw), comb_page(digits, teeth=False, **kw)))
+        else:
+            pitch = int(rng.integers(46, 60))
+            framed = hand_framed_page(digits, np.random.default_rng(rng.integers(1 << 31)), frame, pitch=pitch)
+            plain = comb_page(digits, pitch=pitch, teeth=False, lift=0, print_grey=250)
+            out.append((code, framed, plain))
     return out
 
 
@@ -65,17 +74,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--frame", choices=("comb", "ring", "box"), default="comb")
     parser.add_argument("--no-peers", dest="peers", action="store_false")
     args = parser.parse_args()
 
     from docsort.page import clean
     from docsort.page.pipeline import Settings, read_page, warm_up
 
-    made = pages(args.count, args.seed)
+    made = pages(args.count, args.seed, args.frame)
     codes = [c for c, _, _ in made]
     settings = Settings()
     warm_up(settings)
-    print(f"{args.count} comb pages (seed {args.seed}), accept threshold {settings.threshold():.3f}")
+    print(f"{args.count} pages, {args.frame} (seed {args.seed}), accept threshold {settings.threshold():.3f}")
 
     def read(index: int):
         start = time.perf_counter()
@@ -84,14 +94,17 @@ def main() -> None:
         return [f.value if f else None for f in found], [f.decision if f else None for f in found], seconds
 
     shipped = read(1)
-    teeth_on = clean._comb_teeth
-    clean._comb_teeth = lambda mask, rule, furniture: None
+    step = "_comb_teeth" if args.frame == "comb" else "hand_frames"
+    kept = getattr(clean, step)
+    setattr(clean, step, (lambda mask, rule, furniture: None) if args.frame == "comb"
+            else (lambda ink, printed=None: np.zeros(ink.shape, bool)))
     left = read(1)
-    clean._comb_teeth = teeth_on
+    setattr(clean, step, kept)
     plain = read(2)
-    print(f"docsort, teeth painted out (shipped): {shares(shipped[0], codes, shipped[1])} ({shipped[2]:.3f} s a page)")
-    print(f"docsort, teeth left on the page:      {shares(left[0], codes, left[1])}")
-    print(f"docsort, the line without teeth:      {shares(plain[0], codes, plain[1])}")
+    what = "teeth" if args.frame == "comb" else "frame"
+    print(f"docsort, {what} painted out (shipped): {shares(shipped[0], codes, shipped[1])} ({shipped[2]:.3f} s a page)")
+    print(f"docsort, {what} left on the page:      {shares(left[0], codes, left[1])}")
+    print(f"docsort, the digits without {what}:    {shares(plain[0], codes, plain[1])}")
     if args.peers:
         from peers import rapidocr_code, tesseract_code
 
