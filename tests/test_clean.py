@@ -30,6 +30,21 @@ def _page() -> np.ndarray:
     return np.full((600, 1800), 255, np.uint8)
 
 
+def _words_page(words) -> np.ndarray:
+    """Handwritten word crops set line by line on a page, as an address's words stand."""
+    page = _page()
+    x, y = 60, 40
+    for word in words:
+        h, w = word.shape[:2]
+        if x + w > 1760:
+            x, y = 60, y + 70
+        if y + h > 580:
+            break
+        page[y:y + h, x:x + w] = np.minimum(page[y:y + h, x:x + w], word)
+        x += w + 30
+    return page
+
+
 def test_code_cells_and_rules_are_painted_out_and_the_digits_kept(mnist_digits):
     page = _page()
     # A row of five pre-printed cells (light grey, as forms print them) with a digit in each,
@@ -165,16 +180,7 @@ def test_real_handwriting_holds_no_hand_drawn_frame(dhsd_dir):
     bowl): none is taken for a frame drawn round a code."""
     words = word_fields(dhsd_dir, dhsd_writer_split().validation, 200, seed=5)
     for start in range(0, len(words), 40):
-        page = _page()
-        x, y = 60, 40
-        for word in words[start:start + 40]:
-            h, w = word.shape[:2]
-            if x + w > 1760:
-                x, y = 60, y + 70
-            if y + h > 580:
-                break
-            page[y:y + h, x:x + w] = np.minimum(page[y:y + h, x:x + w], word)
-            x += w + 30
+        page = _words_page(words[start:start + 40])
         assert not clean.hand_frames(clean.ink_mask(page)).any(), start
 
 
@@ -191,17 +197,7 @@ def test_real_handwriting_is_no_form_line(dhsd_dir):
     """Words of writers never seen, set on a page as an address would be: only the rules of the
     forms they were written on go (the crops carry some), never a part of the writing, not even
     the level bottom of a cursive word."""
-    words = word_fields(dhsd_dir, dhsd_writer_split().validation, 40, seed=21)
-    page = _page()
-    x, y = 60, 40
-    for word in words:
-        h, w = word.shape[:2]
-        if x + w > 1760:
-            x, y = 60, y + 70
-        if y + h > 580:
-            break
-        page[y:y + h, x:x + w] = np.minimum(page[y:y + h, x:x + w], word)
-        x += w + 30
+    page = _words_page(word_fields(dhsd_dir, dhsd_writer_split().validation, 40, seed=21))
     ink = clean.ink_mask(page)
     _, kept = clean.without_form_lines(page, ink)
     removed = ink & ~kept
