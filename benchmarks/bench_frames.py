@@ -4,13 +4,15 @@
 (customs declarations, registered-mail slips, order forms), five MNIST *test* digits one to a
 cell (``docsort.training.synth.forms.comb_page``). ``--frame ring`` or ``box``: a frame drawn
 by hand round the code, as people ring or box the code on an envelope (``hand_framed_page``).
+``--frame groups``: no frame, the code written in two groups a word space apart (``114 55``, as
+Sweden, Czechia, Slovakia and Greece write it; ``written_code_page``).
 Each on an otherwise empty page, read by the real pipeline three ways:
 
 - as shipped (the comb's teeth painted out with its line, ``page.clean._comb_teeth``; a frame
-  drawn by hand painted out whole, ``page.clean.hand_frames``);
-- with the teeth or the frame left on the page (that step turned off), as the pipeline read
-  them before;
-- the same digits without the teeth or the frame: what the readers do with none at all;
+  drawn by hand painted out whole, ``page.clean.hand_frames``; two groups joined into one field,
+  ``page.pipeline._two_groups``);
+- with that step turned off, as the pipeline read them before;
+- the same digits without the teeth or the frame, or evenly spaced: what the readers do then;
 
 and by RapidOCR and Tesseract alone on the shipped pages (every answer counts as sent).
 
@@ -37,7 +39,7 @@ DATASETS = Path(os.environ.get("DOCSORT_DATASETS", REPO.parent / "shared" / "dat
 def pages(count: int, seed: int, frame: str):
     """``count`` (code, framed page, the same digits without the frame) of MNIST test digits."""
     from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
-    from docsort.training.synth.forms import comb_page, hand_framed_page
+    from docsort.training.synth.forms import comb_page, hand_framed_page, written_code_page
 
     images = read_idx_images(DATASETS / "mnist" / "t10k-images-idx3-ubyte.gz")
     labels = read_idx_labels(DATASETS / "mnist" / "t10k-labels-idx1-ubyte.gz")
@@ -47,7 +49,10 @@ def pages(count: int, seed: int, frame: str):
     for _ in range(count):
         code = "".join(str(d) for d in rng.integers(0, 10, 5))
         digits = [images[rng.choice(by_digit[int(d)])] for d in code]
-        if frame == "comb":
+        if frame == "groups":
+            space = int(rng.uniform(0.8, 1.3) * 40)
+            out.append((code, written_code_page(digits, [8, 8, 8 + space, 8]), written_code_page(digits, [8] * 4)))
+        elif frame == "comb":
             tooth = int(rng.integers(10, 28))
             kw = dict(pitch=int(rng.integers(50, 66)), tooth=tooth, lift=int(rng.integers(3, 9)),
                       print_grey=int(rng.integers(90, 180)))
@@ -74,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--frame", choices=("comb", "ring", "box"), default="comb")
+    parser.add_argument("--frame", choices=("comb", "ring", "box", "groups"), default="comb")
     parser.add_argument("--no-peers", dest="peers", action="store_false")
     args = parser.parse_args()
 
@@ -94,17 +99,23 @@ def main() -> None:
         return [f.value if f else None for f in found], [f.decision if f else None for f in found], seconds
 
     shipped = read(1)
-    step = "_comb_teeth" if args.frame == "comb" else "hand_frames"
-    kept = getattr(clean, step)
-    setattr(clean, step, (lambda mask, rule, furniture: None) if args.frame == "comb"
-            else (lambda ink, printed=None: np.zeros(ink.shape, bool)))
+    from docsort.page import pipeline
+
+    module, step, off = {
+        "comb": (clean, "_comb_teeth", lambda mask, rule, furniture: None),
+        "groups": (pipeline, "_two_groups", lambda boxes, following, count: False),
+    }.get(args.frame, (clean, "hand_frames", lambda ink, printed=None: np.zeros(ink.shape, bool)))
+    kept = getattr(module, step)
+    setattr(module, step, off)
     left = read(1)
-    setattr(clean, step, kept)
+    setattr(module, step, kept)
     plain = read(2)
-    what = "teeth" if args.frame == "comb" else "frame"
-    print(f"docsort, {what} painted out (shipped): {shares(shipped[0], codes, shipped[1])} ({shipped[2]:.3f} s a page)")
-    print(f"docsort, {what} left on the page:      {shares(left[0], codes, left[1])}")
-    print(f"docsort, the digits without {what}:    {shares(plain[0], codes, plain[1])}")
+    what = {"comb": "teeth", "groups": "groups"}.get(args.frame, "frame")
+    labels = (("groups joined (shipped)", "groups read apart", "the digits evenly spaced") if args.frame == "groups"
+              else (f"{what} painted out (shipped)", f"{what} left on the page", f"the digits without {what}"))
+    print(f"docsort, {labels[0]}: {shares(shipped[0], codes, shipped[1])} ({shipped[2]:.3f} s a page)")
+    print(f"docsort, {labels[1]}: {shares(left[0], codes, left[1])}")
+    print(f"docsort, {labels[2]}: {shares(plain[0], codes, plain[1])}")
     if args.peers:
         from peers import rapidocr_code, tesseract_code
 

@@ -162,10 +162,17 @@ def _tesseract_input(image: Image):
 
 # --------------------------------------------------------------------------- the pick
 
+# Two digit runs a space apart with no digit run beside them: a code written in two groups.
+_TWO_GROUPS = re.compile(r"(?<!\d)(?<!\d )(\d{2,})\s(\d{2})(?! ?\d)")
+
+
 def code_candidates(text: str, code_length: int, confusions: bool = True) -> list[str]:
-    """The ``code_length``-digit codes of one line's text, left to right (rules 2 and 3)."""
+    """The ``code_length``-digit codes of one line's text, left to right (rules 2 and 3), and a
+    code in two groups (``114 55``: two digit runs a space apart, all but two digits and two,
+    with no digit run beside them), as docsort reads one: a help to the peers."""
+    groups = [a + b for a, b in _TWO_GROUPS.findall(text) if len(a) + len(b) == code_length]
     if not confusions:
-        return [run for run in _DIGIT_RUN.findall(text) if len(run) == code_length]
+        return [run for run in _DIGIT_RUN.findall(text) if len(run) == code_length] + groups
     found = []
     for run in _LOOK_ALIKE_RUN.findall(text):
         raw = [digits for digits in _DIGIT_RUN.findall(run) if len(digits) == code_length]
@@ -174,7 +181,7 @@ def code_candidates(text: str, code_length: int, confusions: bool = True) -> lis
             found += raw
         elif len(mapped) == code_length and any(c.isdigit() for c in run):
             found.append(mapped)
-    return found
+    return found + groups
 
 
 def in_sender_corner(box: Box, page_size: tuple[int, int]) -> bool:

@@ -379,6 +379,7 @@ def test_a_code_of_broad_digits_written_apart_is_read(monkeypatch, mnist_dir):
     assert read is not None and read.value == "31705" and read.decision == "auto", read
     with monkeypatch.context() as m:
         m.setattr(pipeline, "_one_digit_wide", pipeline._lone_character)
+        m.setattr(pipeline, "_two_groups", lambda boxes, following, count: False)
         narrow_only = read_page(page, 1, settings)[0].postal_code
     assert narrow_only is None or narrow_only.value != "31705", narrow_only
 
@@ -456,3 +457,63 @@ def test_codes_ringed_or_boxed_by_hand_are_sent_automatically(monkeypatch, mnist
     monkeypatch.setattr(clean, "hand_frames", lambda ink, printed=None: np.zeros(ink.shape, bool))
     frames_left = sent_automatically()
     assert frames_gone >= 6 and frames_left <= 4, (frames_gone, frames_left)
+
+
+def test_a_printed_code_in_two_groups_is_read_and_a_phone_number_is_not():
+    """Sweden, Czechia, Slovakia and Greece print their five-digit codes in two groups
+    (``114 55 STOCKHOLM``): Tesseract gives two words, and the pipeline reads them as the code.
+    A phone number's groups on the line below (``08 555 0134``) are no code."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from docsort.training.synth.printed import font_split
+
+    fonts = [f.path for f in font_split().train if f.style in ("Regular", "Book", "Roman")][:3]
+    assert fonts
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    for n, (path, code) in enumerate(zip(fonts, ("11455", "60213", "10500"))):
+        font = ImageFont.truetype(path, 34)
+        page = Image.new("L", (1800, 900), 245)
+        draw = ImageDraw.Draw(page)
+        y = 420
+        for line in ("Anna Svensson", "Storgatan 12", f"{code[:3]} {code[3:]} STOCKHOLM", "Tel 08 555 0134"):
+            draw.text((760, y), line, font=font, fill=25)
+            y += 48
+        read = process_page(np.array(page), 1, settings).postal_code
+        assert read is not None and read.value == code and read.decision == "auto", (path, read)
+
+
+def test_a_handwritten_code_in_two_groups_is_read(monkeypatch, mnist_dir):
+    """A code written in two groups a word space apart (``114 55``, as Sweden, Czechia, Slovakia
+    and Greece write it): the real pipeline joins the groups and reads the code; when only
+    single digits may stand that far apart, the pages lose their codes."""
+    import cv2
+
+    from docsort.page import pipeline
+    from docsort.page.pipeline import read_page
+    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+
+    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    pages = []
+    for n in range(4):
+        code = "".join(str(d) for d in np.random.default_rng(200 + n).integers(0, 10, 5))
+        page, x = np.full((900, 1800), 248, np.uint8), 760
+        for k, d in enumerate(code):
+            digit = images[np.flatnonzero(labels == int(d))[n]]
+            ys, xs = np.nonzero(digit > 40)
+            ink = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            width = max(8, int(ink.shape[1] * 40 / ink.shape[0]))
+            page[440:480, x:x + width] = np.minimum(page[440:480, x:x + width], 255 - cv2.resize(ink, (width, 40)))
+            x += width + (8 + 36 if k == 2 else 8)  # a word space after the third digit
+        pages.append((code, page))
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+
+    def read() -> int:
+        return sum((r := read_page(page, 1, settings)[0].postal_code) is not None and r.value == code
+                   for code, page in pages)
+
+    assert read() >= 3
+    monkeypatch.setattr(pipeline, "_two_groups", lambda boxes, following, count: False)
+    assert read() == 0

@@ -87,6 +87,11 @@ def test_printed_code_tokens():
     assert pc.printed_code("9021", 4) == "9021"
     assert pc.printed_code("65 = 710", 5) == "65710"
     assert pc.printed_code("65 Main 710", 5) is None
+    # A code in two groups, as Sweden, Czechia, Slovakia and Greece write it; never a phone's.
+    assert pc.printed_code("114 55 Stockholm", 5) == "11455"
+    assert pc.printed_code("110 00 Praha 1", 5) == "11000"
+    assert pc.printed_code("Tel 030 555 0134", 5) is None
+    assert pc.printed_code("Box 12 3456", 5) is None
 
 
 @PICKERS

@@ -129,19 +129,27 @@ def layout(boxes: Sequence[BBox]) -> Layout:
 def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
     """The ``code_length``-digit token in Tesseract's text of one word region, if any.
 
-    Accepts country prefixes (``D-12345``), a US ZIP+4 (``62704-1234`` is ``62704``) and
-    trailing punctuation, nothing else: a longer number (a phone or customer number) is not a
-    postal code.
+    Accepts country prefixes (``D-12345``), a US ZIP+4 (``62704-1234`` is ``62704``), a code
+    written in two groups (``114 55 Stockholm``, ``110 00 Praha``: Sweden, Czechia, Slovakia and
+    Greece write their codes so) and trailing punctuation, nothing else: a longer number (a phone
+    or customer number, ``030 555 0134``) is not a postal code.
     """
     if not text:
         return None
-    for token in _SEPARATORS.split(text.strip()):
-        token = _PREFIX.sub("", token.strip(".()[]'\""))
+    tokens = [_PREFIX.sub("", token.strip(".()[]'\"")) for token in _SEPARATORS.split(text.strip())]
+    for token in tokens:
         if len(token) == code_length and token.isdigit():
             return token
         head, dash, plus4 = token.partition("-")
         if dash and len(head) == code_length and head.isdigit() and len(plus4) == 4 and plus4.isdigit():
             return head
+    numbers = [t.isdigit() for t in tokens]
+    for i in range(len(tokens) - 1):
+        first, second = tokens[i], tokens[i + 1]
+        alone = not (i > 0 and numbers[i - 1]) and not (i + 2 < len(tokens) and numbers[i + 2])
+        if (numbers[i] and numbers[i + 1] and alone and len(first) + len(second) == code_length
+                and min(len(first), len(second)) >= 2):
+            return first + second
     # A code that speckle broke into pieces ("65 = 710"): digits and stray marks, no letters.
     if not any(c.isalpha() for c in text):
         digits = "".join(c for c in text if c.isdigit())

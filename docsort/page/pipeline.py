@@ -277,6 +277,14 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
                 candidates.append(destination.CodeCandidate(
                     i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
                     {**_validity(directory, value), "plus4": destination.printed_plus4(region.text, k)}))
+            split = _split_printed_code(text_regions, kinds, lay, i, k)
+            if split is not None and not value:
+                j, joined = split
+                words = [w for r in (region, text_regions[j]) for w in r.words]
+                conf = _printed_confidence(min((w.conf for w in words), default=region.tesseract_conf))
+                candidates.append(destination.CodeCandidate(
+                    i, joined, "printed", conf, [conf] * k, destination.union_box([region.bbox, text_regions[j].bbox]),
+                    {**_validity(directory, joined), "plus4": None}))
         # A doubted region that starts a handwritten field is read both ways; the picker chooses.
         if i in readings and len(readings[i].digits) == k and i not in not_codes:
             reading = readings[i]
@@ -413,7 +421,8 @@ def _number_fields(text_regions, kinds, lay, page_size, count: int,
             # digit is as wide as any one digit can be (a short, broad 3 or 5 in a cell is wider
             # than it is tall).
             single = _one_digit_wide(boxes[-1]) and _one_digit_wide(text_regions[j].bbox)
-            if not joinable(j) or nx - (x + w) > (1.5 if single else 0.9) * max(h, nh):
+            groups = _two_groups(boxes, text_regions[j].bbox, count)
+            if not joinable(j) or nx - (x + w) > (1.5 if single or groups else 0.9) * max(h, nh):
                 break
             boxes.append(text_regions[j].bbox)
             any_handwritten = any_handwritten or kinds[j] == "handwritten"
@@ -598,6 +607,17 @@ def _lone_character(bbox: tuple[int, int, int, int]) -> bool:
     return w <= LONE_CHARACTER_ASPECT * h
 
 
+def _two_groups(boxes: Sequence[tuple[int, int, int, int]], following: tuple[int, int, int, int], count: int) -> bool:
+    """Whether one region and the one after it may be a code written in two groups (``114 55``,
+    as Sweden, Czechia, Slovakia and Greece write it): a word space apart, the first as wide as
+    all but two of a code's digits can be, the second as two (longer words are not read so:
+    every pair read costs the readers a field)."""
+    if len(boxes) != 1 or count < 4:
+        return False
+    (_, _, w1, h1), (_, _, w2, h2) = boxes[0], following
+    return w1 <= GROUP_DIGIT_ASPECT * (count - 2) * h1 and w2 <= GROUP_DIGIT_ASPECT * 2 * h2
+
+
 def _one_digit_wide(bbox: tuple[int, int, int, int]) -> bool:
     """No wider than one handwritten digit can be."""
     _, _, w, h = bbox
@@ -613,6 +633,12 @@ def _may_hold_digits(bbox: tuple[int, int, int, int], count: int) -> bool:
 # Characters Tesseract reads where print holds a digit it could not make out ("g9352" for 80352,
 # "4O1" for 401): with the digits, they make a printed word worth reading again as a number.
 DIGIT_LOOKALIKES = set("OoQDIl|!SsBZzGgbqT")
+# A handwritten digit of a code written in two groups is at most this many heights wide, its
+# space to the next included.
+GROUP_DIGIT_ASPECT = 1.2
+# The two groups of a printed code written in two (``114 55``) stand at most this many heights apart
+# (a typewriter face's space is a whole character wide).
+SPLIT_CODE_GAP = 2.0
 # A printed digit is about this many heights wide (with its space): a region Tesseract read as a
 # few digits is read again only when it is wide enough for a code's digits but one.
 PRINTED_DIGIT_ASPECT = 0.45
@@ -663,6 +689,38 @@ def _printed_second_readings(grey: np.ndarray, text_regions, kinds, lay, page_si
     _field_readers()
     readings = shared_reader().read_text([as_ink(regions.cut(grey, text_regions[i].bbox)) for i in chosen])
     return dict(zip(chosen, readings))
+
+
+def _split_printed_code(text_regions, kinds, lay, i: int, count: int) -> Optional[tuple[int, str]]:
+    """A printed code in two groups (``114 55``, ``110 00``: Sweden, Czechia, Slovakia and Greece
+    write their codes so) that starts at region ``i``: ``(the second group's region, the code)``.
+    Two printed numbers side by side on a line, a word space apart, of two digits at least each and
+    a code's digits together; a third number beside them makes a longer number (a phone's groups),
+    not a code."""
+    members = lay.lines[lay.line_of[i]].members
+    at = members.index(i)
+
+    def number(m: int) -> Optional[str]:
+        text = (text_regions[m].text or "").strip(".,;:()")
+        return text if kinds[m] == "printed" and text.isdigit() else None
+
+    def close(a: int, b: int) -> bool:
+        (ax, _, aw, ah), (bx, _, _, bh) = text_regions[a].bbox, text_regions[b].bbox
+        return bx - (ax + aw) <= SPLIT_CODE_GAP * max(ah, bh)
+
+    if at + 1 >= len(members):
+        return None
+    j = members[at + 1]
+    first, second = number(i), number(j)
+    if not first or not second or len(first) + len(second) != count or min(len(first), len(second)) < 2:
+        return None
+    if not close(i, j):
+        return None
+    before = members[at - 1] if at > 0 else None
+    after = members[at + 2] if at + 2 < len(members) else None
+    if (before is not None and number(before) and close(before, i)) or (after is not None and number(after) and close(j, after)):
+        return None
+    return j, first + second
 
 
 def _on_phone_line(text_regions, kinds, lay, i: int, count: int) -> bool:

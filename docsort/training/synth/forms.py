@@ -72,3 +72,21 @@ def hand_framed_page(digits: Sequence[np.ndarray], rng: np.random.Generator, sha
         points += np.stack([np.convolve(drift[:, i], np.ones(9) / 9, mode="same") for i in (0, 1)], axis=1)
     cv2.polylines(page, [points.astype(np.int32)], False, 30, 3)
     return page
+
+
+def written_code_page(digits: Sequence[np.ndarray], spaces: Sequence[int], size: tuple[int, int] = (900, 1800),
+                      x0: int = 760, base: int = 480, digit_height: int = 40, paper: int = 248) -> np.ndarray:
+    """A grey page with ``digits`` written in a row on no frame at all, ``spaces[k]`` px of paper
+    after digit ``k``: a word space after the third writes the code in two groups (``114 55``, as
+    Sweden, Czechia, Slovakia and Greece write it)."""
+    page = np.full(size, paper, np.uint8)
+    x = x0
+    for digit, space in zip(digits, list(spaces) + [0]):
+        ys, xs = np.nonzero(digit > 40)
+        ink = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        width = max(8, int(ink.shape[1] * digit_height / ink.shape[0]))
+        ink = cv2.resize(ink, (width, digit_height), interpolation=cv2.INTER_LINEAR)
+        area = page[base - digit_height:base, x:x + width]
+        page[base - digit_height:base, x:x + width] = np.minimum(area, 255 - ink)
+        x += width + int(space)
+    return page
