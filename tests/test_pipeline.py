@@ -487,26 +487,19 @@ def test_a_handwritten_code_in_two_groups_is_read(monkeypatch, mnist_dir):
     """A code written in two groups a word space apart (``114 55``, as Sweden, Czechia, Slovakia
     and Greece write it): the real pipeline joins the groups and reads the code; when only
     single digits may stand that far apart, the pages lose their codes."""
-    import cv2
-
     from docsort.page import pipeline
     from docsort.page.pipeline import read_page
     from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+    from docsort.training.synth.forms import written_code_page
 
     images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
     labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
     pages = []
     for n in range(4):
         code = "".join(str(d) for d in np.random.default_rng(200 + n).integers(0, 10, 5))
-        page, x = np.full((900, 1800), 248, np.uint8), 760
-        for k, d in enumerate(code):
-            digit = images[np.flatnonzero(labels == int(d))[n]]
-            ys, xs = np.nonzero(digit > 40)
-            ink = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-            width = max(8, int(ink.shape[1] * 40 / ink.shape[0]))
-            page[440:480, x:x + width] = np.minimum(page[440:480, x:x + width], 255 - cv2.resize(ink, (width, 40)))
-            x += width + (8 + 36 if k == 2 else 8)  # a word space after the third digit
-        pages.append((code, page))
+        digits = [images[np.flatnonzero(labels == int(d))[n]] for d in code]
+        # A word space (0.9 heights) after the third digit.
+        pages.append((code, written_code_page(digits, [8, 8, 8 + 36, 8])))
     settings = Settings(accept_threshold=0.9)
     warm_up(settings)
 
