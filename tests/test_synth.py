@@ -101,6 +101,30 @@ def test_fonts_split_by_family():
     assert train and held_out and not train & held_out
 
 
+def test_extra_fonts_are_training_print_only():
+    """The extra families widen training print; the core split, validation and the held-out family
+    stay as they were, and no face that copies a validation or held-out design comes in."""
+    from pathlib import Path
+
+    from docsort.training.synth.printed import CORE_FAMILIES, EXTRA_PACKAGES, SEALED_FAMILIES, extra_fonts
+
+    split = font_split(0)
+    assert {f.family for f in split.held_out} == {"FreeSerif", "Liberation Mono", "Liberation Serif", "Nimbus Sans",
+                                                 "Noto Sans", "Noto Sans Display", "URW Bookman"}
+    assert split.training[:len(split.train)] == split.train
+    extra = {f.family for f in split.extra}
+    assert not extra & (CORE_FAMILIES | set(SEALED_FAMILIES))
+    assert not any(name.startswith(("TeX Gyre Pagella", "TeX Gyre Heros", "Tinos", "Open Sans")) for name in extra)
+    assert split.families() == split.without_extra().families()
+    per_family: dict = {}
+    for font in extra_fonts():
+        per_family[font.family] = per_family.get(font.family, 0) + 1
+    assert all(n <= 8 for n in per_family.values())
+    # The one command that sets a machine up installs every extra package.
+    install = (Path(__file__).resolve().parents[1] / "scripts" / "install.sh").read_text()
+    assert all(pkg in install for pkg in EXTRA_PACKAGES)
+
+
 def test_rendered_text_is_dark_on_light():
     font = available_fonts()[0]
     image = render_text("Postfach 12 34", font.path, 32, np.random.default_rng(0))

@@ -123,6 +123,11 @@ def train_writing_type(
         3000, "--framed-fields", min=0,
         help="Add N pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), "
              "one printed and one handwritten, whole or cut cell by cell (the shipped model: 3000)."),
+    extra_fonts: bool = typer.Option(
+        True, "--extra-fonts/--core-fonts",
+        help="Draw training print also in the extra font families (book, grotesque, condensed, "
+             "typewriter and small-caps faces; scripts/install.sh installs them), or in the core "
+             "families alone (the networks shipped before manifest version 20)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
@@ -136,7 +141,7 @@ def train_writing_type(
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan, jitter=jitter,
-                            framed_fields=framed_fields)
+                            framed_fields=framed_fields, extra_fonts=extra_fonts)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,
                          name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)

@@ -108,6 +108,8 @@ class TrainingConfig:
     # filters cost the shipped pair no throughput measurable against 64, 128 and 192).
     filters: tuple[int, ...] = (4, 16, 32, 96, 192, 256)
     name: str = "writing_type"
+    # Training print also in the extra font families (``synth.printed.EXTRA_PACKAGES``).
+    extra_fonts: bool = True
     # Each training crop gets a new scan's look each epoch (``train.writing_type.rescan``).
     rescan: bool = True
     # Half of each batch moved by a pixel or two (``train.writing_type.shifted``).
@@ -754,18 +756,20 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
     config = config.scaled()
     writers = dhsd_writer_split(config.seed)
     fonts = font_split(config.seed)
+    if not config.extra_fonts:
+        fonts = fonts.without_extra()
     mnist_data, mnist_train, mnist_val = mnist_splits(config.mnist_dir)
     dhsd = load_dhsd(config.dhsd_dir)
     train_words = [img for img, _, w in dhsd if w in writers.train]
     # The sealed writers are the held-out family's (``office_crops.sealed_family``): not validation.
     val_words = [(img, text) for img, text, w in dhsd if w in writers.selection]
     log(f"data: {len(train_words)} DHSD training words, {len(val_words)} validation words, "
-        f"{len(fonts.train)}/{len(fonts.held_out)} training/held-out fonts")
+        f"{len(fonts.train)}/{len(fonts.held_out)} training/held-out fonts, {len(fonts.extra)} extra training faces")
 
     rng = np.random.default_rng(config.draw_seed)
     clean = config.only_writing
     draw = drawn if clean else (lambda make: make())
-    printed_fonts = list(fonts.train)
+    printed_fonts = list(fonts.training)
     train = CropSet()
     for _ in range(config.printed_rendered):
         train.add(draw(lambda: printed_crop(rng, printed_fonts)), PRINTED, "printed_rendered")
@@ -794,8 +798,10 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
         train.add(draw(lambda: pen_crop(rng)), HANDWRITTEN, "pen_strokes")
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": config.tesseract_pages, "fonts": fonts.families(),
            "writers": writers.to_dict(), "hash": _dataset_hashes(config, mnist_data)}
+    if fonts.extra:
+        key["extra_fonts"] = sorted(f.path for f in fonts.extra)
     page_seeds = [config.seed * 1_000_003 + 1 + i for i in range(config.tesseract_pages)]
-    sources = PageSources(list(fonts.train), train_words, mnist_train.images)
+    sources = PageSources(list(fonts.training), train_words, mnist_train.images)
     for crop, kind, conf in tesseract_crops(sources, page_seeds, config.workers,
                                             _cache_file(config, "train_pages", key), log):
         if not clean or shows_writing(crop):
@@ -804,7 +810,7 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
     for img, _, w in dhsd:
         if w in writers.train:
             by_writer.setdefault(w, []).append(img)
-    _add_office(train, config, rng, list(fonts.train), by_writer, mnist_train.images,
+    _add_office(train, config, rng, list(fonts.training), by_writer, mnist_train.images,
                 config.office_printed, config.office_handwritten,
                 [config.seed * 1_000_003 + 700_000 + i for i in range(config.paragraph_pages)], "train", log)
 
@@ -815,7 +821,7 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
             f"{len(train)} training, {len(validation)} validation")
     meta = {
         "writer_split": writers.to_dict(),
-        "font_split": fonts.families(),
+        "font_split": {**fonts.families(), "extra_train": fonts.extra_families()},
         "dataset_sha256": _dataset_hashes(config, mnist_data),
         "mnist_digits": {"train": "MNIST training set minus the project's fixed validation split",
                          "validation": "the project's fixed MNIST validation split (never the test set)"},
