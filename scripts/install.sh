@@ -14,14 +14,6 @@ APT_PACKAGES=(
   # (docsort.training.synth.font_hands); reading mail does not need them.
   fonts-bwht fonts-dkg-handwriting fonts-breip fonts-kristi fonts-humor-sans fonts-seto fonts-yusei-magic
   fonts-kiloji fonts-sjfonts fonts-rufscript fonts-kaushanscript fonts-navilu
-  # Further text faces, training print for the printed/handwritten classifier only
-  # (docsort.training.synth.printed.EXTRA_PACKAGES); reading mail does not need them.
-  fonts-linuxlibertine fonts-ebgaramond fonts-crosextra-caladea fonts-crosextra-carlito fonts-lato
-  fonts-roboto fonts-cantarell fonts-sil-gentiumplus fonts-sil-charis fonts-go fonts-inconsolata fonts-hack
-  fonts-cmu fonts-stix fonts-junicode fonts-courier-prime fonts-paratype fonts-oldstandard fonts-cabin
-  fonts-firacode fonts-jetbrains-mono fonts-mononoki fonts-quattrocento fonts-sil-andika
-  fonts-adf-accanthis fonts-adf-gillius fonts-adf-universalis fonts-adf-baskervald fonts-adf-berenis
-  fonts-adf-romande fonts-adf-tribun fonts-adf-verana fonts-adf-ikarius fonts-adf-libris fonts-vollkorn
 )
 
 sudo_cmd=()

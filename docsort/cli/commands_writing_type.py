@@ -124,10 +124,15 @@ def train_writing_type(
         help="Add N pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), "
              "one printed and one handwritten, whole or cut cell by cell (the shipped model: 3000)."),
     extra_fonts: bool = typer.Option(
-        True, "--extra-fonts/--core-fonts",
-        help="Draw training print also in the extra font families (book, grotesque, condensed, "
-             "typewriter and small-caps faces; scripts/install.sh installs them), or in the core "
-             "families alone (the networks shipped before manifest version 20)."),
+        False, "--extra-fonts/--core-fonts",
+        help="Draw training print also in 70 further text families (book, grotesque, condensed, "
+             "typewriter and small-caps faces; apt-get install the packages listed in "
+             "docsort.training.synth.printed.EXTRA_PACKAGES), never in validation; default: the core "
+             "families alone, as the shipped networks were trained."),
+    office_handwritten: int = typer.Option(
+        9000, "--office-handwritten", min=0,
+        help="Handwritten crops through office scans (pencil, thin pen, block capitals, digits; "
+             "1-bit, fax, photocopy), the handwriting that looks most like print."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train the printed/handwritten classifier (reproduces models/writing_type.keras with --out models)."""
@@ -141,7 +146,8 @@ def train_writing_type(
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan, jitter=jitter,
-                            framed_fields=framed_fields, extra_fonts=extra_fonts)
+                            framed_fields=framed_fields, extra_fonts=extra_fonts,
+                            office_handwritten=office_handwritten)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,
                          name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)

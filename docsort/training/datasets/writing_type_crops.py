@@ -108,8 +108,9 @@ class TrainingConfig:
     # filters cost the shipped pair no throughput measurable against 64, 128 and 192).
     filters: tuple[int, ...] = (4, 16, 32, 96, 192, 256)
     name: str = "writing_type"
-    # Training print also in the extra font families (``synth.printed.EXTRA_PACKAGES``).
-    extra_fonts: bool = True
+    # Training print also in the extra font families (``synth.printed.EXTRA_PACKAGES``); measured,
+    # not shipped (models/MODEL_CARD.md: print gains, handwriting loses on validation).
+    extra_fonts: bool = False
     # Each training crop gets a new scan's look each epoch (``train.writing_type.rescan``).
     rescan: bool = True
     # Half of each batch moved by a pixel or two (``train.writing_type.shifted``).

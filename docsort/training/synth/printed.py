@@ -8,9 +8,10 @@ measured on typefaces it never saw in training.
 
 A classifier that has seen fourteen families takes the fifteenth's italic for a hand. The
 *extra* families (``EXTRA_PACKAGES``: book faces, grotesques, condensed and typewriter faces, small
-caps) widen the writing-type classifier's training print only. They are never split, never
-drawn on the generated envelopes, and never validation, so every figure measured before they
-came is measured on the same crops after.
+caps), where installed, can widen the writing-type classifier's training print
+(``train writing-type --extra-fonts``). They are never split, never drawn on the generated
+envelopes, and never validation, so every figure measured without them is measured on the same
+crops with them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ CORE_FAMILIES = frozenset({
     "Nimbus Roman", "Nimbus Sans", "Nimbus Sans Narrow", "Noto Sans", "Noto Sans Display", "Noto Serif",
     "Noto Serif Display", "P052", "URW Bookman", "URW Gothic", "Z003",
 })
-# Text faces for training print only (see the module's docstring); ``scripts/install.sh`` installs them.
+# Text faces for training print only (see the module's docstring; ``train writing-type --extra-fonts``).
 EXTRA_PACKAGES = (
     "fonts-linuxlibertine", "fonts-ebgaramond", "fonts-crosextra-caladea", "fonts-crosextra-carlito",
     "fonts-lato", "fonts-roboto", "fonts-cantarell", "fonts-sil-gentiumplus", "fonts-sil-charis", "fonts-go",
