@@ -129,6 +129,10 @@ def train_writing_type(
              "typewriter and small-caps faces; apt-get install the packages listed in "
              "docsort.training.synth.printed.EXTRA_PACKAGES), never in validation; default: the core "
              "families alone, as the shipped networks were trained."),
+    extra_font_share: Optional[float] = typer.Option(
+        None, "--extra-font-share", min=0.05, max=0.95,
+        help="With --extra-fonts: the extras' share of the faces training print is drawn in "
+             "(default: each face once, about 0.8)."),
     office_handwritten: int = typer.Option(
         9000, "--office-handwritten", min=0,
         help="Handwritten crops through office scans (pencil, thin pen, block capitals, digits; "
@@ -147,7 +151,7 @@ def train_writing_type(
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan, jitter=jitter,
                             framed_fields=framed_fields, extra_fonts=extra_fonts,
-                            office_handwritten=office_handwritten)
+                            office_handwritten=office_handwritten, extra_font_share=extra_font_share)
     if lone_characters:
         config = replace(config, max_width=LONE_CHARACTER_WIDTH, filters=training.LONE_CHARACTER_FILTERS,
                          name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)

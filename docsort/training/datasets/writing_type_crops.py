@@ -111,6 +111,8 @@ class TrainingConfig:
     # Training print also in the extra font families (``synth.printed.EXTRA_PACKAGES``); measured,
     # not shipped (models/MODEL_CARD.md: print gains, handwriting loses on validation).
     extra_fonts: bool = False
+    # The extras' share of the faces training print is drawn in (None: each face once, about 0.8).
+    extra_font_share: Optional[float] = None
     # Each training crop gets a new scan's look each epoch (``train.writing_type.rescan``).
     rescan: bool = True
     # Half of each batch moved by a pixel or two (``train.writing_type.shifted``).
@@ -770,7 +772,7 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
     rng = np.random.default_rng(config.draw_seed)
     clean = config.only_writing
     draw = drawn if clean else (lambda make: make())
-    printed_fonts = list(fonts.training)
+    printed_fonts = fonts.weighted_training(config.extra_font_share)
     train = CropSet()
     for _ in range(config.printed_rendered):
         train.add(draw(lambda: printed_crop(rng, printed_fonts)), PRINTED, "printed_rendered")
@@ -801,8 +803,10 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
            "writers": writers.to_dict(), "hash": _dataset_hashes(config, mnist_data)}
     if fonts.extra:
         key["extra_fonts"] = sorted(f.path for f in fonts.extra)
+        if config.extra_font_share is not None:
+            key["extra_font_share"] = config.extra_font_share
     page_seeds = [config.seed * 1_000_003 + 1 + i for i in range(config.tesseract_pages)]
-    sources = PageSources(list(fonts.training), train_words, mnist_train.images)
+    sources = PageSources(printed_fonts, train_words, mnist_train.images)
     for crop, kind, conf in tesseract_crops(sources, page_seeds, config.workers,
                                             _cache_file(config, "train_pages", key), log):
         if not clean or shows_writing(crop):
@@ -811,7 +815,7 @@ def build_sets(config: TrainingConfig, log: Callable[[str], None] = lambda m: No
     for img, _, w in dhsd:
         if w in writers.train:
             by_writer.setdefault(w, []).append(img)
-    _add_office(train, config, rng, list(fonts.training), by_writer, mnist_train.images,
+    _add_office(train, config, rng, printed_fonts, by_writer, mnist_train.images,
                 config.office_printed, config.office_handwritten,
                 [config.seed * 1_000_003 + 700_000 + i for i in range(config.paragraph_pages)], "train", log)
 
@@ -873,6 +877,8 @@ def _add_office(crops: CropSet, config: TrainingConfig, rng: np.random.Generator
                                                        keep=keep):
         crops.add(crop, label, f"office_{CLASS_NAMES[label]}", tags=tags)
     key = {"v": DATA_VERSION, "seed": config.seed, "pages": page_seeds, "fonts": sorted({f.path for f in fonts})}
+    if len(fonts) != len({f.path for f in fonts}):  # faces weighted by repetition draw other pages
+        key["faces_drawn"] = len(fonts)
     for crop, label, conf, tags in office_crops.paragraph_crops(
             fonts, page_seeds, config.workers, _cache_file(config, f"{name}_paragraph_pages", key), log):
         if keep(crop):

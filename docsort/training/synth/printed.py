@@ -162,6 +162,14 @@ class FontSplit:
         """Every face training print is drawn in: the core training families, then the extras."""
         return self.train + self.extra
 
+    def weighted_training(self, extra_share: Optional[float] = None) -> list[Font]:
+        """``training`` with the core faces repeated so the extras are about ``extra_share`` of
+        the faces drawn (None: every face once)."""
+        if extra_share is None or not self.extra or not self.train:
+            return list(self.training)
+        repeat = max(1, int(round((1 - extra_share) / max(extra_share, 1e-6) * len(self.extra) / len(self.train))))
+        return list(self.train) * repeat + list(self.extra)
+
     def families(self) -> dict:
         """The core split (what validation is keyed on); ``extra_families`` lists the rest."""
         return {
