@@ -164,13 +164,17 @@ def _tesseract_input(image: Image):
 
 # Two digit runs a space apart with no digit run beside them: a code written in two groups.
 _TWO_GROUPS = re.compile(r"(?<!\d)(?<!\d )(\d{2,})\s(\d{2})(?! ?\d)")
+# A code of two groups joined by a hyphen (Poland 00-950, Portugal 1000-001), a dash or two apart.
+_HYPHEN_GROUPS = re.compile(r"(?<!\d)(?<!\d-)(\d{2,}) ?[-‐–—] ?(\d{2,})(?!-?\d)")
 
 
 def code_candidates(text: str, code_length: int, confusions: bool = True) -> list[str]:
     """The ``code_length``-digit codes of one line's text, left to right (rules 2 and 3), and a
     code in two groups (``114 55``: two digit runs a space apart, all but two digits and two,
-    with no digit run beside them), as docsort reads one: a help to the peers."""
-    groups = [a + b for a, b in _TWO_GROUPS.findall(text) if len(a) + len(b) == code_length]
+    with no digit run beside them), or joined by a hyphen (``00-950``), as docsort reads one: a
+    help to the peers."""
+    groups = [a + b for pattern in (_TWO_GROUPS, _HYPHEN_GROUPS) for a, b in pattern.findall(text)
+              if len(a) + len(b) == code_length]
     if not confusions:
         return [run for run in _DIGIT_RUN.findall(text) if len(run) == code_length] + groups
     found = []

@@ -42,6 +42,34 @@ def test_other_countries_with_digit_codes_and_their_lengths():
     assert "GB" not in directory.countries()  # letters in its codes: no directory
 
 
+def test_countries_that_write_their_codes_in_two_groups():
+    """Poland 00-950, Portugal 1000-001, Brazil 01310-100, Sweden 114 55: read as their digits,
+    written back in their groups."""
+    for cc, length, example in (("PL", 5, "00-950"), ("PT", 7, "1000-001"), ("BR", 8, "01310-100"),
+                                ("JP", 7, "100-0001"), ("SE", 5, "114 55"), ("CZ", 5, "110 00")):
+        found = directory.load(cc)
+        assert found.length == length and found.describe()["code_format"] == "".join(
+            "#" if c.isdigit() else c for c in example)
+        code = found.codes()[len(found) // 2]
+        assert code.isdigit() and len(code) == length and found.place(code)
+        assert found.format.written(code).replace("-", "").replace(" ", "") == code
+    assert directory.load("PL").place("00950") == "Warszawa"
+    assert directory.load("PL").format.written("00950") == "00-950"
+    assert directory.load("SE").format.written("11455") == "114 55"
+    assert directory.load("DE").format.written("10115") == "10115"
+    assert directory.code_groups("#####") == ((5,), "")
+    assert directory.code_groups("####-###") == ((4, 3), "-")
+    assert directory.code_groups("#####-####") is None  # a ZIP+4: the US territories, in the US directory
+    assert directory.code_groups("@# #@@") is None and directory.code_groups("##-##-##") is None
+
+
+def test_a_users_own_directory_of_codes_written_in_groups(tmp_path):
+    path = tmp_path / "codes.csv"
+    path.write_text("code,place\n00-950,Warszawa\n31-234,Kraków\n", encoding="utf-8")
+    own = directory.load("PL", file=path)
+    assert own.codes() == ["00950", "31234"] and own.format.written("31234") == "31-234"
+
+
 def test_a_users_own_directory(tmp_path):
     path = tmp_path / "codes.csv"
     path.write_text("\ufeffcode,place\n12345,Musterstadt\n12345,Beispieldorf\n54321,\"Neustadt, Weinstr.\"\n\n",
@@ -174,7 +202,7 @@ def test_process_with_a_country_reads_real_codes_and_their_places(de_batch):
         assert code["place"] == truth["destination_place"]
         if truth["destination_source"] == "printed":
             assert code["place_match"] is True, code
-    assert csv_text.splitlines()[0].endswith(",error,valid,place,place_read,place_match")
+    assert csv_text.splitlines()[0].endswith(",error,valid,place,place_read,place_match,written")
 
 
 def test_a_printed_city_that_contradicts_the_code_sends_the_letter_to_a_person(de_batch):
@@ -185,6 +213,30 @@ def test_a_printed_city_that_contradicts_the_code_sends_the_letter_to_a_person(d
     assert contradicts["place"] == "Berlin" and directory.fold(contradicts["place_read"]) == "munchen"
     assert contradicts["place_match"] is False and contradicts["decision"] == "manual"
     assert contradicts["confidence"] < agrees["confidence"]
+
+
+def test_process_reads_codes_written_in_groups_printed_and_by_hand(tmp_path):
+    """Real Polish codes, printed behind a country prefix (PL-31-234) or written by hand with a
+    dash between the groups: the value is the code's digits, ``written`` the code as Poland
+    writes it, and the code exists."""
+    folder, out = tmp_path / "pl", tmp_path / "out"
+    write_samples(folder, count=8, seed=5, country="PL", handwritten_share=0.5, layout="prefixed")
+    truth = load_truth(folder)
+    assert {t["destination_source"] for t in truth.values()} == {"printed", "handwritten"}
+    result = run_cli("process", folder, "--out", out, "--country", "PL", "-q")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    jsonschema.validate(results, results_schema())
+    codes = _codes(results)
+    right = 0
+    for name, t in truth.items():
+        code = codes[name]
+        if code is None or code["value"] != t["destination_code"]:
+            continue
+        right += 1
+        assert code["written"] == t["destination_code"][:2] + "-" + t["destination_code"][2:] and code["valid"]
+    assert right >= 7, codes
+    assert results["directory"]["code_format"] == "##-###"
 
 
 def test_no_code_outside_the_directory_is_auto(tmp_path):

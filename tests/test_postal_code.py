@@ -92,6 +92,14 @@ def test_printed_code_tokens():
     assert pc.printed_code("110 00 Praha 1", 5) == "11000"
     assert pc.printed_code("Tel 030 555 0134", 5) is None
     assert pc.printed_code("Box 12 3456", 5) is None
+    # Joined by a hyphen, as Poland, Portugal, Brazil and Japan write it, with or without a prefix.
+    assert pc.printed_code("00-950", 5) == "00950"
+    assert pc.printed_code("PL-31-234 Kraków", 5) == "31234"
+    assert pc.printed_code("PT-1000-001 LISBOA", 7) == "1000001"
+    assert pc.printed_code("01310-100", 8) == "01310100"
+    assert pc.printed_code("62704-1234", 5) == "62704"
+    assert pc.printed_code("12-05-2024", 5) is None
+    assert pc.printed_code("555-0134", 5) is None
 
 
 @PICKERS

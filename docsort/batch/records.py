@@ -50,6 +50,7 @@ class PostalCode:
     place: Optional[str] = None
     place_read: Optional[str] = None
     place_match: Optional[bool] = None
+    written: Optional[str] = None  # with a directory: the code as the country writes it ("00-950")
 
     def to_dict(self) -> dict:
         d = {
@@ -62,7 +63,8 @@ class PostalCode:
             "plus4": self.plus4,
         }
         if self.valid is not None:
-            d.update(valid=self.valid, place=self.place, place_read=self.place_read, place_match=self.place_match)
+            d.update(valid=self.valid, place=self.place, place_read=self.place_read, place_match=self.place_match,
+                     written=self.written if self.written is not None else self.value)
         return d
 
 

@@ -22,7 +22,7 @@ CSV_HEADER = ("file", "page", "status", "postal_code", "source", "confidence", "
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 # With a postal directory (--country / --directory), after the columns above.
-CSV_DIRECTORY_COLUMNS = ("valid", "place", "place_read", "place_match")
+CSV_DIRECTORY_COLUMNS = ("valid", "place", "place_read", "place_match", "written")
 TEMP_SUFFIX = ".tmp"
 
 

@@ -35,6 +35,8 @@ STAMP_ZONE = (0.62, 0.36)  # x > 62 % of the width and y < 36 % of the height
 
 _SEPARATORS = re.compile(r"[\s,;:]+")
 _PREFIX = re.compile(r"^(?:[A-Z]{1,3}-)")
+# A code of two groups joined by a hyphen, as Poland (00-950) or Portugal (1000-001) write it.
+_HYPHENATED = re.compile(r"(\d{2,})-(\d{2,})")
 
 
 @dataclass
@@ -131,8 +133,9 @@ def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
 
     Accepts country prefixes (``D-12345``), a US ZIP+4 (``62704-1234`` is ``62704``), a code
     written in two groups (``114 55 Stockholm``, ``110 00 Praha``: Sweden, Czechia, Slovakia and
-    Greece write their codes so) and trailing punctuation, nothing else: a longer number (a phone
-    or customer number, ``030 555 0134``) is not a postal code.
+    Greece write their codes so; ``00-950``, ``PL-00-950``, ``1000-001``: Poland, Portugal, Brazil
+    and Japan join them with a hyphen) and trailing punctuation, nothing else: a longer number (a
+    phone or customer number, ``030 555 0134``) is not a postal code.
     """
     if not text:
         return None
@@ -143,6 +146,9 @@ def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
         head, dash, plus4 = token.partition("-")
         if dash and len(head) == code_length and head.isdigit() and len(plus4) == 4 and plus4.isdigit():
             return head
+        grouped = _HYPHENATED.fullmatch(token)
+        if grouped and len(grouped[1]) + len(grouped[2]) == code_length:
+            return grouped[1] + grouped[2]
     numbers = [t.isdigit() for t in tokens]
     for i in range(len(tokens) - 1):
         first, second = tokens[i], tokens[i + 1]

@@ -6,9 +6,11 @@ of codes with their places, from maintained packages that ship the data in their
 
 - US: ``zipcodes`` (MIT; ZIP codes from USPS, unitedstateszipcodes.org and GeoNames), the active
   ZIP codes with their city, the other city names USPS accepts, and the state;
-- every other country whose codes are digits only (DE, FR, AT, CH, ...):
-  ``countrystatecity-postal-codes`` (ODbL v1.0, the countries-states-cities database), the codes
-  with their localities.
+- every other country whose codes are digits, in one number (DE, FR, AT, CH, ...) or in two
+  groups (PL ``00-950``, PT ``1000-001``, BR ``01310-100``, JP ``100-0001``, SE, CZ, SK, GR
+  ``114 55``): ``countrystatecity-postal-codes`` (ODbL v1.0, the countries-states-cities
+  database), the codes with their localities. A code is kept and read as its digits; the
+  ``written`` form in the results puts the country's separator back.
 
 ``--directory FILE`` reads a user's own list instead (CSV rows ``code,place``).
 
@@ -57,11 +59,30 @@ ENTRY_SEPARATOR = "\x1e"
 
 @dataclass(frozen=True)
 class CodeFormat:
-    """How a country writes its codes: how many digits, a US ZIP+4, printed prefixes."""
+    """How a country writes its codes: how many digits, a US ZIP+4, printed prefixes, and the
+    groups some countries write them in (Poland ``00-950``, Portugal ``1000-001``, Brazil
+    ``01310-100``, Japan ``100-0001``, Sweden, Czechia, Slovakia and Greece ``114 55``)."""
 
     length: int
     plus4: bool = False
     prefixes: tuple[str, ...] = ()
+    groups: tuple[int, ...] = ()  # digits of each group; () for a code written as one number
+    separator: str = ""  # what stands between the groups ("-" or " ")
+
+    def written(self, code: str) -> str:
+        """The code as the country writes it (``00950`` -> ``00-950`` in Poland)."""
+        if len(self.groups) < 2 or len(code) != self.length:
+            return code
+        parts, start = [], 0
+        for size in self.groups:
+            parts.append(code[start:start + size])
+            start += size
+        return self.separator.join(parts)
+
+    @property
+    def pattern(self) -> str:
+        """The format as the world package writes it: ``##-###``, ``#####``."""
+        return self.written("#" * self.length)
 
 
 @dataclass
@@ -124,15 +145,31 @@ class Directory:
     def describe(self) -> dict:
         """What ``results.json`` says of the directory used."""
         return {"country": self.country, "name": self.name, **self.source, "codes": len(self),
-                "code_length": self.length}
+                "code_length": self.length, "code_format": self.format.pattern}
 
 
 # --------------------------------------------------------------------------- countries
 
 
+def code_groups(pattern: str) -> Optional[tuple[tuple[int, ...], str]]:
+    """``(groups, separator)`` of a code format of digits (``#####`` -> ``((5,), "")``, ``##-###``
+    -> ``((2, 3), "-")``, ``### ##`` -> ``((3, 2), " ")``); None for one with letters, more than
+    two groups, or a ZIP+4's (the US territories, which the US directory covers)."""
+    if not pattern or set(pattern) - set("#- "):
+        return None
+    separators = [c for c in pattern if c != "#"]
+    if not separators:
+        return (len(pattern),), ""
+    if len(separators) > 1 or pattern[0] == separators[0] or pattern[-1] == separators[0] or pattern == "#####-####":
+        return None
+    first, second = pattern.split(separators[0])
+    return (len(first), len(second)), separators[0]
+
+
 @functools.lru_cache(maxsize=1)
-def _world_formats() -> dict[str, tuple[str, int]]:
-    """Countries of the world package whose codes are digits only: {CC: (name, length)}."""
+def _world_formats() -> dict[str, tuple[str, int, tuple[int, ...], str]]:
+    """Countries of the world package whose codes are digits, in one number or two groups:
+    {CC: (name, digits, groups, separator)}."""
     folder = _world_data()
     try:
         entries = json.loads((folder / "countries.json").read_text(encoding="utf-8"))
@@ -140,11 +177,17 @@ def _world_formats() -> dict[str, tuple[str, int]]:
         raise MissingDependencyError(f"the postal directory package {WORLD_PACKAGE} is broken: {exc}") from None
     formats = {}
     for entry in entries:
-        pattern = entry.get("postalCodeFormat") or ""
         cc = entry.get("countryCode")
-        if pattern and set(pattern) == {"#"} and (folder / "by-country" / str(cc) / "postcodes.json").is_file():
-            formats[cc] = (entry.get("countryName") or cc, len(pattern))
+        grouped = code_groups(entry.get("postalCodeFormat") or "")
+        if grouped and (folder / "by-country" / str(cc) / "postcodes.json").is_file():
+            groups, separator = grouped
+            formats[cc] = (entry.get("countryName") or cc, sum(groups), groups if len(groups) > 1 else (), separator)
     return formats
+
+
+def _world_format(country: str) -> CodeFormat:
+    _, length, groups, separator = _world_formats()[country]
+    return CodeFormat(length, prefixes=PREFIXES.get(country, ()), groups=groups, separator=separator)
 
 
 @functools.lru_cache(maxsize=1)
@@ -216,7 +259,8 @@ def _world_entries(country: str, length: int) -> dict[str, str]:
         raise MissingDependencyError(f"the postal directory for {country} in {WORLD_PACKAGE} cannot be read: {exc}") from None
     collected: dict[str, list[str]] = {}
     for row in rows:
-        code = str(row.get("code") or "").strip()
+        # The package writes some countries' codes in their groups ("00-001", "010 01"), others not.
+        code = re.sub(r"[\s-]", "", str(row.get("code") or ""))
         if len(code) != length or not code.isdigit():
             continue
         names = collected.setdefault(code, [])
@@ -265,12 +309,13 @@ def _country_directory(country: str) -> Directory:
         source = _source(US_PACKAGE)
         places, states = _cached("US", source, _us_entries)
         return Directory("US", "United States", CodeFormat(5, plus4=True), source, places, states)
-    name, length = _world_formats()[country]
+    name = _world_formats()[country][0]
+    fmt = _world_format(country)
     source = _source(WORLD_PACKAGE)
-    places, _ = _cached(country, source, lambda: (_world_entries(country, length), {}))
+    places, _ = _cached(country, source, lambda: (_world_entries(country, fmt.length), {}))
     if not places:
         raise MissingDependencyError(f"the postal directory for {country} in {WORLD_PACKAGE} holds no codes")
-    return Directory(country, name, CodeFormat(length, prefixes=PREFIXES.get(country, ())), source, places)
+    return Directory(country, name, fmt, source, places)
 
 
 # --------------------------------------------------------------------------- a user's list
@@ -295,6 +340,7 @@ def read_directory_file(path: str | Path, country: Optional[str] = None) -> Dire
         raise UsageError(f"cannot read --directory file {path}: {exc.strerror or exc}") from None
     places: dict[str, list[str]] = {}
     length = _world_formats()[country][1] if country and country != "US" else (5 if country == "US" else None)
+    written = _world_format(country) if country and country != "US" else None
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as exc:
@@ -306,6 +352,8 @@ def read_directory_file(path: str | Path, country: Optional[str] = None) -> Dire
         code = cells[0]
         if number == 1 and not code.isdigit() and not any(ch.isdigit() for ch in code):
             continue  # a header row
+        if written is not None and re.fullmatch(r"\d+[- ]\d+", code):
+            code = re.sub(r"[- ]", "", code)  # "00-950" as Poland writes it
         if not code.isdigit():
             raise UsageError(f"--directory file {path} line {number}: {code!r} is not a postal code "
                              f"(rows are code,place with a code of digits)")
@@ -323,7 +371,8 @@ def read_directory_file(path: str | Path, country: Optional[str] = None) -> Dire
         raise UsageError(f"--directory file {path} holds no postal codes (rows are code,place)")
     name = path.name if not country else f"{country} ({path.name})"
     source = {"package": None, "version": None, "licence": None, "file": str(path)}
-    fmt = CodeFormat(length, plus4=country == "US", prefixes=PREFIXES.get(country or "", ()))
+    fmt = written if written is not None and written.length == length else CodeFormat(
+        length, plus4=country == "US", prefixes=PREFIXES.get(country or "", ()))
     return Directory(country, name, fmt, source, {c: PLACE_SEPARATOR.join(p) for c, p in places.items()})
 
 

@@ -320,7 +320,8 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
             place = postal_directory.check_place(directory, chosen.value, words)
             confidence = postal_directory.with_place(confidence, place.match)
             checked = dict(valid=chosen.value in directory, place=directory.place(chosen.value),
-                           place_read=place.read, place_match=place.match)
+                           place_read=place.read, place_match=place.match,
+                           written=directory.format.written(chosen.value))
         code = PostalCode(
             value=chosen.value,
             source=chosen.source,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -126,6 +127,37 @@ class DatasetHand:
         return image, label
 
     def digits(self, text: str) -> np.ndarray:
+        """The number in this hand. A code written in groups (``00-950``, ``114 55``) is written
+        group by group: a short dash at mid-height between them, or a space of half to a whole
+        digit's height."""
+        groups = re.split(r"([- ])", text)
+        if len(groups) == 1:
+            return self._digit_group(text)
+        images = [self._digit_group(g) if g not in ("-", " ") else g for g in groups if g]
+        height = max(im.shape[0] for im in images if not isinstance(im, str))
+        body = self.height * 0.8
+        row = []
+        for im in images:
+            if isinstance(im, str):
+                row.append(self._separator(im, height, body))
+            else:  # groups stand on one baseline
+                row.append(np.pad(im, ((height - im.shape[0], 0), (0, 0)), constant_values=255))
+        return np.hstack(row)
+
+    def _separator(self, mark: str, height: int, body: float) -> np.ndarray:
+        rng = self.rng
+        if mark == " ":
+            return np.full((height, max(1, int(body * rng.uniform(0.5, 1.0)))), 255, np.uint8)
+        length = max(4, int(body * rng.uniform(0.3, 0.5)))
+        side = max(1, int(body * rng.uniform(0.08, 0.25)))
+        piece = np.full((height, length + 2 * side), 255, np.uint8)
+        # The digits stand on the bottom margin; the dash at about half their body's height.
+        y = int(height - 0.15 * body - body * rng.uniform(0.4, 0.55))
+        thickness = max(2, int(round(body * 0.09)) + self.stroke)
+        cv2.line(piece, (side, y), (side + length, y + int(rng.integers(-2, 3))), 0, thickness, cv2.LINE_AA)
+        return piece
+
+    def _digit_group(self, text: str) -> np.ndarray:
         from docsort.training.synth.handwriting import compose_digit_string
 
         from docsort.training.synth.digit_styles import restyle
@@ -332,6 +364,7 @@ class Address:
     city: Optional[str] = None  # None: a place name drawn from the generator's lists
     state: Optional[str] = None  # US state abbreviation
     prefixes: tuple[str, ...] = ("D-", "F-", "DE-")
+    written: Optional[str] = None  # the code as its country writes it ("00-950"), when not its digits
 
 
 def _destination_lines(rng: np.random.Generator, family: str, address: Address, handwritten: bool
@@ -481,7 +514,19 @@ def _real_address(rng: np.random.Generator, directory) -> Address:
     code = codes[int(rng.integers(0, len(codes)))]
     places = directory.places(code)
     prefixes = directory.format.prefixes or ((f"{directory.country}-",) if directory.country else ("",))
-    return Address(code, places[0] if places else None, directory.states.get(code) or None, prefixes)
+    written = directory.format.written(code)
+    return Address(code, places[0] if places else None, directory.states.get(code) or None, prefixes,
+                   written if written != code else None)
+
+
+def _as_written(lines, address: Address):
+    """The block's lines with the code set as its country writes it, in groups (``00-950``);
+    digits in cells stay one to a cell."""
+    if not address.written:
+        return lines
+    return [[(what, text.replace(address.code, address.written)
+              if role == "destination_code" and what != "boxed-digits" else text, role) for what, text, role in line]
+            for line in lines]
 
 
 def _place_block(rng: np.random.Generator, position: str, width: int, height: int) -> tuple[int, int]:
@@ -675,12 +720,13 @@ def make_envelope(
         code_length = directory.length
     sender = _real_address(rng, directory) if directory is not None else None
     sender_code = (sender.code if sender else _code(rng, code_length)) if rng.random() < 0.85 else None
+    sender_written = sender.written if sender and sender.written and sender_code else sender_code
     x0, y = int(rng.uniform(80, 130)), int(rng.uniform(95, 130))
     if hand is not None and rng.random() < 0.35:
         small = DatasetHand(rng, float(rng.uniform(26, 32)), corpus)
         small.writer, small.stroke, small.slant = hand.writer, hand.stroke, hand.slant
         small.convention = hand.convention
-        lines = [[("word", "", "sender_name")], ([("digits", sender_code, "sender_code")] if sender_code else [])
+        lines = [[("word", "", "sender_name")], ([("digits", sender_written, "sender_code")] if sender_code else [])
                  + [("word", "", "sender_city")]]
         for line in lines:
             x = x0
@@ -696,7 +742,7 @@ def make_envelope(
         lines = [
             [(str(rng.choice(NAMES)), "sender_name"), (str(rng.choice(NAMES)), "sender_name")],
             [(str(rng.choice(GERMAN_STREETS)).split()[0], "sender_street"), (str(rng.integers(1, 150)), "sender_street")],
-            ([(sender_code, "sender_code")] if sender_code else [])
+            ([(sender_written, "sender_code")] if sender_code else [])
             + [((sender.city if sender and sender_code and sender.city else str(rng.choice(GERMAN_CITIES)).split()[0]),
                 "sender_city")],
         ]
@@ -714,7 +760,7 @@ def make_envelope(
     while address.code == sender_code:
         address = _real_address(rng, directory) if directory is not None else Address(_code(rng, code_length))
     dest_code = address.code
-    lines = _destination_lines(rng, family, address, handwritten)
+    lines = _as_written(_destination_lines(rng, family, address, handwritten), address)
     print_colour = None
     if family == HELD_OUT_LAYOUT:  # only this family prints forms, so the others draw as they did
         print_colour = PRINT_COLOURS[int(rng.integers(0, len(PRINT_COLOURS)))]
