@@ -163,6 +163,11 @@ def test_two_printed_readers_agree_disagree_or_read_alone():
     assert printed_reading("12345", 0.97, None, 5) == ("12345", 0.97)
     # A ZIP+4 read by both.
     assert printed_reading("62704", 0.99, ("62704-1234", 0.999), 5) == ("62704", 0.998)
+    # A Polish code read by both, and PP-OCR handed only the part after the hyphen (the word's
+    # region cut there): no disagreement, Tesseract's reading as it was.
+    assert printed_reading("98240", 0.993, ("PL-98-240", 0.9999), 5) == ("98240", 0.998)
+    assert printed_reading("98240", 0.993, ("240", 0.9999), 5) == ("98240", 0.993)
+    assert printed_reading("98240", 0.993, ("241", 0.9999), 5) == ("98240", DISAGREEING)
 
 
 def test_printed_words_that_may_be_codes_are_read_again_and_only_they():

@@ -417,10 +417,17 @@ _ABBREVIATIONS = {
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
+# Letters that carry their mark in the letter itself, so Unicode does not take it off (Łódź is
+# "Lodz" to an English OCR, Tromsø "Tromso"); the others lose their accents by decomposition.
+_UNDECOMPOSED = str.maketrans({"ß": "ss", "ẞ": "ss", "ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "Ae",
+                               "œ": "oe", "Œ": "Oe", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th",
+                               "ı": "i", "ħ": "h", "Ħ": "H"})
+
+
 def fold(text: str) -> str:
     """A place name as compared: accents, case, punctuation and abbreviations folded
     ("St. Louis" and "Saint Louis", "München" and "MUNCHEN", "Frankfurt a. Main" and "Frankfurt am Main")."""
-    text = unicodedata.normalize("NFKD", text.replace("ß", "ss").replace("ẞ", "ss"))
+    text = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED))
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     words = [w for w in _NON_WORD.split(text) if w]
     return " ".join(_ABBREVIATIONS.get(w, w) for w in words)

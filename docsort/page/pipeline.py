@@ -739,7 +739,8 @@ def printed_reading(tesseract_value: Optional[str], tesseract_conf: float,
     - They read different numbers, PP-OCR with some confidence: the surer reading, never sure
       enough to sort (``DISAGREEING``).
     - Only PP-OCR reads a code: its reading, never surer than ``LONE_SECOND_READING``.
-    - Only Tesseract, or PP-OCR unsure of anything: Tesseract's reading as it was.
+    - Only Tesseract, or PP-OCR unsure of anything, or PP-OCR reading a part of Tesseract's code
+      (the word's region cut at the hyphen of ``98-240``): Tesseract's reading as it was.
     """
     value, p = None, 0.0
     if second is not None and second[0]:
@@ -748,6 +749,9 @@ def printed_reading(tesseract_value: Optional[str], tesseract_conf: float,
         return (value, min(p, LONE_SECOND_READING)) if value else (None, 0.0)
     if value == tesseract_value:
         return value, max(tesseract_conf, min(p, 0.998))
+    part = "".join(c for c in second[0] if c.isdigit()) if second is not None and second[0] else ""
+    if value is None and part and len(part) < count and part in tesseract_value:
+        return tesseract_value, tesseract_conf
     if p < 0.5:
         return tesseract_value, tesseract_conf
     if value is not None and p > tesseract_conf:
