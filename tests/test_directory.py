@@ -107,6 +107,14 @@ def test_place_names_match_through_case_accents_abbreviations_and_ocr_noise():
     assert directory.check_place(us, "62704", ["Springfield,", "IL"]).match is True
     assert directory.check_place(us, "62704", ["Springfield,", "MA"]).match is False
     assert directory.check_place(us, "62704", []).read is None
+    # Words that name no place (a street on the line above, a name OCR mangled) say nothing;
+    # another real place contradicts the code.
+    pl, de = directory.load("PL"), directory.load("DE")
+    assert directory.check_place(pl, "93636", ["Bergstrasze"]) == directory.PlaceCheck("Bergstrasze", None)
+    assert directory.check_place(pl, "80870", ["Gdarisk"]).match is None
+    assert directory.check_place(pl, "80870", ["Gdansk"]).match is True
+    assert directory.check_place(pl, "80870", ["Warszawa"]).match is False
+    assert directory.check_place(de, "10115", ["München"]).match is False
 
 
 @pytest.mark.parametrize("args", [

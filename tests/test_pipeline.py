@@ -476,7 +476,8 @@ def test_a_printed_code_in_two_groups_is_read_and_a_phone_number_is_not():
         page = Image.new("L", (1800, 900), 245)
         draw = ImageDraw.Draw(page)
         y = 420
-        for line in ("Anna Svensson", "Storgatan 12", f"{code[:3]} {code[3:]} STOCKHOLM", "Tel 08 555 0134"):
+        prefix = "SE-" if n == 1 else ""  # with the country prefix mail across borders carries
+        for line in ("Anna Svensson", "Storgatan 12", f"{prefix}{code[:3]} {code[3:]} STOCKHOLM", "Tel 08 555 0134"):
             draw.text((760, y), line, font=font, fill=25)
             y += 48
         read = process_page(np.array(page), 1, settings).postal_code

@@ -128,6 +128,11 @@ def layout(boxes: Sequence[BBox]) -> Layout:
     return Layout(line_objs, block_objs, line_of, block_of)
 
 
+def without_prefix(token: str) -> str:
+    """A printed token without the country prefix it may carry (``SE-114`` -> ``114``)."""
+    return _PREFIX.sub("", token)
+
+
 def printed_code(text: Optional[str], code_length: int) -> Optional[str]:
     """The ``code_length``-digit token in Tesseract's text of one word region, if any.
 

@@ -516,7 +516,10 @@ def check_place(directory: Directory, code: str, words: Sequence[str]) -> PlaceC
     """Compare the words printed beside the code with the directory's places for it.
 
     ``words`` are the line's other words in reading order; in the US the state abbreviation is
-    split off and must be the code's state when one is read.
+    split off and must be the code's state when one is read. Words that are not the code's place
+    contradict it only when they name another place of the directory: a street name on the line
+    above, or a name OCR mangled past recognition (an English OCR reads Łódź as "46dz"), says
+    nothing about the code (``match`` None).
     """
     kept, state = split_state(words) if directory.states else (list(words), None)
     text = " ".join(w.strip(",;:") for w in kept).strip()
@@ -524,11 +527,38 @@ def check_place(directory: Directory, code: str, words: Sequence[str]) -> PlaceC
         return PlaceCheck(None, None)
     read = f"{text}, {state}" if state else text
     places = directory.places(code)
-    if not places:
-        return PlaceCheck(read, False)
     if state and directory.states.get(code) and state != directory.states[code]:
         return PlaceCheck(read, False)
-    return PlaceCheck(read, matches_place(text, places))
+    if places and matches_place(text, places):
+        return PlaceCheck(read, True)
+    return PlaceCheck(read, False if names_a_place(directory, text) else None)
+
+
+def names_a_place(directory: Directory, read: str) -> bool:
+    """Whether words read on a page name a place of the directory (any code's), OCR noise
+    tolerated as ``matches_place`` tolerates it. Candidates share the read name's first two
+    letters (once folded), so a check is a few hundred comparisons, not one per place."""
+    folded = fold(read)
+    if len(folded) < 2:
+        return False
+    return matches_place(read, _places_by_start(directory).get(folded[:2], ()))
+
+
+def _places_by_start(directory: Directory) -> dict[str, list[str]]:
+    """Every place name of the directory, and each run of its words a page may write alone
+    ("Frankfurt" of "Frankfurt am Main"), by its first two letters once folded."""
+    if "places_by_start" not in directory.derived:
+        index: dict[str, set[str]] = {}
+        for joined in directory.places_by_code.values():
+            for place in joined.split(PLACE_SEPARATOR) if joined else ():
+                words = fold(place).split()
+                for i in range(len(words)):
+                    for j in range(i + 1, len(words) + 1):
+                        option = " ".join(words[i:j])
+                        if len(option) >= 4 or j - i == len(words):
+                            index.setdefault(option[:2], set()).add(option)
+        directory.derived["places_by_start"] = {k: sorted(v) for k, v in index.items()}
+    return directory.derived["places_by_start"]
 
 
 def with_place(confidence: float, match: Optional[bool]) -> float:

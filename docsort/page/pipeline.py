@@ -703,6 +703,8 @@ def _split_printed_code(text_regions, kinds, lay, i: int, count: int) -> Optiona
 
     def number(m: int) -> Optional[str]:
         text = (text_regions[m].text or "").strip(".,;:()")
+        if m == i:  # the first group may carry the country prefix ("SE-114 55")
+            text = destination.without_prefix(text)
         return text if kinds[m] == "printed" and text.isdigit() else None
 
     def close(a: int, b: int) -> bool:
