@@ -153,9 +153,13 @@ def test_read_digits_with_a_country_takes_the_valid_second_best_reading(tmp_path
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)[0]
     assert row["digits"] == "35260" and row["valid"] is True and row["place"] == "Stadtallendorf"
+    assert row["written"] == "35260"
     assert row["without_directory"]["digits"] == "35268" and row["without_directory"]["valid"] is False
     assert row["confidence"] > plain["confidence"]
     assert row["is_number"] is True and row["p_number"] > 0.5
+    # Poland writes its codes in two groups: the same field read as a Polish code says so.
+    polish = json.loads(run_cli("read-digits", field, "--country", "PL", "--json").stdout)[0]
+    assert polish["valid"] is True and polish["written"] == polish["digits"][:2] + "-" + polish["digits"][2:]
 
 
 def test_read_digits_with_a_country_gives_a_word_no_code(dhsd_dir):

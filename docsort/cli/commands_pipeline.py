@@ -69,7 +69,7 @@ def _read_codes(images, fields, country, directory_file, code_length, as_json) -
     for row, answer in zip(rows, read_number_fields(fields, found.length)):
         row.update(is_number=answer.is_number, p_number=round(float(answer.p_number), 6))
         if not answer.is_number:
-            row.update(digits=None, confidence=0.0, digit_confidences=[], valid=False, place=None)
+            row.update(digits=None, confidence=0.0, digit_confidences=[], valid=False, place=None, written=None)
     if as_json:
         print_json(rows)
         return

@@ -363,17 +363,18 @@ def read_codes(fields: Sequence[np.ndarray], directory: Directory) -> list[dict]
     A row holds the best code that exists (``digits``), P(it is right), whether the field was
     read as a code that exists at all (``valid``; when not, ``digits`` is the plain reading and
     the confidence 0: a code that does not exist cannot be the right one), the directory's place
-    for it, the plain reading without the directory, and the next candidates.
+    for it, the code as the country writes it (``written``: ``00-950``), the plain reading without
+    the directory, and the next candidates.
     """
     rows = []
     for read in read_fields(fields, directory.length, directory):
         against = read.directory
         if against is not None and against.code:
             row = against.as_digit_string().to_dict()
-            row.update(valid=True, place=directory.place(against.code))
+            row.update(valid=True, place=directory.place(against.code), written=directory.format.written(against.code))
         else:
             row = DigitString(read.plain.digits, 0.0, [0.0] * len(read.plain.digits)).to_dict()
-            row.update(valid=False, place=None)
+            row.update(valid=False, place=None, written=None)
         row["digits"] = row["digits"] or None
         row["without_directory"] = {"digits": read.plain.digits or None,
                                     "confidence": round(float(read.plain.confidence), 6),
