@@ -66,12 +66,13 @@ def test_countries_that_write_their_codes_in_two_groups():
 def test_countries_measured_with_their_directory_run_at_their_own_threshold():
     from docsort.cost.model import default_accept_threshold, tradeoff_path
 
-    for cc in ("PL", "PT", "SE"):
+    for cc in ("PL", "PT", "BR", "JP", "SE", "CZ", "SK", "GR"):
         measured = json.loads(tradeoff_path(country=cc).read_text())
         assert measured["country"] == cc and measured["code_length"] == directory.load(cc).length
         assert default_accept_threshold(cc, directory=True) == measured["optimal"]["threshold"] >= 0.9
-    # Czechia writes its codes as Sweden does but was not measured: the cautious US threshold.
-    assert default_accept_threshold("CZ", directory=True) == default_accept_threshold("US", directory=True)
+    # A country not measured with its directory: the cautious US threshold.
+    assert not tradeoff_path(country="FR").is_file()
+    assert default_accept_threshold("FR", directory=True) == default_accept_threshold("US", directory=True)
 
 
 def test_a_users_own_directory_of_codes_written_in_groups(tmp_path):
