@@ -384,21 +384,29 @@ def test_a_code_of_broad_digits_written_apart_is_read(monkeypatch, mnist_dir):
     assert narrow_only is None or narrow_only.value != "31705", narrow_only
 
 
+def _mnist_codes(mnist_dir, count: int, seed: int) -> list[tuple[str, list[np.ndarray]]]:
+    """``count`` five-digit codes and their MNIST test digits: code ``n`` drawn with seed
+    ``seed + n``, each of its digits the ``n``-th test image of that digit."""
+    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
+
+    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    codes = []
+    for n in range(count):
+        code = "".join(str(d) for d in np.random.default_rng(seed + n).integers(0, 10, 5))
+        codes.append((code, [images[np.flatnonzero(labels == int(d))[n]] for d in code]))
+    return codes
+
+
 def test_codes_written_into_a_comb_are_sent_automatically(monkeypatch, mnist_dir):
     """Codes written into a comb (a writing line with short teeth between the cells, as forms
     print them): the real pipeline reads them and sends most automatically. With the teeth left
     on the page, the readers see a stroke between every two digits and send most to a person."""
     from docsort.page import clean
     from docsort.page.pipeline import read_page
-    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
     from docsort.training.synth.forms import comb_page
 
-    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
-    pages = []
-    for n in range(6):
-        code = "".join(str(d) for d in np.random.default_rng(n).integers(0, 10, 5))
-        pages.append((code, comb_page([images[np.flatnonzero(labels == int(d))[n]] for d in code])))
+    pages = [(code, comb_page(digits)) for code, digits in _mnist_codes(mnist_dir, 6, 0)]
     settings = Settings(accept_threshold=0.9)
     warm_up(settings)
 
@@ -436,16 +444,10 @@ def test_codes_ringed_or_boxed_by_hand_are_sent_automatically(monkeypatch, mnist
     and bottom cut into every digit) most go to a person or are misread."""
     from docsort.page import clean
     from docsort.page.pipeline import read_page
-    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
     from docsort.training.synth.forms import hand_framed_page
 
-    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
-    pages = []
-    for n in range(8):
-        code = "".join(str(d) for d in np.random.default_rng(100 + n).integers(0, 10, 5))
-        digits = [images[np.flatnonzero(labels == int(d))[n]] for d in code]
-        pages.append((code, hand_framed_page(digits, np.random.default_rng(n), ("ring", "box")[n % 2])))
+    pages = [(code, hand_framed_page(digits, np.random.default_rng(n), ("ring", "box")[n % 2]))
+             for n, (code, digits) in enumerate(_mnist_codes(mnist_dir, 8, 100))]
     settings = Settings(accept_threshold=0.9)
     warm_up(settings)
 
@@ -490,17 +492,10 @@ def test_a_handwritten_code_in_two_groups_is_read(monkeypatch, mnist_dir):
     single digits may stand that far apart, the pages lose their codes."""
     from docsort.page import pipeline
     from docsort.page.pipeline import read_page
-    from docsort.training.datasets.mnist import read_idx_images, read_idx_labels
     from docsort.training.synth.forms import written_code_page
 
-    images = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx_labels(mnist_dir / "t10k-labels-idx1-ubyte.gz")
-    pages = []
-    for n in range(4):
-        code = "".join(str(d) for d in np.random.default_rng(200 + n).integers(0, 10, 5))
-        digits = [images[np.flatnonzero(labels == int(d))[n]] for d in code]
-        # A word space (0.9 heights) after the third digit.
-        pages.append((code, written_code_page(digits, [8, 8, 8 + 36, 8])))
+    # A word space (0.9 heights) after the third digit.
+    pages = [(code, written_code_page(digits, [8, 8, 8 + 36, 8])) for code, digits in _mnist_codes(mnist_dir, 4, 200)]
     settings = Settings(accept_threshold=0.9)
     warm_up(settings)
 
