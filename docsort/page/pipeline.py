@@ -269,7 +269,9 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
             if _on_phone_line(text_regions, kinds, lay, i, k):
                 continue  # a phone or fax number is no postal code
             tesseract_value = destination.printed_code(region.text, k)
-            word = next((w for w in region.words if tesseract_value and tesseract_value in w.text), None)
+            # The word that holds the code, its groups' hyphen aside ("98-240" holds 98240).
+            word = next((w for w in region.words if tesseract_value and tesseract_value in w.text.replace("-", "")),
+                        None)
             tesseract_conf = (_printed_confidence(word.conf if word else region.tesseract_conf)
                               if tesseract_value else 0.0)
             value, conf = printed_reading(tesseract_value, tesseract_conf, second.get(i), k)
