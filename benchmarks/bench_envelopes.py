@@ -118,7 +118,7 @@ def _generate(args, count: int, seed: int, layout: str, prefix: str) -> Path:
     write_samples(folder, count=count, seed=seed, handwriting=args.handwriting,
                   handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
                   layout=layout, country=args.country, continental=args.continental, pen_digits=args.pen_digits,
-                  close_words=args.close_words, barcode=args.barcode)
+                  close_words=args.close_words, barcode=args.barcode, tight_lines=args.tight_lines)
     print(f"generated {count} {layout} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
     return folder
 
@@ -270,6 +270,7 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
             "continental_hand": t.get("continental_hand", False),
             "pen_digits_hand": t.get("pen_digits_hand", False),
             "close_words_hand": t.get("close_words_hand", False),
+            "tight_lines_hand": t.get("tight_lines_hand", False),
             "barcode": t.get("barcode", False),
             "sender": t["sender_code"], "value": value, "auto": auto,
             "confidence": code["confidence"] if code else None,
@@ -436,6 +437,9 @@ def main() -> None:
     parser.add_argument("--close-words", type=float, default=0.0,
                         help="share of hands leaving narrow word spaces (a fifth to half their height), so the code "
                              "and the place beside it may come as one ink region")
+    parser.add_argument("--tight-lines", type=float, default=0.0,
+                        help="share of hands writing their lines close, one line's descenders touching the next "
+                             "line, so the code may come joined to the place above it")
     parser.add_argument("--barcode", type=float, default=0.0,
                         help="share of envelopes with a four-state postal barcode printed under the destination block")
     parser.add_argument("--overlays")

@@ -206,3 +206,23 @@ def test_real_handwriting_is_no_form_line(dhsd_dir):
     count, _, stats = clean.components(removed)
     # What goes is level runs a few pixels high (a rule, faint ones in pieces), never a letter.
     assert all(stats[i][3] <= clean.RULE_MAX_THICKNESS + 2 for i in range(1, count))
+
+
+def test_a_cramped_address_beside_a_sender_s_block_is_levelled_by_its_own_lines(mnist_dir, dhsd_dir):
+    """A printed sender's block top left, a cramped handwritten address lower down: over the
+    whole width, the two blocks' lines line up with each other 15 degrees off and outscore each
+    block's own lines (the page was turned 17 degrees, its printed block read as handwriting).
+    Judged strip by strip, the tilt found is the scan's, within a degree."""
+    from docsort.training.samples import POSITIONS, TRAINING_LAYOUTS, HandwritingCorpus, make_envelope
+
+    corpus = HandwritingCorpus.cached(mnist_dir.parent, "test")
+    # Envelope 85 of ``docsort samples --seed 2025 --tight-lines 1.0`` (as write_samples draws it).
+    i = 84
+    page, truth = make_envelope(np.random.default_rng([2025, i]), corpus=corpus, layout=TRAINING_LAYOUTS[i % len(TRAINING_LAYOUTS)],
+                                position=POSITIONS[i % len(POSITIONS)], tight_lines=1.0)
+    assert truth.tight_lines_hand
+    ink = clean.ink_mask(clean.denoise(clean.flatten(clean.to_grey(page))))
+    assert abs(clean.estimate_skew(ink) - truth.tilt_degrees) < 1.0
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(clean, "SKEW_STRIPS", 1)
+        assert abs(clean.estimate_skew(ink) - truth.tilt_degrees) > 10.0

@@ -316,6 +316,40 @@ def test_a_code_written_close_to_the_place_beside_it_is_read(tmp_path, monkeypat
     assert whole_regions_only < right, (whole_regions_only, right)
 
 
+def test_a_code_written_in_cramped_lines_is_read(tmp_path, monkeypatch):
+    """Hands that write their lines close put a descender of the place's line into the code below
+    it, and their lines of marks touch. The real pipeline parts the lines (``regions.lines_apart``)
+    and reads such envelopes' codes; without parting them the same pages lose codes, and the
+    sender's code is never taken instead."""
+    import cv2
+
+    from docsort.page import regions
+    from docsort.page.pipeline import read_page
+
+    folder = tmp_path / "tight"
+    write_samples(folder, count=8, seed=TIGHT_SEED, handwriting=DATASETS, handwritten_share=1.0, tight_lines=1.0)
+    truth = load_truth(folder)
+    assert all(t["tight_lines_hand"] for t in truth.values())
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    right = unparted_right = 0
+    for name, t in sorted(truth.items()):
+        page = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+        code = read_page(page, 1, settings)[0].postal_code
+        right += code is not None and code.value == t["destination_code"] and code.decision == "auto"
+        assert code is None or code.value != t["sender_code"], name
+        with monkeypatch.context() as m:
+            m.setattr(regions, "lines_apart", lambda ink: ink)
+            unparted = read_page(page, 1, settings)[0].postal_code
+        unparted_right += (unparted is not None and unparted.value == t["destination_code"]
+                           and unparted.decision == "auto")
+    assert right >= 7, right
+    assert unparted_right < right, (unparted_right, right)
+
+
+TIGHT_SEED = 43
+
+
 def test_a_region_is_cut_into_parts_at_its_widest_spaces_only():
     """Ink of "12345 Paris" as one region: five digit-wide marks touching, a space of 0.3 heights,
     then a word with narrow letter gaps. The code's part is one of the parts; letter gaps under

@@ -117,6 +117,10 @@ def samples(
         0.0, "--close-words", min=0.0, max=1.0,
         help="Share of hands that leave narrow word spaces (a fifth to half their height), so a code and the "
              "place beside it may touch."),
+    tight_lines: float = typer.Option(
+        0.0, "--tight-lines", min=0.0, max=1.0,
+        help="Share of hands that write their lines close (a pitch of 0.72-0.9 line heights), so a descender "
+             "touches the line below and the code may touch the place above it."),
     barcode: float = typer.Option(
         0.0, "--barcode", min=0.0, max=1.0,
         help="Share of envelopes with a four-state postal barcode printed under the destination block."),
@@ -128,7 +132,7 @@ def samples(
                            handwritten_share=handwritten_share, code_length=code_length,
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
                            continental=continental, pen_digits=pen_digits, close_words=close_words,
-                           barcode=barcode)
+                           barcode=barcode, tight_lines=tight_lines)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

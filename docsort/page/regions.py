@@ -28,6 +28,8 @@ WORD_GAP = 0.5
 # Marks overlapping vertically by this share of the shorter one are on the same line.
 LINE_OVERLAP = 0.35
 MIN_SPECK_AREA = 12
+# A block of marks this many times taller than its letters holds more than one line.
+TOO_TALL = 1.7
 # Text is lower than this share of the page's short side (stamps and postmarks are taller).
 MAX_TEXT_HEIGHT = 0.1
 MIN_TEXT_HEIGHT = 8
@@ -105,9 +107,9 @@ def _box(s: np.ndarray) -> BBox:
 def _too_tall(s: np.ndarray) -> bool:
     """A word is about as tall as its tallest letters; much taller means several lines."""
     h = s[:, 3]
-    letters = h[h >= 0.5 * h.max()]
+    letters = h[h >= LETTER_SHARE * h.max()]
     top, bottom = s[:, 1].min(), (s[:, 1] + s[:, 3]).max()
-    return len(s) > 1 and (bottom - top) > 1.7 * float(np.median(letters))
+    return len(s) > 1 and (bottom - top) > TOO_TALL * float(np.median(letters))
 
 
 def _link(s: np.ndarray, strict: bool) -> list[list[int]]:
@@ -176,8 +178,131 @@ def ink_regions(ink: np.ndarray) -> list[TextRegion]:
     """The page's word regions found in its ink alone, before any Tesseract word is attached."""
     page_h, page_w = ink.shape
     max_height = MAX_TEXT_HEIGHT * min(page_h, page_w)
-    boxes = [b for b in group_words(ink_components(ink), max_height) if _looks_like_text(b, max_height)]
+    boxes = [b for b in group_words(ink_components(lines_apart(ink)), max_height)
+             if _looks_like_text(b, max_height)]
     return [TextRegion(b) for b in boxes]
+
+
+# Two lines of a block: peaks of its row profile (smoothed over a sixth of a line) holding at least
+# LINE_PEAK_SHARE of the fullest row, at least LINE_APART of a line's height apart, the emptiest row
+# between them at most VALLEY_SHARE of the lesser peak, and each side of it at least
+# LINE_INK_SHARE of the block's ink (a capital's bar above a word's letters is no line). The cut
+# runs in the middle LINE_SEAM_BAND of the rows between the two peaks.
+LINE_PEAK_SHARE = 0.2
+LINE_APART = 0.6
+VALLEY_SHARE = 0.6
+LINE_INK_SHARE = 0.2
+LINE_SEAM_BAND = 0.6
+# The percentile of a block's mark heights taken as its line height.
+LINE_HEIGHT_PERCENTILE = 75
+# Two lines are joined by a few strokes; a cut along one line's middle crosses its letters or
+# digits, at least one every JOIN_SPACING line heights of its width.
+JOIN_SPACING = 0.75
+# A seam's cost of a row away from the valley, per column and row (a tie-breaker: a stroke is 3-5 px).
+SEAM_PULL = 0.002
+# Letters at least this share of a block's tallest mark set its height (``_too_tall``).
+LETTER_SHARE = 0.5
+
+
+def lines_apart(ink: np.ndarray) -> np.ndarray:
+    """The ink with lines of writing that touch parted.
+
+    Cramped hands write a line's descenders into the next line's letters. Words are grouped from
+    connected components, and marks of two lines that touch are one component: the block they
+    chain together cannot be regrouped line by line (``group_words``), so it would make one region
+    two lines tall, too tall to be a word, and a code written under its place would be lost in it.
+    Such a block is cut along the path that crosses the least ink between the two lines' bodies
+    (``_line_gaps``, ``_seam``), and the marks are found again."""
+    count, labels, stats = components(ink)
+    keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_SPECK_AREA)
+    keep = keep[keep > 0]
+    marks = stats[keep].astype(np.float64)
+    out = None
+    for members in _link(marks[:, :4], strict=False):
+        s = marks[members]
+        # The line's height from its marks, dots and specks left out, high in their range (a
+        # word comes in pieces, letters without ascenders lowest): the marks that join two lines
+        # are few, and would set it themselves if only the tallest counted (``_too_tall``).
+        heights = s[:, 3][s[:, 3] >= 2 * MIN_TEXT_HEIGHT]
+        if len(heights) < 2:
+            continue
+        line_height = float(np.percentile(heights, LINE_HEIGHT_PERCENTILE))
+        if _box(s)[3] <= TOO_TALL * line_height:
+            continue
+        # Marks on one line group line by line; a group still too tall holds the marks that
+        # join two lines, and only its own marks are cut.
+        for part in _link(s, strict=True):
+            x, y, w, h = _box(s[part])
+            if h <= TOO_TALL * line_height:
+                continue
+            block = np.isin(labels[y:y + h, x:x + w], keep[np.asarray(members)[part]])
+            cols = np.arange(w)
+            for top, bottom, valley in _line_gaps(block.sum(axis=1), line_height):
+                rows = top + _seam(block[top:bottom], valley - top)
+                # Two rows thick: a stroke crossing where the seam steps a row cannot stay joined.
+                cut = [np.minimum(rows + dy, h - 1) for dy in (0, 1)]
+                crossed = block[cut[0], cols] | block[cut[1], cols]
+                strokes = int(np.count_nonzero(np.diff(crossed.astype(np.int8), prepend=0) == 1))
+                if strokes > w / (JOIN_SPACING * line_height):
+                    continue  # through one line's letters (the middle of a row of digits), not between two
+                if out is None:
+                    out = ink.copy()
+                for r in cut:
+                    out[y + r, x + cols] &= ~block[r, cols]
+    return ink if out is None else out
+
+
+def _seam(gap: np.ndarray, valley: int) -> np.ndarray:
+    """The path across ``gap`` (rows between two lines' bodies) that crosses the least ink, one
+    row per column, stepping at most a row from column to column. Of paths crossing as much ink,
+    the one nearest the ``valley`` row (the emptiest between the lines) is taken: a stroke
+    joining two lines is cut where it leaves one line's ink for the other's, not at one end."""
+    rows, width = gap.shape
+    pull = SEAM_PULL * np.abs(np.arange(rows, dtype=np.float32) - valley)
+    gap = gap + pull[:, None]
+    cost = gap[:, 0].astype(np.float32)
+    back = np.zeros((rows, width), np.int8)
+    step = 0.05  # a step costs a little, so the path runs level where the paper is empty anyway
+    for c in range(1, width):
+        up = np.concatenate(([np.inf], cost[:-1])) + step
+        down = np.concatenate((cost[1:], [np.inf])) + step
+        choice = np.argmin(np.stack([up, cost, down]), axis=0)
+        back[:, c] = choice - 1
+        cost = np.choose(choice, [up, cost, down]) + gap[:, c]
+    path = np.zeros(width, np.int64)
+    path[-1] = int(np.argmin(cost))
+    for c in range(width - 1, 0, -1):
+        path[c - 1] = path[c] + back[path[c], c]
+    return path
+
+
+def _line_gaps(profile: np.ndarray, line_height: float) -> list[tuple[int, int, int]]:
+    """The rows (first, last + 1) to cut in between each two lines of writing a block's row
+    profile holds (see ``LINE_PEAK_SHARE``), and the emptiest row between them."""
+    size = max(3, int(round(line_height / 6)) | 1)
+    p = np.convolve(profile.astype(np.float64), np.ones(size) / size, mode="same")
+    h = len(p)
+    if h < 3 or p.max() <= 0:
+        return []
+    lines: list[int] = []
+    for r in np.flatnonzero((p[1:-1] >= p[:-2]) & (p[1:-1] > p[2:])) + 1:
+        if p[r] < LINE_PEAK_SHARE * p.max():
+            continue
+        if lines and r - lines[-1] < LINE_APART * line_height:
+            if p[r] > p[lines[-1]]:
+                lines[-1] = int(r)
+        else:
+            lines.append(int(r))
+    total = float(profile.sum())
+    cuts = []
+    for a, b in zip(lines, lines[1:]):
+        valley = a + int(np.argmin(p[a:b]))
+        above = float(profile[:valley].sum())
+        if (p[valley] <= VALLEY_SHARE * min(p[a], p[b]) and above >= LINE_INK_SHARE * total
+                and total - above >= LINE_INK_SHARE * total):
+            margin = int((b - a) * (1.0 - LINE_SEAM_BAND) / 2)
+            cuts.append((a + margin, b - margin, valley))
+    return cuts
 
 
 def attach_words(regions: list[TextRegion], words: list[TesseractWord]) -> list[TextRegion]:

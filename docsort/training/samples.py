@@ -66,6 +66,7 @@ class EnvelopeTruth:
     continental_hand: bool = False  # the hand writes 1s with the up-stroke and (mostly) crossed 7s
     pen_digits_hand: bool = False  # the hand's digits are drawn by a pen writer (synth.pen_digits)
     close_words_hand: bool = False  # the hand leaves narrow word spaces (``close_words``)
+    tight_lines_hand: bool = False  # the hand writes its lines close, ink of one touching the next's
     barcode: bool = False  # a postal barcode is printed under the destination block (``barcode``)
 
     def to_dict(self) -> dict:
@@ -547,8 +548,15 @@ def _place_block(rng: np.random.Generator, position: str, width: int, height: in
     return x, y
 
 
+# A hand's line pitch as a share of its line height: most hands, and the hands that write
+# their lines close (``tight_lines``: descenders reach into the next line's ascenders).
+LINE_PITCH = (0.95, 1.15)
+TIGHT_LINE_PITCH = (0.72, 0.9)
+
+
 def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: str, colour,
-                   line_height: float, word_gap, kind: str) -> list[TextElement]:
+                   line_height: float, word_gap, kind: str, pitch: tuple[float, float] = LINE_PITCH
+                   ) -> list[TextElement]:
     """Paste lines of rendered pieces ``(image, text, role)`` as one block at ``position``.
 
     A piece may carry a fourth item, ``print_under(page, x, y)``: form furniture (code cells, a
@@ -567,7 +575,7 @@ def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: 
             box = _paste(page, image, x, top, colour)
             elements.append(TextElement(box, kind, text, role))
             x = box[0] + box[2] + word_gap(1)
-        y += int(line_h * (rng.uniform(0.95, 1.15) if kind == "handwritten" else 1.0))
+        y += int(line_h * (rng.uniform(*pitch) if kind == "handwritten" else 1.0))
     return elements
 
 
@@ -690,6 +698,7 @@ def make_envelope(
     pen_digits: float = 0.0,
     close_words: float = 0.0,
     barcode: float = 0.0,
+    tight_lines: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
@@ -700,6 +709,8 @@ def make_envelope(
     (``synth.pen_digits``) instead of being MNIST's; ``close_words``: the chance that the hand
     leaves word spaces of a fifth to half its height (many writers do; the others here leave
     0.8-1.3 heights), so the code and the place beside it may come as one ink region;
+    ``tight_lines``: the chance that the hand writes its lines close (``TIGHT_LINE_PITCH``), so a
+    descender of one line touches the line below and the code may come joined to the place above it;
     ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
     destination block, as mail rooms and franking machines print them.
     """
@@ -713,6 +724,7 @@ def make_envelope(
     page[:] = np.clip(paper, 0, 255).astype(np.uint8)
     elements: list[TextElement] = []
     handwritten = corpus is not None and rng.random() < handwritten_share
+    close = tight = False
     hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus, continental, pen_digits) if handwritten else None
 
     # Sender: top-left, usually with a code of its own; printed, or written by the same hand.
@@ -771,8 +783,10 @@ def make_envelope(
         # Drawn only when asked for, so the pages of every other call stay what they were.
         close = bool(close_words) and rng.random() < close_words
         space = (0.2, 0.5) if close else (0.8, 1.3)
+        tight = bool(tight_lines) and rng.random() < tight_lines
         elements += _lay_out_lines(page, rng, rendered, position, colour, hand.height * 1.3,
-                                   lambda i: int(hand.height * rng.uniform(*space)), "handwritten")
+                                   lambda i: int(hand.height * rng.uniform(*space)), "handwritten",
+                                   TIGHT_LINE_PITCH if tight else LINE_PITCH)
     else:
         font = fonts[int(rng.integers(0, len(fonts)))].path
         size = int(rng.uniform(30, 42))
@@ -799,6 +813,7 @@ def make_envelope(
         continental_hand=hand is not None and not hand.convention.plain and hand.pen_hand is None,
         pen_digits_hand=hand is not None and hand.pen_hand is not None,
         close_words_hand=hand is not None and close,
+        tight_lines_hand=hand is not None and tight,
         barcode=barcoded,
     )
     return page, truth
@@ -866,6 +881,7 @@ def write_samples(
     pen_digits: float = 0.0,
     close_words: float = 0.0,
     barcode: float = 0.0,
+    tight_lines: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -877,7 +893,8 @@ def write_samples(
     up-stroke and cross their 7s, as most of Europe does (MNIST's writers never do);
     ``pen_digits``: the share of hands whose digits are drawn by a pen writer in shapes MNIST's
     writers did not use (``synth.pen_digits``); ``close_words``: the share of hands that leave
-    narrow word spaces (a fifth to half their height); ``barcode``: the share of envelopes with a
+    narrow word spaces (a fifth to half their height); ``tight_lines``: the share of hands that
+    write their lines close, one line's ink touching the next's; ``barcode``: the share of envelopes with a
     postal barcode printed under the destination block.
     """
     check_layout(layout)
@@ -912,7 +929,8 @@ def write_samples(
         page, truth = make_envelope(rng, corpus=corpus, handwritten_share=handwritten_share,
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
                                     max_tilt=max_tilt, directory=directory, continental=continental,
-                                    pen_digits=pen_digits, close_words=close_words, barcode=barcode)
+                                    pen_digits=pen_digits, close_words=close_words, barcode=barcode,
+                                    tight_lines=tight_lines)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -929,7 +947,7 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
-                      "pen_digits": pen_digits, "close_words": close_words, "barcode": barcode,
+                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "barcode": barcode,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},
