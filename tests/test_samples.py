@@ -234,3 +234,41 @@ def test_a_postal_barcode_is_drawn_under_the_block_and_changes_nothing_else(tmp_
         ys, xs = np.nonzero(np.abs(a - b) > 60)
         block = [e["bbox"] for e in env["elements"] if e["role"].startswith("destination")]
         assert len(ys) > 1000 and np.median(ys) > max(y + h for _, y, _, h in block) - 10
+
+
+def test_hands_that_write_askew_and_cramped_are_drawn_only_when_asked(tmp_path):
+    """``--block-tilt 1`` writes every handwritten address at 3-8 degrees of its own to the
+    envelope, its boxes turned with it (each holds ink); ``--tight-lines 1`` writes every hand's
+    lines closer than any line of the default draw. Unasked, neither is drawn."""
+    from docsort.training.samples import BLOCK_TILT_DEGREES
+
+    plain, askew, cramped = tmp_path / "plain", tmp_path / "askew", tmp_path / "cramped"
+    for out, extra in ((plain, ()), (askew, ("--block-tilt", "1")), (cramped, ("--tight-lines", "1"))):
+        proc = run_cli("samples", "--out", out, "--count", "4", "--seed", "9", "--handwritten-share", "1", *extra)
+        assert proc.returncode == 0, proc.stderr
+    load = lambda out: json.loads((out / "truth.json").read_text())["envelopes"]
+    assert all(e["block_tilt_degrees"] == 0 and not e["tight_lines_hand"] for e in load(plain))
+    assert all(e["tight_lines_hand"] and e["block_tilt_degrees"] == 0 for e in load(cramped))
+    for env in load(askew):
+        assert BLOCK_TILT_DEGREES[0] <= abs(env["block_tilt_degrees"]) <= BLOCK_TILT_DEGREES[1]
+        page = cv2.imread(str(askew / env["file"]), cv2.IMREAD_GRAYSCALE)
+        for element in env["elements"]:
+            if element["role"].startswith("destination"):
+                x, y, w, h = element["bbox"]
+                assert (page[y:y + h, x:x + w] < 140).sum() > 20, (env["file"], element)
+
+    def line_pitch(envelopes) -> float:
+        """Median step between the centres of consecutive destination lines, in word heights."""
+        steps = []
+        for env in envelopes:
+            boxes = [e["bbox"] for e in env["elements"] if e["role"].startswith("destination")]
+            height = float(np.median([h for _, _, _, h in boxes]))
+            centres = sorted(y + h / 2 for _, y, _, h in boxes)
+            lines = [centres[0]]
+            for c in centres[1:]:
+                if c - lines[-1] > 0.5 * height:
+                    lines.append(c)
+            steps += [(b - a) / height for a, b in zip(lines, lines[1:])]
+        return float(np.median(steps))
+
+    assert line_pitch(load(cramped)) < 0.95 * line_pitch(load(plain))

@@ -121,6 +121,10 @@ def samples(
         0.0, "--tight-lines", min=0.0, max=1.0,
         help="Share of hands that write their lines close (a pitch of 0.72-0.9 line heights), so a descender "
              "touches the line below and the code may touch the place above it."),
+    block_tilt: float = typer.Option(
+        0.0, "--block-tilt", min=0.0, max=1.0,
+        help="Share of hands that write the address at an angle of its own to the envelope (3-8 degrees either "
+             "way), the printed sender's block square to it."),
     barcode: float = typer.Option(
         0.0, "--barcode", min=0.0, max=1.0,
         help="Share of envelopes with a four-state postal barcode printed under the destination block."),
@@ -132,7 +136,7 @@ def samples(
                            handwritten_share=handwritten_share, code_length=code_length,
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
                            continental=continental, pen_digits=pen_digits, close_words=close_words,
-                           barcode=barcode, tight_lines=tight_lines)
+                           barcode=barcode, tight_lines=tight_lines, block_tilt=block_tilt)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

@@ -67,6 +67,7 @@ class EnvelopeTruth:
     pen_digits_hand: bool = False  # the hand's digits are drawn by a pen writer (synth.pen_digits)
     close_words_hand: bool = False  # the hand leaves narrow word spaces (``close_words``)
     tight_lines_hand: bool = False  # the hand writes its lines close, ink of one touching the next's
+    block_tilt_degrees: float = 0.0  # the handwritten address's own angle to the page (``block_tilt``)
     barcode: bool = False  # a postal barcode is printed under the destination block (``barcode``)
 
     def to_dict(self) -> dict:
@@ -579,6 +580,29 @@ def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: 
     return elements
 
 
+# The angle a hand that writes askew (``block_tilt``) writes its address at, either way (degrees).
+BLOCK_TILT_DEGREES = (3.0, 8.0)
+
+
+def _lay_at_angle(page: np.ndarray, canvas: np.ndarray, elements: list[TextElement], angle: float) -> None:
+    """Lay the block written on a white ``canvas`` onto ``page`` turned by ``angle`` degrees about
+    its centre (ink is darker than any paper, so the darker of the two is kept), moving the
+    elements' boxes with it."""
+    boxes = np.array([e.bbox for e in elements], np.float64)
+    centre = ((boxes[:, 0].min() + (boxes[:, 0] + boxes[:, 2]).max()) / 2,
+              (boxes[:, 1].min() + (boxes[:, 1] + boxes[:, 3]).max()) / 2)
+    h, w = page.shape[:2]
+    m = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    turned = cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
+    np.minimum(page, turned, out=page)
+    for e in elements:
+        x, y, bw, bh = e.bbox
+        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64) @ m.T
+        x0, y0 = np.floor(corners.min(0)).astype(int)
+        x1, y1 = np.ceil(corners.max(0)).astype(int)
+        e.bbox = (int(max(0, x0)), int(max(0, y0)), int(min(w, x1) - max(0, x0)), int(min(h, y1) - max(0, y0)))
+
+
 # --- form furniture for the held-out family -------------------------------------------------
 
 
@@ -699,6 +723,7 @@ def make_envelope(
     close_words: float = 0.0,
     barcode: float = 0.0,
     tight_lines: float = 0.0,
+    block_tilt: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
@@ -711,7 +736,9 @@ def make_envelope(
     0.8-1.3 heights), so the code and the place beside it may come as one ink region;
     ``tight_lines``: the chance that the hand writes its lines close (``TIGHT_LINE_PITCH``), so a
     descender of one line touches the line below and the code may come joined to the place above it;
-    ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
+    ``block_tilt``: the chance that the hand writes the address at an angle of its own to the
+    envelope (``BLOCK_TILT_DEGREES`` either way), as people write on an envelope held askew, while
+    the printed sender's block stays square to it; ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
     destination block, as mail rooms and franking machines print them.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
@@ -725,6 +752,7 @@ def make_envelope(
     elements: list[TextElement] = []
     handwritten = corpus is not None and rng.random() < handwritten_share
     close = tight = False
+    block_angle = 0.0
     hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus, continental, pen_digits) if handwritten else None
 
     # Sender: top-left, usually with a code of its own; printed, or written by the same hand.
@@ -784,9 +812,15 @@ def make_envelope(
         close = bool(close_words) and rng.random() < close_words
         space = (0.2, 0.5) if close else (0.8, 1.3)
         tight = bool(tight_lines) and rng.random() < tight_lines
-        elements += _lay_out_lines(page, rng, rendered, position, colour, hand.height * 1.3,
-                                   lambda i: int(hand.height * rng.uniform(*space)), "handwritten",
-                                   TIGHT_LINE_PITCH if tight else LINE_PITCH)
+        tilted = bool(block_tilt) and rng.random() < block_tilt
+        canvas = np.full_like(page, 255) if tilted else page
+        written = _lay_out_lines(canvas, rng, rendered, position, colour, hand.height * 1.3,
+                                 lambda i: int(hand.height * rng.uniform(*space)), "handwritten",
+                                 TIGHT_LINE_PITCH if tight else LINE_PITCH)
+        if tilted:
+            block_angle = float(rng.uniform(*BLOCK_TILT_DEGREES) * rng.choice([-1.0, 1.0]))
+            _lay_at_angle(page, canvas, written, block_angle)
+        elements += written
     else:
         font = fonts[int(rng.integers(0, len(fonts)))].path
         size = int(rng.uniform(30, 42))
@@ -814,6 +848,7 @@ def make_envelope(
         pen_digits_hand=hand is not None and hand.pen_hand is not None,
         close_words_hand=hand is not None and close,
         tight_lines_hand=hand is not None and tight,
+        block_tilt_degrees=round(block_angle, 3),
         barcode=barcoded,
     )
     return page, truth
@@ -882,6 +917,7 @@ def write_samples(
     close_words: float = 0.0,
     barcode: float = 0.0,
     tight_lines: float = 0.0,
+    block_tilt: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -894,7 +930,8 @@ def write_samples(
     ``pen_digits``: the share of hands whose digits are drawn by a pen writer in shapes MNIST's
     writers did not use (``synth.pen_digits``); ``close_words``: the share of hands that leave
     narrow word spaces (a fifth to half their height); ``tight_lines``: the share of hands that
-    write their lines close, one line's ink touching the next's; ``barcode``: the share of envelopes with a
+    write their lines close, one line's ink touching the next's; ``block_tilt``: the share of hands
+    that write the address at an angle of its own to the envelope; ``barcode``: the share of envelopes with a
     postal barcode printed under the destination block.
     """
     check_layout(layout)
@@ -930,7 +967,7 @@ def write_samples(
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
                                     max_tilt=max_tilt, directory=directory, continental=continental,
                                     pen_digits=pen_digits, close_words=close_words, barcode=barcode,
-                                    tight_lines=tight_lines)
+                                    tight_lines=tight_lines, block_tilt=block_tilt)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -947,7 +984,7 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
-                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "barcode": barcode,
+                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "barcode": barcode,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},
