@@ -221,8 +221,32 @@ def test_a_cramped_address_beside_a_sender_s_block_is_levelled_by_its_own_lines(
     page, truth = make_envelope(np.random.default_rng([2025, i]), corpus=corpus, layout=TRAINING_LAYOUTS[i % len(TRAINING_LAYOUTS)],
                                 position=POSITIONS[i % len(POSITIONS)], tight_lines=1.0)
     assert truth.tight_lines_hand
-    ink = clean.ink_mask(clean.denoise(clean.flatten(clean.to_grey(page))))
+    ink = clean.ink_mask(clean.denoise(clean.flatten(clean.to_grey(page))), pencil=False)
     assert abs(clean.estimate_skew(ink) - truth.tilt_degrees) < 1.0
     with pytest.MonkeyPatch.context() as m:
         m.setattr(clean, "SKEW_STRIPS", 1)
         assert abs(clean.estimate_skew(ink) - truth.tilt_degrees) > 10.0
+
+
+def test_a_pencil_s_grainy_strokes_are_ink_and_a_pale_printed_rule_is_not():
+    """Graphite on paper: strokes of a mid grey broken by the paper's grain, so few of their
+    pixels are as dark as ink. At the ink depth alone a pencil's digit falls apart into specks;
+    it is one whole mark. A pen's stroke gains no faint edge, and a pale printed rule (a form's
+    line in a light colour) stays paper."""
+    rng = np.random.default_rng(0)
+    page = np.full((900, 1800), 250, np.uint8)  # an envelope's page: a 0 is a tenth of it tall
+    stroke = np.zeros(page.shape, np.uint8)
+    cv2.ellipse(stroke, (150, 150), (22, 40), 0, 0, 360, 1, 4)  # a pencil's 0
+    grain = rng.uniform(0.45, 1.0, page.shape)
+    page = np.where(stroke > 0, 250 - (250 - 165) * grain, page).astype(np.uint8)
+    cv2.ellipse(page, (400, 150), (22, 40), 0, 0, 360, 30, 4)  # a pen's 0
+    cv2.line(page, (550, 200), (850, 200), 215, 2)  # a pale printed rule
+
+    plain = page < int(255 * (1.0 - clean.INK_DEPTH))
+    mask = clean.ink_mask(page)
+    pencil = mask[:, 100:200]
+    assert clean.components(plain[:, 100:200])[0] - 1 > 5  # specks, at the ink depth alone
+    count, _, stats = clean.components(pencil)
+    assert count - 1 == 1 and stats[1, cv2.CC_STAT_AREA] > 0.9 * (stroke[:, 100:200] > 0).sum()
+    assert np.array_equal(mask[:, 300:500], plain[:, 300:500])  # the pen's stroke as it was
+    assert not mask[:, 520:].any()

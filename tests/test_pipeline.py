@@ -350,6 +350,39 @@ def test_a_code_written_in_cramped_lines_is_read(tmp_path, monkeypatch):
 TIGHT_SEED = 43
 
 
+def test_a_code_written_in_pencil_is_read(tmp_path, monkeypatch):
+    """A pencil's strokes are graphite grey broken by the paper's grain: at the ink depth they
+    fall apart into specks and the address is lost. The real pipeline reads such envelopes'
+    codes; with the ink depth alone (no pencil strokes) the same pages lose codes."""
+    import cv2
+
+    from docsort.page import clean
+    from docsort.page.pipeline import read_page
+
+    folder = tmp_path / "pencil"
+    write_samples(folder, count=10, seed=PENCIL_SEED, handwriting=DATASETS, handwritten_share=1.0, pencil=1.0)
+    truth = load_truth(folder)
+    assert all(t["pencil_hand"] for t in truth.values())
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    right = ink_only_right = 0
+    for name, t in sorted(truth.items()):
+        page = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+        code = read_page(page, 1, settings)[0].postal_code
+        right += code is not None and code.value == t["destination_code"] and code.decision == "auto"
+        assert code is None or code.value != t["sender_code"], name
+        with monkeypatch.context() as m:
+            m.setattr(clean, "_pencil_strokes", lambda grey, ink: np.zeros_like(ink))
+            ink_only = read_page(page, 1, settings)[0].postal_code
+        ink_only_right += (ink_only is not None and ink_only.value == t["destination_code"]
+                           and ink_only.decision == "auto")
+    assert right >= 9, right
+    assert ink_only_right < right, (ink_only_right, right)
+
+
+PENCIL_SEED = 45
+
+
 def test_a_region_is_cut_into_parts_at_its_widest_spaces_only():
     """Ink of "12345 Paris" as one region: five digit-wide marks touching, a space of 0.3 heights,
     then a word with narrow letter gaps. The code's part is one of the parts; letter gaps under

@@ -125,6 +125,9 @@ def samples(
         0.0, "--block-tilt", min=0.0, max=1.0,
         help="Share of hands that write the address at an angle of its own to the envelope (3-8 degrees either "
              "way), the printed sender's block square to it."),
+    pencil: float = typer.Option(
+        0.0, "--pencil", min=0.0, max=1.0,
+        help="Share of hands that write the address in pencil: graphite grey, broken by the paper's grain."),
     barcode: float = typer.Option(
         0.0, "--barcode", min=0.0, max=1.0,
         help="Share of envelopes with a four-state postal barcode printed under the destination block."),
@@ -136,7 +139,7 @@ def samples(
                            handwritten_share=handwritten_share, code_length=code_length,
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
                            continental=continental, pen_digits=pen_digits, close_words=close_words,
-                           barcode=barcode, tight_lines=tight_lines, block_tilt=block_tilt)
+                           barcode=barcode, tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

@@ -25,6 +25,16 @@ MAX_SKEW_DEGREES = 15.0
 SKEW_STRIPS = 3
 # Ink is anything this much darker than the flattened paper (0..1).
 INK_DEPTH = 0.28
+# A pencil's strokes (``_pencil_strokes``): their pixels darker than paper by PENCIL_DEPTH, some
+# by PENCIL_SEED_DEPTH, fewer than PENCIL_INK_SHARE of them as dark as ink; filling at most
+# PENCIL_MAX_FILL of their box, at most PENCIL_MAX_HEIGHT of the page's short side tall and at
+# most PENCIL_MAX_ASPECT times as wide as tall.
+PENCIL_DEPTH = 0.12
+PENCIL_SEED_DEPTH = 0.2
+PENCIL_INK_SHARE = 0.5
+PENCIL_MAX_FILL = 0.4
+PENCIL_MAX_HEIGHT = 0.12
+PENCIL_MAX_ASPECT = 12
 
 
 @dataclass
@@ -159,8 +169,32 @@ def estimate_skew(ink: np.ndarray) -> float:
     return float(fine[int(np.argmax([sharpness(a) for a in fine]))])
 
 
-def ink_mask(grey: np.ndarray) -> np.ndarray:
-    return grey < int(255 * (1.0 - INK_DEPTH))
+def ink_mask(grey: np.ndarray, pencil: bool = True) -> np.ndarray:
+    """Ink on the flattened page: darker than paper by ``INK_DEPTH``, and (``pencil``) the faint
+    strokes a pencil leaves (``_pencil_strokes``)."""
+    ink = grey < int(255 * (1.0 - INK_DEPTH))
+    return ink | _pencil_strokes(grey, ink) if pencil else ink
+
+
+def _pencil_strokes(grey: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Strokes of a pencil: the paper's grain lets only specks of graphite through as dark as
+    ink, so at the ink depth a pencil's stroke is a trail of specks too small to be marks, or
+    nothing, and the address is lost. At a fainter depth (``PENCIL_DEPTH``) the stroke is whole.
+    A faint mark is a pencil's when it holds specks darker than ``PENCIL_SEED_DEPTH`` but is
+    mostly fainter than ink (under ``PENCIL_INK_SHARE`` of its pixels: a pen's stroke holds
+    mostly ink, and its faint edge is not added), and is shaped like writing: thin in its box,
+    no taller than a line, not a long straight rule (a form's pale printed line)."""
+    faint = grey < int(255 * (1.0 - PENCIL_DEPTH))
+    count, labels, stats = components(faint)
+    seeded = np.bincount(labels[grey < int(255 * (1.0 - PENCIL_SEED_DEPTH))], minlength=count)
+    inked = np.bincount(labels[ink], minlength=count)
+    area = stats[:, cv2.CC_STAT_AREA]
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    pencil = ((seeded > 0) & (inked < PENCIL_INK_SHARE * area)
+              & (area <= PENCIL_MAX_FILL * w * h) & (h <= PENCIL_MAX_HEIGHT * min(grey.shape))
+              & (w <= PENCIL_MAX_ASPECT * h))
+    pencil[0] = False
+    return pencil[labels]
 
 
 # Printed form furniture: a straight rule at least this share of the page wide (and 40 px) and
@@ -520,14 +554,15 @@ def prepare(image: np.ndarray) -> CleanPage:
     grey = to_grey(image)
     h, w = grey.shape
     flat = denoise(flatten(grey))
-    ink = ink_mask(flat)
-    skew = estimate_skew(ink)
+    # The tilt from the ink alone: a pencil's specks lie along its lines too, and faint marks
+    # (a pale printed rule, a stamp's picture) have no say in it.
+    skew = estimate_skew(ink_mask(flat, pencil=False))
     # Undo the tilt: rotating the page by -skew makes lines level. The canvas grows so no
     # corner of the page (a sender address close to the edge) is cut off.
     angle = -skew
     if abs(angle) < 0.2:
         identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        flat, ink = without_form_lines(flat, ink)
+        flat, ink = without_form_lines(flat, ink_mask(flat))
         return CleanPage(flat, ink, 0.0, identity, (w, h))
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])

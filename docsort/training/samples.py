@@ -68,6 +68,7 @@ class EnvelopeTruth:
     close_words_hand: bool = False  # the hand leaves narrow word spaces (``close_words``)
     tight_lines_hand: bool = False  # the hand writes its lines close, ink of one touching the next's
     block_tilt_degrees: float = 0.0  # the handwritten address's own angle to the page (``block_tilt``)
+    pencil_hand: bool = False  # the address is written in pencil: grey, grainy graphite (``pencil``)
     barcode: bool = False  # a postal barcode is printed under the destination block (``barcode``)
 
     def to_dict(self) -> dict:
@@ -580,6 +581,21 @@ def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: 
     return elements
 
 
+# Graphite's grey on the page (0 black, 255 paper), and how much of a stroke's ink the grain of
+# the paper lets through, pixel by pixel.
+PENCIL_GREY = (85.0, 150.0)
+PENCIL_GRAIN = (0.45, 1.0)
+
+
+def _in_pencil(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A piece (grey, dark on light) as a pencil writes it: the stroke's ink broken by the paper's
+    grain, so strokes come out speckled and lighter at their edges."""
+    ink = (255.0 - image.astype(np.float32)) / 255.0
+    grain = rng.uniform(*PENCIL_GRAIN, size=image.shape).astype(np.float32)
+    grain = cv2.GaussianBlur(grain, (3, 3), 0.6)
+    return (255.0 * (1.0 - np.clip(ink * grain, 0.0, 1.0))).astype(np.uint8)
+
+
 # The angle a hand that writes askew (``block_tilt``) writes its address at, either way (degrees).
 BLOCK_TILT_DEGREES = (3.0, 8.0)
 
@@ -724,6 +740,7 @@ def make_envelope(
     barcode: float = 0.0,
     tight_lines: float = 0.0,
     block_tilt: float = 0.0,
+    pencil: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
@@ -738,7 +755,8 @@ def make_envelope(
     descender of one line touches the line below and the code may come joined to the place above it;
     ``block_tilt``: the chance that the hand writes the address at an angle of its own to the
     envelope (``BLOCK_TILT_DEGREES`` either way), as people write on an envelope held askew, while
-    the printed sender's block stays square to it; ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
+    the printed sender's block stays square to it; ``pencil``: the chance that the hand writes in
+    pencil (``_in_pencil``: graphite grey, grainy, lighter where the pencil skipped); ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
     destination block, as mail rooms and franking machines print them.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
@@ -751,7 +769,7 @@ def make_envelope(
     page[:] = np.clip(paper, 0, 255).astype(np.uint8)
     elements: list[TextElement] = []
     handwritten = corpus is not None and rng.random() < handwritten_share
-    close = tight = False
+    close = tight = in_pencil = False
     block_angle = 0.0
     hand = DatasetHand(rng, float(rng.uniform(40, 58)), corpus, continental, pen_digits) if handwritten else None
 
@@ -813,6 +831,11 @@ def make_envelope(
         space = (0.2, 0.5) if close else (0.8, 1.3)
         tight = bool(tight_lines) and rng.random() < tight_lines
         tilted = bool(block_tilt) and rng.random() < block_tilt
+        in_pencil = bool(pencil) and rng.random() < pencil
+        if in_pencil:
+            level = int(rng.uniform(*PENCIL_GREY))
+            colour = (level, level, level)
+            rendered = [[(_in_pencil(image, rng), *rest) for image, *rest in line] for line in rendered]
         canvas = np.full_like(page, 255) if tilted else page
         written = _lay_out_lines(canvas, rng, rendered, position, colour, hand.height * 1.3,
                                  lambda i: int(hand.height * rng.uniform(*space)), "handwritten",
@@ -849,6 +872,7 @@ def make_envelope(
         close_words_hand=hand is not None and close,
         tight_lines_hand=hand is not None and tight,
         block_tilt_degrees=round(block_angle, 3),
+        pencil_hand=in_pencil,
         barcode=barcoded,
     )
     return page, truth
@@ -918,6 +942,7 @@ def write_samples(
     barcode: float = 0.0,
     tight_lines: float = 0.0,
     block_tilt: float = 0.0,
+    pencil: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -931,7 +956,8 @@ def write_samples(
     writers did not use (``synth.pen_digits``); ``close_words``: the share of hands that leave
     narrow word spaces (a fifth to half their height); ``tight_lines``: the share of hands that
     write their lines close, one line's ink touching the next's; ``block_tilt``: the share of hands
-    that write the address at an angle of its own to the envelope; ``barcode``: the share of envelopes with a
+    that write the address at an angle of its own to the envelope; ``pencil``: the share of hands
+    that write in pencil; ``barcode``: the share of envelopes with a
     postal barcode printed under the destination block.
     """
     check_layout(layout)
@@ -967,7 +993,7 @@ def write_samples(
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
                                     max_tilt=max_tilt, directory=directory, continental=continental,
                                     pen_digits=pen_digits, close_words=close_words, barcode=barcode,
-                                    tight_lines=tight_lines, block_tilt=block_tilt)
+                                    tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -984,7 +1010,7 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
-                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "barcode": barcode,
+                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "pencil": pencil, "barcode": barcode,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},
