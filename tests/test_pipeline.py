@@ -316,71 +316,55 @@ def test_a_code_written_close_to_the_place_beside_it_is_read(tmp_path, monkeypat
     assert whole_regions_only < right, (whole_regions_only, right)
 
 
+def _right_and_auto_with_and_without(tmp_path, monkeypatch, module, name: str, replacement, seed: int,
+                                     count: int, **hands) -> tuple[int, int]:
+    """Envelopes drawn with ``hands`` (every hand handwritten) read by the real pipeline, and read
+    again with ``module.name`` replaced: how many codes each reads right and sends ``auto``. The
+    sender's code is never taken."""
+    import cv2
+
+    from docsort.page.pipeline import read_page
+
+    folder = tmp_path / "hands"
+    write_samples(folder, count=count, seed=seed, handwriting=DATASETS, handwritten_share=1.0, **hands)
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    right = without = 0
+    for page_name, t in sorted(load_truth(folder).items()):
+        page = cv2.imread(str(folder / page_name), cv2.IMREAD_GRAYSCALE)
+        code = read_page(page, 1, settings)[0].postal_code
+        assert code is None or code.value != t["sender_code"], page_name
+        right += code is not None and code.value == t["destination_code"] and code.decision == "auto"
+        with monkeypatch.context() as m:
+            m.setattr(module, name, replacement)
+            code = read_page(page, 1, settings)[0].postal_code
+        without += code is not None and code.value == t["destination_code"] and code.decision == "auto"
+    return right, without
+
+
 def test_a_code_written_in_cramped_lines_is_read(tmp_path, monkeypatch):
     """Hands that write their lines close put a descender of the place's line into the code below
     it, and their lines of marks touch. The real pipeline parts the lines (``regions.lines_apart``)
-    and reads such envelopes' codes; without parting them the same pages lose codes, and the
-    sender's code is never taken instead."""
-    import cv2
-
+    and reads such envelopes' codes; without parting them the same pages lose codes."""
     from docsort.page import regions
-    from docsort.page.pipeline import read_page
 
-    folder = tmp_path / "tight"
-    write_samples(folder, count=8, seed=TIGHT_SEED, handwriting=DATASETS, handwritten_share=1.0, tight_lines=1.0)
-    truth = load_truth(folder)
-    assert all(t["tight_lines_hand"] for t in truth.values())
-    settings = Settings(accept_threshold=0.9)
-    warm_up(settings)
-    right = unparted_right = 0
-    for name, t in sorted(truth.items()):
-        page = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
-        code = read_page(page, 1, settings)[0].postal_code
-        right += code is not None and code.value == t["destination_code"] and code.decision == "auto"
-        assert code is None or code.value != t["sender_code"], name
-        with monkeypatch.context() as m:
-            m.setattr(regions, "lines_apart", lambda ink: ink)
-            unparted = read_page(page, 1, settings)[0].postal_code
-        unparted_right += (unparted is not None and unparted.value == t["destination_code"]
-                           and unparted.decision == "auto")
+    right, unparted = _right_and_auto_with_and_without(tmp_path, monkeypatch, regions, "lines_apart",
+                                                       lambda ink: ink, seed=43, count=8, tight_lines=1.0)
     assert right >= 7, right
-    assert unparted_right < right, (unparted_right, right)
-
-
-TIGHT_SEED = 43
+    assert unparted < right, (unparted, right)
 
 
 def test_a_code_written_in_pencil_is_read(tmp_path, monkeypatch):
     """A pencil's strokes are graphite grey broken by the paper's grain: at the ink depth they
     fall apart into specks and the address is lost. The real pipeline reads such envelopes'
     codes; with the ink depth alone (no pencil strokes) the same pages lose codes."""
-    import cv2
-
     from docsort.page import clean
-    from docsort.page.pipeline import read_page
 
-    folder = tmp_path / "pencil"
-    write_samples(folder, count=10, seed=PENCIL_SEED, handwriting=DATASETS, handwritten_share=1.0, pencil=1.0)
-    truth = load_truth(folder)
-    assert all(t["pencil_hand"] for t in truth.values())
-    settings = Settings(accept_threshold=0.9)
-    warm_up(settings)
-    right = ink_only_right = 0
-    for name, t in sorted(truth.items()):
-        page = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
-        code = read_page(page, 1, settings)[0].postal_code
-        right += code is not None and code.value == t["destination_code"] and code.decision == "auto"
-        assert code is None or code.value != t["sender_code"], name
-        with monkeypatch.context() as m:
-            m.setattr(clean, "_pencil_strokes", lambda grey, ink: np.zeros_like(ink))
-            ink_only = read_page(page, 1, settings)[0].postal_code
-        ink_only_right += (ink_only is not None and ink_only.value == t["destination_code"]
-                           and ink_only.decision == "auto")
+    right, ink_only = _right_and_auto_with_and_without(tmp_path, monkeypatch, clean, "_pencil_strokes",
+                                                       lambda grey, ink: np.zeros_like(ink), seed=45, count=10,
+                                                       pencil=1.0)
     assert right >= 9, right
-    assert ink_only_right < right, (ink_only_right, right)
-
-
-PENCIL_SEED = 45
+    assert ink_only < right, (ink_only, right)
 
 
 def test_a_region_is_cut_into_parts_at_its_widest_spaces_only():

@@ -236,18 +236,30 @@ def test_a_postal_barcode_is_drawn_under_the_block_and_changes_nothing_else(tmp_
         assert len(ys) > 1000 and np.median(ys) > max(y + h for _, y, _, h in block) - 10
 
 
-def test_hands_that_write_askew_and_cramped_are_drawn_only_when_asked(tmp_path):
+def test_hands_that_write_askew_cramped_or_in_pencil_are_drawn_only_when_asked(tmp_path):
     """``--block-tilt 1`` writes every handwritten address at 3-8 degrees of its own to the
     envelope, its boxes turned with it (each holds ink); ``--tight-lines 1`` writes every hand's
-    lines closer than any line of the default draw. Unasked, neither is drawn."""
+    lines closer than the default draw; ``--pencil 1`` writes every address in grey, grainy
+    strokes, paler than a pen's. Unasked, none is drawn."""
     from docsort.training.samples import BLOCK_TILT_DEGREES
 
     plain, askew, cramped = tmp_path / "plain", tmp_path / "askew", tmp_path / "cramped"
-    for out, extra in ((plain, ()), (askew, ("--block-tilt", "1")), (cramped, ("--tight-lines", "1"))):
+    pencil = tmp_path / "pencil"
+    for out, extra in ((plain, ()), (askew, ("--block-tilt", "1")), (cramped, ("--tight-lines", "1")),
+                       (pencil, ("--pencil", "1"))):
         proc = run_cli("samples", "--out", out, "--count", "4", "--seed", "9", "--handwritten-share", "1", *extra)
         assert proc.returncode == 0, proc.stderr
     load = lambda out: json.loads((out / "truth.json").read_text())["envelopes"]
-    assert all(e["block_tilt_degrees"] == 0 and not e["tight_lines_hand"] for e in load(plain))
+    assert all(e["block_tilt_degrees"] == 0 and not e["tight_lines_hand"] and not e["pencil_hand"]
+               for e in load(plain))
+    assert all(e["pencil_hand"] for e in load(pencil))
+
+    def darkest_ink(out, env) -> float:
+        page = cv2.imread(str(out / env["file"]), cv2.IMREAD_GRAYSCALE)
+        x, y, w, h = next(e["bbox"] for e in env["elements"] if e["role"] == "destination_code")
+        return float(np.percentile(page[y:y + h, x:x + w], 1))
+
+    assert min(darkest_ink(pencil, e) for e in load(pencil)) > max(darkest_ink(plain, e) for e in load(plain))
     assert all(e["tight_lines_hand"] and e["block_tilt_degrees"] == 0 for e in load(cramped))
     for env in load(askew):
         assert BLOCK_TILT_DEGREES[0] <= abs(env["block_tilt_degrees"]) <= BLOCK_TILT_DEGREES[1]
