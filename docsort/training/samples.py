@@ -612,11 +612,16 @@ def _lay_at_angle(page: np.ndarray, canvas: np.ndarray, elements: list[TextEleme
     turned = cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
     np.minimum(page, turned, out=page)
     for e in elements:
-        x, y, bw, bh = e.bbox
-        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64) @ m.T
-        x0, y0 = np.floor(corners.min(0)).astype(int)
-        x1, y1 = np.ceil(corners.max(0)).astype(int)
-        e.bbox = (int(max(0, x0)), int(max(0, y0)), int(min(w, x1) - max(0, x0)), int(min(h, y1) - max(0, y0)))
+        e.bbox = _turned_box(e.bbox, m, w, h)
+
+
+def _turned_box(bbox: BBox, m: np.ndarray, w: int, h: int) -> BBox:
+    """The box holding ``bbox`` turned by the affine ``m``, kept on a ``w`` x ``h`` page."""
+    x, y, bw, bh = bbox
+    corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64) @ m.T
+    x0, y0 = np.floor(corners.min(0)).astype(int)
+    x1, y1 = np.ceil(corners.max(0)).astype(int)
+    return (int(max(0, x0)), int(max(0, y0)), int(min(w, x1) - max(0, x0)), int(min(h, y1) - max(0, y0)))
 
 
 # --- form furniture for the held-out family -------------------------------------------------
@@ -905,12 +910,7 @@ def _scan(page: np.ndarray, rng: np.random.Generator, max_tilt: float,
     fill = tuple(int(v) for v in np.median(page.reshape(-1, 3), axis=0))
     page = cv2.warpAffine(page, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=fill)
     for e in elements:
-        x, y, bw, bh = e.bbox
-        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64)
-        moved = corners @ m.T
-        x0, y0 = np.floor(moved.min(0)).astype(int)
-        x1, y1 = np.ceil(moved.max(0)).astype(int)
-        e.bbox = (int(max(0, x0)), int(max(0, y0)), int(min(w, x1) - max(0, x0)), int(min(h, y1) - max(0, y0)))
+        e.bbox = _turned_box(e.bbox, m, w, h)
     # Uneven light: a smooth gradient across the sheet.
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = rng.uniform(-1, 1, 2)
