@@ -12,7 +12,10 @@ compares, by 5-fold cross-validation over fields, the seven inputs with richer s
 - ``segmenting``: the segmenting reader's least sure digit, and whether the readers proposed
   only one candidate;
 - ``interactions``: all three readers proposing it, and the whole-field log-odds where it
-  proposed it.
+  proposed it;
+- ``clean split`` (instead of the three above): the segmenting reader's log-odds where it
+  proposed the candidate and its split of the field was clean, one connected piece of ink a
+  digit and none cut (``clean_split``): a strong digit model on digits written apart.
 
 For each it prints, apart for envelope fields and composed codes, the share right, the log loss
 of the chosen candidate's P, the shares right and wrong at P >= 0.9 and 0.95, and the share sent
@@ -37,13 +40,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
-VARIANTS = ("shipped (7 inputs)", "+ views", "+ views, segmenting", "+ views, segmenting, interactions")
+VARIANTS = ("shipped (7 inputs)", "+ views", "+ views, segmenting", "+ views, segmenting, interactions",
+            "+ clean split")
+CLEAN_SPLIT = len(VARIANTS) - 1
 CODE_LENGTH = 5
 
 
 def read_rows(data: str, envelopes: int, jobs: int) -> list:
     """Per field: (truth, 'composed' or 'envelope', [(candidate, shipped inputs, views proposing,
-    least sure segmented digit, distinct proposals)])."""
+    least sure segmented digit, distinct proposals, clean split)])."""
     from docsort.reading.digits import combine
     from docsort.reading.digits import segmenting as digit_reader
     from docsort.reading.digits.ppocr import shared_reader as line_reader
@@ -69,16 +74,36 @@ def read_rows(data: str, envelopes: int, jobs: int) -> list:
             least = (min(splits.reading.digit_confidences)
                      if proposed.get("segmented") == candidate and splits.reading.digit_confidences else 0.0)
             candidates.append((candidate, combine.candidate_features(splits, whole, line, candidate, proposed),
-                               views, least, len(set(proposed.values()))))
+                               views, least, len(set(proposed.values())), clean_split(splits)))
         rows.append((truth, kind, candidates))
     return rows
+
+
+def clean_split(splits) -> float:
+    """1 when the segmenting reader's reading took each digit as one whole connected piece of
+    ink (no piece cut, none joined to another), else 0."""
+    field = splits.field
+    if field is None or not splits.path:
+        return 0.0
+    pieces = []
+    for s in splits.path:
+        i, j = field.segments[s]
+        own = {atom.component for atom in field.atoms[i:j]}
+        if len(own) != 1:
+            return 0.0
+        pieces.append(own.pop())
+    return float(len(set(pieces)) == len(pieces) == len({atom.component for atom in field.atoms}))
 
 
 def inputs(candidate, variant: int, views_total: int = 3) -> np.ndarray:
     from docsort.reading.digits import combine
 
-    _, shipped, views, least, distinct = candidate
+    _, shipped, views, least, distinct = candidate[:5]
     x = list(shipped)
+    if variant == CLEAN_SPLIT:
+        clean = candidate[5] if len(candidate) > 5 else 0.0
+        by_segmented = shipped[4]
+        return np.array(x + [clean * by_segmented, clean * by_segmented * shipped[1]], float)
     if variant >= 1:
         x += [float(views == views_total), float(views == 0)]
     if variant >= 2:
