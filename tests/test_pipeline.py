@@ -349,7 +349,7 @@ def test_a_code_written_in_cramped_lines_is_read(tmp_path, monkeypatch):
     from docsort.page import regions
 
     right, unparted = _right_and_auto_with_and_without(tmp_path, monkeypatch, regions, "lines_apart",
-                                                       lambda ink: ink, seed=43, count=8, tight_lines=1.0)
+                                                       lambda ink, found=None: ink, seed=43, count=8, tight_lines=1.0)
     assert right >= 7, right
     assert unparted < right, (unparted, right)
 

@@ -75,7 +75,11 @@ class _UnionFind:
 
 def ink_components(ink: np.ndarray) -> np.ndarray:
     """Bounding boxes (n, 4: x, y, w, h) and areas (n,) of the ink's connected components."""
-    _, _, stats = components(ink)
+    return _marks(components(ink)[2])
+
+
+def _marks(stats: np.ndarray) -> np.ndarray:
+    """OpenCV's component stats without the background and the specks."""
     stats = stats[1:]
     return stats[stats[:, cv2.CC_STAT_AREA] >= MIN_SPECK_AREA]
 
@@ -178,8 +182,10 @@ def ink_regions(ink: np.ndarray) -> list[TextRegion]:
     """The page's word regions found in its ink alone, before any Tesseract word is attached."""
     page_h, page_w = ink.shape
     max_height = MAX_TEXT_HEIGHT * min(page_h, page_w)
-    boxes = [b for b in group_words(ink_components(lines_apart(ink)), max_height)
-             if _looks_like_text(b, max_height)]
+    found = components(ink)
+    parted = lines_apart(ink, found)
+    stats = found[2] if parted is ink else components(parted)[2]  # found again only where cut
+    boxes = [b for b in group_words(_marks(stats), max_height) if _looks_like_text(b, max_height)]
     return [TextRegion(b) for b in boxes]
 
 
@@ -204,7 +210,7 @@ SEAM_PULL = 0.002
 LETTER_SHARE = 0.5
 
 
-def lines_apart(ink: np.ndarray) -> np.ndarray:
+def lines_apart(ink: np.ndarray, found: Optional[tuple] = None) -> np.ndarray:
     """The ink with lines of writing that touch parted.
 
     Cramped hands write a line's descenders into the next line's letters. Words are grouped from
@@ -212,8 +218,9 @@ def lines_apart(ink: np.ndarray) -> np.ndarray:
     chain together cannot be regrouped line by line (``group_words``), so it would make one region
     two lines tall, too tall to be a word, and a code written under its place would be lost in it.
     Such a block is cut along the path that crosses the least ink between the two lines' bodies
-    (``_line_gaps``, ``_seam``), and the marks are found again."""
-    count, labels, stats = components(ink)
+    (``_line_gaps``, ``_seam``), and the marks are found again. ``found``: ``components(ink)``
+    when the caller has it. Returns ``ink`` itself when nothing is cut."""
+    count, labels, stats = components(ink) if found is None else found
     keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_SPECK_AREA)
     keep = keep[keep > 0]
     marks = stats[keep].astype(np.float64)
