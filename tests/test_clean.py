@@ -250,3 +250,27 @@ def test_a_pencil_s_grainy_strokes_are_ink_and_a_pale_printed_rule_is_not():
     assert count - 1 == 1 and stats[1, cv2.CC_STAT_AREA] > 0.9 * (stroke[:, 100:200] > 0).sum()
     assert np.array_equal(mask[:, 300:500], plain[:, 300:500])  # the pen's stroke as it was
     assert not mask[:, 520:].any()
+
+
+def test_a_broad_pencil_s_full_strokes_are_ink_and_a_pale_patch_is_not():
+    """A soft pencil or a broad grey pen writes a 1 or a 7 whose strokes fill half its box or
+    more: still strokes, narrow for the mark's height, so ink. A pale solid patch of the same
+    size (a stamp's picture, a tint) is as thick as it is high, and stays paper."""
+    rng = np.random.default_rng(1)
+    page = np.full((900, 1800), 250, np.uint8)
+    stroke = np.zeros(page.shape, np.uint8)
+    cv2.line(stroke, (150, 110), (146, 160), 1, 11)  # a broad 1: it fills most of its box
+    cv2.line(stroke, (300, 110), (334, 110), 1, 12)  # a broad 7, its bar and its stem
+    cv2.line(stroke, (334, 110), (324, 158), 1, 12)
+    cv2.rectangle(stroke, (500, 110), (540, 160), 1, -1)  # a pale patch
+    grain = rng.uniform(0.45, 1.0, page.shape)
+    page = np.where(stroke > 0, 250 - (250 - 165) * grain, page).astype(np.uint8)
+
+    plain = page < int(255 * (1.0 - clean.INK_DEPTH))
+    mask = clean.ink_mask(page)
+    for x0, x1 in ((120, 180), (280, 360)):
+        count, _, stats = clean.components(mask[:, x0:x1])
+        filled = stats[1, cv2.CC_STAT_AREA] / (stats[1, cv2.CC_STAT_WIDTH] * stats[1, cv2.CC_STAT_HEIGHT])
+        assert count - 1 == 1 and filled > clean.PENCIL_MAX_FILL
+        assert stats[1, cv2.CC_STAT_AREA] > 0.9 * (stroke[:, x0:x1] > 0).sum()
+    assert np.array_equal(mask[:, 480:560], plain[:, 480:560])  # its darkest specks, nothing more

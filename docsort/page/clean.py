@@ -27,12 +27,14 @@ SKEW_STRIPS = 3
 INK_DEPTH = 0.28
 # A pencil's strokes (``_pencil_strokes``): their pixels darker than paper by PENCIL_DEPTH, some
 # by PENCIL_SEED_DEPTH, fewer than PENCIL_INK_SHARE of them as dark as ink; filling at most
-# PENCIL_MAX_FILL of their box, at most PENCIL_MAX_HEIGHT of the page's short side tall and at
-# most PENCIL_MAX_ASPECT times as wide as tall.
+# PENCIL_MAX_FILL of their box or, fuller, with no stroke wider than PENCIL_MAX_STROKE of their
+# height; at most PENCIL_MAX_HEIGHT of the page's short side tall and at most
+# PENCIL_MAX_ASPECT times as wide as tall.
 PENCIL_DEPTH = 0.12
 PENCIL_SEED_DEPTH = 0.2
 PENCIL_INK_SHARE = 0.5
 PENCIL_MAX_FILL = 0.4
+PENCIL_MAX_STROKE = 0.5
 PENCIL_MAX_HEIGHT = 0.12
 PENCIL_MAX_ASPECT = 12
 
@@ -182,8 +184,12 @@ def _pencil_strokes(grey: np.ndarray, ink: np.ndarray) -> np.ndarray:
     nothing, and the address is lost. At a fainter depth (``PENCIL_DEPTH``) the stroke is whole.
     A faint mark is a pencil's when it holds specks darker than ``PENCIL_SEED_DEPTH`` but is
     mostly fainter than ink (under ``PENCIL_INK_SHARE`` of its pixels: a pen's stroke holds
-    mostly ink, and its faint edge is not added), and is shaped like writing: thin in its box,
-    no taller than a line, not a long straight rule (a form's pale printed line)."""
+    mostly ink, and its faint edge is not added), and is shaped like writing: made of strokes,
+    no taller than a line, not a long straight rule (a form's pale printed line).
+
+    Made of strokes: it fills little of its box, or its widest stroke is narrow for its height.
+    A soft pencil or a broad grey pen writes a 1, a 3 or a 4 filling half its box or more, as
+    a solid patch (a stamp's picture, a tint) does; the patch is as thick as it is high."""
     faint = grey < int(255 * (1.0 - PENCIL_DEPTH))
     count, labels, stats = components(faint)
     seeded = np.bincount(labels[grey < int(255 * (1.0 - PENCIL_SEED_DEPTH))], minlength=count)
@@ -191,10 +197,18 @@ def _pencil_strokes(grey: np.ndarray, ink: np.ndarray) -> np.ndarray:
     area = stats[:, cv2.CC_STAT_AREA]
     w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     pencil = ((seeded > 0) & (inked < PENCIL_INK_SHARE * area)
-              & (area <= PENCIL_MAX_FILL * w * h) & (h <= PENCIL_MAX_HEIGHT * min(grey.shape))
-              & (w <= PENCIL_MAX_ASPECT * h))
+              & (h <= PENCIL_MAX_HEIGHT * min(grey.shape)) & (w <= PENCIL_MAX_ASPECT * h))
     pencil[0] = False
+    for i in np.flatnonzero(pencil & (area > PENCIL_MAX_FILL * w * h)):
+        pencil[i] = _widest_stroke(labels, stats[i], i) <= PENCIL_MAX_STROKE * h[i]
     return pencil[labels]
+
+
+def _widest_stroke(labels: np.ndarray, stat: np.ndarray, i: int) -> float:
+    """Twice the furthest any pixel of component ``i`` lies from paper."""
+    x, y, w, h = (int(v) for v in stat[:4])
+    own = np.pad((labels[y:y + h, x:x + w] == i).astype(np.uint8), 1)
+    return 2.0 * float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max())
 
 
 # Printed form furniture: a straight rule at least this share of the page wide (and 40 px) and
