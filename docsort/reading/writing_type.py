@@ -20,9 +20,13 @@ HEIGHT = 32
 MAX_WIDTH = 256
 MAX_ASPECT = MAX_WIDTH / HEIGHT
 # Crops are padded (centred) to the smallest of these widths that holds them, so a batch costs
-# what its crops need and the network sees a handful of input shapes only.
+# what its crops need and the network sees a handful of input shapes only. A call holds at most
+# 2,048 input columns (8 crops of the widest bucket): ONNX Runtime runs the first convolution's
+# output padded to 16 channels at full resolution, 33 MB for 64 wide crops, which is allocated
+# and faulted in again on every call. In calls of 2,048 columns the network runs 1.5 times as
+# fast, the classifier with its preprocessing 1.4 times (``benchmarks/bench_writing_type.py``).
 INPUT = engine.InputSpec("crop", HEIGHT, width_buckets=(32, 48, 64, 96, 128, 160, 192, 256), align="centre",
-                         batch=64)
+                         batch=64, columns=2048)
 # Ink must differ from paper by this many grey levels, else the crop is blank paper.
 MIN_CONTRAST = 24.0
 # The lone-character networks' widest input: crops this narrow once normalised (lone characters,
