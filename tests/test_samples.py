@@ -284,3 +284,25 @@ def test_hands_that_write_askew_cramped_or_in_pencil_are_drawn_only_when_asked(t
         return float(np.median(steps))
 
     assert line_pitch(load(cramped)) < 0.95 * line_pitch(load(plain))
+
+
+def test_coloured_envelopes_are_drawn_only_when_asked_and_leave_the_other_pages_as_they_were(tmp_path):
+    """``--coloured 1`` puts every envelope on a manila, kraft or greeting-card paper, recorded
+    in truth.json and seen in the scan's paper; unasked, the envelopes are white and byte for
+    byte those of a run without the option (it draws from a stream of its own)."""
+    from docsort.training.samples import PAPER_COLOURS, PAPER_JITTER
+
+    plain, again, coloured = tmp_path / "plain", tmp_path / "again", tmp_path / "coloured"
+    for out, extra in ((plain, ()), (again, ("--coloured", "0")), (coloured, ("--coloured", "1"))):
+        proc = run_cli("samples", "--out", out, "--count", "4", "--seed", "9", "--format", "png", *extra)
+        assert proc.returncode == 0, proc.stderr
+    load = lambda out: json.loads((out / "truth.json").read_text())["envelopes"]
+    assert all(e["paper_colour"] is None for e in load(plain))
+    for env in load(plain):
+        assert (plain / env["file"]).read_bytes() == (again / env["file"]).read_bytes()
+    for env in load(coloured):
+        rgb = np.asarray(env["paper_colour"])
+        assert min(np.abs(rgb - np.asarray(shade)).max() for shade in PAPER_COLOURS.values()) <= PAPER_JITTER
+        page = cv2.imread(str(coloured / env["file"]))
+        paper = np.median(page[400:500, 40:240].reshape(-1, 3), axis=0)[::-1]  # below the sender, RGB
+        assert np.abs(paper - rgb).max() < 60, (env["file"], paper, rgb)  # uneven light dims it a little

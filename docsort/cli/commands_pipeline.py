@@ -131,6 +131,10 @@ def samples(
     barcode: float = typer.Option(
         0.0, "--barcode", min=0.0, max=1.0,
         help="Share of envelopes with a four-state postal barcode printed under the destination block."),
+    coloured: float = typer.Option(
+        0.0, "--coloured", min=0.0, max=1.0,
+        help="Share of envelopes that are not white: manila, kraft or a greeting card's red, green, blue, pink, "
+             "yellow, sky, lilac or orange."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.training.samples import TRUTH_FILE, write_samples
@@ -139,7 +143,8 @@ def samples(
                            handwritten_share=handwritten_share, code_length=code_length,
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
                            continental=continental, pen_digits=pen_digits, close_words=close_words,
-                           barcode=barcode, tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil)
+                           barcode=barcode, tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil,
+                           coloured=coloured)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

@@ -69,6 +69,7 @@ class EnvelopeTruth:
     tight_lines_hand: bool = False  # the hand writes its lines close, ink of one touching the next's
     block_tilt_degrees: float = 0.0  # the handwritten address's own angle to the page (``block_tilt``)
     pencil_hand: bool = False  # the address is written in pencil: grey, grainy graphite (``pencil``)
+    paper_colour: Optional[list[int]] = None  # RGB of a coloured envelope (``coloured``), else None: white
     barcode: bool = False  # a postal barcode is printed under the destination block (``barcode``)
 
     def to_dict(self) -> dict:
@@ -583,6 +584,17 @@ def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: 
 
 # Graphite's grey on the page (0 black, 255 paper), and how much of a stroke's ink the grain of
 # the paper lets through, pixel by pixel.
+# Envelopes that are not white (``coloured``), RGB: manila and kraft business envelopes and the
+# greeting-card colours, each drawn within PAPER_JITTER of its shade. On a red or green card a
+# blue ballpoint is barely darker than the paper in grey, though plain to the eye.
+PAPER_COLOURS = {
+    "manila": (222, 196, 150), "kraft": (176, 132, 88), "red": (178, 34, 52), "green": (34, 102, 68),
+    "blue": (60, 100, 170), "pink": (236, 168, 186), "yellow": (246, 222, 120), "sky": (170, 200, 230),
+    "lilac": (190, 160, 210), "orange": (240, 150, 60),
+}
+PAPER_JITTER = 12
+# Drawn from a stream of its own (``_paper_stream``), so envelopes are the same with or without it.
+PAPER_STREAM = 101
 PENCIL_GREY = (85.0, 150.0)
 PENCIL_GRAIN = (0.45, 1.0)
 
@@ -746,6 +758,7 @@ def make_envelope(
     tight_lines: float = 0.0,
     block_tilt: float = 0.0,
     pencil: float = 0.0,
+    coloured: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
@@ -762,7 +775,8 @@ def make_envelope(
     envelope (``BLOCK_TILT_DEGREES`` either way), as people write on an envelope held askew, while
     the printed sender's block stays square to it; ``pencil``: the chance that the hand writes in
     pencil (``_in_pencil``: graphite grey, grainy, lighter where the pencil skipped); ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
-    destination block, as mail rooms and franking machines print them.
+    destination block, as mail rooms and franking machines print them; ``coloured``: the chance
+    that the envelope is not white but one of ``PAPER_COLOURS`` (manila, kraft, greeting cards).
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
@@ -770,6 +784,9 @@ def make_envelope(
     position = str(rng.choice(POSITIONS)) if position is None else position
     fonts = _fonts(rng)
     paper = np.array([rng.uniform(225, 252)] * 3) + rng.uniform(-8, 4, 3)
+    paper_colour = _paper_colour(_paper_stream(rng), coloured)
+    if paper_colour is not None:
+        paper = np.array(paper_colour[::-1], np.float64)  # the page is BGR
     page = np.empty((PAGE_H, PAGE_W, 3), np.uint8)
     page[:] = np.clip(paper, 0, 255).astype(np.uint8)
     elements: list[TextElement] = []
@@ -878,9 +895,24 @@ def make_envelope(
         tight_lines_hand=hand is not None and tight,
         block_tilt_degrees=round(block_angle, 3),
         pencil_hand=in_pencil,
+        paper_colour=paper_colour,
         barcode=barcoded,
     )
     return page, truth
+
+
+def _paper_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator of the envelope's own for its paper, apart from ``rng``'s draws and children."""
+    seq = rng.bit_generator.seed_seq
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, PAPER_STREAM)))
+
+
+def _paper_colour(rng: np.random.Generator, coloured: float) -> Optional[list[int]]:
+    """The RGB of a coloured envelope with chance ``coloured``, else None (white paper)."""
+    if not coloured or rng.random() >= coloured:
+        return None
+    shade = np.asarray(PAPER_COLOURS[str(rng.choice(list(PAPER_COLOURS)))], np.float64)
+    return [int(v) for v in np.clip(shade + rng.uniform(-PAPER_JITTER, PAPER_JITTER, 3), 0, 255)]
 
 
 def _postal_barcode(page: np.ndarray, rng: np.random.Generator, block: list[tuple[int, int, int, int]]) -> None:
@@ -943,6 +975,7 @@ def write_samples(
     tight_lines: float = 0.0,
     block_tilt: float = 0.0,
     pencil: float = 0.0,
+    coloured: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -958,7 +991,8 @@ def write_samples(
     write their lines close, one line's ink touching the next's; ``block_tilt``: the share of hands
     that write the address at an angle of its own to the envelope; ``pencil``: the share of hands
     that write in pencil; ``barcode``: the share of envelopes with a
-    postal barcode printed under the destination block.
+    postal barcode printed under the destination block; ``coloured``: the share of envelopes
+    that are not white (``PAPER_COLOURS``).
     """
     check_layout(layout)
     directory = None
@@ -993,7 +1027,8 @@ def write_samples(
                                     code_length=code_length, layout=family, position=POSITIONS[i % len(POSITIONS)],
                                     max_tilt=max_tilt, directory=directory, continental=continental,
                                     pen_digits=pen_digits, close_words=close_words, barcode=barcode,
-                                    tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil)
+                                    tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil,
+                                    coloured=coloured)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -1010,7 +1045,8 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
-                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "pencil": pencil, "barcode": barcode,
+                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "pencil": pencil, "coloured": coloured,
+                      "barcode": barcode,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
                       "directory": directory.describe() if directory is not None else None},
