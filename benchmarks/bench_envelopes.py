@@ -119,7 +119,8 @@ def _generate(args, count: int, seed: int, layout: str, prefix: str) -> Path:
                   handwritten_share=0.7, code_length=args.code_length, mnist_split=args.mnist_split,
                   layout=layout, country=args.country, continental=args.continental, pen_digits=args.pen_digits,
                   close_words=args.close_words, barcode=args.barcode, tight_lines=args.tight_lines,
-                  block_tilt=args.block_tilt, pencil=args.pencil, coloured=args.coloured)
+                  block_tilt=args.block_tilt, pencil=args.pencil, coloured=args.coloured,
+                  label=args.label)
     print(f"generated {count} {layout} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
     return folder
 
@@ -275,6 +276,7 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
             "block_tilt_degrees": t.get("block_tilt_degrees", 0.0),
             "pencil_hand": t.get("pencil_hand", False),
             "paper_colour": t.get("paper_colour"),
+            "label": t.get("label", False),
             "barcode": t.get("barcode", False),
             "sender": t["sender_code"], "value": value, "auto": auto,
             "confidence": code["confidence"] if code else None,
@@ -450,6 +452,8 @@ def main() -> None:
                         help="share of hands writing the address in pencil (graphite grey, grainy)")
     parser.add_argument("--coloured", type=float, default=0.0,
                         help="share of envelopes that are not white (manila, kraft, greeting-card colours)")
+    parser.add_argument("--label", type=float, default=0.0,
+                        help="share of envelopes whose address is on a stuck-on white label")
     parser.add_argument("--barcode", type=float, default=0.0,
                         help="share of envelopes with a four-state postal barcode printed under the destination block")
     parser.add_argument("--overlays")

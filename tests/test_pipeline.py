@@ -367,6 +367,28 @@ def test_a_code_written_in_pencil_is_read(tmp_path, monkeypatch):
     assert ink_only < right, (ink_only, right)
 
 
+def test_codes_on_coloured_envelopes_are_read(tmp_path):
+    """Manila, kraft and greeting-card paper, read in colour as a scan comes: the page's grey
+    is its brightness, and the flattening divides the paper's level out, so a blue or black hand
+    on a red, green or blue card stands out as on white. The sender's code is never taken."""
+    import cv2
+
+    from docsort.page.pipeline import read_page
+
+    folder = tmp_path / "coloured"
+    write_samples(folder, count=8, seed=47, handwriting=DATASETS, handwritten_share=1.0, coloured=1.0)
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    truths = load_truth(folder)
+    assert all(t["paper_colour"] is not None for t in truths.values())
+    right = 0
+    for page_name, t in sorted(truths.items()):
+        code = read_page(cv2.imread(str(folder / page_name)), 1, settings)[0].postal_code
+        assert code is None or code.value != t["sender_code"], page_name
+        right += code is not None and code.value == t["destination_code"] and code.decision == "auto"
+    assert right >= 7, right
+
+
 def test_a_region_is_cut_into_parts_at_its_widest_spaces_only():
     """Ink of "12345 Paris" as one region: five digit-wide marks touching, a space of 0.3 heights,
     then a word with narrow letter gaps. The code's part is one of the parts; letter gaps under

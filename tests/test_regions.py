@@ -93,3 +93,20 @@ def test_lines_that_do_not_touch_are_left_to_the_grouping():
     mask = ink.astype(bool)
     assert np.array_equal(regions.lines_apart(mask), mask)
     assert _code_region(regions.ink_regions(mask), 100, 372)
+
+
+def test_tesseract_reads_each_word_once_when_marks_round_a_block_frame_it():
+    """A label's edge, a pale frame or the grain of coloured paper round a printed address is a
+    mark of its own whose box holds the block's box. Both would be areas worth Tesseract's
+    reading; read twice, each word came back twice and "PA 94400 94400" held too many digits to
+    be a code line. Areas that overlap are read as one."""
+    grey = np.full((600, 1200), 250, np.uint8)
+    cv2.rectangle(grey, (100, 100), (700, 400), 222, 2)  # a label's pale edge, far from the words
+    cv2.putText(grey, "Edinburgh, PA 94400", (200, 270), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 20, 3)
+    word = (200, 240, 440, 40)
+    areas = regions.reading_areas(grey, [word], [40])
+    holding = [a for a in areas if regions._overlap_share(word, a) > 0]
+    assert len(holding) == 1, areas
+    assert all(regions._overlap_share(a, b) == 0 for i, a in enumerate(areas) for b in areas[i + 1:]), areas
+    x, y, w, h = holding[0]
+    assert x <= 100 and y <= 100 and x + w >= 700 and y + h >= 400  # the frame read with it

@@ -306,3 +306,28 @@ def test_coloured_envelopes_are_drawn_only_when_asked_and_leave_the_other_pages_
         page = cv2.imread(str(coloured / env["file"]))
         paper = np.median(page[400:500, 40:240].reshape(-1, 3), axis=0)[::-1]  # below the sender, RGB
         assert np.abs(paper - rgb).max() < 60, (env["file"], paper, rgb)  # uneven light dims it a little
+
+
+def test_address_labels_are_stuck_on_only_when_asked(tmp_path):
+    """``--label 1`` lays every destination address on a white label stuck on the envelope:
+    paper of the label shows just round the block, whiter than the envelope far from it (here
+    kraft or a greeting card, ``--coloured 1``). Unasked, the pages are those of a run without
+    the option."""
+    plain, again, labelled = tmp_path / "plain", tmp_path / "again", tmp_path / "labelled"
+    for out, extra in ((plain, ("--coloured", "1")), (again, ("--coloured", "1", "--label", "0")),
+                       (labelled, ("--coloured", "1", "--label", "1"))):
+        proc = run_cli("samples", "--out", out, "--count", "4", "--seed", "9", "--format", "png", *extra)
+        assert proc.returncode == 0, proc.stderr
+    load = lambda out: json.loads((out / "truth.json").read_text())["envelopes"]
+    assert not any(e["label"] for e in load(plain)) and all(e["label"] for e in load(labelled))
+    for env in load(plain):
+        assert (plain / env["file"]).read_bytes() == (again / env["file"]).read_bytes()
+    for env in load(labelled):
+        page = cv2.imread(str(labelled / env["file"]), cv2.IMREAD_GRAYSCALE).astype(np.float64)
+        boxes = np.array([e["bbox"] for e in env["elements"] if e["role"].startswith("destination")])
+        x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+        x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
+        between = page[y0:y1, x0:x1]
+        label_paper = np.percentile(between, 90)  # most of the block is the label's paper
+        envelope = np.median(page[400:500, 40:240]) if x0 > 300 else np.median(page[400:500, 1500:1700])
+        assert label_paper > envelope + 15, (env["file"], label_paper, envelope)

@@ -135,6 +135,9 @@ def samples(
         0.0, "--coloured", min=0.0, max=1.0,
         help="Share of envelopes that are not white: manila, kraft or a greeting card's red, green, blue, pink, "
              "yellow, sky, lilac or orange."),
+    label: float = typer.Option(
+        0.0, "--label", min=0.0, max=1.0,
+        help="Share of envelopes whose address is printed or written on a white label stuck on the envelope."),
 ) -> None:
     """Write synthetic envelope scans with a ground-truth file (truth.json)."""
     from docsort.training.samples import TRUTH_FILE, write_samples
@@ -144,7 +147,7 @@ def samples(
                            image_format=image_format, layout=layout, max_tilt=max_tilt, country=country,
                            continental=continental, pen_digits=pen_digits, close_words=close_words,
                            barcode=barcode, tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil,
-                           coloured=coloured)
+                           coloured=coloured, label=label)
     handwritten = sum(t.destination_source == "handwritten" for t in truths)
     stdout.print(f"{len(truths)} envelopes ({handwritten} handwritten) and {TRUTH_FILE} written to {out}",
                  markup=False, highlight=False)

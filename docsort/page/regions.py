@@ -387,7 +387,29 @@ def reading_areas(grey: np.ndarray, printed: list[BBox], text_heights: list[int]
         if any(_overlap_share(box, area) > 0 for box in printed) or \
                 (word_sized and not ink[y:y + h, x:x + w].any()):
             areas.append(area)
-    return areas
+    return _apart(areas)
+
+
+def _apart(boxes: list[BBox]) -> list[BBox]:
+    """Boxes that overlap joined into one, until none do. The boxes of marks that do not touch
+    can still overlap (grainy or coloured paper leaves many marks round a block): read twice,
+    each word would come back twice, and a code line twice over holds too many digits for a
+    code."""
+    out = list(boxes)
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                if _overlap_share(out[i], out[j]) > 0:
+                    (x, y, w, h), (ox, oy, ow, oh) = out[i], out.pop(j)
+                    x0, y0 = min(x, ox), min(y, oy)
+                    out[i] = (x0, y0, max(x + w, ox + ow) - x0, max(y + h, oy + oh) - y0)
+                    joined = True
+                    break
+            if joined:
+                break
+    return out
 
 
 def cut(grey: np.ndarray, bbox: BBox, margin: int = 4) -> np.ndarray:

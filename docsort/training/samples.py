@@ -70,6 +70,7 @@ class EnvelopeTruth:
     block_tilt_degrees: float = 0.0  # the handwritten address's own angle to the page (``block_tilt``)
     pencil_hand: bool = False  # the address is written in pencil: grey, grainy graphite (``pencil``)
     paper_colour: Optional[list[int]] = None  # RGB of a coloured envelope (``coloured``), else None: white
+    label: bool = False  # the destination address is on a white label stuck on the envelope (``label``)
     barcode: bool = False  # a postal barcode is printed under the destination block (``barcode``)
 
     def to_dict(self) -> dict:
@@ -582,8 +583,6 @@ def _lay_out_lines(page: np.ndarray, rng: np.random.Generator, lines, position: 
     return elements
 
 
-# Graphite's grey on the page (0 black, 255 paper), and how much of a stroke's ink the grain of
-# the paper lets through, pixel by pixel.
 # Envelopes that are not white (``coloured``), RGB: manila and kraft business envelopes and the
 # greeting-card colours, each drawn within PAPER_JITTER of its shade. On a red or green card a
 # blue ballpoint is barely darker than the paper in grey, though plain to the eye.
@@ -593,8 +592,20 @@ PAPER_COLOURS = {
     "lilac": (190, 160, 210), "orange": (240, 150, 60),
 }
 PAPER_JITTER = 12
-# Drawn from a stream of its own (``_paper_stream``), so envelopes are the same with or without it.
-PAPER_STREAM = 101
+# Paper and labels are drawn from streams of their own (``_own_stream``), so envelopes are the
+# same with or without them.
+PAPER_STREAM, LABEL_STREAM = 101, 102
+# A stuck-on address label (``label``): white to ivory, reaching LABEL_MARGIN address heights past
+# the block on each side, corners rounded by LABEL_CORNER px, its edge casting a shadow
+# LABEL_SHADOW px wide at LABEL_SHADOW_DEPTH of the paper's brightness.
+LABEL_WHITE = (236.0, 255.0)
+LABEL_MARGIN = (0.3, 1.0)
+LABEL_CORNER = (4, 16)
+LABEL_SHADOW = (1, 4)
+LABEL_SHADOW_DEPTH = (0.6, 0.9)
+
+# Graphite's grey on the page (0 black, 255 paper), and how much of a stroke's ink the grain of
+# the paper lets through, pixel by pixel.
 PENCIL_GREY = (85.0, 150.0)
 PENCIL_GRAIN = (0.45, 1.0)
 
@@ -612,19 +623,23 @@ def _in_pencil(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 BLOCK_TILT_DEGREES = (3.0, 8.0)
 
 
-def _lay_at_angle(page: np.ndarray, canvas: np.ndarray, elements: list[TextElement], angle: float) -> None:
+def _lay_at_angle(page: np.ndarray, canvas: np.ndarray, elements: list[TextElement], angle: float,
+                  under=None) -> None:
     """Lay the block written on a white ``canvas`` onto ``page`` turned by ``angle`` degrees about
     its centre (ink is darker than any paper, so the darker of the two is kept), moving the
-    elements' boxes with it."""
+    elements' boxes with it. ``under(page, elements)`` paints what lies under the block (a
+    label) once the boxes are turned."""
     boxes = np.array([e.bbox for e in elements], np.float64)
     centre = ((boxes[:, 0].min() + (boxes[:, 0] + boxes[:, 2]).max()) / 2,
               (boxes[:, 1].min() + (boxes[:, 1] + boxes[:, 3]).max()) / 2)
     h, w = page.shape[:2]
     m = cv2.getRotationMatrix2D(centre, angle, 1.0)
     turned = cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
-    np.minimum(page, turned, out=page)
     for e in elements:
         e.bbox = _turned_box(e.bbox, m, w, h)
+    if under is not None:
+        under(page, elements)
+    np.minimum(page, turned, out=page)
 
 
 def _turned_box(bbox: BBox, m: np.ndarray, w: int, h: int) -> BBox:
@@ -759,6 +774,7 @@ def make_envelope(
     block_tilt: float = 0.0,
     pencil: float = 0.0,
     coloured: float = 0.0,
+    label: float = 0.0,
 ) -> tuple[np.ndarray, EnvelopeTruth]:
     """One envelope scan (BGR uint8) and its truth (file name left empty for the caller).
 
@@ -776,7 +792,9 @@ def make_envelope(
     the printed sender's block stays square to it; ``pencil``: the chance that the hand writes in
     pencil (``_in_pencil``: graphite grey, grainy, lighter where the pencil skipped); ``barcode``: the chance that a postal barcode (``_postal_barcode``) is printed under the
     destination block, as mail rooms and franking machines print them; ``coloured``: the chance
-    that the envelope is not white but one of ``PAPER_COLOURS`` (manila, kraft, greeting cards).
+    that the envelope is not white but one of ``PAPER_COLOURS`` (manila, kraft, greeting cards);
+    ``label``: the chance that the destination address is printed or written on a white label
+    stuck on the envelope (``_stick_label``), its edges and their shadow around the block.
     """
     from docsort.training.synth.printed import GERMAN_CITIES, GERMAN_STREETS, NAMES
 
@@ -784,7 +802,10 @@ def make_envelope(
     position = str(rng.choice(POSITIONS)) if position is None else position
     fonts = _fonts(rng)
     paper = np.array([rng.uniform(225, 252)] * 3) + rng.uniform(-8, 4, 3)
-    paper_colour = _paper_colour(_paper_stream(rng), coloured)
+    paper_colour = _paper_colour(_own_stream(rng, PAPER_STREAM), coloured)
+    label_rng = _own_stream(rng, LABEL_STREAM)
+    labelled = bool(label) and label_rng.random() < label
+    stick = (lambda onto, written: _stick_label(onto, label_rng, written)) if labelled else None
     if paper_colour is not None:
         paper = np.array(paper_colour[::-1], np.float64)  # the page is BGR
     page = np.empty((PAGE_H, PAGE_W, 3), np.uint8)
@@ -858,13 +879,15 @@ def make_envelope(
             level = int(rng.uniform(*PENCIL_GREY))
             colour = (level, level, level)
             rendered = [[(_in_pencil(image, rng), *rest) for image, *rest in line] for line in rendered]
-        canvas = np.full_like(page, 255) if tilted else page
+        canvas = np.full_like(page, 255) if tilted or labelled else page
         written = _lay_out_lines(canvas, rng, rendered, position, colour, hand.height * 1.3,
                                  lambda i: int(hand.height * rng.uniform(*space)), "handwritten",
                                  TIGHT_LINE_PITCH if tight else LINE_PITCH)
         if tilted:
             block_angle = float(rng.uniform(*BLOCK_TILT_DEGREES) * rng.choice([-1.0, 1.0]))
-            _lay_at_angle(page, canvas, written, block_angle)
+            _lay_at_angle(page, canvas, written, block_angle, under=stick)
+        elif labelled:
+            _lay_on_label(page, canvas, written, stick)
         elements += written
     else:
         font = fonts[int(rng.integers(0, len(fonts)))].path
@@ -873,8 +896,12 @@ def make_envelope(
             print_colour = (60, 60, 60)
         rendered = [[_printed_piece(rng, what, text, role, font, size, print_colour)
                      for what, text, role in line] for line in lines]
-        elements += _lay_out_lines(page, rng, rendered, position, (20, 20, 20), size * 1.5,
-                                   lambda i: int(size * 0.45), "printed")
+        canvas = np.full_like(page, 255) if labelled else page
+        written = _lay_out_lines(canvas, rng, rendered, position, (20, 20, 20), size * 1.5,
+                                 lambda i: int(size * 0.45), "printed")
+        if labelled:
+            _lay_on_label(page, canvas, written, stick)
+        elements += written
 
     # From a generator of its own, so that with or without barcodes the envelopes are the same.
     own = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
@@ -896,15 +923,52 @@ def make_envelope(
         block_tilt_degrees=round(block_angle, 3),
         pencil_hand=in_pencil,
         paper_colour=paper_colour,
+        label=labelled,
         barcode=barcoded,
     )
     return page, truth
 
 
-def _paper_stream(rng: np.random.Generator) -> np.random.Generator:
-    """A generator of the envelope's own for its paper, apart from ``rng``'s draws and children."""
+def _own_stream(rng: np.random.Generator, key: int) -> np.random.Generator:
+    """A generator of the envelope's own, ``key`` apart from ``rng``'s draws and children."""
     seq = rng.bit_generator.seed_seq
-    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, PAPER_STREAM)))
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, key)))
+
+
+def _lay_on_label(page: np.ndarray, canvas: np.ndarray, elements: list[TextElement], stick) -> None:
+    """Stick the label on ``page`` under the block, then lay the block's ink (drawn on a white
+    ``canvas``) on it: ink is darker than any label, so the darker of the two is kept."""
+    stick(page, elements)
+    np.minimum(page, canvas, out=page)
+
+
+def _stick_label(page: np.ndarray, rng: np.random.Generator, elements: list[TextElement]) -> None:
+    """A white address label round the destination block's boxes: a rounded rectangle a little
+    bigger than the block, its lower and right edges casting a thin shadow on the envelope."""
+    boxes = np.array([e.bbox for e in elements if e.role.startswith("destination")], np.float64)
+    tall = float(np.median(boxes[:, 3]))
+    left, top = boxes[:, 0].min(), boxes[:, 1].min()
+    right, bottom = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
+    h, w = page.shape[:2]
+    x0, x1 = int(max(4, left - rng.uniform(*LABEL_MARGIN) * tall)), int(min(w - 8, right + rng.uniform(*LABEL_MARGIN) * tall))
+    y0, y1 = int(max(4, top - rng.uniform(*LABEL_MARGIN) * tall)), int(min(h - 8, bottom + rng.uniform(*LABEL_MARGIN) * tall))
+    corner = int(rng.integers(*LABEL_CORNER))
+    shadow = int(rng.integers(*LABEL_SHADOW))
+    paper = page[min(h - 1, y1 + 2 * shadow + 2), min(w - 1, x1 + 2 * shadow + 2)].astype(np.float64)
+    white = rng.uniform(*LABEL_WHITE)
+    label_colour = (white - rng.uniform(0, 10), white - rng.uniform(0, 4), white)  # BGR: white to ivory
+    _rounded_box(page, x0 + shadow, y0 + shadow, x1 + shadow, y1 + shadow, corner,
+                 tuple(float(v) for v in paper * rng.uniform(*LABEL_SHADOW_DEPTH)))
+    _rounded_box(page, x0, y0, x1, y1, corner, label_colour)
+
+
+def _rounded_box(page: np.ndarray, x0: int, y0: int, x1: int, y1: int, r: int, colour) -> None:
+    """A filled rectangle with corners rounded by ``r`` px."""
+    r = max(1, min(r, (x1 - x0) // 2, (y1 - y0) // 2))
+    cv2.rectangle(page, (x0 + r, y0), (x1 - r, y1), colour, -1)
+    cv2.rectangle(page, (x0, y0 + r), (x1, y1 - r), colour, -1)
+    for cx, cy in ((x0 + r, y0 + r), (x1 - r, y0 + r), (x0 + r, y1 - r), (x1 - r, y1 - r)):
+        cv2.circle(page, (cx, cy), r, colour, -1, lineType=cv2.LINE_AA)
 
 
 def _paper_colour(rng: np.random.Generator, coloured: float) -> Optional[list[int]]:
@@ -976,6 +1040,7 @@ def write_samples(
     block_tilt: float = 0.0,
     pencil: float = 0.0,
     coloured: float = 0.0,
+    label: float = 0.0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
 
@@ -992,7 +1057,8 @@ def write_samples(
     that write the address at an angle of its own to the envelope; ``pencil``: the share of hands
     that write in pencil; ``barcode``: the share of envelopes with a
     postal barcode printed under the destination block; ``coloured``: the share of envelopes
-    that are not white (``PAPER_COLOURS``).
+    that are not white (``PAPER_COLOURS``); ``label``: the share of envelopes whose address is
+    on a stuck-on white label.
     """
     check_layout(layout)
     directory = None
@@ -1028,7 +1094,7 @@ def write_samples(
                                     max_tilt=max_tilt, directory=directory, continental=continental,
                                     pen_digits=pen_digits, close_words=close_words, barcode=barcode,
                                     tight_lines=tight_lines, block_tilt=block_tilt, pencil=pencil,
-                                    coloured=coloured)
+                                    coloured=coloured, label=label)
         as_jpeg = rng.random() < 0.7
         if image_format != "mixed":
             as_jpeg = image_format == "jpg"
@@ -1045,7 +1111,7 @@ def write_samples(
     payload = {
         "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
-                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "pencil": pencil, "coloured": coloured,
+                      "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "pencil": pencil, "coloured": coloured, "label": label,
                       "barcode": barcode,
                       "width": PAGE_W, "height": PAGE_H,
                       "country": directory.country if directory is not None else None,
