@@ -274,3 +274,24 @@ def test_a_broad_pencil_s_full_strokes_are_ink_and_a_pale_patch_is_not():
         assert count - 1 == 1 and filled > clean.PENCIL_MAX_FILL
         assert stats[1, cv2.CC_STAT_AREA] > 0.9 * (stroke[:, x0:x1] > 0).sum()
     assert np.array_equal(mask[:, 480:560], plain[:, 480:560])  # its darkest specks, nothing more
+
+
+def test_an_address_label_on_a_dark_envelope_leaves_no_ink_round_it():
+    """A white label on a green card: the paper's level steps at the label's edge. Flattening
+    divides the paper out on both sides of the step, so neither the card beside the label nor
+    the label's edge becomes ink (a mean of the background smears the step, and a band of card
+    as dark as ink rings the label); the words on the label are ink as on white paper."""
+    page = np.full((900, 1800), 80, np.uint8)  # a green card's grey
+    cv2.rectangle(page, (600, 400), (1200, 650), 245, -1)  # the label
+    cv2.putText(page, "21709", (700, 560), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 25, 5)
+    flat = clean.flatten(page)
+    ink = clean.ink_mask(flat, pencil=False)
+    ring = np.zeros(page.shape, bool)
+    ring[360:691, 560:1241] = True  # the card up to 40 px from the label ...
+    ring[397:654, 597:1204] = False  # ... but for the edge's own 3 px (a thin line, a form's rule)
+    assert ink[ring].mean() < 0.002, ink[ring].mean()
+    inside = np.zeros(page.shape, bool)
+    inside[403:648, 603:1198] = True
+    inside[500:580, 690:1000] = False
+    assert not ink[inside].any()  # the label's paper
+    assert ink[500:580, 690:1000].sum() > 1000  # the code

@@ -389,6 +389,19 @@ def test_codes_on_coloured_envelopes_are_read(tmp_path):
     assert right >= 7, right
 
 
+def test_an_address_on_a_label_stuck_on_a_coloured_envelope_is_read(tmp_path, monkeypatch):
+    """A white label on a kraft or coloured envelope: the paper's level steps at its edge. The
+    flattening keeps the envelope's own level beside the label, so its edge makes no band of
+    ink to join the address's last line; with the mean alone (no paper level kept) the same
+    pages lose codes."""
+    from docsort.page import clean
+
+    right, mean_only = _right_and_auto_with_and_without(tmp_path, monkeypatch, clean, "PAPER_LEVEL_SPREAD", -1.0,
+                                                        seed=51, count=8, coloured=1.0, label=1.0)
+    assert right >= 7, right
+    assert mean_only < right, (mean_only, right)
+
+
 def test_a_region_is_cut_into_parts_at_its_widest_spaces_only():
     """Ink of "12345 Paris" as one region: five digit-wide marks touching, a space of 0.3 heights,
     then a word with narrow letter gaps. The code's part is one of the parts; letter gaps under

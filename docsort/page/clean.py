@@ -25,6 +25,11 @@ MAX_SKEW_DEGREES = 15.0
 SKEW_STRIPS = 3
 # Ink is anything this much darker than the flattened paper (0..1).
 INK_DEPTH = 0.28
+# Paper within this share of the envelope's median level is the envelope's own, and a mean
+# above the median by PAPER_STEP of that level has been lifted by lighter paper beside it
+# (``flatten``).
+PAPER_LEVEL_SPREAD = 0.12
+PAPER_STEP = 0.05
 # A pencil's strokes (``_pencil_strokes``): their pixels darker than paper by PENCIL_DEPTH, some
 # by PENCIL_SEED_DEPTH, fewer than PENCIL_INK_SHARE of them as dark as ink; filling at most
 # PENCIL_MAX_FILL of their box or, fuller, with no stroke wider than PENCIL_MAX_STROKE of their
@@ -72,14 +77,28 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     """Divide out the paper's brightness so paper is ~255 everywhere and ink keeps its contrast.
 
     The background is the page with text closed away (a grey-level closing at low resolution
-    removes strokes thinner than the kernel), smoothed and brought back to full size.
+    removes strokes thinner than the kernel), smoothed and brought back to full size. The
+    closing keeps the step where the paper changes (an address label on a kraft or coloured
+    envelope), and so does a median; a mean alone spreads the label's white over the envelope
+    beside it, and a band of envelope as wide as the kernel comes out as dark as ink all round
+    the label, joined to the address's last line. So the median is taken where it is clearly
+    lower and at the envelope's own level (``PAPER_STEP``, ``PAPER_LEVEL_SPREAD``); elsewhere
+    the mean, as on plain paper.
     """
     h, w = grey.shape
     factor = min(1.0, ANALYSIS_SIDE / max(h, w))
     small = cv2.resize(grey, (max(1, int(w * factor)), max(1, int(h * factor))), interpolation=cv2.INTER_AREA)
     k = max(9, int(round(max(small.shape) / 40)) | 1)
     background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    background = cv2.blur(background, (k, k))
+    # A mean smooths the page's light. Beside a lighter patch of paper (a label) the mean lifts
+    # the envelope's level, and the median keeps it: there, where the mean stands clearly above
+    # the median at the envelope's own level (not inside a stamp, which is darker than the
+    # envelope), the median. Plain paper, its light however uneven, keeps the mean.
+    mean, median = cv2.blur(background, (k, k)), cv2.medianBlur(background, k)
+    paper = float(np.median(background))
+    lifted = mean.astype(np.float32) - median.astype(np.float32)
+    beside = (lifted > PAPER_STEP * paper) & (np.abs(median.astype(np.float32) - paper) <= PAPER_LEVEL_SPREAD * paper)
+    background = np.where(beside, median, mean)
     background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
     np.maximum(background, 1, out=background)
     # In place: a page-sized float array per step costs more than the arithmetic.
