@@ -77,13 +77,11 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     """Divide out the paper's brightness so paper is ~255 everywhere and ink keeps its contrast.
 
     The background is the page with text closed away (a grey-level closing at low resolution
-    removes strokes thinner than the kernel), smoothed and brought back to full size. The
-    closing keeps the step where the paper changes (an address label on a kraft or coloured
-    envelope), and so does a median; a mean alone spreads the label's white over the envelope
-    beside it, and a band of envelope as wide as the kernel comes out as dark as ink all round
-    the label, joined to the address's last line. So the median is taken where it is clearly
-    lower and at the envelope's own level (``PAPER_STEP``, ``PAPER_LEVEL_SPREAD``); elsewhere
-    the mean, as on plain paper.
+    removes strokes thinner than the kernel), smoothed (``_paper_level``) and brought back to
+    full size. The closing keeps the step where the paper changes (an address label on a kraft
+    or coloured envelope); a mean alone would spread the label's white over the envelope beside
+    it, and a band of envelope as wide as the kernel would come out as dark as ink all round the
+    label, joined to the address's last line.
     """
     h, w = grey.shape
     factor = min(1.0, ANALYSIS_SIDE / max(h, w))

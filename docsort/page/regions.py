@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from docsort.page.clean import INK_DEPTH, components
+from docsort.page.destination import union_box
 from docsort.page.tesseract import TesseractWord
 
 from docsort.batch.records import BBox
@@ -402,9 +403,7 @@ def _apart(boxes: list[BBox]) -> list[BBox]:
         for i in range(len(out)):
             for j in range(i + 1, len(out)):
                 if _overlap_share(out[i], out[j]) > 0:
-                    (x, y, w, h), (ox, oy, ow, oh) = out[i], out.pop(j)
-                    x0, y0 = min(x, ox), min(y, oy)
-                    out[i] = (x0, y0, max(x + w, ox + ow) - x0, max(y + h, oy + oh) - y0)
+                    out[i] = union_box((out[i], out.pop(j)))
                     joined = True
                     break
             if joined:
