@@ -115,6 +115,24 @@ def test_prepare_normalises_any_crop(unseen_handwriting):
     assert prepare(very_long).shape[1] == MAX_WIDTH
 
 
+def test_ink_is_what_lies_below_the_level_between_paper_and_darkest_ink():
+    from docsort.reading.writing_type import INK_THRESHOLD, ink_box
+
+    # Paper 240 and ink 40: the level is 240 - 0.35 * 200 = 170, a whole grey level. A mark at
+    # 170 is paper, one at 169 ink, as the float comparison the network was trained with has it.
+    crop = np.full((40, 200), 240, np.uint8)
+    crop[10:30, 20:40] = 40
+    crop[10:30, 100:110] = 169
+    crop[10:30, 150:160] = 170
+    (x0, _, x1, _), paper, contrast = ink_box(crop)
+    assert (paper, contrast) == (240.0, 200.0) and paper - INK_THRESHOLD * contrast == 170.0
+    assert (x0, x1) == (20, 110), "169 is ink, 170 is not"
+    # The same at a level between two grey levels (240 - 0.35 * 201 = 169.65): 169 is ink.
+    crop[10:30, 20:40] = 39
+    (x0, _, x1, _), _, contrast = ink_box(crop)
+    assert contrast == 201.0 and (x0, x1) == (20, 110)
+
+
 def _with_rules(crop: np.ndarray, left: bool, right: bool) -> np.ndarray:
     """The crop as Tesseract cuts it beside a table rule or fax streak: a line taller than the
     word, a few pixels apart from it."""
