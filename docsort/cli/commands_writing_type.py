@@ -69,15 +69,17 @@ def _cache_dir(cache: Optional[Path]) -> Path:
     return cache or settings.cache_folder()
 
 
-def _filters(text: str) -> tuple[int, ...]:
-    """``--filters 4,16,32`` -> (4, 16, 32); at least two convolutions, and no more pooling than
-    the 32-row crop allows (five halvings)."""
+def _filters(text: str, stem_stride: int = 1) -> tuple[int, ...]:
+    """``--filters 4,16,32`` -> (4, 16, 32); at least two convolutions, and no more halvings than
+    the 32-row crop allows (five, a stride-2 first convolution counting as one)."""
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise UsageError(f"--filters takes comma-separated whole numbers, not {text!r}") from None
-    if not 2 <= len(values) <= 6 or min(values) < 1:
-        raise UsageError(f"--filters takes 2 to 6 positive numbers, not {text!r}")
+    most = 6 if stem_stride == 1 else 5
+    if not 2 <= len(values) <= most or min(values) < 1:
+        raise UsageError(f"--filters takes 2 to {most} positive numbers"
+                         f"{' with --stem-stride 2' if stem_stride != 1 else ''}, not {text!r}")
     return values
 
 
@@ -111,6 +113,17 @@ def train_writing_type(
         None, "--filters",
         help="Filters of each 3x3 convolution, comma-separated (all but the last followed by 2x2 "
              "max-pooling); default: the shipped model's (with --lone-characters, the lone-character model's)."),
+    stem_stride: int = typer.Option(
+        1, "--stem-stride", min=1, max=2,
+        help="Step of the first convolution: 2 runs nothing at the crop's full resolution (faster on "
+             "one core; --filters then takes at most five convolutions)."),
+    teacher: Optional[Path] = typer.Option(
+        None, "--teacher",
+        help="Learn also from a trained classifier's probabilities (a models folder's ensemble, or one "
+             ".onnx/.keras network) on every training batch."),
+    teacher_share: float = typer.Option(
+        0.5, "--teacher-share", min=0.0, max=1.0,
+        help="With --teacher: how far each target moves from the label to the teacher's probability."),
     rescan: bool = typer.Option(
         True, "--rescan/--no-rescan",
         help="Give each training crop a new scan's look each epoch (1-bit level, stroke width, ink "
@@ -146,7 +159,7 @@ def train_writing_type(
     from docsort.training.train import writing_type as training
     from docsort.training.manifest import LONE_CHARACTER_MODEL
 
-    shape = _filters(filters) if filters else None
+    shape = _filters(filters, stem_stride) if filters else None
     dhsd_dir, mnist_dir, pages_dir = _data_paths(data, dhsd, mnist, pages)
     config = TrainingConfig(dhsd_dir=dhsd_dir, mnist_dir=mnist_dir, out_dir=out, cache_dir=_cache_dir(cache),
                             epochs=epochs, limit=limit, seed=seed, member=member, rescan=rescan, jitter=jitter,
@@ -157,6 +170,14 @@ def train_writing_type(
                          name=LONE_CHARACTER_MODEL, **training.LONE_CHARACTER_RECIPE)
     if shape:
         config = replace(config, filters=shape)
+    if teacher is not None:
+        if not teacher.exists():
+            raise UsageError(f"no teacher classifier at {teacher}")
+        config = replace(config, teacher=teacher, teacher_share=teacher_share)
+    if stem_stride != 1:
+        if not shape:
+            raise UsageError("--stem-stride 2 needs --filters (at most five convolutions)")
+        config = replace(config, stem_stride=stem_stride)
     if member:
         config = replace(config, name=f"{config.name}_{member + 1}")
     log = progress_lines(quiet)

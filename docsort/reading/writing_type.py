@@ -111,7 +111,7 @@ def normalise(grey: np.ndarray, found) -> np.ndarray:
     # Ink's darkness is a function of the grey level alone: one table of the 256 levels, in the
     # float32 arithmetic the network was trained with.
     levels = np.clip((paper - _GREY_LEVELS) * (1.0 / contrast), 0.0, 1.0)
-    out[top:top + new_h, MARGIN_PX:MARGIN_PX + new_w] = levels[body]
+    out[top:top + new_h, MARGIN_PX:MARGIN_PX + new_w] = cv2.LUT(body, levels)
     return out
 
 
@@ -140,8 +140,10 @@ def _ink_span(profile: np.ndarray) -> tuple[int, int]:
     A run of inked rows/columns is a speck when it holds little ink and lies far from the
     text; i-dots and umlauts hold little ink too, but sit close to it.
     """
-    inked = profile > 0
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], inked.view(np.int8), [0]))))
+    inked = np.flatnonzero(profile)
+    if inked[-1] - inked[0] + 1 == len(inked):  # one run, as most rows of a word are
+        return int(inked[0]), int(inked[-1]) + 1
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (profile > 0).view(np.int8), [0]))))
     starts, ends = edges[0::2], edges[1::2]
     if len(starts) == 1:
         return int(starts[0]), int(ends[0])

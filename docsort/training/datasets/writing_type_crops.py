@@ -107,6 +107,13 @@ class TrainingConfig:
     # convolutions at the lowest resolutions give capacity for little time (96, 192 and 256
     # filters cost the shipped pair no throughput measurable against 64, 128 and 192).
     filters: tuple[int, ...] = (4, 16, 32, 96, 192, 256)
+    # The first convolution's step (``train.writing_type.build_model``); 2 halves the pooling
+    # the crop's 32 rows allow, so ``filters`` then holds at most five convolutions.
+    stem_stride: int = 1
+    # A trained classifier (a models folder, or one network) whose probabilities on each
+    # training batch the targets move ``teacher_share`` of the way to (None: the labels alone).
+    teacher: Optional[Path] = None
+    teacher_share: float = 0.5
     name: str = "writing_type"
     # Training print also in the extra font families (``synth.printed.EXTRA_PACKAGES``); measured,
     # not shipped (models/MODEL_CARD.md: print gains, handwriting loses on validation).

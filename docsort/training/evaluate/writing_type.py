@@ -294,6 +294,8 @@ def training_metrics(config: crop_sets.TrainingConfig, trained: dict, validation
         "input": {"height": wt.HEIGHT, "max_width": config.max_width or wt.MAX_WIDTH,
                   "width_buckets": [b for b in wt.INPUT.width_buckets if b <= (config.max_width or wt.MAX_WIDTH)]},
         "filters": list(config.filters),
+        "stem_stride": config.stem_stride,
+        "teacher": ({"from": str(config.teacher), "share": config.teacher_share} if config.teacher else None),
         "rescan": config.rescan,
         "jitter": config.jitter,
         "writer_split": trained["writer_split"],

@@ -30,17 +30,19 @@ LONE_CHARACTER_RECIPE = {"single_characters": 18000, "lone_characters": 12000}
 
 # --- Model ----------------------------------------------------------------------------------------
 
-def build_model(keras, filters: tuple[int, ...] = (12, 24, 48, 64)):
+def build_model(keras, filters: tuple[int, ...] = (12, 24, 48, 64), stem_stride: int = 1):
     """A small conv net over a (32, any width) crop; global pooling makes it width-agnostic.
 
     ``filters``: of each 3x3 convolution; all but the last are followed by 2x2 max-pooling.
+    ``stem_stride`` 2: the first convolution steps two pixels, so nothing runs at the crop's full
+    resolution (on one core a few filters there cost more time than all the deep layers).
     Outputs a logit; calibration and the sigmoid are added when the model is saved.
     """
     layers = keras.layers
     inputs = keras.Input((wt.HEIGHT, None, 1), name="crop")
     x = inputs
-    for width in filters[:-1]:
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+    for i, width in enumerate(filters[:-1]):
+        x = layers.Conv2D(width, 3, strides=stem_stride if i == 0 else 1, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2)(x)
@@ -130,6 +132,26 @@ def _epoch_batches(prepared, labels, batch_size, rng, augment: bool = False, jit
         yield x, np.asarray(labels, np.float32)[idx][:, None]
 
 
+def teacher_of(path) -> Callable[[np.ndarray], np.ndarray]:
+    """P(handwritten) of a trained classifier (a model folder's ensemble, or one network) on a
+    stacked training batch, as it would answer at run time: the crops are already padded to
+    their bucket, so it batches them exactly as given."""
+    from docsort.reading.writing_type import WritingTypeClassifier
+
+    path = Path(path)
+    classifier = WritingTypeClassifier(str(path / f"{wt.manifest.WRITING_TYPE}.onnx") if path.is_dir() else str(path))
+    return lambda x: classifier.p_handwritten_prepared(list(x[..., 0]))[:, None]
+
+
+def distilled(y: np.ndarray, p_teacher: np.ndarray, share: float) -> np.ndarray:
+    """Soft targets: the label, moved ``share`` of the way to the teacher's probability.
+
+    A small network learns from a larger ensemble's probabilities what the labels alone cannot
+    tell it: which crops are near the line between print and hand, and how near.
+    """
+    return ((1.0 - share) * y + share * np.asarray(p_teacher, np.float32).reshape(y.shape)).astype(np.float32)
+
+
 def recalibrate_batchnorm(tf, keras, model, make_batches) -> None:
     """Measure each BatchNorm layer's statistics again, in order, with the current weights.
 
@@ -194,7 +216,8 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
     y_train = np.asarray(train_set.labels)
     y_val = np.asarray(validation.labels)
 
-    model = build_model(k, tuple(config.filters))
+    model = build_model(k, tuple(config.filters), config.stem_stride)
+    teacher = teacher_of(config.teacher) if config.teacher else None
     steps_per_epoch = sum(math.ceil(n / config.batch_size) for n in
                           np.bincount([wt.INPUT.bucket(p.shape[1]) for p in x_train]) if n)
     schedule = k.optimizers.schedules.CosineDecay(2e-3, decay_steps=max(1, config.epochs * steps_per_epoch),
@@ -215,12 +238,14 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
 
     def make_train_step():
         """A traced training step over the variables trainable now (fewer once BatchNorm is fixed)."""
-        @tf.function(input_signature=[spec, tf.TensorSpec((None, 1), tf.float32)], reduce_retracing=True)
-        def train_step(x, y):
+        label_spec = tf.TensorSpec((None, 1), tf.float32)
+
+        @tf.function(input_signature=[spec, label_spec, label_spec], reduce_retracing=True)
+        def train_step(x, y, target):
             with tf.GradientTape() as tape:
                 logits = model(x, training=True)
                 sample_weight = tf.gather(tf.constant(class_weight), tf.cast(y[:, 0], tf.int32))
-                loss = loss_fn(y, logits, sample_weight=sample_weight)
+                loss = loss_fn(target, logits, sample_weight=sample_weight)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             if config.ema_momentum:
@@ -256,7 +281,8 @@ def train(config: TrainingConfig, log: Callable[[str], None] = _stderr, sets=Non
                 f"{config.epochs - epoch} epochs")
         losses, accs, sizes = [], [], []
         for x, y in _epoch_batches(x_train, y_train, config.batch_size, rng, config.rescan, config.jitter):
-            loss, acc = train_step(tf.constant(x), tf.constant(y))
+            target = y if teacher is None else distilled(y, teacher(x), config.teacher_share)
+            loss, acc = train_step(tf.constant(x), tf.constant(y), tf.constant(target))
             losses.append(float(loss))
             accs.append(float(acc))
             sizes.append(len(y))
