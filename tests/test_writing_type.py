@@ -296,6 +296,41 @@ def test_batchnorm_statistics_are_measured_with_the_final_weights():
     assert not np.allclose(np.asarray(first.moving_variance), 1.0), "the initial statistics were replaced"
 
 
+def test_a_stride_two_stem_runs_nothing_at_full_resolution():
+    from docsort.training.tf import keras
+    from docsort.training.train.writing_type import build_model
+
+    k = keras()
+    for stride, filters in ((1, (4, 8, 16, 16, 24, 32)), (2, (8, 16, 16, 24, 32))):
+        model = build_model(k, filters, stem_stride=stride)
+        convs = [layer for layer in model.layers if isinstance(layer, k.layers.Conv2D)]
+        assert [c.filters for c in convs] == list(filters)
+        assert convs[0].output.shape[1] == HEIGHT // stride, "the first convolution's rows"
+        assert convs[-1].output.shape[1] == 1, "five halvings of the 32 rows either way"
+        assert model(np.zeros((2, HEIGHT, 96, 1), np.float32)).shape == (2, 1)
+
+
+@pytest.mark.parametrize("args, word", [
+    (("--filters", "4,8,16,16,24,32", "--stem-stride", "2"), "2 to 5"),
+    (("--stem-stride", "2"), "--filters"),
+    (("--teacher", "no/such/models"), "teacher"),
+])
+def test_training_options_that_cannot_work_are_one_line_usage_errors(tmp_path, args, word):
+    done = run_cli("train", "writing-type", "--data", tmp_path, "--out", tmp_path / "out", *args)
+    assert done.returncode == 2 and not (tmp_path / "out").exists()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0], done.stderr
+
+
+def test_distilled_targets_lie_between_the_label_and_the_teacher():
+    from docsort.training.train.writing_type import distilled
+
+    y = np.array([[0.0], [1.0], [1.0]], np.float32)
+    teacher = np.array([0.8, 0.1, 1.0], np.float32)
+    assert np.allclose(distilled(y, teacher, 0.5), [[0.4], [0.55], [1.0]])
+    assert np.array_equal(distilled(y, teacher, 0.0), y), "share 0: the labels alone"
+
+
 def test_rescanned_crops_keep_their_writing_and_the_input_range(unseen_handwriting, real_printed_crops):
     """Each epoch's new scan look changes crops of both classes, keeps them inputs the network
     reads (same shape, ink in [0, 1]) and never scans a word away."""
@@ -391,9 +426,11 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     # crops of any width that the first one doubts.
     done = run_cli("train", "writing-type", "--member", 1, "--dhsd", dhsd_dir, "--mnist", mnist_dir,
                    "--pages", tesseract_pages, "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline",
-                   "--cache", tmp_path / "cache", "--no-jitter")
+                   "--cache", tmp_path / "cache", "--no-jitter", "--teacher", out / "writing_type.keras")
     assert done.returncode == 0, done.stderr
-    assert json.loads((out / "writing_type_2.metrics.json").read_text())["jitter"] is False
+    second_main = json.loads((out / "writing_type_2.metrics.json").read_text())
+    assert second_main["jitter"] is False
+    assert second_main["teacher"] == {"from": str(out / "writing_type.keras"), "share": 0.5}
     ensemble = WritingTypeClassifier(str(out / "writing_type.keras"))
     # The ensemble is what the folder's manifest (written by each training run) lists.
     assert ensemble.second_look_files == [str((out / "writing_type_2.onnx").resolve())]
