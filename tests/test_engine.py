@@ -141,9 +141,9 @@ def test_every_shipped_network_is_in_the_manifest_with_its_kind_of_input():
     assert sorted(entry["file"] for entry in models.models.values()) == onnx
     assert models.names(manifest.ROLE_DIGITS) == ["digits"]
     assert models.writing_type()["main"] == "writing_type"
-    # Two printed/handwritten networks ship: the main one and one second look for the crops it
-    # doubts; no lone-character models (model card).
-    assert models.writing_type()["second_looks"] == ["writing_type_2"]
+    # Three printed/handwritten networks ship: the main one, with a first convolution that steps
+    # two pixels, and two second looks for the crops it doubts; no lone-character models (model card).
+    assert models.writing_type()["second_looks"] == ["writing_type_2", "writing_type_3"]
     assert models.writing_type()["lone_characters"] == []
     assert models.string_members() == ["digit_strings"]
     assert models.names(manifest.ROLE_LINE_READER) == ["PP-OCRv6_rec_small"]

@@ -394,10 +394,11 @@ def test_tiny_training_run_writes_a_working_model(tmp_path, dhsd_dir, mnist_dir,
     out = tmp_path / "model"
     done = run_cli("train", "writing-type", "--dhsd", dhsd_dir, "--mnist", mnist_dir, "--pages", tesseract_pages,
                    "--out", out, "--limit", 300, "--epochs", 1, "--no-baseline", "--cache", tmp_path / "cache",
-                   "--filters", "4,8,16,16,24,32", "--rescan", "--framed-fields", 40)
+                   "--filters", "8,16,16,24,32", "--stem-stride", 2, "--rescan", "--framed-fields", 40)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "writing_type.metrics.json").read_text())
-    assert metrics["filters"] == [4, 8, 16, 16, 24, 32], "the network trained is the one asked for"
+    assert metrics["filters"] == [8, 16, 16, 24, 32] and metrics["stem_stride"] == 2, \
+        "the network trained is the one asked for (the shipped main network's kind)"
     assert metrics["rescan"] is True and metrics["jitter"] is True, "the shipped recipe's defaults"
     assert metrics["train_sources"]["framed_fields"]["printed"] == metrics["train_sources"]["framed_fields"][
         "handwritten"] > 0, "framed fields come in pairs, one of each class"

@@ -94,7 +94,8 @@ def train_writing_type(
                                          help="Real printed scans (tesseract-pages) for the check after training."),
     out: Path = typer.Option(Path("runs/writing_type"), "--out",
                              help="Folder for writing_type.keras, .metrics.json and .history.json."),
-    epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs (the shipped model: 10)."),
+    epochs: int = typer.Option(10, "--epochs", min=1,
+                               help="Training epochs (the shipped main network: 15; its two looks: 10)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=20, help="Train on about N crops only (quick runs)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the writer/font splits, the data and the weights."),
     cache: Optional[Path] = typer.Option(None, "--cache",
@@ -112,7 +113,9 @@ def train_writing_type(
     filters: Optional[str] = typer.Option(
         None, "--filters",
         help="Filters of each 3x3 convolution, comma-separated (all but the last followed by 2x2 "
-             "max-pooling); default: the shipped model's (with --lone-characters, the lone-character model's)."),
+             "max-pooling); default 4,16,32,96,192,256, the shape of the shipped looks (with "
+             "--lone-characters, the lone-character model's). The shipped main network: "
+             "--filters 16,32,64,192,256 --stem-stride 2."),
     stem_stride: int = typer.Option(
         1, "--stem-stride", min=1, max=2,
         help="Step of the first convolution: 2 runs nothing at the crop's full resolution (faster on "

@@ -102,10 +102,10 @@ class TrainingConfig:
     # wide once normalised (lone characters and slivers), with a wider network (``filters``).
     # None: the main model, on all crops.
     max_width: Optional[int] = None
-    # Four filters in the first convolution: half the main model's cost of the 12 before, where
-    # most of the time goes (the first two convolutions at full and half resolution); the
-    # convolutions at the lowest resolutions give capacity for little time (96, 192 and 256
-    # filters cost the shipped pair no throughput measurable against 64, 128 and 192).
+    # The shape of the shipped second looks. On one core the first convolutions at full and half
+    # resolution take most of the time whatever their filters (ONNX Runtime pads them to blocks of
+    # 16 channels), so the shipped main network runs none at full resolution: (16, 32, 64, 192,
+    # 256) with ``stem_stride`` 2, 1.8 times as fast as this shape (models/MODEL_CARD.md).
     filters: tuple[int, ...] = (4, 16, 32, 96, 192, 256)
     # The first convolution's step (``train.writing_type.build_model``); 2 halves the pooling
     # the crop's 32 rows allow, so ``filters`` then holds at most five convolutions.
