@@ -134,7 +134,7 @@ def train_writing_type(
     jitter: bool = typer.Option(
         True, "--jitter/--no-jitter",
         help="Move half of each training batch by up to 2 columns and 1 row, so no call turns on "
-             "where the crop's box fell on the word (the shipped main network: on; its second look: off)."),
+             "where the crop's box fell on the word (the shipped main network and writing_type_3: on; writing_type_2: off)."),
     framed_fields: int = typer.Option(
         3000, "--framed-fields", min=0,
         help="Add N pairs of number fields in pre-printed frames (underlines, boxes, combs, cells), "
