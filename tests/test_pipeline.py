@@ -592,3 +592,50 @@ def test_a_handwritten_code_in_two_groups_is_read(monkeypatch, mnist_dir):
     assert read() >= 3
     monkeypatch.setattr(pipeline, "_two_groups", lambda boxes, following, count: False)
     assert read() == 0
+
+
+def test_the_field_readers_settle_a_printed_code_the_two_printed_readers_read_differently(tmp_path, monkeypatch):
+    """When PP-OCR reads a printed code otherwise than Tesseract (here made to misread its last
+    digit, sure of it), the real field readers read the word too and side with the right reader:
+    the code stays right and surer than a disagreement; without their vote it goes to a person.
+    A ZIP+4 word is no code's length for the field readers: it stays with a person."""
+    from docsort.page import pipeline
+    from docsort.page.pipeline import DISAGREEING
+
+    folder = tmp_path / "printed"
+    write_samples(folder, count=6, seed=3, handwritten_share=0.0, max_tilt=1.0)
+    truth = load_truth(folder)
+    settings = Settings(accept_threshold=0.9)
+    warm_up(settings)
+    second_readings, printed_reading = pipeline._printed_second_readings, pipeline.printed_reading
+    misread = {}
+
+    def misreading(*args, **kwargs):
+        out = second_readings(*args, **kwargs)
+        for i, (text, p) in out.items():
+            for code in misread:
+                if code in (text or "").replace("-", ""):
+                    out[i] = (text.replace(code, misread[code]), 0.999)
+        return out
+
+    settled = 0
+    for name, t in sorted(truth.items()):
+        code = t["destination_code"]
+        plain = process_document(folder / name, settings).pages[0].postal_code
+        assert plain is not None and plain.value == code and plain.decision == "auto"
+        misread.clear()
+        misread[code] = code[:-1] + str((int(code[-1]) + 3) % 10)
+        monkeypatch.setattr(pipeline, "_printed_second_readings", misreading)
+        disputed = process_document(folder / name, settings).pages[0].postal_code
+        monkeypatch.setattr(pipeline, "printed_reading", lambda *a: printed_reading(*a[:4]))
+        unsettled = process_document(folder / name, settings).pages[0].postal_code
+        monkeypatch.setattr(pipeline, "_printed_second_readings", second_readings)
+        monkeypatch.setattr(pipeline, "printed_reading", printed_reading)
+        assert disputed is not None and unsettled is not None
+        assert unsettled.confidence <= DISAGREEING and unsettled.decision == "manual"
+        if plain.plus4:
+            assert disputed.decision == "manual"
+            continue
+        assert disputed.value == code and disputed.confidence > DISAGREEING, (name, disputed)
+        settled += disputed.decision == "auto"
+    assert settled >= 3

@@ -235,3 +235,30 @@ def test_a_code_in_boxes_holds_together_when_the_classifier_doubts_a_box():
         assert whole in fields(kinds, {doubted})  # doubted: it holds
     printed = ["printed"] * 7
     assert not fields(printed, set(cells))  # doubt alone never makes handwriting
+
+
+def test_the_field_readers_decide_between_two_printed_readers_who_disagree():
+    """Hand-printed digits taken for print are read two ways by the printed readers: the
+    handwritten-field readers' reading decides only when it is one of the two codes."""
+    from docsort.page.pipeline import DISAGREEING, printed_reading, readers_disagree
+    from docsort.reading.digits.segmenting import DigitString
+
+    def field(digits, p):
+        return DigitString(digits, p, [p ** 0.2] * len(digits))
+
+    assert readers_disagree("31572", ("31512", 0.9), 5)
+    assert not readers_disagree("31572", ("31572", 0.9), 5)
+    assert not readers_disagree("31572", ("31512", 0.3), 5)  # PP-OCR unsure: no dispute
+    assert not readers_disagree("98240", ("98", 0.9), 5)  # a part of Tesseract's code
+    assert not readers_disagree(None, ("31512", 0.9), 5)
+    # The third reader agrees with PP-OCR, or with Tesseract: that code, at its P.
+    assert printed_reading("31512", 0.9, ("31572", 0.95), 5, field("31572", 0.97)) == ("31572", 0.97)
+    assert printed_reading("31512", 0.9, ("31572", 0.95), 5, field("31512", 0.96)) == ("31512", 0.96)
+    # It agrees, unsure: no surer than a disagreement.
+    assert printed_reading("31512", 0.9, ("31572", 0.95), 5, field("31572", 0.2)) == ("31572", DISAGREEING)
+    # A third code, or no reading: sent to a person as before.
+    value, conf = printed_reading("31512", 0.9, ("31572", 0.95), 5, field("37572", 0.99))
+    assert conf == DISAGREEING
+    assert printed_reading("31512", 0.9, ("31572", 0.95), 5, field("", 0.0))[1] == DISAGREEING
+    # No dispute: the third reading changes nothing.
+    assert printed_reading("12345", 0.97, ("12345", 0.999), 5, field("12845", 0.99)) == ("12345", 0.998)

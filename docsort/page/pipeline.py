@@ -236,6 +236,9 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
     candidates: list[destination.CodeCandidate] = []
     doubtful = {i for i, p in enumerate(p_hw) if settings.doubtful_handwriting <= p < settings.handwritten_threshold}
     doubtful |= {i for i, r in enumerate(text_regions) if kinds[i] == "printed" and _lone_character(r.bbox)}
+    second = _printed_second_readings(page.grey, text_regions, kinds, lay, page_size, k)
+    disputed = [i for i, r in enumerate(text_regions) if kinds[i] == "printed"
+                and readers_disagree(destination.printed_code(r.text, k), second.get(i), k)]
     fields = _number_fields(text_regions, kinds, lay, page_size, k, doubtful)
     parts = _code_parts(page, text_regions, kinds, lay, page_size, k)
     fields += [(i, part) for i, part, _ in parts]
@@ -248,6 +251,17 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
         other_numbers = [_holds_another_number(a.whole, a.line, k) for a in analyses]
     else:
         field_readings, other_numbers = _read_against(field_crops, k, directory, digits)
+    # Print the two printed readers read as different codes may be hand-printed digits taken for
+    # print: the field readers' reading of it is the deciding third vote (``printed_reading``).
+    votes = {}
+    if disputed:
+        _field_readers()
+        crops = [regions.cut(page.grey, text_regions[i].bbox) for i in disputed]
+        if directory is None:
+            third = [a.reading for a in analyse_fields([as_ink(c) for c in crops], k, reader=digits, cheap_first=True)]
+        else:
+            third, _ = _read_against(crops, k, directory, digits)
+        votes = dict(zip(disputed, third))
     # A part of a region with digits beside it is a piece of a longer number: no candidate.
     first_part = len(fields) - len(parts)
     pieces = _pieces_of_numbers(page, [beside for _, _, beside in parts],
@@ -263,7 +277,6 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
         if i not in readings or reading.confidence > readings[i].confidence:
             readings[i], field_boxes[i] = reading, bbox
             (not_codes.add if other else not_codes.discard)(i)
-    second = _printed_second_readings(page.grey, text_regions, kinds, lay, page_size, k)
     for i, region in enumerate(text_regions):
         if kinds[i] == "printed":
             if _on_phone_line(text_regions, kinds, lay, i, k):
@@ -274,7 +287,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
                         None)
             tesseract_conf = (_printed_confidence(word.conf if word else region.tesseract_conf)
                               if tesseract_value else 0.0)
-            value, conf = printed_reading(tesseract_value, tesseract_conf, second.get(i), k)
+            value, conf = printed_reading(tesseract_value, tesseract_conf, second.get(i), k, votes.get(i))
             if value:
                 candidates.append(destination.CodeCandidate(
                     i, value, "printed", conf, [conf] * k, word.bbox if word else region.bbox,
@@ -734,30 +747,47 @@ def _on_phone_line(text_regions, kinds, lay, i: int, count: int) -> bool:
     return destination.phone_line([text_regions[j].text for j in line if kinds[j] == "printed"], count)
 
 
+def _second_code(second: Optional[tuple[str, float]], count: int) -> tuple[Optional[str], float, str]:
+    """PP-OCR's reading of a printed word: the code it holds (or None), that text's P, its digits."""
+    if second is None or not second[0]:
+        return None, 0.0, ""
+    return destination.printed_code(second[0], count), float(second[1]), "".join(c for c in second[0] if c.isdigit())
+
+
+def readers_disagree(tesseract_value: Optional[str], second: Optional[tuple[str, float]], count: int) -> bool:
+    """Whether Tesseract read a code that PP-OCR, with some confidence, reads as something else
+    (another code, or text that is no part of it): ``printed_reading``'s ``DISAGREEING`` case."""
+    value, p, part = _second_code(second, count)
+    if tesseract_value is None or value == tesseract_value or p < 0.5:
+        return False
+    return not (value is None and part and len(part) < count and part in tesseract_value)
+
+
 def printed_reading(tesseract_value: Optional[str], tesseract_conf: float,
-                    second: Optional[tuple[str, float]], count: int) -> tuple[Optional[str], float]:
+                    second: Optional[tuple[str, float]], count: int,
+                    third: Optional[DigitString] = None) -> tuple[Optional[str], float]:
     """A printed code and P(right) from Tesseract's reading and PP-OCR's (``second``: its text
     of the word and that text's probability, or None).
 
     - Both read the same code: the surer of the two.
     - They read different numbers, PP-OCR with some confidence: the surer reading, never sure
-      enough to sort (``DISAGREEING``).
+      enough to sort (``DISAGREEING``), unless ``third`` (the handwritten-field readers' reading
+      of the word) reads the code one of them read: two readers of three agree, and the field
+      readers' calibrated P is the code's. Hand-printed digits in one stroke width are taken for
+      print now and then; the readers of print read them each their own way.
     - Only PP-OCR reads a code: its reading, never surer than ``LONE_SECOND_READING``.
     - Only Tesseract, or PP-OCR unsure of anything, or PP-OCR reading a part of Tesseract's code
       (the word's region cut at the hyphen of ``98-240``): Tesseract's reading as it was.
     """
-    value, p = None, 0.0
-    if second is not None and second[0]:
-        value, p = destination.printed_code(second[0], count), float(second[1])
+    value, p, _ = _second_code(second, count)
     if tesseract_value is None:
         return (value, min(p, LONE_SECOND_READING)) if value else (None, 0.0)
     if value == tesseract_value:
         return value, max(tesseract_conf, min(p, 0.998))
-    part = "".join(c for c in second[0] if c.isdigit()) if second is not None and second[0] else ""
-    if value is None and part and len(part) < count and part in tesseract_value:
+    if not readers_disagree(tesseract_value, second, count):
         return tesseract_value, tesseract_conf
-    if p < 0.5:
-        return tesseract_value, tesseract_conf
+    if third is not None and third.digits and third.digits in (tesseract_value, value):
+        return third.digits, max(DISAGREEING, min(float(third.confidence), 0.998))
     if value is not None and p > tesseract_conf:
         return value, min(p, DISAGREEING)
     return tesseract_value, min(tesseract_conf, DISAGREEING)
