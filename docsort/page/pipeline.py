@@ -242,26 +242,22 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
     fields = _number_fields(text_regions, kinds, lay, page_size, k, doubtful)
     parts = _code_parts(page, text_regions, kinds, lay, page_size, k)
     fields += [(i, part) for i, part, _ in parts]
+    # Print the two printed readers read as different codes may be hand-printed digits taken for
+    # print: the field readers read it too, in the same batch, as the deciding third vote
+    # (``printed_reading``).
     field_crops = [regions.cut(page.grey, bbox) for _, bbox in fields]
-    if fields:
+    field_crops += [regions.cut(page.grey, text_regions[i].bbox) for i in disputed]
+    if field_crops:
         _field_readers()
     if directory is None:
-        analyses = analyse_fields([as_ink(c) for c in field_crops], k, reader=digits, cheap_first=True) if fields else []
+        analyses = (analyse_fields([as_ink(c) for c in field_crops], k, reader=digits, cheap_first=True)
+                    if field_crops else [])
         field_readings = [a.reading for a in analyses]
         other_numbers = [_holds_another_number(a.whole, a.line, k) for a in analyses]
     else:
         field_readings, other_numbers = _read_against(field_crops, k, directory, digits)
-    # Print the two printed readers read as different codes may be hand-printed digits taken for
-    # print: the field readers' reading of it is the deciding third vote (``printed_reading``).
-    votes = {}
-    if disputed:
-        _field_readers()
-        crops = [regions.cut(page.grey, text_regions[i].bbox) for i in disputed]
-        if directory is None:
-            third = [a.reading for a in analyse_fields([as_ink(c) for c in crops], k, reader=digits, cheap_first=True)]
-        else:
-            third, _ = _read_against(crops, k, directory, digits)
-        votes = dict(zip(disputed, third))
+    votes = dict(zip(disputed, field_readings[len(fields):]))
+    field_readings, other_numbers = field_readings[:len(fields)], other_numbers[:len(fields)]
     # A part of a region with digits beside it is a piece of a longer number: no candidate.
     first_part = len(fields) - len(parts)
     pieces = _pieces_of_numbers(page, [beside for _, _, beside in parts],
@@ -349,7 +345,7 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
             **checked,
         )
     result = PageResult(page=page_number, width=width, height=height, crops=records, postal_code=code)
-    return result, list(zip(field_crops, field_readings))
+    return result, list(zip(field_crops[:len(fields)], field_readings))
 
 
 def _picker() -> Optional[list[float]]:
