@@ -40,6 +40,7 @@ import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Optional
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
 os.environ.setdefault("DOCSORT_THREADS", "1")
@@ -138,10 +139,10 @@ def held_out(args, layout: str, offset: int) -> dict:
     folder = _generate(args, args.held_out, seed, layout, f"docsort-bench-{layout}-")
     overlays = args.overlays and str(Path(args.overlays) / layout)
     return {"layout": layout, "seed": seed,
-            **measure(args, folder, args.details and f"{args.details}.{layout}", overlays)}
+            **measure(args, folder, args.details and f"{args.details}.{layout}", overlays, layout)}
 
 
-def measure(args, folder: Path, details, overlays) -> dict:
+def measure(args, folder: Path, details, overlays, folder_label: Optional[str] = None) -> dict:
     """The pipeline (and the peers) on the envelopes of ``folder``, against their truth: one
     report, or with ``--country`` one without and one with the postal directory."""
     from docsort.cost.model import default_accept_threshold
@@ -175,10 +176,49 @@ def measure(args, folder: Path, details, overlays) -> dict:
         pipeline_wall = time.perf_counter() - start
         report = _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
                          details and (details if country is None else f"{details}.{country}"))
+        if args.gallery:
+            name = (folder_label or "main") + (f".{country}" if country else "")
+            report["gallery"] = _gallery(folder, truth, results, Path(args.gallery) / f"{name}.png",
+                                         f"Destination codes not right and automatic ({name})")
         if not args.country:
             return report
         reports["with_directory" if country else "without_directory"] = report
     return reports
+
+
+def _gallery(folder: Path, truth: dict, results, path: Path, title: str) -> str:
+    """Every destination code not read right and sent automatically, cut from its envelope at
+    the code's true box: wrong and `auto` first, then wrong and manual, then right but manual
+    (surest first in each), captioned "truth -> reading, decision (P)". What the readers saw,
+    for a person to judge whether the page could be read better."""
+    import cv2
+
+    from docsort.training.evaluate import plots
+
+    items = []
+    for name, doc, _ in results:
+        t = truth[name]
+        page = doc["pages"][0] if doc["pages"] else None
+        code = page["postal_code"] if page else None
+        value = code["value"] if code else None
+        auto = bool(code and code["decision"] == "auto")
+        if value == t["destination_code"] and auto:
+            continue
+        group = 0 if auto else (1 if value != t["destination_code"] else 2)
+        confidence = float(code["confidence"]) if code else 0.0
+        box = next((e["bbox"] for e in t["elements"] if e["role"] == "destination_code"), None)
+        image = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+        if box is None or image is None:
+            continue
+        x, y, w, h = box
+        pad = h // 3
+        crop = image[max(0, y - pad):y + h + pad, max(0, x - pad):x + w + pad]
+        items.append((group, -confidence, crop, t["destination_code"],
+                      f"{value or 'none'} {'auto' if auto else 'manual'}", confidence))
+    items.sort(key=lambda item: item[:2])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(plots.save_failure_gallery([i[2] for i in items], [i[3] for i in items], [i[4] for i in items],
+                                          [i[5] for i in items], path, title=title, ink_dark=True))
 
 
 # The peers' answers side by side with docsort's: each engine raw, and with look-alike characters
@@ -458,6 +498,8 @@ def main() -> None:
                         help="share of envelopes with a four-state postal barcode printed under the destination block")
     parser.add_argument("--overlays")
     parser.add_argument("--details", help="write per-envelope rows as JSON here")
+    parser.add_argument("--gallery", help="folder for a picture per set of every code not right and `auto`, "
+                                          "cut from its envelope")
     parser.add_argument("--country", help="real codes and places of this country, read without and with its "
                                           "postal directory")
     parser.add_argument("--wrong-auto-cap", type=float, default=0.005,
