@@ -15,6 +15,9 @@ With ``--country CC`` the envelopes carry real codes and places of that country,
 envelopes are read without and with its postal directory, side by side (and, for each, at the
 lowest threshold whose wrong ``auto`` codes stay within ``--wrong-auto-cap`` of all envelopes).
 
+``--scan-scale F`` gives the generated envelopes (training layouts and held-out families alike)
+as a scanner at F times the generator's 200 dpi would: 0.75 is 150 dpi, 1.5 is 300 dpi.
+
 ``--held-out N`` also measures N envelopes of each held-out layout family (``boxed``: codes in
 pre-printed boxes or on a rule, a phone number beside them; ``international``: a country line
 under the place, the code on top of the block, a reference number line, CEDEX), each drawn on a
@@ -123,7 +126,32 @@ def _generate(args, count: int, seed: int, layout: str, prefix: str) -> Path:
                   block_tilt=args.block_tilt, pencil=args.pencil, coloured=args.coloured,
                   label=args.label)
     print(f"generated {count} {layout} envelopes in {time.perf_counter() - t0:.1f} s -> {folder}", file=sys.stderr)
+    if args.scan_scale != 1.0:
+        rescan(folder, args.scan_scale)
     return folder
+
+
+def rescan(folder: Path, factor: float) -> None:
+    """The envelopes of ``folder`` as a scanner at ``factor`` times their resolution would give
+    them (the generator draws at 200 dpi: 1.5 is 300 dpi, 0.75 is 150 dpi), truth boxes scaled
+    alike. JPEG files are written again at quality 90, PNG files stay lossless."""
+    import cv2
+
+    from docsort.training.samples import TRUTH_FILE
+
+    truth_file = folder / TRUTH_FILE
+    truth = json.loads(truth_file.read_text(encoding="utf-8"))
+    for envelope in truth["envelopes"]:
+        path = folder / envelope["file"]
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        image = cv2.resize(image, None, fx=factor, fy=factor,
+                           interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+        params = [cv2.IMWRITE_JPEG_QUALITY, 90] if path.suffix.lower() in (".jpg", ".jpeg") else []
+        cv2.imwrite(str(path), image, params)
+        for element in envelope["elements"]:
+            element["bbox"] = [int(round(v * factor)) for v in element["bbox"]]
+    truth["scan_scale"] = factor
+    truth_file.write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def envelopes(args) -> dict:
@@ -497,6 +525,8 @@ def main() -> None:
     parser.add_argument("--barcode", type=float, default=0.0,
                         help="share of envelopes with a four-state postal barcode printed under the destination block")
     parser.add_argument("--overlays")
+    parser.add_argument("--scan-scale", type=float, default=1.0,
+                        help="scan the generated envelopes at this times their 200 dpi (1.5: 300 dpi)")
     parser.add_argument("--details", help="write per-envelope rows as JSON here")
     parser.add_argument("--gallery", help="folder for a picture per set of every code not right and `auto`, "
                                           "cut from its envelope")
@@ -506,7 +536,7 @@ def main() -> None:
                         help="share of all envelopes wrong and auto at which both readings are compared")
     args = parser.parse_args()
     args.jobs = max(1, min(2, args.jobs))
-    report = {}
+    report = {"scan_scale": args.scan_scale} if args.scan_scale != 1.0 else {}
     if not args.skip_envelopes and (args.samples or args.count > 0):
         report["envelopes"] = envelopes(args)
     if not args.skip_envelopes and args.held_out > 0:

@@ -389,6 +389,36 @@ def test_codes_on_coloured_envelopes_are_read(tmp_path):
     assert right >= 7, right
 
 
+def test_a_scan_at_150_or_300_dpi_reads_like_one_at_200(envelopes, results):
+    """Mail rooms scan at 150 to 300 dpi (and the generator draws at 200): the same envelopes
+    scanned coarser and finer give the same codes, boxed in their own pixels. Nothing in the
+    pipeline assumes a resolution; the crops are normalised to the ink's height."""
+    import cv2
+
+    from docsort.page.pipeline import read_page
+
+    folder, truth = envelopes
+    docs, _ = results
+    settings = Settings(accept_threshold=0.9)
+    checked = 0
+    for name in sorted(truth):
+        at_200 = docs[name].pages[0].postal_code
+        if at_200 is None or at_200.value != truth[name]["destination_code"]:
+            continue
+        checked += 1
+        page = cv2.imread(str(folder / name))
+        for factor in (0.75, 1.5):
+            scan = cv2.resize(page, None, fx=factor, fy=factor,
+                              interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+            code = read_page(scan, 1, settings)[0].postal_code
+            assert code is not None and code.value == at_200.value, (name, factor)
+            assert code.source == at_200.source
+            centre = np.array(code.bbox[:2]) + np.array(code.bbox[2:]) / 2
+            expected = (np.array(at_200.bbox[:2]) + np.array(at_200.bbox[2:]) / 2) * factor
+            assert np.abs(centre - expected).max() <= 0.5 * at_200.bbox[3] * factor, (name, factor)
+    assert checked >= 3
+
+
 def test_an_address_on_a_label_stuck_on_a_coloured_envelope_is_read(tmp_path, monkeypatch):
     """A white label on a kraft or coloured envelope: the paper's level steps at its edge. The
     flattening keeps the envelope's own level beside the label, so its edge makes no band of
