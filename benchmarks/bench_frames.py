@@ -102,7 +102,7 @@ def main() -> None:
     from docsort.page import pipeline
 
     module, step, off = {
-        "comb": (clean, "_comb_teeth", lambda mask, rule, furniture: None),
+        "comb": (clean, "_comb_teeth", lambda mask, rule, furniture, scale=1.0: None),
         "groups": (pipeline, "_two_groups", lambda boxes, following, count: False),
     }.get(args.frame, (clean, "hand_frames", lambda ink, printed=None: np.zeros(ink.shape, bool)))
     kept = getattr(module, step)

@@ -532,7 +532,7 @@ def test_codes_written_into_a_comb_are_sent_automatically(monkeypatch, mnist_dir
         return sum(read is not None and read.value == code and read.decision == "auto" for code, read in codes)
 
     with_teeth_gone = sent_automatically()
-    monkeypatch.setattr(clean, "_comb_teeth", lambda mask, rule, furniture: None)
+    monkeypatch.setattr(clean, "_comb_teeth", lambda mask, rule, furniture, scale=1.0: None)
     with_teeth_left = sent_automatically()
     assert with_teeth_gone >= 5 and with_teeth_left <= 3, (with_teeth_gone, with_teeth_left)
 

@@ -253,6 +253,7 @@ def _widest_stroke(labels: np.ndarray, stat: np.ndarray, i: int) -> float:
 
 # Printed form furniture: a straight rule at least this share of the page wide (and 40 px) and
 # at most this thick, and the walls of the boxes and comb cells that stand between two rules.
+# Sizes in pixels here are those of a page scanned at 200 dpi, scaled by the page's ``unit``.
 RULE_MIN_WIDTH_SHARE = 1 / 30
 RULE_MAX_THICKNESS = 4
 CELL_MIN_HEIGHT, CELL_MAX_HEIGHT = 12, 220
@@ -284,7 +285,26 @@ FRAME_PEEL_STROKES = 1.5
 FRAME_PRINTED_SHARE = 0.8
 
 
-def form_lines(ink: np.ndarray) -> np.ndarray:
+# Mail is 8 to 13 inches wide, so a page's width says roughly how finely it was scanned: pages
+# wider than this many pixels (9 inches at 200 dpi, the generator's envelopes) count as scanned
+# finer, and the form furniture's sizes in pixels grow with them (``unit``). A 300 dpi scan's
+# rules are half as thick again as a 200 dpi scan's; looked for at the 200 dpi thickness, not
+# one is found, and code cells' walls stay in the field to be read as ones.
+UNIT_PAGE_WIDTH = 1800
+
+
+def unit(page_width: int) -> float:
+    """Pixels of the page for one pixel of a 200 dpi scan, judged from its width (never below 1:
+    a page scanned coarser keeps the 200 dpi sizes, which its thinner lines still pass)."""
+    return max(1.0, page_width / UNIT_PAGE_WIDTH)
+
+
+def _px(size: float, scale: float) -> int:
+    """A size in pixels of a 200 dpi scan, on a page of ``scale`` (``unit``)."""
+    return int(round(size * scale))
+
+
+def form_lines(ink: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """The printed furniture in an ink mask: long thin straight horizontal rules (a form's
     writing line, an underline, the top and bottom of a box or a row of code cells), the
     vertical walls that run from one such rule to the one below it, and boxes printed one per
@@ -297,15 +317,17 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
     """
     h, w = ink.shape
     mask = ink.astype(np.uint8)
-    length = max(40, int(w * RULE_MIN_WIDTH_SHARE))
+    thickness = _px(RULE_MAX_THICKNESS, scale)
+    cell_min, cell_max = _px(CELL_MIN_HEIGHT, scale), _px(CELL_MAX_HEIGHT, scale)
+    length = max(_px(40, scale), int(w * RULE_MIN_WIDTH_SHARE))
     level = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     furniture = np.zeros((h, w), bool)
     (ox, oy), labels, stats = _level_runs(level)
     keep = np.zeros(len(stats), bool)
     for i in range(1, len(stats)):
         x, y, bw, bh = (int(v) for v in stats[i][:4])
-        keep[i] = (bw >= length and _run_thickness(labels, i, stats[i]) <= RULE_MAX_THICKNESS
-                   and _thin(ink, ox + x, oy + y, bw, bh))
+        keep[i] = (bw >= length and _run_thickness(labels, i, stats[i], thickness) <= thickness
+                   and _thin(ink, ox + x, oy + y, bw, bh, thickness))
     rules = [(ox + int(stats[i][0]), oy + int(stats[i][1]), int(stats[i][2]), int(stats[i][3]))
              for i in np.flatnonzero(keep)]
     if rules:
@@ -314,7 +336,7 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
         for bottom in rules:
             gap = bottom[1] - (top[1] + top[3])
             x0, x1 = max(top[0], bottom[0]), min(top[0] + top[2], bottom[0] + bottom[2])
-            if not CELL_MIN_HEIGHT <= gap <= CELL_MAX_HEIGHT or x1 - x0 < 0.5 * min(top[2], bottom[2]):
+            if not cell_min <= gap <= cell_max or x1 - x0 < 0.5 * min(top[2], bottom[2]):
                 continue
             y0, y1 = top[1], bottom[1] + bottom[3]
             band = mask[y0:y1, x0:x1]
@@ -324,15 +346,15 @@ def form_lines(ink: np.ndarray) -> np.ndarray:
             wall = np.zeros(n, bool)
             for i in range(1, n):
                 x, y, ww, wh = (int(v) for v in wall_stats[i][:4])
-                wall[i] = ww <= RULE_MAX_THICKNESS and y <= top[3] + 1 and y + wh >= (y1 - y0) - bottom[3] - 1
+                wall[i] = ww <= thickness and y <= top[3] + 1 and y + wh >= (y1 - y0) - bottom[3] - 1
             furniture[y0:y1, x0:x1] |= wall[wall_labels]
     for rule in rules:
-        _comb_teeth(mask, rule, furniture)
-    _boxes(mask, ink, level, furniture)
+        _comb_teeth(mask, rule, furniture, scale)
+    _boxes(mask, ink, level, furniture, scale)
     return furniture
 
 
-def _comb_teeth(mask: np.ndarray, rule: tuple[int, int, int, int], furniture: np.ndarray) -> None:
+def _comb_teeth(mask: np.ndarray, rule: tuple[int, int, int, int], furniture: np.ndarray, scale: float = 1.0) -> None:
     """Add to ``furniture`` the teeth of a comb standing on ``rule``: forms print a code's cells
     as a writing line with short ticks rising between the digits, and no top. A tooth is a thin
     upright run of ink standing on the rule, with little ink standing beside it; a comb is a row
@@ -340,7 +362,8 @@ def _comb_teeth(mask: np.ndarray, rule: tuple[int, int, int, int], furniture: np
     a rule too (the stem of a 1, 4 or 7), but not as a row of equal, evenly spaced strokes. A
     digit touching a tooth keeps its own ink: only the tooth's columns up to its height go."""
     x, y, w, h = rule
-    top = max(0, y - COMB_REACH)
+    reach, min_tooth, near = _px(COMB_REACH, scale), _px(COMB_MIN_TOOTH, scale), _px(3, scale)
+    top = max(0, y - reach)
     rows = slice(top, y + h)
     cols = slice(x, x + w)
     furnished = furniture[rows, cols]
@@ -349,23 +372,23 @@ def _comb_teeth(mask: np.ndarray, rule: tuple[int, int, int, int], furniture: np
     on_rule = furnished[y - top:]
     has_rule = on_rule.any(axis=0)
     rule_top = (y - top) + np.argmax(on_rule, axis=0)  # the rule's first row in each column
-    depth = min(COMB_REACH, int(rule_top.max(initial=0)))
-    if depth < COMB_MIN_TOOTH:
+    depth = min(reach, int(rule_top.max(initial=0)))
+    if depth < min_tooth:
         return
     k = np.arange(1, depth + 1)[:, None]
     above = rule_top[None, :] - k  # row k above the rule, per column
     inked = standing[np.clip(above, 0, None), np.arange(w)[None, :]] & (above >= 0)
     run = np.cumprod(inked, axis=0).sum(axis=0) * has_rule
-    tall = run >= COMB_MIN_TOOTH
+    tall = run >= min_tooth
     edges = np.flatnonzero(np.diff(np.concatenate(([0], tall.view(np.int8), [0]))))
     teeth = []
     for a, b in zip(edges[0::2], edges[1::2]):
         height = float(run[a:b].max())
-        beside = np.concatenate((run[max(0, a - 3):a], run[b:b + 3]))
+        beside = np.concatenate((run[max(0, a - near):a], run[b:b + near]))
         # A tooth ends in paper: the stem of a 1 goes on, leaning, above its upright foot.
         tip = int(rule_top[a:b].min()) - int(height)
-        over = standing[max(0, tip - 3):max(0, tip), max(0, a - 3):b + 3]
-        if (b - a <= RULE_MAX_THICKNESS + 2 and (not len(beside) or beside.max() < 0.5 * height)
+        over = standing[max(0, tip - near):max(0, tip), max(0, a - near):b + near]
+        if (b - a <= _px(RULE_MAX_THICKNESS + 2, scale) and (not len(beside) or beside.max() < 0.5 * height)
                 and not over.any()):
             teeth.append(((a + b) / 2.0, height, a, b))
     if len(teeth) < COMB_MIN_TEETH:
@@ -377,19 +400,19 @@ def _comb_teeth(mask: np.ndarray, rule: tuple[int, int, int, int], furniture: np
     for first in range(len(teeth)):
         for second in range(first + 1, len(teeth)):
             pitch = teeth[second][0] - teeth[first][0]
-            if pitch < COMB_MIN_TOOTH:
+            if pitch < min_tooth:
                 continue
             row = [teeth[first], teeth[second]]
             while True:
                 want = row[-1][0] + pitch
-                near = [t for t in teeth if abs(t[0] - want) <= max(2.0, 0.1 * pitch)]
-                if not near:
+                close = [t for t in teeth if abs(t[0] - want) <= max(2.0 * scale, 0.1 * pitch)]
+                if not close:
                     break
-                row.append(min(near, key=lambda t: abs(t[0] - want)))
+                row.append(min(close, key=lambda t: abs(t[0] - want)))
             heights = np.array([t[1] for t in row])
             usual = float(np.median(heights))
             if (len(row) >= COMB_MIN_TEETH and np.all(np.abs(heights - usual) <= 0.3 * usual)
-                    and _written_taller(writing, row, usual)):
+                    and _written_taller(writing, row, usual, _px(2, scale))):
                 comb.update({t[2]: usual for t in row})
     for tooth in teeth:
         if tooth[2] not in comb:
@@ -400,22 +423,22 @@ def _comb_teeth(mask: np.ndarray, rule: tuple[int, int, int, int], furniture: np
             furniture[top + rule_top[c] - up:top + rule_top[c], x + c] = True
 
 
-def _written_taller(writing: np.ndarray, row: list, tooth_height: float) -> bool:
+def _written_taller(writing: np.ndarray, row: list, tooth_height: float, margin: int = 2) -> bool:
     """Whether the writing in the cells between a row of teeth stands taller than the teeth, as
     digits written into a comb do: a row of 1s standing on a rule has nothing in between."""
     cells = []
     for left, right in zip(row, row[1:]):
-        inside = writing[left[3] + 2:max(left[3] + 2, right[2] - 2)]
+        inside = writing[left[3] + margin:max(left[3] + margin, right[2] - margin)]
         if len(inside) and inside.max() > 0:
             cells.append(float(inside.max()))
     return bool(cells) and float(np.median(cells)) >= COMB_WRITING_TALLER * tooth_height
 
 
-def _run_thickness(labels: np.ndarray, i: int, stat: np.ndarray) -> float:
+def _run_thickness(labels: np.ndarray, i: int, stat: np.ndarray, thickness: int = RULE_MAX_THICKNESS) -> float:
     """How thick level run ``i`` is across (its median column): a rule on a page left a degree
     off level spans more rows than it is thick."""
     x, y, w, h = (int(v) for v in stat[:4])
-    if h <= RULE_MAX_THICKNESS:
+    if h <= thickness:
         return float(h)
     columns = (labels[y:y + h, x:x + w] == i).sum(axis=0)
     return float(np.median(columns[columns > 0]))
@@ -432,13 +455,17 @@ def _level_runs(level: np.ndarray) -> tuple[tuple[int, int], np.ndarray, np.ndar
     return (x, y), labels, stats
 
 
-def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture: np.ndarray) -> None:
+def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture: np.ndarray,
+           scale: float = 1.0) -> None:
     """Add to ``furniture`` the printed boxes too short for a rule: one per digit, as forms print
     code cells apart. A box is two thin level edges of the same extent, one above the other, and
     two straight walls joining their ends, in a row of at least three alike; handwriting makes
     no such frame."""
     h, w = mask.shape
-    short = max(12, w // 100)
+    short = max(_px(12, scale), w // 100)
+    thickness = _px(RULE_MAX_THICKNESS, scale)
+    cell_min, cell_max = _px(CELL_MIN_HEIGHT, scale), _px(CELL_MAX_HEIGHT, scale)
+    aligned, beside, inside, level_with = _px(4, scale), _px(2, scale), _px(4, scale), _px(3, scale)
     level = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (short, 1)))
     level[long_level.astype(bool)] = 0
     (ox, oy), labels, stats = _level_runs(level)
@@ -446,24 +473,24 @@ def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture:
     edges = []
     for i in range(1, count):
         x, y, bw, bh = (int(v) for v in stats[i][:4])
-        if bh <= RULE_MAX_THICKNESS and bw >= short and _thin(ink, ox + x, oy + y, bw, bh):
+        if bh <= thickness and bw >= short and _thin(ink, ox + x, oy + y, bw, bh, thickness):
             edges.append((ox + x, oy + y, bw, bh, i))
     edges.sort(key=lambda e: (e[0], e[1]))
     boxed = np.zeros(count, bool)
     found = []
     for k, first in enumerate(edges):
         for other in edges[k + 1:]:
-            if other[0] - first[0] > 4:
+            if other[0] - first[0] > aligned:
                 break
             # On a page left a little tilted the bottom edge may start left of the top one.
             top, bottom = sorted((first, other), key=lambda e: e[1])
             gap = bottom[1] - (top[1] + top[3])
-            if (abs((top[0] + top[2]) - (bottom[0] + bottom[2])) > 4 or not CELL_MIN_HEIGHT <= gap <= CELL_MAX_HEIGHT
+            if (abs((top[0] + top[2]) - (bottom[0] + bottom[2])) > aligned or not cell_min <= gap <= cell_max
                     or not 0.3 <= top[2] / gap <= 3.0):
                 continue
             y0, y1 = top[1] + top[3], bottom[1]
             x0, x1 = min(top[0], bottom[0]), max(top[0] + top[2], bottom[0] + bottom[2])
-            sides = [mask[y0:y1, max(0, x0 - 2):x0 + 4], mask[y0:y1, max(0, x1 - 4):min(w, x1 + 2)]]
+            sides = [mask[y0:y1, max(0, x0 - beside):x0 + inside], mask[y0:y1, max(0, x1 - inside):min(w, x1 + beside)]]
             if not all(side.size and side.any(axis=1).mean() >= 0.9 for side in sides):
                 continue
             # Both walls straight from edge to edge: the bowl of a printed D or O is no wall.
@@ -471,11 +498,11 @@ def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture:
             walls = [cv2.morphologyEx(side, cv2.MORPH_OPEN, upright) for side in sides]
             if not all(wall.any() for wall in walls):
                 continue
-            found.append((top, bottom, y0, y1, walls, (max(0, x0 - 2), max(0, x1 - 4))))
+            found.append((top, bottom, y0, y1, walls, (max(0, x0 - beside), max(0, x1 - inside))))
     # Code boxes come in rows (a code has several digits); a lone frame is more likely a letter
     # (the serifs and stem of a printed D) than a form.
     for top, bottom, y0, y1, walls, lefts in found:
-        row = [f for f in found if abs(f[0][1] - top[1]) <= 3 and abs((f[3] - f[2]) - (y1 - y0)) <= 3]
+        row = [f for f in found if abs(f[0][1] - top[1]) <= level_with and abs((f[3] - f[2]) - (y1 - y0)) <= level_with]
         if len(row) < 3:
             continue
         boxed[top[4]] = boxed[bottom[4]] = True
@@ -485,18 +512,18 @@ def _boxes(mask: np.ndarray, ink: np.ndarray, long_level: np.ndarray, furniture:
         furniture[oy:oy + labels.shape[0], ox:ox + labels.shape[1]] |= boxed[labels]
 
 
-def _thin(ink: np.ndarray, x: int, y: int, width: int, height: int) -> bool:
+def _thin(ink: np.ndarray, x: int, y: int, width: int, height: int, thickness: int = RULE_MAX_THICKNESS) -> bool:
     """Whether the level run at ``(x, y, width, height)`` is a line of its own: along most of
     its length the ink through it is no thicker than the run itself (and its edge). The level
     bottom of a cursive word or of a broad pen's stroke is part of a thicker stroke; a printed
     rule is thicker only where writing touches it."""
-    reach = 2 * RULE_MAX_THICKNESS
+    reach = 2 * thickness
     top = max(0, y - reach)
     band = ink[top:y + height + reach, x:x + width]
     row = y - top
     up = np.cumprod(band[row - 1::-1], axis=0).sum(axis=0) if row > 0 else np.zeros(width)
     down = np.cumprod(band[row + height:], axis=0).sum(axis=0)
-    return float(np.mean(up + height + down <= height + 2)) >= 0.5
+    return float(np.mean(up + height + down <= height + max(2, thickness // 2))) >= 0.5
 
 
 def hand_frames(ink: np.ndarray, printed: Optional[np.ndarray] = None) -> np.ndarray:
@@ -570,7 +597,7 @@ def _closed_at_both_ends(outline: np.ndarray) -> bool:
     return True
 
 
-def without_form_lines(grey: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def without_form_lines(grey: np.ndarray, ink: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """``grey`` and ``ink`` with the printed furniture (``form_lines``) painted out as paper,
     except where a stroke crosses it (ink just above and just below), so a digit written
     through a rule keeps its stroke whole; and with the frames drawn by hand round a code
@@ -578,21 +605,21 @@ def without_form_lines(grey: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, n
     # Forms print their lines in light colours (and JPEG lightens thin lines further): they
     # are looked for down to a fainter grey than ink.
     faint = grey < int(255 * (1.0 - FAINT_LINE_DEPTH))
-    furniture = form_lines(faint)
+    furniture = form_lines(faint, scale)
     frames = hand_frames(ink, furniture)
     if frames.any():
         # The frame's own pixels and the grey fringe of its stroke, not the writing it holds.
-        fringe = cv2.dilate(frames.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        fringe = cv2.dilate(frames.astype(np.uint8), np.ones((_px(5, scale),) * 2, np.uint8)).astype(bool)
         held = ink & ~frames
         grey = grey.copy()
         grey[fringe & ~held] = 255
         ink = held
-        furniture = form_lines(grey < int(255 * (1.0 - FAINT_LINE_DEPTH)))
+        furniture = form_lines(grey < int(255 * (1.0 - FAINT_LINE_DEPTH)), scale)
     if not furniture.any():
         return grey, ink
-    grown = cv2.dilate(furniture.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    grown = cv2.dilate(furniture.astype(np.uint8), np.ones((_px(3, scale),) * 2, np.uint8)).astype(bool)
     rest = ink & ~grown
-    reach = RULE_MAX_THICKNESS + 1
+    reach = _px(RULE_MAX_THICKNESS, scale) + 1
     above = np.zeros_like(rest)
     below = np.zeros_like(rest)
     above[reach:] = rest[:-reach]
@@ -616,7 +643,7 @@ def prepare(image: np.ndarray) -> CleanPage:
     angle = -skew
     if abs(angle) < 0.2:
         identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        flat, ink = without_form_lines(flat, ink_mask(flat))
+        flat, ink = without_form_lines(flat, ink_mask(flat), unit(w))
         return CleanPage(flat, ink, 0.0, identity, (w, h))
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
@@ -625,5 +652,5 @@ def prepare(image: np.ndarray) -> CleanPage:
     m[1, 2] += nh / 2 - h / 2
     clean = cv2.warpAffine(flat, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=255)
     to_page = cv2.invertAffineTransform(m)
-    clean, ink = without_form_lines(clean, ink_mask(clean))
+    clean, ink = without_form_lines(clean, ink_mask(clean), unit(w))
     return CleanPage(clean, ink, skew, to_page, (w, h))
