@@ -214,6 +214,13 @@ def measure(args, folder: Path, details, overlays, folder_label: Optional[str] =
     return reports
 
 
+def _destination(doc: dict) -> tuple:
+    """``(page, postal_code, value, sent automatically)`` of a one-page document's result."""
+    page = doc["pages"][0] if doc["pages"] else None
+    code = page["postal_code"] if page else None
+    return page, code, code["value"] if code else None, bool(code and code["decision"] == "auto")
+
+
 def _gallery(folder: Path, truth: dict, results, path: Path, title: str) -> str:
     """Every destination code not read right and sent automatically, cut from its envelope at
     the code's true box: wrong and `auto` first, then wrong and manual, then right but manual
@@ -226,10 +233,7 @@ def _gallery(folder: Path, truth: dict, results, path: Path, title: str) -> str:
     items = []
     for name, doc, _ in results:
         t = truth[name]
-        page = doc["pages"][0] if doc["pages"] else None
-        code = page["postal_code"] if page else None
-        value = code["value"] if code else None
-        auto = bool(code and code["decision"] == "auto")
+        _, code, value, auto = _destination(doc)
         if value == t["destination_code"] and auto:
             continue
         group = 0 if auto else (1 if value != t["destination_code"] else 2)
@@ -316,10 +320,7 @@ def _report(args, truth, results, peer_pages, country, threshold, pipeline_wall,
     kind_right = kind_total = unmatched = 0
     for name, doc, seconds in results:
         t = truth[name]
-        page = doc["pages"][0] if doc["pages"] else None
-        code = page["postal_code"] if page else None
-        value = code["value"] if code else None
-        auto = bool(code and code["decision"] == "auto")
+        page, code, value, auto = _destination(doc)
         for element in t["elements"]:
             best, share = None, 0.0
             for crop in (page["crops"] if page else []):
