@@ -391,8 +391,9 @@ def test_codes_on_coloured_envelopes_are_read(tmp_path):
 
 def test_a_scan_at_150_or_300_dpi_reads_like_one_at_200(envelopes, results):
     """Mail rooms scan at 150 to 300 dpi (and the generator draws at 200): the same envelopes
-    scanned coarser and finer give the same codes, boxed in their own pixels. Nothing in the
-    pipeline assumes a resolution; the crops are normalised to the ink's height."""
+    scanned coarser and finer give the same codes, boxed in their own pixels. The crops are
+    normalised to the ink's height, and the printed form lines' sizes grow with the page
+    (``clean.unit``; ``test_clean`` checks them at 300 and 400 dpi)."""
     import cv2
 
     from docsort.page.pipeline import read_page
