@@ -8,8 +8,8 @@ two styles, each length in turn:
 - ``touching``: touching and overlapping neighbours, 28-56 px, unscanned
   (``compose_digit_string`` as in ``bench_envelopes.py --strings``).
 
-The project has no generator of number strings with separators or marks (spaces, dashes,
-dots), so only plain digit strings are measured.
+Only plain digit strings are measured here. Fields with separators, marks, frames and
+patterned paper (the held-out ``cheque`` family among them) are ``bench_strings.py``'s.
 
 Readers, each given the crop alone (no length, no directory):
 
