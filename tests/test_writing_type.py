@@ -133,9 +133,9 @@ def test_ink_is_what_lies_below_the_level_between_paper_and_darkest_ink():
     assert contrast == 201.0 and (x0, x1) == (20, 110)
 
 
-def _with_rules(crop: np.ndarray, left: bool, right: bool) -> np.ndarray:
+def _with_rules(crop: np.ndarray, left: bool, right: bool, specks: bool = False) -> np.ndarray:
     """The crop as Tesseract cuts it beside a table rule or fax streak: a line taller than the
-    word, a few pixels apart from it."""
+    word, a few pixels apart from it; with ``specks``, a 1-bit scan's noise just outside it."""
     h, w = crop.shape[:2]
     out = np.full((h + 16, w + 24), int(np.percentile(crop, 90)), np.uint8)
     out[8:8 + h, 12:12 + w] = crop
@@ -144,6 +144,9 @@ def _with_rules(crop: np.ndarray, left: bool, right: bool) -> np.ndarray:
         out[:, 3:5] = ink
     if right:
         out[:, -5:-3] = ink
+    if specks:
+        out[h // 3, 1] = out[2 * h // 3, 0] = ink
+        out[h // 2, -2] = ink
     return out
 
 
@@ -160,6 +163,11 @@ def test_a_rule_beside_a_word_is_no_part_of_it(classifier, unseen_handwriting, r
             assert np.abs(same - alone).mean() < 0.05
     p = classifier.p_handwritten([_with_rules(w, True, True) for w in words])
     assert (p[:6] < 0.5).all() and (p[6:] > 0.5).all()
+    # Specks just outside the rule, inside the ink box, as on a fax or 1-bit scan.
+    for word in words:
+        alone = prepare(_with_rules(word, False, False))
+        ruled = prepare(_with_rules(word, True, True, specks=True))
+        assert abs(ruled.shape[1] - alone.shape[1]) <= max(2, 0.03 * alone.shape[1])
     # The sides of a closed box are kept: a digit in a cell is judged in its cell.
     cell = np.full((40, 40), 255, np.uint8)
     cv2.rectangle(cell, (3, 3), (36, 36), 0, 1)

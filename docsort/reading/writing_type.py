@@ -198,10 +198,14 @@ def _within_edge_rules(band: np.ndarray, x0: int, x1: int) -> tuple[int, int]:
 
     def inner_start(cover: np.ndarray, cols: np.ndarray) -> Optional[int]:
         """Offset of the word's first column past a rule at the start of ``cover``, else None."""
-        rule = 0
+        # A 1-bit scan's specks may stand just outside the rule, inside the ink box.
+        lead = 0
+        while lead < min(widest, len(cover)) and cover[lead] <= RULE_GAP_COVER:
+            lead += 1
+        rule = lead
         while rule < len(cover) and cover[rule] >= RULE_COVER:
             rule += 1
-        if not 1 <= rule <= widest:
+        if not 1 <= rule - lead <= widest:
             return None
         gap = rule
         while gap < len(cover) and cover[gap] < RULE_COVER and gap < rule + 2 * widest:
