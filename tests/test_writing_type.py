@@ -163,11 +163,13 @@ def test_a_rule_beside_a_word_is_no_part_of_it(classifier, unseen_handwriting, r
             assert np.abs(same - alone).mean() < 0.05
     p = classifier.p_handwritten([_with_rules(w, True, True) for w in words])
     assert (p[:6] < 0.5).all() and (p[6:] > 0.5).all()
-    # Specks just outside the rule, inside the ink box, as on a fax or 1-bit scan.
+    # Specks just outside the rules, inside the ink box, as on a fax or 1-bit scan.
     for word in words:
         alone = prepare(_with_rules(word, False, False))
         ruled = prepare(_with_rules(word, True, True, specks=True))
         assert abs(ruled.shape[1] - alone.shape[1]) <= max(2, 0.03 * alone.shape[1])
+        same = cv2.resize(ruled, alone.shape[::-1], interpolation=cv2.INTER_AREA)
+        assert np.abs(same - alone).mean() < 0.05
     # The sides of a closed box are kept: a digit in a cell is judged in its cell.
     cell = np.full((40, 40), 255, np.uint8)
     cv2.rectangle(cell, (3, 3), (36, 36), 0, 1)
