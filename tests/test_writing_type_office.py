@@ -69,3 +69,24 @@ def test_shipped_classifier_calls_real_scans_printed_as_1_bit_and_in_italic():
     assert set(result["variants"]) >= {"1-bit 200 dpi", "1-bit 300 dpi", "italic (Liberation Serif Italic)"}
     assert result["n"] > 400
     assert result["printed_rate"] >= 0.995, result["failures"]
+
+
+def test_a_crop_drawn_again_leaves_every_other_held_out_crop_as_it_was():
+    """The held-out family draws each crop on a seed of its own: when the writing check refuses
+    one crop (as a change to the ink box may), that crop is drawn again and no other moves."""
+    fonts = list(sealed_fonts())
+    words = {0: [np.full((40, 120), 255, np.uint8)]}
+    words[0][0][12:28, 10:110] = 0
+    digits = np.zeros((4, 28, 28), np.uint8)
+    digits[:, 6:22, 12:16] = 255
+
+    def family(keep):
+        return office_crops.office_crops(np.random.default_rng(0), 6, 6, fonts, words, digits, sealed=True,
+                                         keep=keep, crop_seed=7)
+
+    first = family(lambda crop: True)
+    refused = first[2][0]
+    again = family(lambda crop: not (crop.shape == refused.shape and np.array_equal(crop, refused)))
+    moved = [i for i, (a, b) in enumerate(zip(first, again)) if a[0].shape != b[0].shape or not np.array_equal(a[0], b[0])]
+    assert moved == [2]
+    assert [label for _, label, _ in first] == [label for _, label, _ in again]

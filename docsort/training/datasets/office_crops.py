@@ -109,20 +109,30 @@ def handwritten_source(rng: np.random.Generator, words_by_writer: dict[int, list
 
 def office_crops(rng: np.random.Generator, printed: int, handwritten: int, fonts: Sequence[Font],
                  words_by_writer: dict[int, list[np.ndarray]], digits: np.ndarray, *, sealed: bool = False,
-                 keep: Callable[[np.ndarray], bool] = lambda c: True):
+                 keep: Callable[[np.ndarray], bool] = lambda c: True, crop_seed: Optional[int] = None):
     """(crop, class, tags) of office-printed words in ``fonts`` and handwriting through the same
-    scans; with ``sealed`` every scan is the held-out one (1-bit at 200 dpi)."""
+    scans; with ``sealed`` every scan is the held-out one (1-bit at 200 dpi).
+
+    A crop ``keep`` refuses is drawn again. With ``crop_seed`` every crop is drawn from a seed of
+    its own (``crop_seed``, class, index) instead of from ``rng``: a change to ``keep`` (the
+    ink box behind ``shows_writing``) then draws again only the crops whose verdict it changes,
+    and the rest of a measuring set stays the same crops."""
+    def draws(kind: int, i: int) -> np.random.Generator:
+        return rng if crop_seed is None else np.random.default_rng([crop_seed, kind, i])
+
     out = []
-    for _ in range(printed):
+    for i in range(printed):
+        r = draws(0, i)
         for _ in range(8):
-            made = office.office_printed_crop(rng, fonts, office.random_office_scan(rng, sealed))
+            made = office.office_printed_crop(r, fonts, office.random_office_scan(r, sealed))
             if keep(made.image):
                 break
         out.append((made.image, PRINTED, made.tags))
-    for _ in range(handwritten):
+    for i in range(handwritten):
+        r = draws(1, i)
         for _ in range(8):
-            img, kind = handwritten_source(rng, words_by_writer, digits)
-            made = office.office_handwritten_crop(rng, img, kind, office.random_office_scan(rng, sealed))
+            img, kind = handwritten_source(r, words_by_writer, digits)
+            made = office.office_handwritten_crop(r, img, kind, office.random_office_scan(r, sealed))
             if keep(made.image):
                 break
         out.append((made.image, HANDWRITTEN, made.tags))
@@ -201,14 +211,16 @@ def sealed_family(dhsd_dir: Path, mnist_dir: Path, *, seed: int = 0, cache_dir: 
     by_writer: dict[int, list[np.ndarray]] = {}
     for img, _, w in load_dhsd(dhsd_dir, writers.sealed):
         by_writer.setdefault(w, []).append(img)
-    rng = np.random.default_rng(seed + 424_242)
+    # Each crop on a seed of its own, so a change to the ink box redraws only the crops it turns.
+    crop_seed = seed + 424_242
     family = CropSet()
-    for crop, label, tags in office_crops(rng, printed, handwritten, fonts, by_writer, test_digits,
-                                          sealed=True, keep=shows_writing):
+    for crop, label, tags in office_crops(np.random.default_rng(crop_seed), printed, handwritten, fonts, by_writer,
+                                          test_digits, sealed=True, keep=shows_writing, crop_seed=crop_seed):
         family.add(crop, label, "held_out_family", tags=tags)
     # Every sealed writer's word once, as written.
     for w in sorted(by_writer):
-        for img in by_writer[w][:words_per_writer]:
+        for j, img in enumerate(by_writer[w][:words_per_writer]):
+            rng = np.random.default_rng([crop_seed, 2, w, j])
             for _ in range(8):
                 made = office.office_handwritten_crop(rng, img, "dhsd", office.random_office_scan(rng, True))
                 if shows_writing(made.image):
