@@ -263,12 +263,17 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
     pieces = _pieces_of_numbers(page, [beside for _, _, beside in parts],
                                 [len(r.digits) == k and r.confidence >= PIECE_CHECK_FLOOR
                                  for r in field_readings[first_part:]]) if parts else []
+    # A region that by itself reads as a number of another length (a phone number's group,
+    # "063767") yields no code from its parts either: its first digit set a little apart is
+    # no prefix, and the other five no code.
+    numbers = {i for n, (i, bbox) in enumerate(fields[:first_part])
+               if other_numbers[n] and bbox == text_regions[i].bbox}
     # Per region keep the better reading: of the region alone, or joined with its neighbour.
     readings: dict[int, DigitString] = {}
     field_boxes: dict[int, tuple[int, int, int, int]] = {}
     not_codes: set[int] = set()
     for n, ((i, bbox), reading, other) in enumerate(zip(fields, field_readings, other_numbers)):
-        if n >= first_part and pieces[n - first_part]:
+        if n >= first_part and (pieces[n - first_part] or i in numbers):
             continue
         if i not in readings or reading.confidence > readings[i].confidence:
             readings[i], field_boxes[i] = reading, bbox
