@@ -331,3 +331,19 @@ def test_address_labels_are_stuck_on_only_when_asked(tmp_path):
         label_paper = np.percentile(between, 90)  # most of the block is the label's paper
         envelope = np.median(page[400:500, 40:240]) if x0 > 300 else np.median(page[400:500, 1500:1700])
         assert label_paper > envelope + 15, (env["file"], label_paper, envelope)
+
+
+def test_a_batch_may_start_further_on_and_draws_the_same_envelopes(tmp_path):
+    """Each envelope has a seed of its own: envelopes 4-5 drawn alone are envelopes 4-5 of a
+    batch of five, page for page and in their truth (how a benchmark reads fresh envelopes)."""
+    from docsort.training.samples import write_samples
+
+    whole = write_samples(tmp_path / "whole", count=5, seed=9, handwritten_share=0.0, layout="boxed")
+    later = write_samples(tmp_path / "later", count=2, seed=9, handwritten_share=0.0, layout="boxed", first=3)
+    assert [t.file for t in later] == [t.file for t in whole[3:]]
+    assert [t.to_dict() for t in later] == [t.to_dict() for t in whole[3:]]
+    for t in later:
+        a = cv2.imread(str(tmp_path / "whole" / t.file), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(tmp_path / "later" / t.file), cv2.IMREAD_UNCHANGED)
+        assert a is not None and np.array_equal(a, b)
+    assert json.loads((tmp_path / "later" / "truth.json").read_text())["generator"]["first"] == 3

@@ -1041,8 +1041,14 @@ def write_samples(
     pencil: float = 0.0,
     coloured: float = 0.0,
     label: float = 0.0,
+    first: int = 0,
 ) -> list[EnvelopeTruth]:
     """Write ``count`` envelope scans and ``truth.json`` into ``out_dir``; returns the truths.
+
+    Each envelope is drawn on a seed of its own (``seed`` and its number), so ``first`` skips
+    that many: envelopes ``first + 1`` on are the same pages a larger batch of the same seed
+    holds, under the same names. A benchmark reads fresh envelopes of a family that way, once
+    the first ones have been looked at.
 
     ``image_format`` is ``jpg``, ``png`` or ``mixed`` (about 70 % JPEG, like a mail room's scans);
     ``layout`` one of ``LAYOUTS`` or ``mixed`` (each envelope draws a training family; the
@@ -1076,6 +1082,8 @@ def write_samples(
         raise UsageError(f"--format must be jpg, png or mixed, not {image_format!r}")
     if count < 1:
         raise UsageError("--count must be at least 1")
+    if first < 0:
+        raise UsageError("the first envelope's number cannot be negative")
     settings.check_code_length(code_length)
     out = Path(out_dir)
     try:
@@ -1084,7 +1092,7 @@ def write_samples(
         raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     corpus = HandwritingCorpus.cached(Path(handwriting), mnist_split) if handwritten_share > 0 else None
     truths = []
-    for i in range(count):
+    for i in range(first, first + count):
         rng = np.random.default_rng([seed, i])
         # A mixed batch takes the families and block positions in turn, so that even a small
         # one (the demo's eight envelopes) shows each of them.
@@ -1109,7 +1117,7 @@ def write_samples(
         truth.file = name
         truths.append(truth)
     payload = {
-        "generator": {"seed": seed, "count": count, "code_length": code_length, "max_tilt": max_tilt,
+        "generator": {"seed": seed, "count": count, "first": first, "code_length": code_length, "max_tilt": max_tilt,
                       "layout": layout, "handwriting": "datasets" if corpus else None, "continental": continental,
                       "pen_digits": pen_digits, "close_words": close_words, "tight_lines": tight_lines, "block_tilt": block_tilt, "pencil": pencil, "coloured": coloured, "label": label,
                       "barcode": barcode,
