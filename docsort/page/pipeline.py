@@ -258,16 +258,17 @@ def read_page(image: np.ndarray, page_number: int, settings: Settings,
         field_readings, other_numbers = _read_against(field_crops, k, directory, digits)
     votes = dict(zip(disputed, field_readings[len(fields):]))
     field_readings, other_numbers = field_readings[:len(fields)], other_numbers[:len(fields)]
-    # A part of a region with digits beside it is a piece of a longer number: no candidate.
     first_part = len(fields) - len(parts)
-    pieces = _pieces_of_numbers(page, [beside for _, _, beside in parts],
-                                [len(r.digits) == k and r.confidence >= PIECE_CHECK_FLOOR
-                                 for r in field_readings[first_part:]]) if parts else []
     # A region that by itself reads as a number of another length (a phone number's group,
-    # "063767") yields no code from its parts either: its first digit set a little apart is
-    # no prefix, and the other five no code.
+    # "063767") yields no code from its parts: its first digit set a little apart is no
+    # prefix, and the other five no code.
     numbers = {i for n, (i, bbox) in enumerate(fields[:first_part])
                if other_numbers[n] and bbox == text_regions[i].bbox}
+    # A part of a region with digits beside it is a piece of a longer number: no candidate.
+    # (Parts of such a region are not asked: the line reader would read their sides for nothing.)
+    pieces = _pieces_of_numbers(page, [beside for _, _, beside in parts],
+                                [len(r.digits) == k and r.confidence >= PIECE_CHECK_FLOOR and i not in numbers
+                                 for (i, _, _), r in zip(parts, field_readings[first_part:])]) if parts else []
     # Per region keep the better reading: of the region alone, or joined with its neighbour.
     readings: dict[int, DigitString] = {}
     field_boxes: dict[int, tuple[int, int, int, int]] = {}
